@@ -1,0 +1,1 @@
+"""coco's ComponentResources and the settings that drive them."""

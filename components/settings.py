@@ -1,0 +1,650 @@
+"""The whole stack configuration as typed, validated models: the one source of truth.
+
+Every component reads these models and nothing else, so a mistake in a stack file is caught
+here, once, before a single resource is registered. Parsing never stops at the first
+problem: users fix stack files in one pass, so `SettingsError` lists every problem with the
+exact config key (`coco:workloads[0].runtimeClass`) and how to fix it.
+
+Config layout (namespace `coco:`), one structured key each:
+
+    coco:environment   dev | staging | production
+    coco:kubernetes    where manifests go: renderDir, or a kubeconfig/context
+    coco:cluster       baremetal (TEE hardware, how CoCo is installed) or peerpods (cloud)
+    coco:trustee       KBS/AS/RVPS, TLS, resources (KBS secrets), policies, reference values
+    coco:workloads     confidential pods/deployments
+    coco:waivers       explicit, reasoned exceptions to the production checklist
+
+Secret values (KBS resources, cloud credentials, provided TLS keys) never sit in these
+objects: the settings name another config key (`valueFrom`), which the stack must hold as a
+Pulumi secret (`pulumi config set --secret`), so plain text never reaches state or logs.
+
+`python -m components.settings --schema` prints the JSON Schema for editors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from components import tee
+from components.config_types import DnsLabel, Model, SecretKeyRef
+from components.peerpods.settings import PeerPodsCluster
+from policies.agent import AgentPolicySpec
+
+NAMESPACE = "coco"
+TOP_LEVEL_KEYS = ("environment", "kubernetes", "cluster", "trustee", "workloads", "waivers")
+
+_RESOURCE_PATH = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_DIGEST_REF = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
+
+
+def is_pinned(image: str) -> bool:
+    """True when an image reference names its content by sha256 digest."""
+    return bool(_DIGEST_REF.match(image))
+
+
+Environment = Literal["dev", "staging", "production"]
+
+
+class KubernetesTarget(Model):
+    """Where the Kubernetes objects go: a folder of YAML (GitOps, no cluster) or a cluster."""
+
+    render_dir: str | None = Field(
+        default=None,
+        description="Render every manifest as YAML into this folder instead of applying it.",
+    )
+    kubeconfig: str | None = Field(
+        default=None, description="Path to a kubeconfig; default: the ambient KUBECONFIG."
+    )
+    context: str | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> KubernetesTarget:
+        if self.render_dir and (self.kubeconfig or self.context):
+            raise ValueError(
+                "renderDir and kubeconfig/context are exclusive: remove renderDir to deploy to "
+                "a cluster, or remove kubeconfig/context to render manifests"
+            )
+        return self
+
+    @property
+    def rendering(self) -> bool:
+        return self.render_dir is not None
+
+
+class GpuOperator(Model):
+    """NVIDIA GPU Operator, set up for confidential computing (NVIDIA's CoCo reference)."""
+
+    install: bool = True
+    version: str = "v25.10.0"
+    namespace: DnsLabel = "gpu-operator"
+
+
+class GpuSettings(Model):
+    model: Literal["H100", "H200", "H20", "H800", "B200"] = "H100"
+    operator: GpuOperator = GpuOperator()
+
+
+class KataInstall(Model):
+    """How the Kata runtime gets onto the nodes."""
+
+    method: Literal["chart", "preinstalled"] = Field(
+        default="chart",
+        description=(
+            "chart: install the pinned kata-deploy Helm chart; preinstalled: CoCo is "
+            "already on the cluster, only its runtime classes are checked and used."
+        ),
+    )
+    chart: str = "oci://ghcr.io/kata-containers/kata-deploy-charts/kata-deploy"
+    version: str = "3.23.0"
+    namespace: DnsLabel = "kata-system"
+    snapshotter: Literal["nydus", "none"] = "nydus"
+
+
+class BareMetalCluster(Model):
+    """A cluster whose own nodes have the TEE (or, for coco-dev, none)."""
+
+    kind: Literal["baremetal"]
+    arch: tee.Arch = "x86_64"
+    tee: tee.HardwareTee
+    gpu: GpuSettings | None = None
+    install: KataInstall = KataInstall()
+    label_nodes: list[str] = Field(
+        default_factory=list,
+        description="Node names to label as confidential nodes (when NFD is not used).",
+    )
+    use_nfd: bool = Field(
+        default=True,
+        description="Select TEE nodes by Node Feature Discovery labels on the runtime classes.",
+    )
+
+    @model_validator(mode="after")
+    def _hardware_consistent(self) -> BareMetalCluster:
+        if self.tee == "se" and self.arch != "s390x":
+            raise ValueError("tee 'se' (IBM Secure Execution) needs arch 's390x'")
+        if self.arch == "s390x" and self.tee not in ("se",):
+            raise ValueError("arch 's390x' supports only tee 'se'")
+        if self.gpu is not None and self.tee not in ("tdx", "snp"):
+            raise ValueError(
+                "confidential NVIDIA GPUs need tee 'tdx' or 'snp'; remove `gpu` or change `tee`"
+            )
+        if self.tee == "sev" and self.install.method == "chart":
+            raise ValueError(
+                "kata-deploy dropped AMD SEV (pre-SNP) in Jul 2025: set install.method to "
+                "'preinstalled' on a cluster that already has kata-qemu-sev, or use tee 'snp'"
+            )
+        return self
+
+    @property
+    def hardware(self) -> tee.Hardware:
+        return tee.Hardware(host="baremetal", arch=self.arch, tee=self.tee, gpu=self.gpu is not None)
+
+
+ClusterSettings = Annotated[BareMetalCluster | PeerPodsCluster, Field(discriminator="kind")]
+
+
+class TlsSettings(Model):
+    """The KBS HTTPS certificate."""
+
+    mode: Literal["self-signed", "provided"] = "self-signed"
+    dns_names: list[str] = Field(default_factory=list)
+    validity_hours: int = Field(default=8760, ge=24)
+    certificate_from: SecretKeyRef | None = None
+    private_key_from: SecretKeyRef | None = None
+
+    @model_validator(mode="after")
+    def _provided_needs_keys(self) -> TlsSettings:
+        if self.mode == "provided" and not (self.certificate_from and self.private_key_from):
+            raise ValueError(
+                "tls.mode 'provided' needs certificateFrom and privateKeyFrom (config keys "
+                "holding the PEM certificate and key as secrets)"
+            )
+        return self
+
+
+class KbsResource(Model):
+    """One secret the KBS serves, and exactly who may have it."""
+
+    path: str = Field(description="repo/type/tag, e.g. default/key/1")
+    value_from: SecretKeyRef = Field(description="Config key holding the value as a secret.")
+    readers: list[DnsLabel] = Field(
+        default_factory=list,
+        description="Workloads whose init-data digest is allowed to read this resource.",
+    )
+    min_trust: Literal["affirming", "warning"] = "affirming"
+    require_gpu: bool | None = Field(
+        default=None, description="Also require an affirming GPU; default: any reader has GPUs."
+    )
+    allow_unbound: bool = Field(
+        default=False,
+        description="Release to any attested workload (no init-data binding): never in production.",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _path_shape(cls, v: str) -> str:
+        if not _RESOURCE_PATH.match(v):
+            raise ValueError(f"{v!r} is not a KBS resource path: use repo/type/tag, e.g. default/key/1")
+        return v
+
+    @model_validator(mode="after")
+    def _bound(self) -> KbsResource:
+        if not self.readers and not self.allow_unbound:
+            raise ValueError(
+                f"resource {self.path!r} has no readers: list the workloads that may read it "
+                "(their init-data digests are bound into the resource policy)"
+            )
+        return self
+
+
+class TrusteeSettings(Model):
+    """Trustee (KBS with built-in AS and RVPS) on the cluster."""
+
+    namespace: DnsLabel = "trustee"
+    image: str = "ghcr.io/confidential-containers/key-broker-service:built-in-as-v0.21.0"
+    replicas: int = Field(default=1, ge=1, le=10)
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    port: int = Field(default=8080, ge=1, le=65535)
+    url: str | None = Field(
+        default=None,
+        description="URL pods' guests use to reach the KBS; default: the in-cluster service.",
+    )
+    tls: TlsSettings = TlsSettings()
+    secrets_delivery: Literal["create", "reference"] | None = Field(
+        default=None,
+        description=(
+            "create: Pulumi creates the Kubernetes Secrets; reference: the Secrets are made "
+            "out of band (GitOps). Default: create, or reference when rendering manifests."
+        ),
+    )
+    resources: list[KbsResource] = Field(default_factory=list)
+    attestation_policy: str | None = Field(
+        default=None, description="Custom AS policy (Rego); default: upstream default_cpu."
+    )
+    reference_values: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https://[^\s/]+(:\d+)?/?$", v):
+            raise ValueError(f"{v!r} must be an https:// URL with host and optional port")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_paths(self) -> TrusteeSettings:
+        seen: set[str] = set()
+        for r in self.resources:
+            if r.path in seen:
+                raise ValueError(f"resource path {r.path!r} is listed twice")
+            seen.add(r.path)
+        return self
+
+    def service_url(self) -> str:
+        return self.url or f"https://kbs.{self.namespace}.svc.cluster.local:{self.port}"
+
+
+class ContainerResources(Model):
+    limits: dict[str, str] = Field(default_factory=dict)
+    requests: dict[str, str] = Field(default_factory=dict)
+
+
+class ContainerSettings(Model):
+    name: DnsLabel
+    image: str
+    command: list[str] | None = None
+    args: list[str] | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    ports: list[int] = Field(default_factory=list)
+    resources: ContainerResources = ContainerResources()
+
+    @field_validator("image")
+    @classmethod
+    def _image_ref(cls, v: str) -> str:
+        if not v or any(c.isspace() for c in v) or v != v.strip():
+            raise ValueError(f"{v!r} is not an image reference")
+        if "@" in v and not _DIGEST_REF.match(v):
+            raise ValueError(
+                f"{v!r} has a malformed digest: use name@sha256:<64 lowercase hex characters>"
+            )
+        return v
+
+
+class InitDataSettings(Model):
+    algorithm: tee.DigestAlgorithm | None = Field(
+        default=None, description="Default: the runtime class's natural algorithm."
+    )
+
+
+class WorkloadSettings(Model):
+    """A confidential Pod or Deployment."""
+
+    name: DnsLabel
+    namespace: DnsLabel = "default"
+    kind: Literal["Pod", "Deployment"] = "Deployment"
+    replicas: int = Field(default=1, ge=0, le=1000)
+    runtime_class: str | None = Field(
+        default=None, description="Default: the secure class that fits the cluster hardware."
+    )
+    containers: list[ContainerSettings] = Field(min_length=1)
+    gpus: int = Field(default=0, ge=0, le=8, description="NVIDIA GPUs (nvidia.com/pgpu).")
+    memory: str | None = Field(default=None, description="Pod memory limit (required with gpus).")
+    agent_policy: AgentPolicySpec = AgentPolicySpec()
+    initdata: InitDataSettings = InitDataSettings()
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    legacy_runtime_handler_annotation: bool = Field(
+        default=False,
+        description="Also set io.containerd.cri.runtime-handler (legacy; off by default).",
+    )
+
+    @model_validator(mode="after")
+    def _gpu_memory(self) -> WorkloadSettings:
+        if self.gpus and not self.memory:
+            raise ValueError("a GPU workload needs `memory` (a pod memory limit, e.g. '64Gi')")
+        names = [c.name for c in self.containers]
+        if len(set(names)) != len(names):
+            raise ValueError("container names must be unique")
+        return self
+
+    @property
+    def images(self) -> list[str]:
+        return [c.image for c in self.containers]
+
+
+Check = Literal[
+    "coco-dev-runtime",
+    "allow-all-agent-policy",
+    "unbound-resource-policy",
+    "missing-reference-values",
+    "unpinned-images",
+]
+CHECK_TEXT: dict[str, str] = {
+    "coco-dev-runtime": "runtime class kata-qemu-coco-dev gives no hardware protection",
+    "allow-all-agent-policy": "an allow-all agent policy lets the host exec into and read the guest",
+    "unbound-resource-policy": "a KBS resource released without init-data binding goes to any workload",
+    "missing-reference-values": "without reference values the AS cannot affirm any measurement",
+    "unpinned-images": "an image not pinned by digest can change under the same name",
+}
+
+
+class Waiver(Model):
+    """A deliberate, documented exception to one production check."""
+
+    check: Check
+    reason: str = Field(min_length=15, description="Why this is acceptable; kept in the stack.")
+
+
+class StackSettings(Model):
+    environment: Environment = "dev"
+    kubernetes: KubernetesTarget = KubernetesTarget()
+    cluster: ClusterSettings
+    trustee: TrusteeSettings = TrusteeSettings()
+    workloads: list[WorkloadSettings] = Field(default_factory=list)
+    waivers: list[Waiver] = Field(default_factory=list)
+
+    @property
+    def hardware(self) -> tee.Hardware:
+        return self.cluster.hardware
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    def waived(self, check: Check) -> bool:
+        return any(w.check == check for w in self.waivers)
+
+    def runtime_class_of(self, workload: WorkloadSettings) -> str:
+        if workload.runtime_class:
+            return workload.runtime_class
+        return tee.default_class(self.hardware, wants_gpu=workload.gpus > 0)
+
+    def secrets_delivery(self) -> Literal["create", "reference"]:
+        if self.trustee.secrets_delivery:
+            return self.trustee.secrets_delivery
+        return "reference" if self.kubernetes.rendering else "create"
+
+    def workload(self, name: str) -> WorkloadSettings:
+        for w in self.workloads:
+            if w.name == name:
+                return w
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the stack configuration, addressed by its config key."""
+
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"  - {self.key}: {self.message}"
+
+
+class SettingsError(ValueError):
+    """Every problem in a stack configuration, reported together."""
+
+    def __init__(self, problems: Iterable[Problem], stack: str | None = None) -> None:
+        self.problems = list(problems)
+        where = f" in stack {stack!r}" if stack else ""
+        lines = "\n".join(str(p) for p in self.problems)
+        super().__init__(
+            f"invalid coco configuration{where} ({len(self.problems)} problem"
+            f"{'s' if len(self.problems) != 1 else ''}):\n{lines}"
+        )
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = f"{NAMESPACE}:"
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("baremetal", "peerpods", "aws", "azure", "gcp") and i > 0:
+            continue  # pydantic's discriminator tag, not a key the user wrote
+        else:
+            out += ("." if i > 0 else "") + part
+    return out
+
+
+def _pydantic_problems(err: ValidationError) -> list[Problem]:
+    problems = []
+    for e in err.errors(include_url=False):
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key: check its spelling against `python -m components.settings --schema`"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif e["type"] == "union_tag_invalid":
+            msg = f"{msg}; set it to one of the listed values"
+        problems.append(Problem(_key_path(tuple(e["loc"])), msg))
+    return problems
+
+
+def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> list[Problem]:
+    """Checks that span several keys: hardware fit, references, the production checklist."""
+    problems: list[Problem] = []
+    hw = s.hardware
+    names = [w.name for w in s.workloads]
+    for i, w in enumerate(s.workloads):
+        key = f"{NAMESPACE}:workloads[{i}]"
+        if names.count(w.name) > 1:
+            problems.append(Problem(f"{key}.name", f"workload name {w.name!r} is used twice"))
+        if w.runtime_class is not None:
+            why = tee.mismatch(w.runtime_class, hw)
+            if why:
+                choices = ", ".join(tee.classes_for(hw)) or "none"
+                problems.append(
+                    Problem(f"{key}.runtimeClass", f"{why}; classes that fit: {choices}")
+                )
+                continue
+        try:
+            rc = s.runtime_class_of(w)
+        except ValueError as exc:
+            problems.append(Problem(f"{key}.runtimeClass", str(exc)))
+            continue
+        spec = tee.CATALOGUE[rc]
+        if w.gpus and not spec.gpu:
+            problems.append(
+                Problem(
+                    f"{key}.gpus",
+                    f"runtime class {rc!r} has no GPU pass-through; use a kata-qemu-nvidia-gpu-* "
+                    "class on a cluster with `gpu`, or set gpus to 0",
+                )
+            )
+        if spec.gpu and not w.gpus:
+            problems.append(
+                Problem(f"{key}.gpus", f"runtime class {rc!r} is for GPU pods: set gpus >= 1")
+            )
+        if isinstance(s.cluster, BareMetalCluster) and s.cluster.install.method == "chart":
+            if spec.kata_deploy_shim is None:
+                problems.append(
+                    Problem(f"{key}.runtimeClass", f"{rc!r} cannot be installed by kata-deploy")
+                )
+        if w.agent_policy.preset == "restrictive":
+            for j, c in enumerate(w.containers):
+                if not is_pinned(c.image) and not w.agent_policy.allowed_images:
+                    problems.append(
+                        Problem(
+                            f"{key}.containers[{j}].image",
+                            f"{c.image!r} is not pinned by digest, so the restrictive agent "
+                            "policy cannot allow it: pin it as name@sha256:<digest>",
+                        )
+                    )
+        if s.production:
+            if rc == "kata-qemu-coco-dev" and not s.waived("coco-dev-runtime"):
+                problems.append(
+                    Problem(
+                        f"{key}.runtimeClass",
+                        "production refuses kata-qemu-coco-dev (no hardware protection): run on "
+                        "TEE hardware or waive 'coco-dev-runtime' with a reason",
+                    )
+                )
+            if w.agent_policy.preset == "allow-all" and not s.waived("allow-all-agent-policy"):
+                problems.append(
+                    Problem(
+                        f"{key}.agentPolicy.preset",
+                        "production refuses the allow-all agent policy: use 'restrictive' or "
+                        "waive 'allow-all-agent-policy' with a reason",
+                    )
+                )
+            if not s.waived("unpinned-images"):
+                for j, c in enumerate(w.containers):
+                    if not is_pinned(c.image):
+                        problems.append(
+                            Problem(
+                                f"{key}.containers[{j}].image",
+                                f"production needs images pinned by digest: {c.image!r}",
+                            )
+                        )
+    for i, r in enumerate(s.trustee.resources):
+        key = f"{NAMESPACE}:trustee.resources[{i}]"
+        for reader in r.readers:
+            if reader not in names:
+                problems.append(
+                    Problem(
+                        f"{key}.readers",
+                        f"{reader!r} is not a workload in coco:workloads (known: "
+                        f"{', '.join(names) or 'none'})",
+                    )
+                )
+        if r.allow_unbound and s.production and not s.waived("unbound-resource-policy"):
+            problems.append(
+                Problem(
+                    f"{key}.allowUnbound",
+                    "production refuses a resource without init-data binding: list its readers "
+                    "or waive 'unbound-resource-policy' with a reason",
+                )
+            )
+    if is_secret is not None:
+        problems += _secret_ref_problems(s, is_secret)
+    if (
+        s.production
+        and not s.trustee.reference_values
+        and not s.waived("missing-reference-values")
+    ):
+        problems.append(
+            Problem(
+                f"{NAMESPACE}:trustee.referenceValues",
+                "production needs reference values (e.g. mr_td, rtmr_1 for TDX; "
+                "snp_launch_measurement for SNP) or a waiver of 'missing-reference-values'",
+            )
+        )
+    if s.kubernetes.rendering and s.trustee.secrets_delivery == "create":
+        problems.append(
+            Problem(
+                f"{NAMESPACE}:trustee.secretsDelivery",
+                "rendering writes Secret objects in plain text: use 'reference' with renderDir "
+                "and deliver the Secrets through your secret manager",
+            )
+        )
+    return problems
+
+
+def secret_refs(s: StackSettings) -> list[tuple[str, str]]:
+    """(settings key, referenced config key) for every value that must be a Pulumi secret."""
+    refs: list[tuple[str, str]] = []
+    for i, r in enumerate(s.trustee.resources):
+        refs.append((f"{NAMESPACE}:trustee.resources[{i}].valueFrom", r.value_from))
+    tls = s.trustee.tls
+    if tls.certificate_from:
+        refs.append((f"{NAMESPACE}:trustee.tls.certificateFrom", tls.certificate_from))
+    if tls.private_key_from:
+        refs.append((f"{NAMESPACE}:trustee.tls.privateKeyFrom", tls.private_key_from))
+    if isinstance(s.cluster, PeerPodsCluster):
+        cloud = s.cluster.cloud
+        for field_name in type(cloud).model_fields:
+            if field_name.endswith("_from"):
+                value = getattr(cloud, field_name)
+                if value:
+                    refs.append((f"{NAMESPACE}:cluster.cloud.{to_camel(field_name)}", value))
+    return refs
+
+
+def full_key(ref: str) -> str:
+    return ref if ":" in ref else f"{NAMESPACE}:{ref}"
+
+
+def _secret_ref_problems(s: StackSettings, is_secret: Callable[[str], bool]) -> list[Problem]:
+    problems = []
+    for key, ref in secret_refs(s):
+        if not is_secret(full_key(ref)):
+            problems.append(
+                Problem(
+                    key,
+                    f"config key {full_key(ref)!r} must be set as a secret: "
+                    f"`pulumi config set --secret {ref} <value>`",
+                )
+            )
+    return problems
+
+
+def parse(
+    raw: Mapping[str, Any],
+    *,
+    is_secret: Callable[[str], bool] | None = None,
+    stack: str | None = None,
+) -> StackSettings:
+    """Validate raw config (keys without the `coco:` prefix) into settings, or raise.
+
+    `is_secret` tells whether a full config key (`coco:dbPassword`) is a secret in the stack;
+    when given, every `...From` reference must name one.
+    """
+    data = {k: v for k, v in raw.items() if k in TOP_LEVEL_KEYS}
+    try:
+        settings = StackSettings.model_validate(data)
+    except ValidationError as err:
+        raise SettingsError(_pydantic_problems(err), stack) from None
+    problems = _cross_checks(settings, is_secret)
+    if problems:
+        raise SettingsError(problems, stack)
+    return settings
+
+
+def strip_namespace(config: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"coco:cluster": ...}` (a stack file's `config:`) -> `{"cluster": ...}`."""
+    prefix = f"{NAMESPACE}:"
+    return {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
+
+
+def load(stack: str | None = None) -> StackSettings:
+    """Read and validate the `coco:` config of the running Pulumi program."""
+    import pulumi
+    from pulumi.runtime.config import is_config_secret
+
+    cfg = pulumi.Config(NAMESPACE)
+    raw = {key: value for key in TOP_LEVEL_KEYS if (value := cfg.get_object(key)) is not None}
+    return parse(raw, is_secret=is_config_secret, stack=stack or pulumi.get_stack())
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of `coco:` config values, keyed as they appear in a stack file."""
+    schema = StackSettings.model_json_schema(by_alias=True)
+    schema["title"] = "coco stack configuration (keys under the `coco:` namespace)"
+    return schema
+
+
+def main(argv: list[str]) -> int:
+    if argv[1:] == ["--schema"]:
+        print(json.dumps(json_schema(), indent=2, sort_keys=True))
+        return 0
+    print("usage: python -m components.settings --schema", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

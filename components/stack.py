@@ -1,0 +1,184 @@
+"""The composition root: settings -> components -> stack outputs.
+
+Data flows one way. The KBS certificate comes first, because every workload's init-data
+embeds it; the workloads come next, because the KBS resource policy must name their
+init-data digests; the Trustee comes last and receives those digests as Pulumi outputs, so
+nobody ever runs `sha384sum` by hand and a changed policy or image re-binds automatically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import labels, tee
+from components.cluster import ConfidentialCluster
+from components.peerpods.settings import PeerPodsCluster, attestation_platform
+from components.settings import NAMESPACE, BareMetalCluster, KbsResource, StackSettings, full_key
+from components.trustee import Trustee, TrusteeTls
+from components.workload import ConfidentialWorkload
+from policies.resource import ResourceGrant
+
+
+@dataclass
+class Stack:
+    """Handles to what `build` created, for tests and embedding programs."""
+
+    settings: StackSettings
+    provider: k8s.Provider | None
+    tls: TrusteeTls
+    workloads: dict[str, ConfidentialWorkload]
+    trustee: Trustee
+
+
+def platform_of(settings: StackSettings, runtime_class: str) -> str:
+    """The attestation platform name the KBS sees for pods of this runtime class."""
+    if isinstance(settings.cluster, PeerPodsCluster):
+        return attestation_platform(settings.cluster.cloud)
+    spec = tee.lookup(runtime_class)
+    return "sample" if spec.tee == "none" else spec.tee
+
+
+def grant_for(
+    settings: StackSettings,
+    resource: KbsResource,
+    digests: dict[str, str],
+    runtime_classes: dict[str, str],
+) -> ResourceGrant:
+    """The resource-policy rule for one KBS resource, from its readers' init-data digests."""
+    readers = [settings.workload(r) for r in resource.readers]
+    require_gpu = resource.require_gpu
+    if require_gpu is None:
+        require_gpu = any(w.gpus > 0 for w in readers)
+    return ResourceGrant(
+        path=resource.path,
+        initdata_digests=sorted({digests[w.name] for w in readers}),
+        platforms=sorted({platform_of(settings, runtime_classes[w.name]) for w in readers}),  # type: ignore[misc]
+        min_trust=resource.min_trust,
+        require_gpu=require_gpu,
+    )
+
+
+def _provider(settings: StackSettings) -> k8s.Provider:
+    target = settings.kubernetes
+    if target.render_dir:
+        return k8s.Provider("k8s", render_yaml_to_directory=target.render_dir)
+    return k8s.Provider("k8s", kubeconfig=target.kubeconfig, context=target.context)
+
+
+def build(settings: StackSettings) -> Stack:
+    """Create every component of the stack and export its outputs."""
+    env = settings.environment
+    tls = TrusteeTls("kbs", settings.trustee)
+
+    runtime_classes = {w.name: settings.runtime_class_of(w) for w in settings.workloads}
+    provider: k8s.Provider
+    ready: list[pulumi.Resource] = []
+    if isinstance(settings.cluster, BareMetalCluster):
+        provider = _provider(settings)
+        cluster = ConfidentialCluster(
+            "cluster",
+            settings.cluster,
+            env,
+            sorted(set(runtime_classes.values())),
+            settings.kubernetes.rendering,
+            opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
+        )
+        ready = list(cluster.ready)
+        offered = cluster.runtime_classes
+    else:
+        from components.peerpods.component import PeerPods  # cloud SDKs load only here
+
+        given = None if settings.cluster.cloud.cluster.create else _provider(settings)
+        peerpods = PeerPods(
+            "peerpods",
+            settings.cluster,
+            env,
+            kbs_url=tls.url,
+            kbs_cert_pem=tls.certificate_pem,
+            opts=pulumi.ResourceOptions(providers={"kubernetes": given}) if given else None,
+        )
+        created = peerpods.provider
+        if created is None and given is None:
+            raise RuntimeError("PeerPods created a cluster but exposed no Kubernetes provider")
+        provider = created or given  # type: ignore[assignment]
+        ready = [peerpods]
+        offered = peerpods.runtime_classes
+    k8s_opts = pulumi.ResourceOptions(providers={"kubernetes": provider})
+
+    namespaces: dict[str, k8s.core.v1.Namespace] = {}
+    for ns in sorted({w.namespace for w in settings.workloads} - {"default"}):
+        namespaces[ns] = k8s.core.v1.Namespace(
+            f"ns-{ns}",
+            metadata={"name": ns, "labels": labels.common(env, labels.ROLE_WORKLOAD)},
+            opts=k8s_opts,
+        )
+
+    workloads: dict[str, ConfidentialWorkload] = {}
+    for w in settings.workloads:
+        deps: list[pulumi.Resource] = list(ready)
+        if w.namespace in namespaces:
+            deps.append(namespaces[w.namespace])
+        workloads[w.name] = ConfidentialWorkload(
+            w.name,
+            w,
+            runtime_classes[w.name],
+            env,
+            kbs_url=tls.url,
+            kbs_cert_pem=tls.certificate_pem,
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=deps)),
+        )
+
+    names = sorted(workloads)
+    digests = pulumi.Output.all(*[workloads[n].initdata_digest for n in names]).apply(
+        lambda ds: dict(zip(names, ds, strict=True))
+    )
+    grants = digests.apply(
+        lambda d: [grant_for(settings, r, d, runtime_classes) for r in settings.trustee.resources]
+    )
+    delivery = settings.secrets_delivery()
+    resource_values: dict[str, pulumi.Output[str]] = {}
+    if delivery == "create":
+        resource_values = {r.path: secret_config(r.value_from) for r in settings.trustee.resources}
+    trustee = Trustee(
+        "trustee",
+        settings.trustee,
+        env,
+        tls=tls,
+        grants=grants,
+        resource_values=resource_values,
+        secrets_delivery=delivery,
+        tee_platforms=sorted({platform_of(settings, rc) for rc in runtime_classes.values()}),
+        opts=k8s_opts,
+    )
+
+    pulumi.export("environment", env)
+    pulumi.export("kbsUrl", tls.url)
+    pulumi.export("kbsCertificate", tls.certificate_pem)
+    pulumi.export("runtimeClasses", offered)
+    pulumi.export("resourcePolicy", trustee.resource_policy)
+    pulumi.export(
+        "workloads",
+        {
+            n: {
+                "runtimeClass": wl.runtime_class,
+                "algorithm": wl.algorithm,
+                "initdataDigest": wl.initdata_digest,
+            }
+            for n, wl in workloads.items()
+        },
+    )
+    if settings.kubernetes.render_dir:
+        pulumi.export("renderDir", settings.kubernetes.render_dir)
+    if delivery == "reference":
+        # The user's secret manager needs the key the rendered manifests only reference.
+        pulumi.export("kbsTlsPrivateKey", pulumi.Output.secret(tls.private_key_pem))
+    return Stack(settings, provider, tls, workloads, trustee)
+
+
+def secret_config(ref: str) -> pulumi.Output[str]:
+    """The secret value of the config key a `...From` setting names (validated as secret)."""
+    namespace, key = full_key(ref).split(":", 1)
+    return pulumi.Config(namespace).require_secret(key)

@@ -1,0 +1,203 @@
+"""ConfidentialWorkload: a Pod or Deployment plus everything that makes it confidential.
+
+The security of a CoCo pod lives in details that are easy to get subtly wrong by hand: the
+runtime class must match the hardware, the agent policy must travel in init-data (the only
+place the TEE measures it), and the KBS must be told the exact digest of that init-data.
+This component derives all of them from one `WorkloadSettings`, and exposes the init-data
+digest as an output so the composition root can bind the workload's KBS secrets to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import labels, tee
+from components.settings import WorkloadSettings, is_pinned
+from policies.agent import AgentPolicySpec, render_agent_policy
+from policies.initdata import (
+    INITDATA_ANNOTATION,
+    KbsEndpoint,
+    annotation_value,
+    initdata_claim_hex,
+    render_initdata,
+)
+
+LEGACY_RUNTIME_HANDLER_ANNOTATION = "io.containerd.cri.runtime-handler"
+
+
+def effective_agent_policy(settings: WorkloadSettings) -> AgentPolicySpec:
+    """The agent policy spec with the production default filled in.
+
+    A restrictive policy that names no images would deny the workload its own containers;
+    the natural, safe default is "exactly this workload's own pinned images".
+    """
+    spec = settings.agent_policy
+    if spec.preset == "restrictive" and not spec.allowed_images:
+        pinned = sorted({image for image in settings.images if is_pinned(image)})
+        spec = spec.model_copy(update={"allowed_images": pinned})
+    return spec
+
+
+def digest_algorithm(settings: WorkloadSettings, runtime_class: str) -> tee.DigestAlgorithm:
+    return settings.initdata.algorithm or tee.lookup(runtime_class).default_digest
+
+
+def pod_annotations(
+    settings: WorkloadSettings, runtime_class: str, initdata_annotation: str, digest_hex: str
+) -> dict[str, str]:
+    """Annotations every pod of the workload carries; user annotations cannot override ours."""
+    spec = tee.lookup(runtime_class)
+    out = dict(settings.annotations)
+    if spec.gpu:
+        out[tee.GPU_KERNEL_PARAMS_ANNOTATION] = tee.GPU_KERNEL_PARAMS
+    if settings.legacy_runtime_handler_annotation:
+        out[LEGACY_RUNTIME_HANDLER_ANNOTATION] = runtime_class
+    out[INITDATA_ANNOTATION] = initdata_annotation
+    out[labels.INITDATA_DIGEST_ANNOTATION] = digest_hex
+    return dict(sorted(out.items()))
+
+
+def pod_spec(settings: WorkloadSettings, runtime_class: str) -> dict[str, Any]:
+    """The pod spec (Kubernetes field names) with the runtime class and GPU resources."""
+    containers: list[dict[str, Any]] = []
+    for i, c in enumerate(settings.containers):
+        limits = dict(c.resources.limits)
+        requests = dict(c.resources.requests)
+        if settings.gpus and i == 0:
+            # GPUs are passed through to the whole pod VM; one container requests them.
+            limits[tee.GPU_RESOURCE] = str(settings.gpus)
+        if settings.memory and i == 0:
+            limits.setdefault("memory", settings.memory)
+        container: dict[str, Any] = {"name": c.name, "image": c.image}
+        if c.command is not None:
+            container["command"] = list(c.command)
+        if c.args is not None:
+            container["args"] = list(c.args)
+        if c.env:
+            container["env"] = [{"name": k, "value": v} for k, v in sorted(c.env.items())]
+        if c.ports:
+            container["ports"] = [{"containerPort": p} for p in c.ports]
+        if limits or requests:
+            container["resources"] = {
+                k: dict(sorted(v.items()))
+                for k, v in (("limits", limits), ("requests", requests))
+                if v
+            }
+        containers.append(container)
+    return {"runtimeClassName": runtime_class, "containers": containers}
+
+
+class ConfidentialWorkload(pulumi.ComponentResource):
+    """A confidential Pod or Deployment, its init-data, and the digest the KBS must bind."""
+
+    initdata: pulumi.Output[str]
+    """The init-data TOML document exactly as the guest measures it."""
+    initdata_digest: pulumi.Output[str]
+    """Hex of the digest as fitted to the TEE field: the value the attestation token carries."""
+    agent_policy: str
+    runtime_class: str
+    algorithm: tee.DigestAlgorithm
+
+    def __init__(
+        self,
+        name: str,
+        settings: WorkloadSettings,
+        runtime_class: str,
+        environment: str,
+        kbs_url: pulumi.Input[str],
+        kbs_cert_pem: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("coco:workload:ConfidentialWorkload", name, None, opts)
+        spec = tee.lookup(runtime_class)
+        self.runtime_class = runtime_class
+        self.algorithm = digest_algorithm(settings, runtime_class)
+        self.agent_policy = render_agent_policy(effective_agent_policy(settings))
+        algorithm = self.algorithm
+        policy = self.agent_policy
+
+        self.initdata = pulumi.Output.all(kbs_url, kbs_cert_pem).apply(
+            lambda args: render_initdata(
+                KbsEndpoint(url=args[0], cert_pem=args[1]), policy, algorithm
+            )
+        )
+        self.initdata_digest = self.initdata.apply(
+            lambda text: initdata_claim_hex(text, algorithm, spec.initdata_field_len)
+        )
+        annotations = pulumi.Output.all(
+            self.initdata.apply(annotation_value), self.initdata_digest
+        ).apply(lambda a: pod_annotations(settings, runtime_class, a[0], a[1]))
+
+        child = pulumi.ResourceOptions(parent=self)
+        meta_labels = labels.common(
+            environment, labels.ROLE_WORKLOAD, **{labels.WORKLOAD: settings.name}
+        )
+        selector = {labels.WORKLOAD: settings.name}
+        pod_labels = {**settings.labels, **meta_labels}
+
+        # The init-data and agent policy as reviewable objects: GitOps diffs show exactly
+        # what the TEE will measure, and the policy pack can check them without decoding.
+        self.initdata_config = k8s.core.v1.ConfigMap(
+            f"{name}-initdata",
+            metadata={
+                "name": f"{settings.name}-initdata",
+                "namespace": settings.namespace,
+                "labels": labels.common(
+                    environment, labels.ROLE_INITDATA, **{labels.WORKLOAD: settings.name}
+                ),
+                "annotations": self.initdata_digest.apply(
+                    lambda d: {labels.INITDATA_DIGEST_ANNOTATION: d}
+                ),
+            },
+            data={
+                "initdata.toml": self.initdata,
+                "policy.rego": policy,
+                "algorithm": algorithm,
+                "runtime-class": runtime_class,
+            },
+            opts=child,
+        )
+
+        template = {
+            "metadata": {"labels": pod_labels, "annotations": annotations},
+            "spec": pod_spec(settings, runtime_class),
+        }
+        self.object: k8s.apps.v1.Deployment | k8s.core.v1.Pod
+        if settings.kind == "Deployment":
+            self.object = k8s.apps.v1.Deployment(
+                name,
+                metadata={
+                    "name": settings.name,
+                    "namespace": settings.namespace,
+                    "labels": meta_labels,
+                },
+                spec={
+                    "replicas": settings.replicas,
+                    "selector": {"matchLabels": selector},
+                    "template": template,
+                },
+                opts=child,
+            )
+        else:
+            self.object = k8s.core.v1.Pod(
+                name,
+                metadata={
+                    "name": settings.name,
+                    "namespace": settings.namespace,
+                    "labels": pod_labels,
+                    "annotations": annotations,
+                },
+                spec=template["spec"],
+                opts=child,
+            )
+
+        self.register_outputs(
+            {
+                "runtimeClass": runtime_class,
+                "initdataDigest": self.initdata_digest,
+                "algorithm": algorithm,
+            }
+        )

@@ -1,0 +1,178 @@
+"""Stack settings: every problem reported at once, each with its config key and a fix."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.settings import SettingsError, json_schema, parse
+
+ROOT = Path(__file__).resolve().parent.parent
+PINNED = "registry.example.com/app@sha256:" + "ab" * 32
+
+BASE: dict[str, Any] = {
+    "environment": "production",
+    "cluster": {"kind": "baremetal", "tee": "tdx"},
+    "trustee": {
+        "resources": [{"path": "default/key/1", "valueFrom": "appKey", "readers": ["app"]}],
+        "referenceValues": {"mr_td": ["aa" * 48]},
+    },
+    "workloads": [{"name": "app", "containers": [{"name": "app", "image": PINNED}]}],
+}
+
+
+def raw(**changes: Any) -> dict[str, Any]:
+    out = copy.deepcopy(BASE)
+    out.update(changes)
+    return out
+
+
+def problems(data: dict[str, Any], **kw: Any) -> str:
+    with pytest.raises(SettingsError) as exc:
+        parse(data, **kw)
+    return str(exc.value)
+
+
+def test_valid_production_stack_parses() -> None:
+    s = parse(BASE, is_secret=lambda k: k == "coco:appKey")
+    assert s.production
+    assert s.runtime_class_of(s.workloads[0]) == "kata-qemu-tdx"
+
+
+def test_unknown_key_is_named() -> None:
+    data = raw(cluster={"kind": "baremetal", "tee": "tdx", "teee": "x"})
+    assert "coco:cluster.teee: unknown key" in problems(data)
+
+
+def test_bad_enum_names_key() -> None:
+    msg = problems(raw(cluster={"kind": "baremetal", "tee": "tdz"}))
+    assert "coco:cluster.tee" in msg
+
+
+def test_every_problem_is_reported_together() -> None:
+    data = raw(
+        environment="prod",
+        workloads=[{"name": "Bad_Name", "containers": [{"name": "app", "image": PINNED}]}],
+    )
+    msg = problems(data)
+    assert "coco:environment" in msg
+    assert "coco:workloads[0].name" in msg
+    assert "2 problems" in msg
+
+
+def test_runtime_class_hardware_mismatch_names_both() -> None:
+    wl = [{"name": "app", "runtimeClass": "kata-qemu-snp", "containers": [{"name": "app", "image": PINNED}]}]
+    msg = problems(raw(workloads=wl))
+    assert "coco:workloads[0].runtimeClass" in msg
+    assert "kata-qemu-snp" in msg and "TEE tdx" in msg
+
+
+def test_gpu_class_on_cluster_without_gpus() -> None:
+    wl = [{"name": "app", "gpus": 1, "memory": "64Gi", "containers": [{"name": "app", "image": PINNED}]}]
+    msg = problems(raw(workloads=wl))
+    assert "coco:workloads[0].runtimeClass" in msg
+
+
+def test_s390x_class_on_x86() -> None:
+    wl = [{"name": "app", "runtimeClass": "kata-qemu-se", "containers": [{"name": "app", "image": PINNED}]}]
+    assert "is for s390x" in problems(raw(workloads=wl))
+
+
+def test_production_refuses_coco_dev_unless_waived() -> None:
+    data = raw(cluster={"kind": "baremetal", "tee": "none"})
+    assert "refuses kata-qemu-coco-dev" in problems(data)
+    data["waivers"] = [{"check": "coco-dev-runtime", "reason": "staging hardware not delivered yet"}]
+    parse(data)
+
+
+def test_waiver_needs_a_reason() -> None:
+    data = raw(waivers=[{"check": "coco-dev-runtime", "reason": "ok"}])
+    assert "coco:waivers[0].reason" in problems(data)
+
+
+def test_production_refuses_allow_all_agent_policy() -> None:
+    wl = copy.deepcopy(BASE["workloads"])
+    wl[0]["agentPolicy"] = {"preset": "allow-all"}
+    assert "coco:workloads[0].agentPolicy.preset" in problems(raw(workloads=wl))
+
+
+def test_production_refuses_unbound_resource() -> None:
+    t = copy.deepcopy(BASE["trustee"])
+    t["resources"] = [{"path": "default/key/1", "valueFrom": "k", "allowUnbound": True}]
+    assert "coco:trustee.resources[0].allowUnbound" in problems(raw(trustee=t))
+
+
+def test_resource_without_readers_must_say_so() -> None:
+    t = copy.deepcopy(BASE["trustee"])
+    t["resources"] = [{"path": "default/key/1", "valueFrom": "k"}]
+    assert "has no readers" in problems(raw(trustee=t))
+
+
+def test_production_needs_reference_values() -> None:
+    t = copy.deepcopy(BASE["trustee"])
+    t["referenceValues"] = {}
+    assert "coco:trustee.referenceValues" in problems(raw(trustee=t))
+
+
+def test_production_needs_pinned_images() -> None:
+    wl = [{"name": "app", "containers": [{"name": "app", "image": "nginx:1.27"}]}]
+    assert "coco:workloads[0].containers[0].image" in problems(raw(workloads=wl))
+
+
+def test_malformed_digest() -> None:
+    wl = [{"name": "app", "containers": [{"name": "app", "image": "nginx@sha256:abc"}]}]
+    assert "malformed digest" in problems(raw(workloads=wl))
+
+
+def test_reader_must_exist() -> None:
+    t = copy.deepcopy(BASE["trustee"])
+    t["resources"][0]["readers"] = ["ghost"]
+    assert "'ghost' is not a workload" in problems(raw(trustee=t))
+
+
+def test_secret_reference_must_be_a_secret() -> None:
+    msg = problems(BASE, is_secret=lambda k: False)
+    assert "coco:trustee.resources[0].valueFrom" in msg
+    assert "pulumi config set --secret appKey" in msg
+
+
+def test_render_with_created_secrets_is_refused() -> None:
+    t = copy.deepcopy(BASE["trustee"])
+    t["secretsDelivery"] = "create"
+    data = raw(trustee=t, kubernetes={"renderDir": "out"})
+    assert "coco:trustee.secretsDelivery" in problems(data)
+
+
+def test_render_defaults_to_referenced_secrets() -> None:
+    s = parse(raw(kubernetes={"renderDir": "out"}))
+    assert s.secrets_delivery() == "reference"
+    assert parse(BASE).secrets_delivery() == "create"
+
+
+def test_se_needs_s390x() -> None:
+    assert "needs arch 's390x'" in problems(raw(cluster={"kind": "baremetal", "tee": "se"}))
+
+
+def test_gpu_needs_tdx_or_snp() -> None:
+    msg = problems(raw(cluster={"kind": "baremetal", "tee": "none", "gpu": {}}))
+    assert "coco:cluster" in msg and "tdx" in msg
+
+
+def test_json_schema_is_exported_by_cli() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "components.settings", "--schema"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    schema = json.loads(out.stdout)
+    assert schema == json.loads(json.dumps(json_schema()))
+    assert "workloads" in schema["properties"]
+    assert "runtimeClass" in json.dumps(schema)
