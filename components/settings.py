@@ -31,9 +31,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -152,7 +149,9 @@ class BareMetalCluster(Model):
 
     @property
     def hardware(self) -> tee.Hardware:
-        return tee.Hardware(host="baremetal", arch=self.arch, tee=self.tee, gpu=self.gpu is not None)
+        return tee.Hardware(
+            host="baremetal", arch=self.arch, tee=self.tee, gpu=self.gpu is not None
+        )
 
 
 ClusterSettings = Annotated[BareMetalCluster | PeerPodsCluster, Field(discriminator="kind")]
@@ -199,7 +198,9 @@ class KbsResource(Model):
     @classmethod
     def _path_shape(cls, v: str) -> str:
         if not _RESOURCE_PATH.match(v):
-            raise ValueError(f"{v!r} is not a KBS resource path: use repo/type/tag, e.g. default/key/1")
+            raise ValueError(
+                f"{v!r} is not a KBS resource path: use repo/type/tag, e.g. default/key/1"
+            )
         return v
 
     @model_validator(mode="after")
@@ -335,8 +336,8 @@ Check = Literal[
 ]
 CHECK_TEXT: dict[str, str] = {
     "coco-dev-runtime": "runtime class kata-qemu-coco-dev gives no hardware protection",
-    "allow-all-agent-policy": "an allow-all agent policy lets the host exec into and read the guest",
-    "unbound-resource-policy": "a KBS resource released without init-data binding goes to any workload",
+    "allow-all-agent-policy": "an allow-all agent policy lets the host exec into the guest",
+    "unbound-resource-policy": "a resource without init-data binding goes to any workload",
     "missing-reference-values": "without reference values the AS cannot affirm any measurement",
     "unpinned-images": "an image not pinned by digest can change under the same name",
 }
@@ -470,11 +471,11 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
             problems.append(
                 Problem(f"{key}.gpus", f"runtime class {rc!r} is for GPU pods: set gpus >= 1")
             )
-        if isinstance(s.cluster, BareMetalCluster) and s.cluster.install.method == "chart":
-            if spec.kata_deploy_shim is None:
-                problems.append(
-                    Problem(f"{key}.runtimeClass", f"{rc!r} cannot be installed by kata-deploy")
-                )
+        chart = isinstance(s.cluster, BareMetalCluster) and s.cluster.install.method == "chart"
+        if chart and spec.kata_deploy_shim is None:
+            problems.append(
+                Problem(f"{key}.runtimeClass", f"{rc!r} cannot be installed by kata-deploy")
+            )
         if w.agent_policy.preset == "restrictive":
             for j, c in enumerate(w.containers):
                 if not is_pinned(c.image) and not w.agent_policy.allowed_images:
@@ -522,6 +523,18 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                         f"{', '.join(names) or 'none'})",
                     )
                 )
+                continue
+            rc = s.workload(reader).runtime_class or (
+                tee.default_class(hw) if hw.tee == "sev" else None
+            )
+            if hw.host == "baremetal" and rc == "kata-qemu-sev":
+                problems.append(
+                    Problem(
+                        f"{key}.readers",
+                        f"{reader!r} runs on {rc!r}, which Trustee cannot attest (no verifier "
+                        "for AMD SEV): it can read no KBS resource; move it to kata-qemu-snp",
+                    )
+                )
         if r.allow_unbound and s.production and not s.waived("unbound-resource-policy"):
             problems.append(
                 Problem(
@@ -532,11 +545,7 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
             )
     if is_secret is not None:
         problems += _secret_ref_problems(s, is_secret)
-    if (
-        s.production
-        and not s.trustee.reference_values
-        and not s.waived("missing-reference-values")
-    ):
+    if s.production and not s.trustee.reference_values and not s.waived("missing-reference-values"):
         problems.append(
             Problem(
                 f"{NAMESPACE}:trustee.referenceValues",

@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 from components import labels, tee
 from components.cluster import ConfidentialCluster
 from components.peerpods.settings import PeerPodsCluster, attestation_platform
-from components.settings import NAMESPACE, BareMetalCluster, KbsResource, StackSettings, full_key
+from components.settings import BareMetalCluster, KbsResource, StackSettings, full_key
 from components.trustee import Trustee, TrusteeTls
 from components.workload import ConfidentialWorkload
 from policies.resource import ResourceGrant
@@ -37,8 +37,10 @@ def platform_of(settings: StackSettings, runtime_class: str) -> str:
     """The attestation platform name the KBS sees for pods of this runtime class."""
     if isinstance(settings.cluster, PeerPodsCluster):
         return attestation_platform(settings.cluster.cloud)
-    spec = tee.lookup(runtime_class)
-    return "sample" if spec.tee == "none" else spec.tee
+    platform = tee.lookup(runtime_class).attestation_platform
+    if platform is None:  # settings validation refuses such readers; this is a backstop
+        raise ValueError(f"pods of runtime class {runtime_class!r} cannot attest to Trustee")
+    return platform
 
 
 def grant_for(

@@ -60,6 +60,17 @@ class RuntimeClassSpec:
         """kata-deploy names the handler exactly like the class."""
         return self.name
 
+    @property
+    def attestation_platform(self) -> str | None:
+        """The TEE name Trustee's verifiers report for this class, None when none attests it.
+
+        coco-dev runs the sample attester; AMD SEV (pre-SNP) has no Trustee verifier, so no
+        KBS resource can be bound to such a pod; peer pods depend on the cloud's VM TEE.
+        """
+        if self.host == "peerpods":
+            return None
+        return {"none": "sample", "tdx": "tdx", "snp": "snp", "se": "se"}.get(self.tee)
+
 
 _TDX_LABELS = {"intel.feature.node.kubernetes.io/tdx": "true"}
 _SNP_LABELS = {"amd.feature.node.kubernetes.io/snp": "true"}
@@ -170,13 +181,16 @@ CATALOGUE: dict[str, RuntimeClassSpec] = {
             host="baremetal",
             gpu=False,
             secure=True,
-            initdata_field_len=256,
+            initdata_field_len=None,
             default_digest="sha384",
             overhead_memory="1024Mi",
             overhead_cpu="1",
             node_labels={"feature.node.kubernetes.io/cpu-security.se.enabled": "true"},
             kata_deploy_shim="qemu-se",
-            notes="IBM Secure Execution on s390x",
+            notes=(
+                "IBM Secure Execution on s390x; kata-types' initdata adjust_digest fits only "
+                "TDX, SNP and CCA, so the SE claim is the digest as computed"
+            ),
         ),
         RuntimeClassSpec(
             name="kata-remote",
@@ -237,7 +251,10 @@ def mismatch(runtime_class: str, hw: Hardware) -> str | None:
     where = hw.describe()
     if spec.host != hw.host:
         if hw.host == "peerpods":
-            return f"runtime class {runtime_class!r} needs bare-metal TEE nodes, but the cluster is {where}; use 'kata-remote'"
+            return (
+                f"runtime class {runtime_class!r} needs bare-metal TEE nodes, but the cluster "
+                f"is {where}; use 'kata-remote'"
+            )
         return f"runtime class {runtime_class!r} runs peer pods, but the cluster is {where}"
     if spec.arch != hw.arch:
         return f"runtime class {runtime_class!r} is for {spec.arch}, but the cluster is {where}"

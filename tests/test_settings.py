@@ -67,27 +67,48 @@ def test_every_problem_is_reported_together() -> None:
 
 
 def test_runtime_class_hardware_mismatch_names_both() -> None:
-    wl = [{"name": "app", "runtimeClass": "kata-qemu-snp", "containers": [{"name": "app", "image": PINNED}]}]
+    wl = [
+        {
+            "name": "app",
+            "runtimeClass": "kata-qemu-snp",
+            "containers": [{"name": "app", "image": PINNED}],
+        }
+    ]
     msg = problems(raw(workloads=wl))
     assert "coco:workloads[0].runtimeClass" in msg
     assert "kata-qemu-snp" in msg and "TEE tdx" in msg
 
 
 def test_gpu_class_on_cluster_without_gpus() -> None:
-    wl = [{"name": "app", "gpus": 1, "memory": "64Gi", "containers": [{"name": "app", "image": PINNED}]}]
+    wl = [
+        {
+            "name": "app",
+            "gpus": 1,
+            "memory": "64Gi",
+            "containers": [{"name": "app", "image": PINNED}],
+        }
+    ]
     msg = problems(raw(workloads=wl))
     assert "coco:workloads[0].runtimeClass" in msg
 
 
 def test_s390x_class_on_x86() -> None:
-    wl = [{"name": "app", "runtimeClass": "kata-qemu-se", "containers": [{"name": "app", "image": PINNED}]}]
+    wl = [
+        {
+            "name": "app",
+            "runtimeClass": "kata-qemu-se",
+            "containers": [{"name": "app", "image": PINNED}],
+        }
+    ]
     assert "is for s390x" in problems(raw(workloads=wl))
 
 
 def test_production_refuses_coco_dev_unless_waived() -> None:
     data = raw(cluster={"kind": "baremetal", "tee": "none"})
     assert "refuses kata-qemu-coco-dev" in problems(data)
-    data["waivers"] = [{"check": "coco-dev-runtime", "reason": "staging hardware not delivered yet"}]
+    data["waivers"] = [
+        {"check": "coco-dev-runtime", "reason": "staging hardware not delivered yet"}
+    ]
     parse(data)
 
 

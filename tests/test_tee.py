@@ -34,7 +34,7 @@ def test_catalogue_has_every_design_class() -> None:
         ("kata-qemu-nvidia-gpu-tdx", 48),
         ("kata-qemu-snp", 32),
         ("kata-qemu-nvidia-gpu-snp", 32),
-        ("kata-qemu-se", 256),
+        ("kata-qemu-se", None),
         ("kata-qemu-coco-dev", None),
     ],
 )

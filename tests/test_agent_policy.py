@@ -1,0 +1,368 @@
+"""Agent policy: every emitted Rego passes `opa check`; allow/deny cases on the real engine."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opa import opa_check, opa_check_text, opa_eval, opa_test
+from pydantic import ValidationError
+
+from policies.agent import (
+    AGENT_REQUESTS,
+    AgentPolicySpec,
+    docker_hub_aliases,
+    render_agent_policy,
+)
+
+REGO_DIR = Path(__file__).resolve().parent.parent / "policies" / "rego"
+
+APP = "ghcr.io/acme/app@sha256:" + "a" * 64
+EVIL = "ghcr.io/evil/miner@sha256:" + "b" * 64
+HUB = "nginx@sha256:" + "c" * 64
+CID = "9c2d7e1f0a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
+SANDBOX = "1f8e4b7c3a2d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7"
+
+# The upstream allow-all list (kata-containers src/kata-opa/allow-all.rego).
+UPSTREAM_ALLOW_ALL = {
+    "AddARPNeighborsRequest", "AddSwapRequest", "CloseStdinRequest", "CopyFileRequest",
+    "CreateContainerRequest", "CreateSandboxRequest", "DestroySandboxRequest",
+    "ExecProcessRequest", "GetMetricsRequest", "GetOOMEventRequest", "GuestDetailsRequest",
+    "ListInterfacesRequest", "ListRoutesRequest", "MemHotplugByProbeRequest",
+    "OnlineCPUMemRequest", "PauseContainerRequest", "PullImageRequest",
+    "ReadContainerTerminationMessage", "ReadStreamRequest", "RemoveContainerRequest",
+    "RemoveStaleVirtiofsShareMountsRequest", "ReseedRandomDevRequest", "ResumeContainerRequest",
+    "SetGuestDateTimeRequest", "SetPolicyRequest", "SignalProcessRequest",
+    "StartContainerRequest", "StartTracingRequest", "StatsContainerRequest",
+    "StopTracingRequest", "TtyWinResizeRequest", "UpdateContainerRequest",
+    "UpdateEphemeralMountsRequest", "UpdateInterfaceRequest", "UpdateRoutesRequest",
+    "WaitProcessRequest", "WriteStreamRequest",
+}  # fmt: skip
+# Requests genpolicy's rules.rego knows beyond allow-all (DESIGN "Upstream facts").
+GENPOLICY_EXTRA = {
+    "AddSwapPathRequest", "GetIPTablesRequest", "SetIPTablesRequest", "ResizeVolumeRequest",
+    "VolumeStatsRequest", "GetDiagnosticDataRequest", "MemAgentCompactConfig",
+    "MemAgentMemcgConfig",
+}  # fmt: skip
+
+
+def guest_pull(cid: str, source: str, ctype: str) -> dict[str, Any]:
+    """The storage the Kata runtime builds for a guest-pulled rootfs."""
+    return {
+        "driver": "image_guest_pull",
+        "driver_options": [
+            'image_guest_pull={"metadata":{"io.kubernetes.cri.container-type":"' + ctype + '"}}'
+        ],
+        "source": source,
+        "fstype": "overlay",
+        "options": [],
+        "mount_point": f"/run/kata-containers/{cid}/rootfs",
+        "fs_group": None,
+    }
+
+
+def create_request(
+    image_name: str, sources: list[str], ctype: str = "container", cid: str = CID
+) -> dict[str, Any]:
+    """A CreateContainerRequest input shaped like the agent serialises it for the policy."""
+    return {
+        "container_id": cid,
+        "exec_id": cid,
+        "string_user": None,
+        "devices": [],
+        "storages": [guest_pull(cid, s, ctype) for s in sources],
+        "sandbox_pidns": False,
+        "shared_mounts": [],
+        "OCI": {
+            "Version": "1.1.0",
+            "Annotations": {
+                "io.kubernetes.cri.container-type": ctype,
+                "io.kubernetes.cri.image-name": image_name,
+                "io.kubernetes.cri.sandbox-id": SANDBOX,
+                "io.kubernetes.cri.sandbox-name": "app-7d9c-xk2lp",
+                "io.kubernetes.cri.sandbox-namespace": "default",
+                "io.katacontainers.pkg.oci.container_type": "pod_container"
+                if ctype == "container"
+                else "pod_sandbox",
+            },
+            "Hooks": None,
+            "Root": {"Path": f"/run/kata-containers/{cid}/rootfs", "Readonly": False},
+            "Process": {"Args": ["/app/server"], "Cwd": "/", "Env": ["PATH=/usr/bin"]},
+            "Mounts": [],
+            "Linux": {"Namespaces": [{"Type": "ipc", "Path": ""}], "MaskedPaths": ["/proc/kcore"]},
+        },
+    }
+
+
+def exec_request(args: list[str]) -> dict[str, Any]:
+    return {
+        "container_id": CID,
+        "exec_id": "a1b2c3",
+        "string_user": None,
+        "process": {"Args": args, "Terminal": False, "Cwd": "/", "Env": []},
+    }
+
+
+def ask(policy: str, request: str, input_doc: Any) -> Any:
+    return opa_eval(policy, input_doc, None, f"data.agent_policy.{request}")
+
+
+@pytest.fixture(scope="module")
+def restrictive() -> str:
+    text = render_agent_policy(AgentPolicySpec(allowed_images=[APP, HUB]))
+    opa_check_text(text)
+    return text
+
+
+SPECS = {
+    "default": AgentPolicySpec(),
+    "restrictive-images": AgentPolicySpec(allowed_images=[APP]),
+    "exec-logs": AgentPolicySpec(
+        allowed_images=[APP], allow_exec=True, exec_commands=[["/bin/ls", "-l"]], allow_logs=True
+    ),
+    "exec-any": AgentPolicySpec(allowed_images=[APP], allow_exec=True, allow_copy_file=False),
+    "allow-all": AgentPolicySpec(preset="allow-all"),
+    "allow-all-except-exec": AgentPolicySpec(
+        preset="allow-all", overrides={"ExecProcessRequest": False}
+    ),
+    "overrides": AgentPolicySpec(
+        allowed_images=[APP], overrides={"CreateContainerRequest": True, "GetMetricsRequest": True}
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_policy_passes_opa_check(name: str) -> None:
+    opa_check_text(render_agent_policy(SPECS[name]))
+
+
+def test_request_table_covers_upstream_lists() -> None:
+    assert set(AGENT_REQUESTS) >= UPSTREAM_ALLOW_ALL | GENPOLICY_EXTRA
+    for name, info in AGENT_REQUESTS.items():
+        assert info.reason, name
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_request_is_defined_for_any_input(name: str) -> None:
+    """An undefined rule makes the agent error out; every request must evaluate to a bool."""
+    text = render_agent_policy(SPECS[name])
+    result = opa_eval(text, {}, None, "data.agent_policy")
+    for request in AGENT_REQUESTS:
+        assert isinstance(result[request], bool), (name, request)
+    assert result["AllowRequestsFailingPolicy"] is False
+
+
+def test_restrictive_defaults_match_table() -> None:
+    """Constant requests answer their table default; ruled ones are denied without a match."""
+    text = render_agent_policy(AgentPolicySpec())
+    unmatched = {"storages": [], "OCI": {"Annotations": {}}, "path": "/etc/passwd"}
+    result = opa_eval(text, unmatched | {"guest_hook_path": "/hooks"}, None, "data.agent_policy")
+    for request, info in AGENT_REQUESTS.items():
+        assert result[request] is info.allow, request
+
+
+def test_listed_image_allowed(restrictive: str) -> None:
+    assert ask(restrictive, "CreateContainerRequest", create_request(APP, [APP])) is True
+
+
+def test_docker_hub_spelling_allowed(restrictive: str) -> None:
+    full = "docker.io/library/" + HUB
+    assert ask(restrictive, "CreateContainerRequest", create_request(full, [full])) is True
+    assert ask(restrictive, "CreateContainerRequest", create_request(HUB, [full])) is True
+
+
+def test_pause_sandbox_allowed(restrictive: str) -> None:
+    req = create_request("registry.k8s.io/pause:3.10", ["pause"], "sandbox", SANDBOX)
+    assert ask(restrictive, "CreateContainerRequest", req) is True
+
+
+@pytest.mark.parametrize(
+    "request_doc",
+    [
+        pytest.param(create_request(EVIL, [EVIL]), id="image-not-on-list"),
+        pytest.param(create_request(APP.split("@")[0] + ":latest", [APP]), id="tag-not-digest"),
+        pytest.param(create_request(APP, [EVIL]), id="listed-name-other-pull-source"),
+        pytest.param(create_request(APP, [APP, EVIL]), id="second-pull-source"),
+        pytest.param(create_request(APP, []), id="no-guest-pull"),
+        pytest.param(create_request(EVIL, [EVIL], "sandbox"), id="sandbox-pulling-an-image"),
+        pytest.param(create_request(APP, [APP], "weird"), id="unknown-container-type"),
+    ],
+)
+def test_unlisted_or_unbound_images_denied(restrictive: str, request_doc: dict[str, Any]) -> None:
+    assert ask(restrictive, "CreateContainerRequest", request_doc) is False
+
+
+def test_oci_hooks_denied(restrictive: str) -> None:
+    req = create_request(APP, [APP])
+    req["OCI"]["Hooks"] = {"Prestart": [{"Path": "/bin/sh", "Args": ["sh", "-c", "id"]}]}
+    assert ask(restrictive, "CreateContainerRequest", req) is False
+
+
+def test_rootfs_shadowing_denied(restrictive: str) -> None:
+    req = create_request(APP, [APP])
+    shadow = copy.deepcopy(req["storages"][0])
+    shadow.update(driver="blk", source="/dev/vdb", driver_options=[])
+    req["storages"].append(shadow)
+    assert ask(restrictive, "CreateContainerRequest", req) is False
+
+
+def test_exec_denied_by_default(restrictive: str) -> None:
+    assert ask(restrictive, "ExecProcessRequest", exec_request(["/bin/sh"])) is False
+
+
+def test_exec_only_listed_argv() -> None:
+    text = render_agent_policy(SPECS["exec-logs"])
+    assert ask(text, "ExecProcessRequest", exec_request(["/bin/ls", "-l"])) is True
+    assert ask(text, "ExecProcessRequest", exec_request(["/bin/ls", "-la"])) is False
+    assert ask(text, "ExecProcessRequest", exec_request(["/bin/sh", "-c", "/bin/ls -l"])) is False
+    assert ask(text, "ReadStreamRequest", {"container_id": CID, "exec_id": "x", "len": 10}) is True
+
+
+def test_exec_any_argv_when_allowed_without_list() -> None:
+    text = render_agent_policy(SPECS["exec-any"])
+    assert ask(text, "ExecProcessRequest", exec_request(["/bin/sh"])) is True
+    assert ask(text, "WriteStreamRequest", {"container_id": CID, "data": "aWQK"}) is True
+    assert ask(text, "CopyFileRequest", {"path": SHARED + "x"}) is False
+
+
+def test_set_policy_denied(restrictive: str) -> None:
+    req = {"policy": "package agent_policy\ndefault ExecProcessRequest := true\n"}
+    assert ask(restrictive, "SetPolicyRequest", req) is False
+
+
+def test_logs_and_stdin_denied_by_default(restrictive: str) -> None:
+    assert ask(restrictive, "ReadStreamRequest", {"container_id": CID, "len": 4096}) is False
+    assert ask(restrictive, "WriteStreamRequest", {"container_id": CID, "data": "aWQK"}) is False
+
+
+SHARED = "/run/kata-containers/shared/containers/"
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        (SHARED + CID + "-8f2a1b3c4d5e6f70-hosts", True),
+        (SHARED + CID + "-0a1b2c3d4e5f6071-config/..data/app.yaml", True),
+        ("/etc/passwd", False),
+        (SHARED + "../../../usr/bin/kata-agent", False),
+        (SHARED + CID + "/..", False),
+        ("/run/kata-containers/shared/containersX/evil", False),
+    ],
+)
+def test_copy_file_paths(restrictive: str, path: str, allowed: bool) -> None:
+    assert ask(restrictive, "CopyFileRequest", {"path": path, "data": ""}) is allowed
+
+
+def test_create_sandbox_without_hooks_or_modules(restrictive: str) -> None:
+    base = {"hostname": "", "storages": [], "sandbox_id": SANDBOX, "sandbox_pidns": False}
+    assert ask(
+        restrictive, "CreateSandboxRequest", base | {"guest_hook_path": "", "kernel_modules": []}
+    )
+    hooks = base | {"guest_hook_path": "/usr/share/oci/hooks", "kernel_modules": []}
+    assert ask(restrictive, "CreateSandboxRequest", hooks) is False
+    mods = base | {"guest_hook_path": "", "kernel_modules": [{"name": "x", "parameters": []}]}
+    assert ask(restrictive, "CreateSandboxRequest", mods) is False
+
+
+def test_pull_image_only_allowed(restrictive: str) -> None:
+    assert ask(restrictive, "PullImageRequest", {"image": APP, "container_id": CID}) is True
+    assert ask(restrictive, "PullImageRequest", {"image": EVIL, "container_id": CID}) is False
+
+
+def test_allow_all_allows_everything() -> None:
+    text = render_agent_policy(SPECS["allow-all"])
+    for request_doc in (create_request(EVIL, [EVIL]), exec_request(["/bin/sh"]), {}):
+        result = opa_eval(text, request_doc, None, "data.agent_policy")
+        for request in AGENT_REQUESTS:
+            assert result[request] is True, request
+
+
+def test_allow_all_with_exec_override() -> None:
+    text = render_agent_policy(SPECS["allow-all-except-exec"])
+    assert ask(text, "ExecProcessRequest", exec_request(["/bin/sh"])) is False
+    assert ask(text, "CreateContainerRequest", create_request(EVIL, [EVIL])) is True
+
+
+def test_override_replaces_rule() -> None:
+    text = render_agent_policy(SPECS["overrides"])
+    assert ask(text, "CreateContainerRequest", create_request(EVIL, [EVIL])) is True
+    assert ask(text, "GetMetricsRequest", {}) is True
+
+
+def test_rendering_is_deterministic() -> None:
+    a = AgentPolicySpec(
+        allowed_images=[APP, HUB], allow_exec=True, exec_commands=[["b"], ["a", "1"]]
+    )
+    b = AgentPolicySpec(
+        allowed_images=[HUB, APP, HUB], allow_exec=True, exec_commands=[["a", "1"], ["b"], ["b"]]
+    )
+    assert render_agent_policy(a) == render_agent_policy(b)
+    assert render_agent_policy(a) == render_agent_policy(a.model_copy())
+
+
+def test_spec_validation() -> None:
+    with pytest.raises(ValidationError, match="pinned by digest"):
+        AgentPolicySpec(allowed_images=["nginx:latest"])
+    with pytest.raises(ValidationError, match="pinned by digest"):
+        AgentPolicySpec(allowed_images=["nginx@sha256:" + "A" * 64])
+    with pytest.raises(ValidationError, match="allow_exec"):
+        AgentPolicySpec(exec_commands=[["/bin/ls"]])
+    with pytest.raises(ValidationError, match="unknown agent request"):
+        AgentPolicySpec(overrides={"ExecRequest": True})
+    with pytest.raises(ValidationError, match="allow-all"):
+        AgentPolicySpec(preset="allow-all", allowed_images=[APP])
+    with pytest.raises(ValidationError):
+        AgentPolicySpec(bogus=True)  # type: ignore[call-arg]
+    camel = AgentPolicySpec.model_validate({"allowedImages": [APP], "allowLogs": True})
+    assert camel.allowed_images == [APP] and camel.allow_logs
+
+
+def test_with_workload_images() -> None:
+    spec = AgentPolicySpec().with_workload_images([APP, HUB])
+    assert spec.allowed_images == sorted([APP, HUB])
+    explicit = AgentPolicySpec(allowed_images=[APP]).with_workload_images([HUB])
+    assert explicit.allowed_images == [APP]
+
+
+def test_docker_hub_aliases() -> None:
+    d = "@sha256:" + "c" * 64
+    assert set(docker_hub_aliases("nginx" + d)) == {"nginx" + d, "docker.io/library/nginx" + d}
+    assert set(docker_hub_aliases("docker.io/library/nginx" + d)) == {
+        "nginx" + d,
+        "docker.io/library/nginx" + d,
+    }
+    assert set(docker_hub_aliases("acme/app" + d)) == {"acme/app" + d, "docker.io/acme/app" + d}
+    assert docker_hub_aliases("ghcr.io/acme/app" + d) == ("ghcr.io/acme/app" + d,)
+    assert docker_hub_aliases("localhost:5000/app" + d) == ("localhost:5000/app" + d,)
+
+
+def test_decisions_summary() -> None:
+    decisions = SPECS["exec-logs"].decisions()
+    assert decisions["ExecProcessRequest"] == "rule"
+    assert decisions["ReadStreamRequest"] is True
+    assert decisions["SetPolicyRequest"] is False
+    assert decisions["CreateContainerRequest"] == "rule"
+
+
+def test_rego_suite(tmp_path: Path) -> None:
+    """policies/rego/agent_policy_test.rego against the policy for its fixture spec."""
+    (tmp_path / "agent_policy.rego").write_text(
+        render_agent_policy(AgentPolicySpec(allowed_images=[APP])), encoding="utf-8"
+    )
+    shutil.copy(REGO_DIR / "agent_policy_test.rego", tmp_path)
+    opa_check([tmp_path])
+    results = opa_test(tmp_path)
+    assert len(results) >= 15
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_lines_fit_regorus_limit(name: str) -> None:
+    """regorus 0.9.1 rejects policy lines over 1024 characters (kata pins it)."""
+    many = AgentPolicySpec(
+        allowed_images=[f"registry.example.com/team/app-{i}@sha256:{i:064x}" for i in range(50)]
+    )
+    for spec in (SPECS[name], many):
+        assert max(map(len, render_agent_policy(spec).splitlines())) < 1024
