@@ -1,0 +1,98 @@
+# shellcheck shell=bash
+# Environment for running the Pulumi engine offline against this repo.
+#
+#   source scripts/env.sh        # from any directory, any shell script (bash/zsh)
+#
+# Run scripts/setup.sh once first: it creates .venv and builds the engine binaries this file points at.
+# Sourcing makes no network calls and builds nothing; it only sets variables (and creates .state/ when the
+# default file backend is used). See scripts/ENGINE.md.
+
+if [ -n "${BASH_SOURCE[0]:-}" ]; then
+  _coco_env_file="${BASH_SOURCE[0]}"
+elif [ -n "${ZSH_VERSION:-}" ]; then
+  # shellcheck disable=SC2296
+  _coco_env_file="${(%):-%x}"
+else
+  _coco_env_file="$0"
+fi
+COCO_REPO="$(cd "$(dirname "$_coco_env_file")/.." && pwd)"
+export COCO_REPO
+unset _coco_env_file
+
+# --- pinned engine versions (keep in sync with scripts/engine/*/go.mod) -------------------------------
+# The Python SDKs in pyproject.toml pin pulumi==3.272.0, pulumi-kubernetes==4.34.2, pulumi-tls==5.6.2.
+# The Go module proxy reachable here does not serve all of the matching engine modules; ENGINE.md says
+# which versions are built instead and why.
+export COCO_PULUMI_SDK_VERSION="3.272.0"                                  # Python SDK; exec script source
+export COCO_PULUMI_VERSION="3.274.1"                                      # pulumi CLI (pkg/v3)
+export COCO_K8S_PROVIDER_MODULE_VERSION="v4.0.0-20260115033456-f47bc2d6f199" # provider/v4, only one served
+export COCO_K8S_PROVIDER_VERSION="4.34.2"                                 # plugin version the SDK requests
+export COCO_OPA_VERSION="1.22.3"
+
+# --- tools dir (outside the repo) --------------------------------------------------------------------
+export COCO_TOOLS_HOME="${COCO_TOOLS_HOME:-$HOME/.cache/coco-tools}"
+
+# The version key names the bin dir. It changes whenever anything that goes into the binaries changes:
+# the build modules (go.mod, go.sum, the language host's *.go), setup.sh's COCO_BUILD_RECIPE, the pinned
+# versions above, and the Go toolchain's version. Hashing these few files takes milliseconds.
+_coco_engine_key() {
+  local go_bin go_ver
+  go_bin="$(command -v go 2>/dev/null || true)"
+  [ -z "$go_bin" ] && [ -x /usr/local/go/bin/go ] && go_bin=/usr/local/go/bin/go
+  go_ver="nogo"
+  if [ -n "$go_bin" ]; then
+    # `go env GOVERSION` reads no network and no module.
+    go_ver="$(GOTOOLCHAIN=local "$go_bin" env GOVERSION 2>/dev/null || echo nogo)"
+  fi
+  {
+    echo "go=$go_ver"
+    echo "pulumi=$COCO_PULUMI_VERSION sdk=$COCO_PULUMI_SDK_VERSION"
+    echo "k8s=$COCO_K8S_PROVIDER_MODULE_VERSION opa=$COCO_OPA_VERSION"
+    (cd "$COCO_REPO/scripts" &&
+      find engine -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) 2>/dev/null | LC_ALL=C sort |
+      xargs -r sha256sum)
+    grep -E '^(COCO_BUILD_RECIPE)=' "$COCO_REPO/scripts/setup.sh" 2>/dev/null || true
+  } | sha256sum | cut -c1-12
+}
+COCO_ENGINE_KEY="pulumi-${COCO_PULUMI_VERSION}-$(_coco_engine_key)"
+export COCO_ENGINE_KEY
+unset -f _coco_engine_key
+export COCO_TOOLS_DIR="$COCO_TOOLS_HOME/$COCO_ENGINE_KEY"
+export COCO_TOOLS_BIN="$COCO_TOOLS_DIR/bin"
+
+# --- PATH: tools bin first, then the project's virtualenv ---------------------------------------------
+case ":$PATH:" in
+  *":$COCO_REPO/.venv/bin:"*) ;;
+  *) PATH="$COCO_REPO/.venv/bin:$PATH" ;;
+esac
+case ":$PATH:" in
+  *":$COCO_TOOLS_BIN:"*) ;;
+  *) PATH="$COCO_TOOLS_BIN:$PATH" ;;
+esac
+export PATH
+
+# --- Pulumi engine settings ------------------------------------------------------------------------
+# Plugin cache and CLI state live outside the repo, shared by all version keys. COCO_PULUMI_HOME overrides.
+export PULUMI_HOME="${COCO_PULUMI_HOME:-$COCO_TOOLS_HOME/pulumi-home}"
+export PULUMI_SKIP_UPDATE_CHECK=true
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+# Providers are installed in $PULUMI_HOME's plugin cache, not on PATH (an ambient provider on PATH makes
+# the engine warn on every operation). The language host and pulumi-resource-pulumi-python (Python
+# dynamic providers) sit next to the pulumi binary, where the engine looks for bundled plugins.
+
+# Default state backend: a directory in the repo (gitignored), for local development only.
+if [ -z "${PULUMI_BACKEND_URL:-}" ]; then
+  export PULUMI_BACKEND_URL="file://$COCO_REPO/.state"
+fi
+case "$PULUMI_BACKEND_URL" in
+  file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" 2>/dev/null || true ;;
+esac
+
+# Passphrase for the secrets of LOCAL file-backend dev stacks only (it is public: it's in this file).
+# Any real stack must set PULUMI_CONFIG_PASSPHRASE / PULUMI_CONFIG_PASSPHRASE_FILE itself or use a KMS
+# secrets provider; an existing value is never overridden.
+if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+  export PULUMI_CONFIG_PASSPHRASE="coco-local-dev"
+fi
+
+export COCO_OPA="$COCO_TOOLS_BIN/opa"

@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# Prepare everything this project needs on a fresh machine: the Python virtualenv (.venv) and the pinned,
+# offline Pulumi engine (pulumi CLI, Python language host, kubernetes provider, opa), built from Go modules.
+#
+#   scripts/setup.sh            # idempotent; a re-run with nothing changed takes ~0.1 s; the first, cold
+#                               # run ~12 min (over the 10-min foreground limit: use nohup or CI)
+#   source scripts/env.sh       # then use pulumi/opa/python from any shell or script
+#
+# Environment knobs:
+#   COCO_TOOLS_HOME   where engine binaries go (default ~/.cache/coco-tools; never inside the repo)
+#   COCO_PYTHON       interpreter for creating .venv (default python3; needs >=3.11,<3.14)
+#   COCO_SKIP_VENV=1  skip the virtualenv step;  COCO_SKIP_ENGINE=1  skip the engine step
+#   COCO_FORCE_PIP=1  run pip even if pyproject.toml is unchanged
+#
+# Details, versions, timings and the reasons for each choice: scripts/ENGINE.md.
+set -euo pipefail
+
+# Changing this string changes the version key (a new bin dir), forcing a rebuild of everything;
+# env.sh reads it from this file (grep), so keep it on one line.
+# shellcheck disable=SC2034
+COCO_BUILD_RECIPE="trimpath,s-w,version-ldflags,r1"
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ENGINE_SRC="$REPO/scripts/engine"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ----------------------------------------------------------------------------------------------------
+# 1. Python virtualenv
+# ----------------------------------------------------------------------------------------------------
+setup_venv() {
+  local venv="$REPO/.venv" py="${COCO_PYTHON:-python3}" stamp want have
+  if [ ! -x "$venv/bin/python" ]; then
+    command -v "$py" >/dev/null || die "$py not found (set COCO_PYTHON)"
+    "$py" -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 14) else 1)' ||
+      die "$py is $("$py" -V 2>&1); pyproject.toml needs >=3.11,<3.14 (set COCO_PYTHON)"
+    log "creating $venv with $("$py" -V 2>&1)"
+    "$py" -m venv "$venv"
+  fi
+  stamp="$venv/.coco-pyproject.sha256"
+  want="$(sha256sum <"$REPO/pyproject.toml" | cut -d' ' -f1) $("$venv/bin/python" -V 2>&1)"
+  have="$(cat "$stamp" 2>/dev/null || true)"
+  if [ "$want" = "$have" ] && [ "${COCO_FORCE_PIP:-0}" != 1 ]; then
+    log "venv: pyproject.toml unchanged since last install, skipping pip"
+    return
+  fi
+  log "venv: pip install -e '.[dev]'"
+  (cd "$REPO" && "$venv/bin/python" -m pip install --disable-pip-version-check -q -e '.[dev]')
+  printf '%s\n' "$want" >"$stamp"
+}
+
+# ----------------------------------------------------------------------------------------------------
+# 2. Engine binaries
+# ----------------------------------------------------------------------------------------------------
+GO=""
+find_go() {
+  GO="$(command -v go 2>/dev/null || true)"
+  [ -z "$GO" ] && [ -x /usr/local/go/bin/go ] && GO=/usr/local/go/bin/go
+  [ -n "$GO" ] || die "no Go toolchain (go on PATH or /usr/local/go/bin/go) to build the engine with"
+}
+
+# Time a build step and append it to build-times.txt in the tools dir.
+timed() {
+  local name="$1"; shift
+  local start end
+  start=$(date +%s)
+  "$@"
+  end=$(date +%s)
+  log "built $name in $((end - start)) s"
+  printf '%s\t%s s\t%s\n' "$name" "$((end - start))" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$COCO_TOOLS_DIR/build-times.txt"
+}
+
+# If a binary of exactly the wanted version is already on PATH (outside our bin dir), copy it instead of
+# building. $1 name, $2 expected line of `$1 <version args>` output, rest: version args.
+use_existing() {
+  local name="$1" want="$2"; shift 2
+  local p
+  p="$(PATH="${PATH//$COCO_TOOLS_BIN:/}" command -v "$name" 2>/dev/null || true)"
+  [ -n "$p" ] || return 1
+  if "$p" "$@" 2>/dev/null | grep -qxF -- "$want"; then
+    # Copied, not linked: the engine looks for its bundled plugins (the language host) next to the
+    # resolved pulumi executable, which must be the tools bin dir.
+    log "$name: using $p ($want) from PATH"
+    install -m 0755 "$p" "$COCO_TOOLS_BIN/$name"
+    return 0
+  fi
+  return 1
+}
+
+# A stamp per binary records what it was built from; a binary with a matching stamp is not rebuilt.
+fresh() { [ -x "$COCO_TOOLS_BIN/$1" ] && [ "$(cat "$COCO_TOOLS_DIR/stamps/$1" 2>/dev/null)" = "$2" ]; }
+stamp() { mkdir -p "$COCO_TOOLS_DIR/stamps"; printf '%s\n' "$2" >"$COCO_TOOLS_DIR/stamps/$1"; }
+
+# gobuild <module dir> <output> <package> [extra ldflags...]
+gobuild() {
+  local dir="$1" out="$2" pkg="$3"; shift 3
+  (cd "$dir" && "$GO" build -trimpath -ldflags "-s -w $*" -o "$out" "$pkg")
+}
+
+build_pulumi() {
+  local id="pulumi v$COCO_PULUMI_VERSION"
+  fresh pulumi "$id" && return 0
+  use_existing pulumi "v$COCO_PULUMI_VERSION" version && { stamp pulumi "$id"; return 0; }
+  log "building pulumi v$COCO_PULUMI_VERSION (github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)"
+  timed pulumi gobuild "$ENGINE_SRC/pulumi" "$COCO_TOOLS_BIN/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi \
+    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$COCO_PULUMI_VERSION"
+  stamp pulumi "$id"
+}
+
+build_langhost() {
+  # coco's own host (scripts/engine/pulumi/cmd/pulumi-language-python); the upstream module is not served.
+  local id="pulumi-language-python coco v$COCO_PULUMI_VERSION"
+  if ! fresh pulumi-language-python "$id"; then
+    log "building pulumi-language-python (coco's host, sdk/v3 v$COCO_PULUMI_VERSION)"
+    timed pulumi-language-python gobuild "$ENGINE_SRC/pulumi" "$COCO_TOOLS_BIN/pulumi-language-python" \
+      ./cmd/pulumi-language-python "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$COCO_PULUMI_VERSION"
+    stamp pulumi-language-python "$id"
+  fi
+
+  # The program runner and the dynamic-provider shim, as the upstream release archive ships them next to the
+  # host: taken verbatim from the github.com/pulumi/pulumi/sdk/v3 module of the Python SDK's version.
+  local id2="sdk/v3 v$COCO_PULUMI_SDK_VERSION python scripts"
+  if ! fresh pulumi-language-python-exec "$id2" || ! [ -x "$COCO_TOOLS_BIN/pulumi-resource-pulumi-python" ]; then
+    local dir
+    # Run outside any module so that nothing can touch the committed go.mod/go.sum.
+    dir="$(cd / && "$GO" mod download -json "github.com/pulumi/pulumi/sdk/v3@v$COCO_PULUMI_SDK_VERSION" |
+      sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
+    [ -f "$dir/python/cmd/pulumi-language-python-exec" ] || die "pulumi-language-python-exec not found in sdk/v3 module ($dir)"
+    install -m 0755 "$dir/python/cmd/pulumi-language-python-exec" "$COCO_TOOLS_BIN/pulumi-language-python-exec"
+    install -m 0755 "$dir/python/dist/pulumi-resource-pulumi-python" "$COCO_TOOLS_BIN/pulumi-resource-pulumi-python"
+    stamp pulumi-language-python-exec "$id2"
+  fi
+}
+
+build_kubernetes() {
+  # Providers are NOT put in the tools bin dir: the engine warns "using pulumi-resource-X from $PATH" on
+  # every operation (even in projects that don't use X) for an ambient provider. They are built into
+  # $COCO_TOOLS_DIR/providers and installed into $PULUMI_HOME's plugin cache (install_plugins).
+  # Provider binaries have no --version flag, so a binary already on PATH is not reused.
+  local id="pulumi-resource-kubernetes $COCO_K8S_PROVIDER_MODULE_VERSION"
+  local out="$COCO_TOOLS_DIR/providers/pulumi-resource-kubernetes"
+  [ -x "$out" ] && [ "$(cat "$COCO_TOOLS_DIR/stamps/pulumi-resource-kubernetes" 2>/dev/null)" = "$id" ] && return 0
+  local ver="${COCO_K8S_PROVIDER_MODULE_VERSION#v}"
+  log "building pulumi-resource-kubernetes $COCO_K8S_PROVIDER_MODULE_VERSION"
+  # The provider's main package embeds a schema that upstream generates at build time (cmd/.../generate.go),
+  # so it is assembled in a work dir outside the repo: our go.mod/go.sum + upstream's main.go + the schema.
+  local work="$COCO_TOOLS_DIR/src/kubernetes" mod
+  rm -rf "$work"
+  mkdir -p "$work/cmd/pulumi-resource-kubernetes"
+  cp "$ENGINE_SRC/kubernetes/go.mod" "$ENGINE_SRC/kubernetes/go.sum" "$work/"
+  mod="$(cd "$work" && "$GO" mod download -json "github.com/pulumi/pulumi-kubernetes/provider/v4@$COCO_K8S_PROVIDER_MODULE_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
+  [ -f "$mod/cmd/pulumi-resource-kubernetes/main.go" ] || die "provider/v4 module not found ($mod)"
+  install -m 0644 "$mod/cmd/pulumi-resource-kubernetes/main.go" "$work/cmd/pulumi-resource-kubernetes/main.go"
+  # Same as upstream's generate.go: schema.json with .version set, and the terraform mapping, minified.
+  VERSION="$ver" python3 - "$mod/cmd/pulumi-resource-kubernetes" "$work/cmd/pulumi-resource-kubernetes" <<'PY'
+import json, os, sys
+src, dst = sys.argv[1], sys.argv[2]
+with open(os.path.join(src, "schema.json")) as f:
+    spec = json.load(f)
+spec["version"] = os.environ["VERSION"]
+with open(os.path.join(dst, "schema-embed.json"), "w") as f:
+    json.dump(spec, f, separators=(",", ":"))
+with open(os.path.join(src, "terraform-mapping.json")) as f:
+    mapping = json.load(f)
+with open(os.path.join(dst, "terraform-mapping-embed.json"), "w") as f:
+    json.dump(mapping, f, separators=(",", ":"))
+PY
+  # The version ldflag is the provider's real (pseudo-)version, so the engine's check reports the mismatch
+  # with the 4.34.2 the Python SDK asks for instead of hiding it (see ENGINE.md).
+  timed pulumi-resource-kubernetes gobuild "$work" "$out" ./cmd/pulumi-resource-kubernetes \
+    "-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$ver"
+  rm -rf "$work"
+  stamp pulumi-resource-kubernetes "$id"
+}
+
+# Install the providers into $PULUMI_HOME's plugin cache under the version the Python SDKs request, so the
+# engine finds them with plugin downloads disabled. Re-installs only when the binary changed.
+install_plugin() { # kind name version binary
+  local kind="$1" name="$2" version="$3" bin="$4" want stampf
+  want="$bin $(stat -c '%s %Y' "$bin")"
+  stampf="$PULUMI_HOME/coco-stamps/$kind-$name-v$version"
+  if [ -x "$PULUMI_HOME/plugins/$kind-$name-v$version/pulumi-$kind-$name" ] && [ "$(cat "$stampf" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  log "installing $kind plugin $name v$version into $PULUMI_HOME"
+  "$COCO_TOOLS_BIN/pulumi" plugin install "$kind" "$name" "$version" --file "$bin" --reinstall >&2
+  mkdir -p "$(dirname "$stampf")"
+  printf '%s\n' "$want" >"$stampf"
+}
+
+install_plugins() {
+  install_plugin resource kubernetes "$COCO_K8S_PROVIDER_VERSION" "$COCO_TOOLS_DIR/providers/pulumi-resource-kubernetes"
+  # pulumi-resource-tls: github.com/pulumi/pulumi-tls is not served by the Go module proxy reachable here
+  # (no version at all), so it cannot be built; see ENGINE.md.
+  if [ ! -d "$PULUMI_HOME/plugins/resource-tls-v5.6.2" ]; then
+    log "NOTE: no pulumi-resource-tls v5.6.2 (module not served); programs using pulumi_tls will fail"
+  fi
+}
+
+build_opa() {
+  local id="opa v$COCO_OPA_VERSION"
+  fresh opa "$id" && return 0
+  use_existing opa "Version: $COCO_OPA_VERSION" version && { stamp opa "$id"; return 0; }
+  log "building opa v$COCO_OPA_VERSION (github.com/open-policy-agent/opa)"
+  # opa's version is a constant in its source; no ldflags needed.
+  timed opa gobuild "$ENGINE_SRC/opa" "$COCO_TOOLS_BIN/opa" github.com/open-policy-agent/opa
+  stamp opa "$id"
+}
+
+setup_engine() {
+  # shellcheck source=scripts/env.sh
+  source "$REPO/scripts/env.sh"
+  mkdir -p "$COCO_TOOLS_BIN" "$COCO_TOOLS_DIR/providers" "$PULUMI_HOME"
+  find_go
+  log "tools dir: $COCO_TOOLS_DIR ($("$GO" env GOVERSION))"
+  build_pulumi
+  build_langhost
+  build_opa
+  build_kubernetes
+  install_plugins
+}
+
+main() {
+  # One setup at a time per tools home (several work trees may share it).
+  local tools_home="${COCO_TOOLS_HOME:-$HOME/.cache/coco-tools}"
+  mkdir -p "$tools_home"
+  exec 9>"$tools_home/.setup.lock"
+  if command -v flock >/dev/null && ! flock -n 9; then
+    log "waiting for another setup.sh (lock $tools_home/.setup.lock)"
+    flock 9
+  fi
+  [ "${COCO_SKIP_VENV:-0}" = 1 ] || setup_venv
+  [ "${COCO_SKIP_ENGINE:-0}" = 1 ] || setup_engine
+  # shellcheck source=scripts/env.sh
+  source "$REPO/scripts/env.sh"
+  log "done. bin dir: $COCO_TOOLS_BIN"
+  echo "COCO_TOOLS_BIN=$COCO_TOOLS_BIN"
+  echo "# use: source $REPO/scripts/env.sh"
+}
+
+main "$@"
