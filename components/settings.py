@@ -41,6 +41,7 @@ from pydantic.alias_generators import to_camel
 from components import tee
 from components.config_types import DnsLabel, Model, SecretKeyRef
 from components.peerpods.settings import PeerPodsCluster
+from components.tee import Hardware
 from policies.agent import AgentPolicySpec
 
 NAMESPACE = "coco"
@@ -88,7 +89,7 @@ class GpuOperator(Model):
     """NVIDIA GPU Operator, set up for confidential computing (NVIDIA's CoCo reference)."""
 
     install: bool = True
-    version: str = "v25.10.0"
+    version: str = "v26.3.1"
     namespace: DnsLabel = "gpu-operator"
 
 
@@ -108,7 +109,10 @@ class KataInstall(Model):
         ),
     )
     chart: str = "oci://ghcr.io/kata-containers/kata-deploy-charts/kata-deploy"
-    version: str = "3.23.0"
+    version: str = Field(
+        default="3.29.0",
+        description="kata-deploy chart version; values are generated for this version only.",
+    )
     namespace: DnsLabel = "kata-system"
     snapshotter: Literal["nydus", "none"] = "nydus"
 
@@ -148,10 +152,8 @@ class BareMetalCluster(Model):
         return self
 
     @property
-    def hardware(self) -> tee.Hardware:
-        return tee.Hardware(
-            host="baremetal", arch=self.arch, tee=self.tee, gpu=self.gpu is not None
-        )
+    def hardware(self) -> Hardware:
+        return Hardware(host="baremetal", arch=self.arch, tee=self.tee, gpu=self.gpu is not None)
 
 
 ClusterSettings = Annotated[BareMetalCluster | PeerPodsCluster, Field(discriminator="kind")]
@@ -524,15 +526,16 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                     )
                 )
                 continue
-            rc = s.workload(reader).runtime_class or (
-                tee.default_class(hw) if hw.tee == "sev" else None
-            )
-            if hw.host == "baremetal" and rc == "kata-qemu-sev":
+            reader_rc = s.workload(reader).runtime_class
+            if reader_rc is None and hw.tee == "sev":
+                reader_rc = tee.default_class(hw)
+            if hw.host == "baremetal" and reader_rc == "kata-qemu-sev":
                 problems.append(
                     Problem(
                         f"{key}.readers",
-                        f"{reader!r} runs on {rc!r}, which Trustee cannot attest (no verifier "
-                        "for AMD SEV): it can read no KBS resource; move it to kata-qemu-snp",
+                        f"{reader!r} runs on {reader_rc!r}, which Trustee cannot attest "
+                        "(no verifier for AMD SEV): it can read no KBS resource; "
+                        "move it to kata-qemu-snp",
                     )
                 )
         if r.allow_unbound and s.production and not s.waived("unbound-resource-policy"):
@@ -551,6 +554,45 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                 f"{NAMESPACE}:trustee.referenceValues",
                 "production needs reference values (e.g. mr_td, rtmr_1 for TDX; "
                 "snp_launch_measurement for SNP) or a waiver of 'missing-reference-values'",
+            )
+        )
+    if s.kubernetes.rendering and isinstance(s.cluster, BareMetalCluster):
+        bm = s.cluster
+        if bm.install.method == "chart":
+            problems.append(
+                Problem(
+                    f"{NAMESPACE}:cluster.install.method",
+                    "a Helm release cannot be rendered to YAML: use 'preinstalled' with "
+                    "renderDir, or remove renderDir to deploy to a cluster",
+                )
+            )
+        if bm.gpu is not None and bm.gpu.operator.install:
+            problems.append(
+                Problem(
+                    f"{NAMESPACE}:cluster.gpu.operator.install",
+                    "the GPU Operator is a Helm release and cannot be rendered: set it to false "
+                    "with renderDir, or deploy to a cluster",
+                )
+            )
+        if bm.label_nodes:
+            problems.append(
+                Problem(
+                    f"{NAMESPACE}:cluster.labelNodes",
+                    "node labels patch live Node objects and cannot be rendered: label the "
+                    "nodes yourself, or deploy to a cluster",
+                )
+            )
+    if (
+        isinstance(s.cluster, BareMetalCluster)
+        and s.cluster.install.method == "chart"
+        and not s.cluster.use_nfd
+        and not s.cluster.label_nodes
+    ):
+        problems.append(
+            Problem(
+                f"{NAMESPACE}:cluster.labelNodes",
+                "with useNfd false, no node carries the TEE label and no pod can be scheduled: "
+                "list the TEE nodes in labelNodes, or set useNfd true",
             )
         )
     if s.kubernetes.rendering and s.trustee.secrets_delivery == "create":

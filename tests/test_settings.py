@@ -170,10 +170,32 @@ def test_render_with_created_secrets_is_refused() -> None:
     assert "coco:trustee.secretsDelivery" in problems(data)
 
 
+PREINSTALLED_TDX = {"kind": "baremetal", "tee": "tdx", "install": {"method": "preinstalled"}}
+
+
 def test_render_defaults_to_referenced_secrets() -> None:
-    s = parse(raw(kubernetes={"renderDir": "out"}))
+    s = parse(raw(kubernetes={"renderDir": "out"}, cluster=PREINSTALLED_TDX))
     assert s.secrets_delivery() == "reference"
     assert parse(BASE).secrets_delivery() == "create"
+
+
+def test_render_refuses_what_cannot_be_rendered() -> None:
+    cluster = {"kind": "baremetal", "tee": "tdx", "gpu": {}, "labelNodes": ["node-1"]}
+    msg = problems(raw(kubernetes={"renderDir": "out"}, cluster=cluster))
+    assert "coco:cluster.install.method: a Helm release cannot be rendered" in msg
+    assert "coco:cluster.gpu.operator.install" in msg
+    assert "coco:cluster.labelNodes: node labels patch live Node objects" in msg
+
+
+def test_chart_without_nfd_needs_labelled_nodes() -> None:
+    cluster = {"kind": "baremetal", "tee": "tdx", "useNfd": False}
+    assert "no pod can be scheduled" in problems(raw(cluster=cluster))
+
+
+def test_sev_reader_cannot_be_attested() -> None:
+    cluster = {"kind": "baremetal", "tee": "sev", "install": {"method": "preinstalled"}}
+    wl = copy.deepcopy(BASE["workloads"])
+    assert "which Trustee cannot attest" in problems(raw(cluster=cluster, workloads=wl))
 
 
 def test_se_needs_s390x() -> None:

@@ -1,0 +1,454 @@
+"""ConfidentialCluster: Confidential Containers on a bare-metal (or any existing) cluster.
+
+A confidential pod needs three things from the cluster under it: the Kata shim for its TEE
+installed on the right nodes, a RuntimeClass whose handler names that shim and whose node
+selector keeps the pod off nodes without the hardware, and, for GPU classes, NVIDIA's GPU
+Operator switching the GPUs into confidential-computing mode. This component owns all three
+for one stack, so a preview already shows which shims, RuntimeClasses and node labels a
+change touches, and a mismatch between what the workloads need and what the cluster offers
+fails before anything is applied.
+
+How CoCo gets onto the nodes (`coco:cluster.install.method`):
+
+- `chart`: the pinned kata-deploy Helm chart, with only the shims the workloads need.
+  RuntimeClasses are *not* left to the chart (`runtimeClasses.enabled: false`): Pulumi owns
+  them, so their node selectors follow the stack's hardware declaration and a removed class
+  is deleted with the stack.
+- `preinstalled`: CoCo is already there (operator, GitOps, a platform team). Nothing is
+  installed; each RuntimeClass the workloads use is read from the cluster, so a missing or
+  mis-wired class fails at preview rather than as a pod stuck in ContainerCreating.
+
+Upstream sources the values below are written against (re-check them when a pin moves):
+
+- kata-deploy chart 3.29.0, `oci://ghcr.io/kata-containers/kata-deploy-charts/kata-deploy`:
+  structured values since kata-containers PR #12070 (Nov 2025), the legacy `env.*` keys removed
+  after 3.23.0 (PR #12229). Key names and the CoCo shim block are those of the chart's
+  `templates/_helpers.tpl` (`shims.disableAll`, `shims.<shim>.enabled|supportedArches|
+  containerd.snapshotter|containerd.forceGuestPull|crio.guestPull`, `defaultShim.<arch>`,
+  `snapshotter.setup`, `runtimeClasses.enabled|createDefault`, `node-feature-discovery.enabled`)
+  and its TEE profile `try-kata-tee.values.yaml`; kata `docs/helm-configuration.md`.
+- NVIDIA Confidential Containers reference architecture 1.0.0 (Kata 3.29, GPU Operator
+  v26.3.1): https://docs.nvidia.com/datacenter/cloud-native/confidential-containers/latest/
+  confidential-containers-deploy.html and .../install-quickstart.html (kata-deploy first,
+  then `nvidia/gpu-operator` from https://helm.ngc.nvidia.com/nvidia with
+  `sandboxWorkloads.enabled=true`, `sandboxWorkloads.mode=kata`, `nfd.enabled=true`,
+  `nfd.nodefeaturerules=true`, and `sandboxWorkloads.defaultWorkload=vm-passthrough` when every
+  node runs confidential GPU pods, else the node label
+  `nvidia.com/gpu.workload.config=vm-passthrough`), and .../configure-cc-mode.html
+  (`ccManager.defaultMode`, `nvidia.com/cc.ready.state`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import labels, tee
+from components.settings import BareMetalCluster
+
+# --------------------------------------------------------------------------- pins and names
+
+KATA_DEPLOY_CHART_VERSION = "3.29.0"
+"""The kata-deploy chart version `kata_deploy_values` is written for.
+
+The first release NVIDIA's reference architecture supports for GPU classes ("minimum required
+version is 3.29.0"), and one whose values are structured only (no legacy `env.shims`).
+"""
+
+GPU_OPERATOR_CHART_VERSIONS = ("v26.3.0", "v26.3.1")
+"""GPU Operator versions `gpu_operator_values` is written for (`sandboxWorkloads.mode=kata`).
+
+NVIDIA's reference architecture 1.0.0 validates v26.3.1 and supports v26.3.0 and later; the
+v25.x charts configured Kata through the since-replaced `kataManager` instead.
+"""
+
+GPU_OPERATOR_REPOSITORY = "https://helm.ngc.nvidia.com/nvidia"
+GPU_OPERATOR_CHART = "gpu-operator"
+
+KATA_DEPLOY_RELEASE = "kata-deploy"
+GPU_OPERATOR_RELEASE = "gpu-operator"
+
+HELM_TIMEOUT_SECONDS = 600
+"""NVIDIA's guide installs both charts with `--wait --timeout 10m`."""
+
+TEE_NODE_LABEL = f"{labels.DOMAIN}/tee"
+"""Put on `labelNodes` (value: the TEE) when Node Feature Discovery does not label them."""
+
+GPU_WORKLOAD_LABEL = "nvidia.com/gpu.workload.config"
+GPU_WORKLOAD_PASSTHROUGH = "vm-passthrough"
+"""The GPU Operator deploys its confidential-computing operands on nodes labelled so."""
+
+GPU_CC_READY_LABEL = "nvidia.com/cc.ready.state"
+"""Set to "true" by the GPU Operator's CC manager once the GPUs are in CC mode (not by NFD)."""
+
+ARCH_NODE_LABEL = "kubernetes.io/arch"
+
+HELM_ARCH: dict[tee.Arch, str] = {"x86_64": "amd64", "s390x": "s390x"}
+"""Our architecture names as Kubernetes and kata-deploy's `supportedArches` spell them."""
+
+
+# --------------------------------------------------------------------------- pure functions
+
+
+def offered_classes(settings: BareMetalCluster, runtime_classes: Sequence[str]) -> list[str]:
+    """The runtime classes this cluster offers the stack, sorted, each checked to fit.
+
+    Settings validation has already matched every class to the hardware; this repeats the
+    check because a component can be built from other programs (the Automation API) too.
+    With no workloads yet, the cluster still offers the secure default class for its
+    hardware (and the GPU one on GPU nodes), so it is usable as soon as it is up.
+    """
+    hw = settings.hardware
+    wanted = sorted(set(runtime_classes))
+    if not wanted:
+        wanted = [tee.default_class(hw)]
+        if hw.gpu:
+            wanted.append(tee.default_class(hw, wants_gpu=True))
+    for rc in wanted:
+        why = tee.mismatch(rc, hw)
+        if why:
+            raise ValueError(f"coco:cluster: {why}")
+        if settings.install.method == "chart" and tee.lookup(rc).kata_deploy_shim is None:
+            raise ValueError(
+                f"coco:cluster.install.method: runtime class {rc!r} cannot be installed by "
+                "kata-deploy; use 'preinstalled' on a cluster that already has it"
+            )
+    return sorted(set(wanted))
+
+
+def needed_shims(runtime_classes: Sequence[str]) -> list[str]:
+    """kata-deploy shim names for the classes, sorted (no installable shim: not listed)."""
+    shims = {tee.lookup(rc).kata_deploy_shim for rc in runtime_classes}
+    return sorted(s for s in shims if s is not None)
+
+
+def node_labels(settings: BareMetalCluster) -> dict[str, str]:
+    """The labels this component puts on every node in `labelNodes`.
+
+    The TEE label lets RuntimeClasses and the kata-deploy DaemonSet target those nodes when
+    NFD does not; the GPU label is what the GPU Operator reads to deploy its VFIO, CC manager
+    and sandbox device plugin operands there (NVIDIA's "Label Nodes" step).
+    """
+    out: dict[str, str] = {TEE_NODE_LABEL: settings.tee}
+    if settings.gpu is not None:
+        out[GPU_WORKLOAD_LABEL] = GPU_WORKLOAD_PASSTHROUGH
+    return out
+
+
+def runtime_class_node_selector(settings: BareMetalCluster, runtime_class: str) -> dict[str, str]:
+    """Where pods of `runtime_class` may be scheduled.
+
+    Always a node kata-deploy finished installing on (`katacontainers.io/kata-runtime`), and
+    then the hardware: the catalogue's NFD labels (TDX/SNP/SE, plus the CC-ready GPU label for
+    GPU classes) with `useNfd`, or our TEE label on `labelNodes` without it. A GPU class keeps
+    the CC-ready label either way: the GPU Operator sets it, and without it a pod could land
+    on a GPU that is not in confidential-computing mode.
+    """
+    spec = tee.lookup(runtime_class)
+    selector = {tee.KATA_RUNTIME_NODE_LABEL: "true"}
+    if settings.use_nfd:
+        selector.update(spec.node_labels)
+    else:
+        selector[TEE_NODE_LABEL] = settings.tee
+    if spec.gpu:
+        selector[GPU_CC_READY_LABEL] = "true"
+    return dict(sorted(selector.items()))
+
+
+def runtime_class_manifest(
+    settings: BareMetalCluster, runtime_class: str, environment: str
+) -> dict[str, Any]:
+    """The `node.k8s.io/v1` RuntimeClass for one class, as a plain manifest.
+
+    Name and handler are the class name (kata-deploy names its containerd handlers
+    `kata-<shim>`, which the catalogue's class names are); the pod overhead is the
+    catalogue's, so the scheduler reserves the guest VM's memory and CPU.
+    """
+    spec = tee.lookup(runtime_class)
+    return {
+        "apiVersion": "node.k8s.io/v1",
+        "kind": "RuntimeClass",
+        "metadata": {
+            "name": spec.name,
+            "labels": labels.common(environment, labels.ROLE_RUNTIME),
+        },
+        "handler": spec.handler,
+        "overhead": {"podFixed": {"cpu": spec.overhead_cpu, "memory": spec.overhead_memory}},
+        "scheduling": {"nodeSelector": runtime_class_node_selector(settings, runtime_class)},
+    }
+
+
+def check_kata_deploy_version(settings: BareMetalCluster) -> None:
+    """Refuse a chart version whose values format `kata_deploy_values` was not written for."""
+    version = settings.install.version
+    if version != KATA_DEPLOY_CHART_VERSION:
+        raise ValueError(
+            f"coco:cluster.install.version {version!r}: coco generates kata-deploy values for "
+            f"chart {KATA_DEPLOY_CHART_VERSION} only; set it to {KATA_DEPLOY_CHART_VERSION}, "
+            "or check the new chart's values.yaml and update components/cluster.py with the pin"
+        )
+
+
+def check_gpu_operator_version(settings: BareMetalCluster) -> None:
+    """Refuse a GPU Operator version whose values `gpu_operator_values` was not written for."""
+    if settings.gpu is None:
+        return
+    version = settings.gpu.operator.version
+    if version not in GPU_OPERATOR_CHART_VERSIONS:
+        raise ValueError(
+            f"coco:cluster.gpu.operator.version {version!r}: coco generates GPU Operator values "
+            f"for {', '.join(GPU_OPERATOR_CHART_VERSIONS)} only (NVIDIA's Confidential "
+            "Containers reference architecture); pick one of them, or check NVIDIA's guide "
+            "for the new version and update components/cluster.py"
+        )
+
+
+def kata_deploy_values(
+    settings: BareMetalCluster, runtime_classes: Sequence[str]
+) -> dict[str, Any]:
+    """Helm values for kata-deploy 3.29.0 that install exactly the shims the classes need.
+
+    `shims.disableAll` turns off every shim the chart would install by default; each needed
+    shim is then enabled with the block upstream's TEE profile uses: its architecture, no
+    extra hypervisor annotations, and guest pull, so images are pulled inside the TEE and
+    never unpacked by the untrusted host. With the nydus snapshotter (kata-deploy sets it up,
+    `snapshotter.setup`) containerd hands the pull to the guest; without it,
+    `containerd.forceGuestPull` makes the shim pull in the guest anyway. `crio.guestPull`
+    does the same on CRI-O nodes.
+
+    RuntimeClasses stay off (`runtimeClasses.enabled: false`): this component creates them.
+    NFD stays off too: the GPU Operator, or the cluster's own, provides it, and kata-deploy
+    refuses to install its NFD subchart next to an existing one. The DaemonSet runs only on
+    nodes of the declared architecture, and only on `labelNodes` when those are given.
+    """
+    check_kata_deploy_version(settings)
+    arch = HELM_ARCH[settings.arch]
+    classes = offered_classes(settings, runtime_classes)
+    shims = needed_shims(classes)
+    nydus = settings.install.snapshotter == "nydus"
+    shim_values: dict[str, Any] = {"disableAll": True}
+    for shim in shims:
+        shim_values[shim] = {
+            "enabled": True,
+            "supportedArches": [arch],
+            "allowedHypervisorAnnotations": [],
+            "containerd": {
+                "snapshotter": "nydus" if nydus else "",
+                "forceGuestPull": not nydus,
+            },
+            "crio": {"guestPull": True},
+        }
+    default_rc = tee.default_class(settings.hardware)
+    default_shim = tee.lookup(default_rc).kata_deploy_shim
+    if default_shim not in shims:
+        default_shim = shims[0]
+    node_selector = {ARCH_NODE_LABEL: arch}
+    if settings.label_nodes:
+        node_selector[TEE_NODE_LABEL] = settings.tee
+    return {
+        "shims": shim_values,
+        "defaultShim": {arch: default_shim},
+        "snapshotter": {"setup": ["nydus"] if nydus else []},
+        "runtimeClasses": {"enabled": False, "createDefault": False},
+        "node-feature-discovery": {"enabled": False},
+        "nodeSelector": dict(sorted(node_selector.items())),
+    }
+
+
+def gpu_operator_values(settings: BareMetalCluster) -> dict[str, Any]:
+    """Helm values for the GPU Operator (v26.3) as NVIDIA's Confidential Containers guide sets.
+
+    Sandbox workloads in Kata mode give GPUs to Kata VMs by VFIO passthrough (the operator
+    deploys the VFIO manager, the CC manager and the Kata sandbox device plugin that
+    advertises `nvidia.com/pgpu`); NFD with NVIDIA's NodeFeatureRules finds the GPU nodes.
+    `ccManager` is spelled out although `on` is the chart default: confidential computing
+    mode is the property this stack relies on, so it must not depend on a default. Without
+    `labelNodes` every node runs confidential GPU pods (the quickstart's
+    `defaultWorkload=vm-passthrough`); with them, only the labelled nodes do.
+    """
+    if settings.gpu is None:
+        raise ValueError("gpu_operator_values needs a cluster with `gpu`")
+    check_gpu_operator_version(settings)
+    sandbox: dict[str, Any] = {"enabled": True, "mode": "kata"}
+    if not settings.label_nodes:
+        sandbox["defaultWorkload"] = GPU_WORKLOAD_PASSTHROUGH
+    return {
+        "sandboxWorkloads": sandbox,
+        "nfd": {"enabled": True, "nodefeaturerules": True},
+        "ccManager": {"enabled": True, "defaultMode": "on"},
+    }
+
+
+def check_renderable(settings: BareMetalCluster, rendering: bool) -> None:
+    """Refuse what cannot become YAML in a render directory, naming the key and the fix.
+
+    A Helm release is an action against a live cluster, not a manifest, and a node label is a
+    patch to an object the GitOps tree does not own.
+    """
+    if not rendering:
+        return
+    if settings.install.method == "chart":
+        raise ValueError(
+            "coco:cluster.install.method 'chart' installs kata-deploy as a Helm release, which "
+            "cannot be rendered to YAML: use 'preinstalled' with renderDir, or deploy to a "
+            "cluster (remove coco:kubernetes.renderDir)"
+        )
+    if settings.gpu is not None and settings.gpu.operator.install:
+        raise ValueError(
+            "coco:cluster.gpu.operator.install installs the NVIDIA GPU Operator as a Helm "
+            "release, which cannot be rendered to YAML: set it to false with renderDir and "
+            "install the operator out of band, or deploy to a cluster"
+        )
+    if settings.label_nodes:
+        raise ValueError(
+            "coco:cluster.labelNodes patches live Node objects, which cannot be rendered to "
+            "YAML: label the nodes out of band and remove labelNodes, or deploy to a cluster"
+        )
+
+
+def check_selectable(settings: BareMetalCluster) -> None:
+    """Refuse RuntimeClasses no node could satisfy: our TEE label on no node, and no NFD.
+
+    Only for `chart`, where this component writes the selectors; a preinstalled cluster's
+    RuntimeClasses select whatever their installer chose.
+    """
+    if settings.install.method == "chart" and not settings.use_nfd and not settings.label_nodes:
+        raise ValueError(
+            "coco:cluster.useNfd is false but coco:cluster.labelNodes is empty: no node would "
+            f"carry {TEE_NODE_LABEL}, so no confidential pod could be scheduled; list the TEE "
+            "nodes in labelNodes, or set useNfd to true"
+        )
+
+
+def _check_existing(runtime_class: str, handler: str | None) -> str:
+    if handler != runtime_class:
+        raise ValueError(
+            f"coco:cluster.install.method 'preinstalled': RuntimeClass {runtime_class!r} on the "
+            f"cluster has handler {handler!r}, not {runtime_class!r}; install CoCo so that it "
+            "provides this class, or use install.method 'chart'"
+        )
+    return runtime_class
+
+
+# --------------------------------------------------------------------------- component
+
+
+class ConfidentialCluster(pulumi.ComponentResource):
+    """CoCo on a bare-metal or existing cluster: shims, RuntimeClasses, node labels, GPUs.
+
+    The Kubernetes provider comes from `opts` (`providers={"kubernetes": ...}`) and reaches
+    every child through `parent=self`. Workloads should `depends_on` `ready`, so no pod is
+    created before its RuntimeClass and the shim behind it exist.
+    """
+
+    runtime_classes: list[str]
+    """The runtime classes the cluster offers this stack (sorted)."""
+    hardware: tee.Hardware
+    ready: list[pulumi.Resource]
+    """What workloads wait for: the installs and the RuntimeClasses (created or verified)."""
+    kata_deploy: k8s.helm.v3.Release | None
+    gpu_operator: k8s.helm.v3.Release | None
+    node_patches: list[k8s.core.v1.NodePatch]
+
+    def __init__(
+        self,
+        name: str,
+        settings: BareMetalCluster,
+        environment: str,
+        runtime_classes: list[str],
+        rendering: bool,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("coco:cluster:ConfidentialCluster", name, None, opts)
+        check_renderable(settings, rendering)
+        check_selectable(settings)
+        self.hardware = settings.hardware
+        self.runtime_classes = offered_classes(settings, runtime_classes)
+        self.ready = []
+        self.kata_deploy = None
+        self.gpu_operator = None
+        child = pulumi.ResourceOptions(parent=self)
+
+        # Node labels first: the kata-deploy DaemonSet and the RuntimeClasses select on them.
+        # Only our own labels go on a Node (no managed-by/role labels): the Node is not ours.
+        self.node_patches = [
+            k8s.core.v1.NodePatch(
+                f"{name}-node-{node}",
+                metadata={"name": node, "labels": node_labels(settings)},
+                opts=child,
+            )
+            for node in sorted(set(settings.label_nodes))
+        ]
+
+        if settings.install.method == "chart":
+            self.kata_deploy = k8s.helm.v3.Release(
+                f"{name}-kata-deploy",
+                name=KATA_DEPLOY_RELEASE,
+                chart=settings.install.chart,
+                version=settings.install.version,
+                namespace=settings.install.namespace,
+                create_namespace=True,
+                values=kata_deploy_values(settings, self.runtime_classes),
+                wait_for_jobs=True,
+                timeout=HELM_TIMEOUT_SECONDS,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.node_patches)),
+            )
+            self.ready.append(self.kata_deploy)
+            for rc in self.runtime_classes:
+                manifest = runtime_class_manifest(settings, rc, environment)
+                self.ready.append(
+                    k8s.node.v1.RuntimeClass(
+                        f"{name}-{rc}",
+                        metadata=manifest["metadata"],
+                        handler=manifest["handler"],
+                        overhead=manifest["overhead"],
+                        scheduling=manifest["scheduling"],
+                        opts=pulumi.ResourceOptions(
+                            parent=self,
+                            depends_on=[self.kata_deploy],
+                            # Fixed names: a replacement must delete the old object first.
+                            delete_before_replace=True,
+                        ),
+                    )
+                )
+            offered: pulumi.Input[list[str]] = list(self.runtime_classes)
+        else:
+            checked: list[pulumi.Output[str]] = []
+            if not rendering:
+                for rc in self.runtime_classes:
+                    # A read, not a create: fails at preview when the class is missing.
+                    existing = k8s.node.v1.RuntimeClass.get(f"{name}-requires-{rc}", rc, opts=child)
+                    self.ready.append(existing)
+                    checked.append(existing.handler.apply(functools.partial(_check_existing, rc)))
+            offered = pulumi.Output.all(*checked).apply(lambda _: list(self.runtime_classes))
+
+        if settings.gpu is not None and settings.gpu.operator.install:
+            after: list[pulumi.Resource] = list(self.node_patches)
+            if self.kata_deploy is not None:
+                after.append(self.kata_deploy)  # NVIDIA's order: Kata first, then the operator
+            self.gpu_operator = k8s.helm.v3.Release(
+                f"{name}-gpu-operator",
+                name=GPU_OPERATOR_RELEASE,
+                chart=GPU_OPERATOR_CHART,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=GPU_OPERATOR_REPOSITORY),
+                version=settings.gpu.operator.version,
+                namespace=settings.gpu.operator.namespace,
+                create_namespace=True,
+                values=gpu_operator_values(settings),
+                wait_for_jobs=True,
+                timeout=HELM_TIMEOUT_SECONDS,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+            )
+            self.ready.append(self.gpu_operator)
+
+        self.register_outputs(
+            {
+                "runtimeClasses": offered,
+                "hardware": self.hardware.describe(),
+                "installMethod": settings.install.method,
+            }
+        )
