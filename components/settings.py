@@ -595,6 +595,24 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                 "list the TEE nodes in labelNodes, or set useNfd true",
             )
         )
+    if isinstance(s.cluster, PeerPodsCluster):
+        if s.kubernetes.rendering:
+            problems.append(
+                Problem(
+                    f"{NAMESPACE}:kubernetes.renderDir",
+                    "peer pods need cloud resources and Helm releases, which cannot be "
+                    "rendered: remove renderDir and give a kubeconfig or let the stack create "
+                    "the cluster",
+                )
+            )
+        if s.trustee.url is None:
+            problems.append(
+                Problem(
+                    f"{NAMESPACE}:trustee.url",
+                    "pod VMs run outside the cluster and cannot resolve the in-cluster KBS "
+                    "service: set the KBS URL they reach (NodePort, load balancer or ingress)",
+                )
+            )
     if s.kubernetes.rendering and s.trustee.secrets_delivery == "create":
         problems.append(
             Problem(

@@ -57,7 +57,7 @@ def grant_for(
     return ResourceGrant(
         path=resource.path,
         initdata_digests=sorted({digests[w.name] for w in readers}),
-        platforms=sorted({platform_of(settings, runtime_classes[w.name]) for w in readers}),  # type: ignore[misc]
+        platforms=sorted({platform_of(settings, runtime_classes[w.name]) for w in readers}),
         min_trust=resource.min_trust,
         require_gpu=require_gpu,
     )
@@ -105,7 +105,7 @@ def build(settings: StackSettings) -> Stack:
         created = peerpods.provider
         if created is None and given is None:
             raise RuntimeError("PeerPods created a cluster but exposed no Kubernetes provider")
-        provider = created or given  # type: ignore[assignment]
+        provider = created or given
         ready = [peerpods]
         offered = peerpods.runtime_classes
     k8s_opts = pulumi.ResourceOptions(providers={"kubernetes": provider})

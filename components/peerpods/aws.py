@@ -1,0 +1,472 @@
+"""AWS side of peer pods: EKS (optional), the pod VMs' security group, and IRSA roles.
+
+Sources, as checked:
+- IAM action lists: cloud-api-adaptor `src/cloud-api-adaptor/docs/aws-irsa.md`, "Option B:
+  Create Custom Policy (Least Privilege)" for the adaptor (`PeerPodInstanceManagement`) and
+  for peerpod-ctrl ("Least Privilege - Cleanup Only", `PeerPodCleanup`). Both are narrowed
+  further here with an `aws:RequestedRegion` condition: the adaptor only ever calls the EC2
+  endpoint of AWS_REGION.
+- IRSA trust: same doc, step 2 (`sts:AssumeRoleWithWebIdentity`, `<issuer>:sub` =
+  `system:serviceaccount:confidential-containers-system:cloud-api-adaptor`, `<issuer>:aud` =
+  `sts.amazonaws.com`); the chart takes the role through
+  `daemonset.serviceAccount.annotations."eks.amazonaws.com/role-arn"` and
+  `resourceCtrl.serviceAccount.annotations` (step 4).
+- Ports: the upstream EKS guide (confidentialcontainers.org `examples/aws-simple.md`) opens
+  15150/tcp (agent-protocol-forwarder) and the VXLAN port from the VPC CIDR; here they are
+  opened from the cluster's security group only, which is narrower than the VPC.
+- `peer-pods-cm` keys: peerpods chart `providers/aws.yaml` (AWS_REGION, AWS_SG_IDS,
+  AWS_SUBNET_ID, PODVM_AMI_ID, PODVM_INSTANCE_TYPE, TAGS, ...); secret keys AWS_ACCESS_KEY_ID,
+  AWS_SECRET_ACCESS_KEY (cloud-providers `aws/manager.go`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+
+if TYPE_CHECKING:
+    # pulumi_aws is ~270 MB of generated code that mypy cannot load in any sane amount of
+    # memory; its calls are typed as Any here and exercised by tests/test_peerpods.py.
+    aws: Any
+else:
+    import pulumi_aws as aws
+
+from components.peerpods.common import (
+    CloudSide,
+    exec_kubeconfig,
+    secret_config,
+    split_cidr,
+    subject,
+)
+from components.peerpods.settings import (
+    ADAPTOR_SERVICE_ACCOUNT,
+    CONTROLLER_SERVICE_ACCOUNT,
+    FORWARDER_PORT,
+    AwsPeerPods,
+    PeerPodsCluster,
+)
+
+ADAPTOR_ACTIONS: tuple[str, ...] = (
+    "ec2:RunInstances",
+    "ec2:TerminateInstances",
+    "ec2:DescribeInstances",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeImages",
+    "ec2:CreateNetworkInterface",
+    "ec2:AttachNetworkInterface",
+    "ec2:DeleteNetworkInterface",
+    "ec2:ModifyNetworkInterfaceAttribute",
+    "ec2:AllocateAddress",
+    "ec2:AssociateAddress",
+    "ec2:DisassociateAddress",
+    "ec2:ReleaseAddress",
+    "ec2:DescribeAddresses",
+    "ec2:CreateTags",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+)
+"""aws-irsa.md, `PeerPodInstanceManagement`: exactly what the adaptor calls, nothing more."""
+
+CONTROLLER_ACTIONS: tuple[str, ...] = (
+    "ec2:TerminateInstances",
+    "ec2:DescribeInstances",
+    "ec2:DescribeAddresses",
+    "ec2:DisassociateAddress",
+    "ec2:ReleaseAddress",
+    "ec2:DeleteNetworkInterface",
+)
+"""aws-irsa.md, `PeerPodCleanup`: peerpod-ctrl only deletes what a dead adaptor left."""
+
+DEFAULT_NODE_TYPE = "m5.xlarge"
+IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+IRSA_AUDIENCE = "sts.amazonaws.com"
+
+
+def permissions_policy(sid: str, actions: tuple[str, ...], region: str) -> dict[str, Any]:
+    """The IAM policy document for one identity, pinned to the stack's region."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": sid,
+                "Effect": "Allow",
+                "Action": list(actions),
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:RequestedRegion": region}},
+            }
+        ],
+    }
+
+
+def trust_policy(oidc_provider_arn: str, issuer_host: str, sub: str) -> dict[str, Any]:
+    """Only this ServiceAccount's projected token, for STS, may assume the role."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": oidc_provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{issuer_host}:sub": sub,
+                        f"{issuer_host}:aud": IRSA_AUDIENCE,
+                    }
+                },
+            }
+        ],
+    }
+
+
+def _trust_json(
+    oidc_arn: pulumi.Input[str], issuer_host: pulumi.Input[str], sub: str
+) -> pulumi.Output[str]:
+    return pulumi.Output.all(oidc_arn, issuer_host).apply(
+        lambda a: json.dumps(trust_policy(a[0], a[1], sub))
+    )
+
+
+def _tags(environment: str) -> dict[str, str]:
+    return {"managed-by": "coco", "coco-environment": environment}
+
+
+class _Eks:
+    """The created EKS cluster and what the rest of the module needs from it."""
+
+    def __init__(
+        self, name: str, cloud: AwsPeerPods, environment: str, opts: pulumi.ResourceOptions
+    ) -> None:
+        cc = cloud.cluster
+        tags = _tags(environment)
+        cidrs = split_cidr(cc.network_cidr, 4)
+        zones = [f"{cloud.region}a", f"{cloud.region}b"]
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=cc.network_cidr,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            tags={**tags, "Name": f"{cc.name}-vpc"},
+            opts=opts,
+        )
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=tags, opts=opts)
+        public = [
+            aws.ec2.Subnet(
+                f"{name}-public-{i}",
+                vpc_id=vpc.id,
+                cidr_block=cidrs[i],
+                availability_zone=zones[i],
+                map_public_ip_on_launch=True,
+                tags={**tags, "kubernetes.io/role/elb": "1"},
+                opts=opts,
+            )
+            for i in range(2)
+        ]
+        # Nodes and pod VMs live in private subnets: nothing on the internet can reach the
+        # tunnel ports, and pod VMs still pull images through the NAT gateway.
+        private = [
+            aws.ec2.Subnet(
+                f"{name}-private-{i}",
+                vpc_id=vpc.id,
+                cidr_block=cidrs[2 + i],
+                availability_zone=zones[i],
+                tags={**tags, "kubernetes.io/role/internal-elb": "1"},
+                opts=opts,
+            )
+            for i in range(2)
+        ]
+        eip = aws.ec2.Eip(f"{name}-nat", domain="vpc", tags=tags, opts=opts)
+        nat = aws.ec2.NatGateway(
+            f"{name}-nat", allocation_id=eip.id, subnet_id=public[0].id, tags=tags, opts=opts
+        )
+        public_rt = aws.ec2.RouteTable(
+            f"{name}-public",
+            vpc_id=vpc.id,
+            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
+            tags=tags,
+            opts=opts,
+        )
+        private_rt = aws.ec2.RouteTable(
+            f"{name}-private",
+            vpc_id=vpc.id,
+            routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
+            tags=tags,
+            opts=opts,
+        )
+        for i in range(2):
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{i}", subnet_id=public[i].id, route_table_id=public_rt.id, opts=opts
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{i}",
+                subnet_id=private[i].id,
+                route_table_id=private_rt.id,
+                opts=opts,
+            )
+
+        cluster_role = aws.iam.Role(
+            f"{name}-cluster",
+            assume_role_policy=json.dumps(_service_trust("eks.amazonaws.com")),
+            tags=tags,
+            opts=opts,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-cluster-policy",
+            role=cluster_role.name,
+            policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
+            opts=opts,
+        )
+        node_role = aws.iam.Role(
+            f"{name}-nodes",
+            assume_role_policy=json.dumps(_service_trust("ec2.amazonaws.com")),
+            tags=tags,
+            opts=opts,
+        )
+        node_policies = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-nodes-{policy}",
+                role=node_role.name,
+                policy_arn=f"arn:aws:iam::aws:policy/{policy}",
+                opts=opts,
+            )
+            for policy in (
+                "AmazonEKSWorkerNodePolicy",
+                "AmazonEKS_CNI_Policy",
+                "AmazonEC2ContainerRegistryReadOnly",
+            )
+        ]
+        self.cluster = aws.eks.Cluster(
+            f"{name}-eks",
+            name=cc.name,
+            role_arn=cluster_role.arn,
+            version=cc.kubernetes_version,
+            vpc_config={
+                "subnet_ids": [s.id for s in private + public],
+                "endpoint_private_access": True,
+                "endpoint_public_access": True,
+            },
+            access_config={
+                "authentication_mode": "API",
+                "bootstrap_cluster_creator_admin_permissions": True,
+            },
+            tags=tags,
+            opts=opts,
+        )
+        self.node_group = aws.eks.NodeGroup(
+            f"{name}-nodes",
+            cluster_name=self.cluster.name,
+            node_role_arn=node_role.arn,
+            subnet_ids=[s.id for s in private],
+            instance_types=[cc.node_instance_type or DEFAULT_NODE_TYPE],
+            ami_type="AL2023_x86_64_STANDARD",
+            scaling_config={
+                "desired_size": cc.node_count,
+                "min_size": cc.node_count,
+                "max_size": cc.node_count,
+            },
+            tags=tags,
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=node_policies)
+            ),
+        )
+        issuer = self.cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer or "")
+        self.oidc = aws.iam.OpenIdConnectProvider(
+            f"{name}-oidc",
+            url=issuer,
+            client_id_lists=[IRSA_AUDIENCE],
+            tags=tags,
+            opts=opts,
+        )
+        self.issuer_host = issuer.apply(lambda url: url.removeprefix("https://"))
+        self.vpc_id = vpc.id
+        self.subnet_id = private[0].id
+        self.cluster_security_group_id = self.cluster.vpc_config.apply(
+            lambda c: c.cluster_security_group_id or ""
+        )
+        self.kubeconfig = exec_kubeconfig(
+            cc.name,
+            self.cluster.endpoint,
+            self.cluster.certificate_authority.apply(lambda ca: ca.data or ""),
+            {
+                "apiVersion": "client.authentication.k8s.io/v1beta1",
+                "command": "aws",
+                "args": [
+                    "eks",
+                    "get-token",
+                    "--cluster-name",
+                    cc.name,
+                    "--region",
+                    cloud.region,
+                    "--output",
+                    "json",
+                ],
+            },
+        )
+
+
+def _service_trust(service: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+        ],
+    }
+
+
+def build(
+    name: str,
+    cloud: AwsPeerPods,
+    settings: PeerPodsCluster,
+    environment: str,
+    parent: pulumi.Resource,
+) -> CloudSide:
+    """Create the AWS resources pod VMs need, and describe them to the adaptor."""
+    provider = aws.Provider(
+        f"{name}-aws", region=cloud.region, opts=pulumi.ResourceOptions(parent=parent)
+    )
+    opts = pulumi.ResourceOptions(parent=parent, provider=provider)
+    tags = _tags(environment)
+    ready: list[pulumi.Resource] = []
+
+    vpc_id: pulumi.Input[str]
+    subnet_id: pulumi.Input[str]
+    cluster_sg: pulumi.Input[str]
+    kubeconfig: pulumi.Output[str] | None = None
+    oidc_arn: pulumi.Input[str] | None = cloud.oidc_provider_arn
+    issuer_host: pulumi.Input[str] | None = cloud.oidc_issuer_host
+    if cloud.cluster.create:
+        eks = _Eks(name, cloud, environment, opts)
+        vpc_id, subnet_id, cluster_sg = eks.vpc_id, eks.subnet_id, eks.cluster_security_group_id
+        kubeconfig = eks.kubeconfig
+        oidc_arn, issuer_host = eks.oidc.arn, eks.issuer_host
+        ready.append(eks.node_group)
+    else:
+        assert cloud.vpc_id and cloud.subnet_id and cloud.cluster_security_group_id
+        vpc_id, subnet_id, cluster_sg = (
+            cloud.vpc_id,
+            cloud.subnet_id,
+            cloud.cluster_security_group_id,
+        )
+
+    # The pod VMs' own security group: the tunnel ports, from the cluster's nodes only.
+    podvm_sg = aws.ec2.SecurityGroup(
+        f"{name}-podvm",
+        vpc_id=vpc_id,
+        description="coco peer-pod VMs: VXLAN and agent forwarder from the cluster only",
+        tags={**tags, "Name": f"{cloud.cluster.name}-podvm"},
+        opts=opts,
+    )
+    rules = [
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-podvm-vxlan",
+            security_group_id=podvm_sg.id,
+            referenced_security_group_id=cluster_sg,
+            ip_protocol="udp",
+            from_port=settings.vxlan_port,
+            to_port=settings.vxlan_port,
+            description="VXLAN tunnel from the cluster's nodes",
+            opts=opts,
+        ),
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-podvm-forwarder",
+            security_group_id=podvm_sg.id,
+            referenced_security_group_id=cluster_sg,
+            ip_protocol="tcp",
+            from_port=FORWARDER_PORT,
+            to_port=FORWARDER_PORT,
+            description="agent-protocol-forwarder from the cluster's nodes",
+            opts=opts,
+        ),
+        # The tunnel is two-way: pod VMs send VXLAN back to the node's adaptor.
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-nodes-vxlan",
+            security_group_id=cluster_sg,
+            referenced_security_group_id=podvm_sg.id,
+            ip_protocol="udp",
+            from_port=settings.vxlan_port,
+            to_port=settings.vxlan_port,
+            description="VXLAN tunnel from coco peer-pod VMs",
+            opts=opts,
+        ),
+        # Outbound stays open: pod VMs pull images and reach the KBS themselves.
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-podvm-egress",
+            security_group_id=podvm_sg.id,
+            ip_protocol="-1",
+            cidr_ipv4="0.0.0.0/0",
+            description="image pulls and Trustee",
+            opts=opts,
+        ),
+    ]
+    ready.extend(rules)
+
+    policy = aws.iam.Policy(
+        f"{name}-adaptor",
+        description="cloud-api-adaptor: create and delete coco pod VMs (aws-irsa.md)",
+        policy=json.dumps(
+            permissions_policy("PeerPodInstanceManagement", ADAPTOR_ACTIONS, cloud.region)
+        ),
+        tags=tags,
+        opts=opts,
+    )
+    controller_policy = aws.iam.Policy(
+        f"{name}-controller",
+        description="peerpod-ctrl: clean up leaked coco pod VMs (aws-irsa.md)",
+        policy=json.dumps(permissions_policy("PeerPodCleanup", CONTROLLER_ACTIONS, cloud.region)),
+        tags=tags,
+        opts=opts,
+    )
+
+    side = CloudSide(
+        provider="aws",
+        provider_configs={
+            "AWS_REGION": cloud.region,
+            "PODVM_AMI_ID": cloud.podvm_ami_id or "",
+            "PODVM_INSTANCE_TYPE": cloud.instance_type,
+            "AWS_SUBNET_ID": subnet_id,
+            "AWS_SG_IDS": podvm_sg.id,
+            "TAGS": f"managed-by=coco,coco-environment={environment}",
+        },
+        kubeconfig=kubeconfig,
+        ready=ready,
+        outputs={
+            "podVmSecurityGroupId": podvm_sg.id,
+            "adaptorPolicyArn": policy.arn,
+            "controllerPolicyArn": controller_policy.arn,
+        },
+    )
+    if cloud.credentials == "irsa":
+        assert oidc_arn is not None and issuer_host is not None
+        ns = settings.adaptor.namespace
+        roles: dict[str, Any] = {}
+        for role_name, sa, pol in (
+            ("adaptor", ADAPTOR_SERVICE_ACCOUNT, policy),
+            ("controller", CONTROLLER_SERVICE_ACCOUNT, controller_policy),
+        ):
+            sub = subject(ns, sa)
+            roles[role_name] = aws.iam.Role(
+                f"{name}-{role_name}-irsa",
+                assume_role_policy=_trust_json(oidc_arn, issuer_host, sub),
+                description=f"IRSA role of {sub}",
+                tags=tags,
+                opts=opts,
+            )
+            ready.append(
+                aws.iam.RolePolicyAttachment(
+                    f"{name}-{role_name}-irsa",
+                    role=roles[role_name].name,
+                    policy_arn=pol.arn,
+                    opts=opts,
+                )
+            )
+        side.service_account_annotations = {IRSA_ANNOTATION: roles["adaptor"].arn}
+        side.controller_service_account_annotations = {IRSA_ANNOTATION: roles["controller"].arn}
+        side.outputs["adaptorRoleArn"] = roles["adaptor"].arn
+    else:
+        assert cloud.access_key_id_from and cloud.secret_access_key_from
+        side.secrets = {
+            "AWS_ACCESS_KEY_ID": secret_config(cloud.access_key_id_from),
+            "AWS_SECRET_ACCESS_KEY": secret_config(cloud.secret_access_key_from),
+        }
+    return side

@@ -1,0 +1,348 @@
+"""Azure side of peer pods: AKS (optional), the pod VMs' NSG, and the adaptor's identity.
+
+Sources, as checked:
+- Identity and roles: confidentialcontainers.org `docs/cloud-api-adaptor/azure` ("User
+  assigned identity and federated credentials", "AKS resource group permissions"): a
+  user-assigned identity with "Virtual Machine Contributor" and "Reader" on the pod-VM
+  resource group and "Network Contributor" on the cluster's network; a federated credential
+  for `system:serviceaccount:confidential-containers-system:cloud-api-adaptor`, audience
+  `api://AzureADTokenExchange`; the DaemonSet labelled `azure.workload.identity/use: "true"`
+  and its ServiceAccount annotated `azure.workload.identity/client-id` (peerpods chart
+  `values.yaml` comments on `daemonset.podLabels` / `daemonset.serviceAccount.annotations`,
+  and peerpod-ctrl chart `values.yaml` for `resourceCtrl.*`). Network Contributor is scoped
+  here to the node VNet, not its whole resource group: the adaptor only joins pod-VM NICs to
+  that VNet's subnet.
+- Built-in role ids: Virtual Machine Contributor 9980e02c-c2be-4d73-94e8-173b1dc7cf3c, Reader
+  acdd72a7-3385-48ef-bd42-f606fba81ae7, Network Contributor
+  4d97b98b-1d4f-4787-a291-c67834d212e7 (Azure built-in roles reference).
+- AKS: `--enable-oidc-issuer --enable-workload-identity --nodepool-labels
+  node.kubernetes.io/worker= --os-sku Ubuntu` (same guide).
+- `peer-pods-cm` keys: peerpods chart `providers/azure.yaml` (AZURE_IMAGE_ID,
+  AZURE_INSTANCE_SIZE, AZURE_NSG_ID, AZURE_REGION, AZURE_RESOURCE_GROUP, AZURE_SUBNET_ID,
+  AZURE_SUBSCRIPTION_ID, ...); secret keys AZURE_CLIENT_ID, AZURE_CLIENT_SECRET,
+  AZURE_TENANT_ID (cloud-providers `azure/manager.go`).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+
+if TYPE_CHECKING:
+    # pulumi_azure_native is ~356 MB of generated code that mypy cannot load in any sane amount of
+    # memory; its calls are typed as Any here and exercised by tests/test_peerpods.py.
+    azure_native: Any
+else:
+    import pulumi_azure_native as azure_native
+
+from components.peerpods.common import (
+    NODE_LABEL,
+    CloudSide,
+    identity_subjects,
+    secret_config,
+    split_cidr,
+)
+from components.peerpods.settings import FORWARDER_PORT, AzurePeerPods, PeerPodsCluster
+
+VIRTUAL_MACHINE_CONTRIBUTOR = "9980e02c-c2be-4d73-94e8-173b1dc7cf3c"
+READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+ROLE_NAMES = {
+    VIRTUAL_MACHINE_CONTRIBUTOR: "Virtual Machine Contributor",
+    READER: "Reader",
+    NETWORK_CONTRIBUTOR: "Network Contributor",
+}
+
+WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
+CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
+USE_LABEL = "azure.workload.identity/use"
+DEFAULT_NODE_SIZE = "Standard_D4s_v5"
+SERVICE_CIDR = "172.16.0.0/16"
+DNS_SERVICE_IP = "172.16.0.10"
+POD_CIDR = "192.168.0.0/16"
+
+
+def role_definition_id(subscription_id: str, role: str) -> str:
+    return (
+        f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role}"
+    )
+
+
+def nsg_rules(cluster_cidr: pulumi.Input[str], vxlan_port: int) -> list[dict[str, Any]]:
+    """Admit the tunnel from the cluster's subnet, and nothing else.
+
+    The final deny overrides Azure's default AllowVnetInBound (priority 65000), so other
+    hosts in the VNet cannot reach the pod VMs either.
+    """
+    tunnel = [("allow-vxlan-from-cluster", 100, "Udp", vxlan_port)]
+    tunnel.append(("allow-forwarder-from-cluster", 110, "Tcp", FORWARDER_PORT))
+    rules: list[dict[str, Any]] = [
+        {
+            "name": rule,
+            "priority": priority,
+            "direction": "Inbound",
+            "access": "Allow",
+            "protocol": protocol,
+            "source_address_prefix": cluster_cidr,
+            "source_port_range": "*",
+            "destination_address_prefix": "*",
+            "destination_port_range": str(port),
+        }
+        for rule, priority, protocol, port in tunnel
+    ]
+    rules.append(
+        {
+            "name": "deny-other-inbound",
+            "priority": 4096,
+            "direction": "Inbound",
+            "access": "Deny",
+            "protocol": "*",
+            "source_address_prefix": "*",
+            "source_port_range": "*",
+            "destination_address_prefix": "*",
+            "destination_port_range": "*",
+        }
+    )
+    return rules
+
+
+def _tags(environment: str) -> dict[str, str]:
+    return {"managed-by": "coco", "coco-environment": environment}
+
+
+class _Aks:
+    """The created resource group, VNet and AKS cluster."""
+
+    def __init__(
+        self, name: str, cloud: AzurePeerPods, environment: str, opts: pulumi.ResourceOptions
+    ) -> None:
+        cc = cloud.cluster
+        tags = _tags(environment)
+        self.resource_group = azure_native.resources.ResourceGroup(
+            f"{name}-rg",
+            resource_group_name=cloud.resource_group,
+            location=cloud.region,
+            tags=tags,
+            opts=opts,
+        )
+        rg = self.resource_group.name
+        vnet = azure_native.network.VirtualNetwork(
+            f"{name}-vnet",
+            resource_group_name=rg,
+            virtual_network_name=f"{cc.name}-vnet",
+            location=cloud.region,
+            address_space={"address_prefixes": [cc.network_cidr]},
+            tags=tags,
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(ignore_changes=["subnets"])
+            ),
+        )
+        self.cluster_cidr = split_cidr(cc.network_cidr, 1)[0]
+        subnet = azure_native.network.Subnet(
+            f"{name}-nodes",
+            resource_group_name=rg,
+            virtual_network_name=vnet.name,
+            subnet_name="nodes",
+            address_prefix=self.cluster_cidr,
+            opts=opts,
+        )
+        # A bring-your-own VNet needs the control plane's identity to hold Network
+        # Contributor on it *before* the cluster exists, hence a user-assigned identity.
+        control_plane = azure_native.managedidentity.UserAssignedIdentity(
+            f"{name}-aks-identity",
+            resource_group_name=rg,
+            resource_name_=f"{cc.name}-aks",
+            location=cloud.region,
+            tags=tags,
+            opts=opts,
+        )
+        cp_network = azure_native.authorization.RoleAssignment(
+            f"{name}-aks-network",
+            principal_id=control_plane.principal_id,
+            principal_type="ServicePrincipal",
+            role_definition_id=role_definition_id(cloud.subscription_id, NETWORK_CONTRIBUTOR),
+            scope=vnet.id,
+            opts=opts,
+        )
+        self.cluster = azure_native.containerservice.ManagedCluster(
+            f"{name}-aks",
+            resource_group_name=rg,
+            resource_name_=cc.name,
+            location=cloud.region,
+            dns_prefix=cc.name,
+            kubernetes_version=cc.kubernetes_version,
+            identity={
+                "type": "UserAssigned",
+                "user_assigned_identities": [control_plane.id],
+            },
+            agent_pool_profiles=[
+                {
+                    "name": "system",
+                    "mode": "System",
+                    "count": cc.node_count,
+                    "vm_size": cc.node_instance_type or DEFAULT_NODE_SIZE,
+                    "os_type": "Linux",
+                    "os_sku": "Ubuntu",
+                    "type": "VirtualMachineScaleSets",
+                    "vnet_subnet_id": subnet.id,
+                    # The adaptor DaemonSet's nodeSelector; AKS accepts node.kubernetes.io/*.
+                    "node_labels": {NODE_LABEL: ""},
+                }
+            ],
+            network_profile={
+                "network_plugin": "azure",
+                "network_plugin_mode": "overlay",
+                "pod_cidr": POD_CIDR,
+                "service_cidr": SERVICE_CIDR,
+                "dns_service_ip": DNS_SERVICE_IP,
+            },
+            oidc_issuer_profile={"enabled": True},
+            security_profile={"workload_identity": {"enabled": True}},
+            tags=tags,
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[cp_network])
+            ),
+        )
+        self.subnet_id = subnet.id
+        self.vnet_id = vnet.id
+        self.issuer = self.cluster.oidc_issuer_profile.apply(
+            lambda p: (p.issuer_url if p else None) or ""
+        )
+        creds = azure_native.containerservice.list_managed_cluster_user_credentials_output(
+            resource_group_name=rg,
+            resource_name=self.cluster.name,
+            opts=pulumi.InvokeOutputOptions(parent=opts.parent, provider=opts.provider),
+        )
+        self.kubeconfig = pulumi.Output.secret(
+            creds.kubeconfigs.apply(lambda ks: base64.b64decode(ks[0].value).decode("utf-8"))
+        )
+
+
+def build(
+    name: str,
+    cloud: AzurePeerPods,
+    settings: PeerPodsCluster,
+    environment: str,
+    parent: pulumi.Resource,
+) -> CloudSide:
+    """Create the Azure resources pod VMs need, and describe them to the adaptor."""
+    provider = azure_native.Provider(
+        f"{name}-azure",
+        subscription_id=cloud.subscription_id,
+        location=cloud.region,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    opts = pulumi.ResourceOptions(parent=parent, provider=provider)
+    tags = _tags(environment)
+    ready: list[pulumi.Resource] = []
+    created_group: list[pulumi.Resource] = []
+    podvm_rg_scope = f"/subscriptions/{cloud.subscription_id}/resourceGroups/{cloud.resource_group}"
+    resource_group: pulumi.Input[str] = cloud.resource_group
+
+    subnet_id: pulumi.Input[str]
+    vnet_id: pulumi.Input[str]
+    cluster_cidr: pulumi.Input[str]
+    issuer: pulumi.Input[str] | None = cloud.oidc_issuer_url
+    kubeconfig: pulumi.Output[str] | None = None
+    if cloud.cluster.create:
+        aks = _Aks(name, cloud, environment, opts)
+        resource_group = aks.resource_group.name
+        subnet_id, vnet_id, cluster_cidr = aks.subnet_id, aks.vnet_id, aks.cluster_cidr
+        issuer, kubeconfig = aks.issuer, aks.kubeconfig
+        ready.append(aks.cluster)
+        created_group.append(aks.resource_group)
+    else:
+        assert cloud.subnet_id and cloud.vnet_id and cloud.cluster_cidr
+        subnet_id, vnet_id, cluster_cidr = cloud.subnet_id, cloud.vnet_id, cloud.cluster_cidr
+
+    nsg = azure_native.network.NetworkSecurityGroup(
+        f"{name}-podvm",
+        resource_group_name=resource_group,
+        network_security_group_name=f"{cloud.cluster.name}-podvm",
+        location=cloud.region,
+        security_rules=nsg_rules(cluster_cidr, settings.vxlan_port),
+        tags=tags,
+        opts=opts,
+    )
+
+    principal_id: pulumi.Input[str]
+    side = CloudSide(
+        provider="azure",
+        provider_configs={
+            "AZURE_SUBSCRIPTION_ID": cloud.subscription_id,
+            "AZURE_REGION": cloud.region,
+            "AZURE_RESOURCE_GROUP": cloud.resource_group,
+            "AZURE_SUBNET_ID": subnet_id,
+            "AZURE_NSG_ID": nsg.id,
+            "AZURE_IMAGE_ID": cloud.image_id or "",
+            "AZURE_INSTANCE_SIZE": cloud.size,
+            "TAGS": f"managed-by=coco,coco-environment={environment}",
+        },
+        kubeconfig=kubeconfig,
+        nodes_labelled=cloud.cluster.create,
+        ready=ready,
+        outputs={"podVmNsgId": nsg.id},
+    )
+    if cloud.credentials == "workload-identity":
+        assert issuer is not None
+        identity = azure_native.managedidentity.UserAssignedIdentity(
+            f"{name}-adaptor",
+            resource_group_name=resource_group,
+            resource_name_=f"{cloud.cluster.name}-cloud-api-adaptor",
+            location=cloud.region,
+            tags=tags,
+            opts=opts,
+        )
+        previous: list[pulumi.Resource] = []
+        for i, sub in enumerate(identity_subjects(settings)):
+            # Azure refuses concurrent federated-credential writes on one identity: chain them.
+            credential = azure_native.managedidentity.FederatedIdentityCredential(
+                f"{name}-federated-{i}",
+                resource_group_name=resource_group,
+                resource_name_=identity.name,
+                federated_identity_credential_resource_name=sub.rsplit(":", 1)[1],
+                issuer=issuer,
+                subject=sub,
+                audiences=[WORKLOAD_IDENTITY_AUDIENCE],
+                opts=pulumi.ResourceOptions.merge(
+                    opts, pulumi.ResourceOptions(depends_on=previous)
+                ),
+            )
+            previous = [credential]
+            ready.append(credential)
+        principal_id = identity.principal_id
+        side.service_account_annotations = {CLIENT_ID_ANNOTATION: identity.client_id}
+        side.pod_labels = {USE_LABEL: "true"}
+        side.outputs["adaptorClientId"] = identity.client_id
+    else:
+        assert cloud.client_id and cloud.tenant_id and cloud.principal_id
+        assert cloud.client_secret_from
+        principal_id = cloud.principal_id
+        side.secrets = {
+            "AZURE_CLIENT_ID": pulumi.Output.secret(cloud.client_id),
+            "AZURE_TENANT_ID": pulumi.Output.secret(cloud.tenant_id),
+            "AZURE_CLIENT_SECRET": secret_config(cloud.client_secret_from),
+        }
+
+    assignments: list[tuple[str, str, pulumi.Input[str]]] = [
+        ("vm-contributor", VIRTUAL_MACHINE_CONTRIBUTOR, podvm_rg_scope),
+        ("reader", READER, podvm_rg_scope),
+        ("network-contributor", NETWORK_CONTRIBUTOR, vnet_id),
+    ]
+    for label, role, scope in assignments:
+        ready.append(
+            azure_native.authorization.RoleAssignment(
+                f"{name}-{label}",
+                principal_id=principal_id,
+                principal_type="ServicePrincipal",
+                role_definition_id=role_definition_id(cloud.subscription_id, role),
+                scope=scope,
+                description=f"coco cloud-api-adaptor: {ROLE_NAMES[role]}",
+                opts=pulumi.ResourceOptions.merge(
+                    opts, pulumi.ResourceOptions(depends_on=created_group)
+                ),
+            )
+        )
+    return side

@@ -1,0 +1,349 @@
+"""PeerPods: the cloud-api-adaptor on a cluster, and the cloud side its pod VMs need.
+
+`kata-remote` pods are not sandboxes on the node: the adaptor on each node asks the cloud for
+a confidential VM per pod, and tunnels the pod's network (VXLAN) and the Kata agent protocol
+(agent-protocol-forwarder, 15150/tcp) to it. So a working peer-pods cluster is the adaptor
+*plus* cloud plumbing: a network the VMs join, firewall rules for the tunnel, an identity
+allowed to create and delete VMs, the pod-VM image, a confidential instance type. This
+component builds all of it from one `PeerPodsCluster`; the cloud part lives in one module per
+cloud (`aws.py`, `azure.py`, `gcp.py`), imported here only for the cloud in use, so a stack
+never loads an SDK it does not need.
+
+Installation follows upstream (DESIGN.md "Peer pods"): the peerpods Helm chart
+`oci://ghcr.io/confidential-containers/cloud-api-adaptor/charts/peerpods` (pinned; values
+`provider`, `providerConfigs.<p>` -> ConfigMap `peer-pods-cm`, `secrets.mode`,
+`daemonset.serviceAccount.annotations`, `daemonset.podLabels`, `resourceCtrl.*`, `webhook`,
+`kata-deploy`: chart `values.yaml` and `templates/`), in `confidential-containers-system`, with
+cert-manager for its webhook (jetstack chart, `crds.enabled=true`, as the upstream GCP guide
+installs it).
+
+Credentials never pass through Helm values: the chart's own `create` mode keeps
+`providerSecrets` in the release history (chart `values.yaml` warns against it for
+production) and renders each value into `"{{ $value }}"` unescaped, which breaks on JSON
+such as GCP_CREDENTIALS. The component creates Secret `peer-pods-secret` itself from Pulumi
+secrets and installs the chart with `secrets.mode: reference`; peerpod-ctrl reads the same
+Secret name (peerpod-ctrl chart `templates/deployment.yaml`).
+
+The default init-data (`INITDATA`, base64 of gzip of the TOML, cloud-api-adaptor
+`docs/initdata.md` "Global initdata") points every pod VM without its own init-data at this
+stack's Trustee.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, Protocol, cast
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import labels, tee
+from components.peerpods.common import NODE_LABEL, CloudSide, common_config, k8s_provider
+from components.peerpods.settings import (
+    AwsPeerPods,
+    AzurePeerPods,
+    GcpPeerPods,
+    PeerPodsCluster,
+    attestation_platform,
+)
+from policies.agent import render_agent_policy
+from policies.initdata import KbsEndpoint, annotation_value, render_initdata
+
+CREDENTIALS_SECRET = "peer-pods-secret"
+"""The Secret both the adaptor (`secrets.existingSecretName`) and peerpod-ctrl read."""
+
+ROLE_PEERPODS = "peerpods"
+ROLE_CLOUD_CREDENTIALS = "cloud-credentials"
+RUNTIME_CLASSES = ["kata-remote"]
+
+
+class _CloudModule(Protocol):
+    def build(
+        self,
+        name: str,
+        cloud: Any,
+        settings: PeerPodsCluster,
+        environment: str,
+        parent: pulumi.Resource,
+    ) -> CloudSide: ...
+
+
+def cloud_module(cloud: AwsPeerPods | AzurePeerPods | GcpPeerPods) -> _CloudModule:
+    """The module for this cloud, imported on first use (it imports the cloud's SDK)."""
+    return cast(_CloudModule, importlib.import_module(f"components.peerpods.{cloud.provider}"))
+
+
+def default_initdata(
+    settings: PeerPodsCluster, kbs_url: pulumi.Input[str], kbs_cert_pem: pulumi.Input[str]
+) -> pulumi.Output[str]:
+    """The cluster-wide default init-data document (TOML), pointing at this Trustee."""
+    spec = settings.adaptor.default_initdata
+    policy = render_agent_policy(spec.agent_policy)
+    algorithm = spec.algorithm
+    return pulumi.Output.all(kbs_url, kbs_cert_pem).apply(
+        lambda a: render_initdata(KbsEndpoint(url=a[0], cert_pem=a[1]), policy, algorithm)
+    )
+
+
+def chart_values(
+    settings: PeerPodsCluster, side: CloudSide, initdata: pulumi.Input[str]
+) -> dict[str, Any]:
+    """The peerpods chart values, keyed exactly as the pinned chart's `values.yaml`."""
+    configs: dict[str, pulumi.Input[str]] = {
+        **common_config(settings),
+        **side.provider_configs,
+        "INITDATA": initdata,
+    }
+    controller_annotations = (
+        side.service_account_annotations
+        if side.controller_service_account_annotations is None
+        else side.controller_service_account_annotations
+    )
+    return {
+        "provider": side.provider,
+        "providerConfigs": {side.provider: dict(sorted(configs.items()))},
+        "secrets": {
+            "mode": "reference",
+            "existingSecretName": CREDENTIALS_SECRET if side.secrets else "",
+        },
+        "daemonset": {
+            "serviceAccount": {"annotations": side.service_account_annotations},
+            "podLabels": side.pod_labels,
+        },
+        "resourceCtrl": {
+            "enabled": True,
+            "serviceAccount": {"annotations": controller_annotations},
+            "podLabels": side.pod_labels,
+        },
+        "webhook": {"enabled": settings.adaptor.webhook},
+        "kata-deploy": {"enabled": settings.adaptor.install_kata},
+    }
+
+
+class PeerPods(pulumi.ComponentResource):
+    """The cloud-api-adaptor, its cloud side, and (optionally) the managed cluster itself."""
+
+    provider: k8s.Provider | None
+    """Kubernetes provider of the cluster this component created; None for a given cluster."""
+    kubeconfig: pulumi.Output[str] | None
+    """The created cluster's kubeconfig (a Pulumi secret); None for a given cluster."""
+    runtime_classes: list[str]
+    hardware: tee.Hardware
+    attestation_platform: str
+    """Trustee's verifier for the pod VMs' evidence (`snp`, `tdx`, `az-snp-vtpm`, ...)."""
+    default_initdata: pulumi.Output[str]
+    credentials: pulumi.Output[dict[str, str]] | None
+    """The keys of `peer-pods-secret` (secret), None when the cloud identity is federated."""
+    release: k8s.helm.v3.Release
+
+    def __init__(
+        self,
+        name: str,
+        settings: PeerPodsCluster,
+        environment: str,
+        kbs_url: pulumi.Input[str],
+        kbs_cert_pem: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("coco:peerpods:PeerPods", name, None, opts)
+        self.runtime_classes = list(RUNTIME_CLASSES)
+        self.hardware = settings.hardware
+        self.attestation_platform = attestation_platform(settings.cloud)
+
+        side = cloud_module(settings.cloud).build(name, settings.cloud, settings, environment, self)
+        self.kubeconfig = side.kubeconfig
+        self.provider = (
+            k8s_provider(f"{name}-k8s", side.kubeconfig, self) if side.kubeconfig else None
+        )
+        k8s_opts = pulumi.ResourceOptions(
+            parent=self, provider=self.provider, depends_on=list(side.ready)
+        )
+        adaptor = settings.adaptor
+        ns = adaptor.namespace
+
+        def meta(
+            object_name: str, role: str, namespace: str | None = ns
+        ) -> k8s.meta.v1.ObjectMetaArgs:
+            return k8s.meta.v1.ObjectMetaArgs(
+                name=object_name, namespace=namespace, labels=labels.common(environment, role)
+            )
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-ns", metadata=meta(ns, ROLE_PEERPODS, None), opts=k8s_opts
+        )
+        in_ns = pulumi.ResourceOptions.merge(
+            k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])
+        )
+        before_chart: list[pulumi.Resource] = [namespace, *side.ready]
+
+        cm = settings.cert_manager
+        if cm.install:
+            cm_ns = k8s.core.v1.Namespace(
+                f"{name}-cert-manager-ns",
+                metadata=meta(cm.namespace, ROLE_PEERPODS, None),
+                opts=k8s_opts,
+            )
+            before_chart.append(
+                k8s.helm.v3.Release(
+                    f"{name}-cert-manager",
+                    name="cert-manager",
+                    chart=cm.chart,
+                    version=cm.version,
+                    repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=cm.repository),
+                    namespace=cm.namespace,
+                    values={"crds": {"enabled": True}},
+                    opts=pulumi.ResourceOptions.merge(
+                        k8s_opts, pulumi.ResourceOptions(depends_on=[cm_ns])
+                    ),
+                )
+            )
+
+        self.credentials = None
+        if side.secrets:
+            keys = sorted(side.secrets)
+            self.credentials = pulumi.Output.secret(
+                pulumi.Output.all(*[side.secrets[k] for k in keys]).apply(
+                    lambda vals: dict(zip(keys, vals, strict=True))
+                )
+            )
+            before_chart.append(
+                k8s.core.v1.Secret(
+                    f"{name}-credentials",
+                    metadata=meta(CREDENTIALS_SECRET, ROLE_CLOUD_CREDENTIALS),
+                    type="Opaque",
+                    string_data=side.secrets,
+                    opts=in_ns,
+                )
+            )
+
+        if adaptor.label_nodes and not side.nodes_labelled:
+            before_chart.append(self._label_nodes(name, settings, environment, meta, in_ns))
+
+        if side.system_priority_quota:
+            before_chart.append(
+                k8s.core.v1.ResourceQuota(
+                    f"{name}-system-priority",
+                    metadata=meta("allow-system-priority-classes", ROLE_PEERPODS),
+                    spec=k8s.core.v1.ResourceQuotaSpecArgs(
+                        hard={"pods": "100"},
+                        scope_selector=k8s.core.v1.ScopeSelectorArgs(
+                            match_expressions=[
+                                k8s.core.v1.ScopedResourceSelectorRequirementArgs(
+                                    operator="In",
+                                    scope_name="PriorityClass",
+                                    values=["system-node-critical", "system-cluster-critical"],
+                                )
+                            ]
+                        ),
+                    ),
+                    opts=in_ns,
+                )
+            )
+
+        self.default_initdata = default_initdata(settings, kbs_url, kbs_cert_pem)
+        self.release = k8s.helm.v3.Release(
+            f"{name}-adaptor",
+            name="peerpods",
+            chart=adaptor.chart,
+            version=adaptor.version,
+            namespace=ns,
+            create_namespace=False,
+            values=chart_values(settings, side, self.default_initdata.apply(annotation_value)),
+            timeout=900,
+            opts=pulumi.ResourceOptions.merge(
+                k8s_opts, pulumi.ResourceOptions(depends_on=before_chart)
+            ),
+        )
+
+        self.register_outputs(
+            {
+                "runtimeClasses": self.runtime_classes,
+                "attestationPlatform": self.attestation_platform,
+                "kubeconfig": self.kubeconfig,
+                "defaultInitdata": self.default_initdata,
+                **side.outputs,
+            }
+        )
+
+    def _label_nodes(
+        self,
+        name: str,
+        settings: PeerPodsCluster,
+        environment: str,
+        meta: Callable[..., k8s.meta.v1.ObjectMetaArgs],
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.batch.v1.Job:
+        """Label the nodes the adaptor DaemonSet selects (`node.kubernetes.io/worker`).
+
+        EKS and GKE refuse `*.kubernetes.io` labels in node-pool definitions, and an existing
+        cluster's nodes are not ours to redefine, so a one-shot Job labels the nodes present
+        at deploy time (the upstream guides do the same with `kubectl label`). Nodes added
+        later need the label too: re-run with `pulumi up --replace` on this Job.
+        """
+        account = "coco-node-labeller"
+        namespace = settings.adaptor.namespace
+        sa = k8s.core.v1.ServiceAccount(
+            f"{name}-node-labeller", metadata=meta(account, ROLE_PEERPODS), opts=opts
+        )
+        role = k8s.rbac.v1.ClusterRole(
+            f"{name}-node-labeller",
+            metadata=meta(account, ROLE_PEERPODS, None),
+            rules=[
+                k8s.rbac.v1.PolicyRuleArgs(
+                    api_groups=[""], resources=["nodes"], verbs=["get", "list", "patch"]
+                )
+            ],
+            opts=opts,
+        )
+        binding = k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-node-labeller",
+            metadata=meta(account, ROLE_PEERPODS, None),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=account
+            ),
+            subjects=[
+                k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=account, namespace=namespace)
+            ],
+            opts=opts,
+        )
+        container = k8s.core.v1.ContainerArgs(
+            name="label",
+            image=settings.adaptor.kubectl_image,
+            command=["kubectl", "label", "nodes", "--all", f"{NODE_LABEL}=", "--overwrite"],
+            # kubectl keeps a discovery cache under $HOME; the root filesystem stays read-only.
+            env=[k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp")],
+            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")],
+            security_context=k8s.core.v1.SecurityContextArgs(
+                run_as_non_root=True,
+                run_as_user=65532,
+                allow_privilege_escalation=False,
+                read_only_root_filesystem=True,
+                capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+            ),
+        )
+        return k8s.batch.v1.Job(
+            f"{name}-label-workers",
+            metadata=meta("coco-label-workers", ROLE_PEERPODS),
+            spec=k8s.batch.v1.JobSpecArgs(
+                backoff_limit=6,
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=labels.common(environment, ROLE_PEERPODS)
+                    ),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        service_account_name=account,
+                        restart_policy="OnFailure",
+                        containers=[container],
+                        volumes=[
+                            k8s.core.v1.VolumeArgs(
+                                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()
+                            )
+                        ],
+                    ),
+                ),
+            ),
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[sa, role, binding])
+            ),
+        )
