@@ -696,7 +696,12 @@ def load(stack: str | None = None) -> StackSettings:
     from pulumi.runtime.config import is_config_secret
 
     cfg = pulumi.Config(NAMESPACE)
-    raw = {key: value for key in TOP_LEVEL_KEYS if (value := cfg.get_object(key)) is not None}
+    raw: dict[str, Any] = {}
+    for key in TOP_LEVEL_KEYS:
+        # `environment` is a plain string in stack files; the rest are structured values.
+        value = cfg.get(key) if key == "environment" else cfg.get_object(key)
+        if value is not None:
+            raw[key] = value
     return parse(raw, is_secret=is_config_secret, stack=stack or pulumi.get_stack())
 
 

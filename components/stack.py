@@ -8,6 +8,7 @@ nobody ever runs `sha384sum` by hand and a changed policy or image re-binds auto
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import pulumi
@@ -64,10 +65,14 @@ def grant_for(
 
 
 def _provider(settings: StackSettings) -> k8s.Provider:
+    """The Kubernetes provider; ConfigMaps and Secrets update in place, so a changed policy
+    or secret reaches the running KBS without replacing the object it is mounted from."""
     target = settings.kubernetes
+    mutable = {"enable_config_map_mutable": True, "enable_secret_mutable": True}
     if target.render_dir:
-        return k8s.Provider("k8s", render_yaml_to_directory=target.render_dir)
-    return k8s.Provider("k8s", kubeconfig=target.kubeconfig, context=target.context)
+        return k8s.Provider("k8s", render_yaml_to_directory=target.render_dir, **mutable)
+    kubeconfig = os.path.expanduser(target.kubeconfig) if target.kubeconfig else None
+    return k8s.Provider("k8s", kubeconfig=kubeconfig, context=target.context, **mutable)
 
 
 def build(settings: StackSettings) -> Stack:
@@ -177,6 +182,11 @@ def build(settings: StackSettings) -> Stack:
     if delivery == "reference":
         # The user's secret manager needs the key the rendered manifests only reference.
         pulumi.export("kbsTlsPrivateKey", pulumi.Output.secret(tls.private_key_pem))
+        pulumi.export("kbsTokenSignerCertificate", trustee.token_signer_certificate_pem)
+        pulumi.export(
+            "kbsTokenSignerPrivateKey", pulumi.Output.secret(trustee.token_signer_private_key_pem)
+        )
+        pulumi.export("requiredSecrets", trustee.required_secrets)
     return Stack(settings, provider, tls, workloads, trustee)
 
 

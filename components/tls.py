@@ -15,12 +15,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-_INPUT_KEYS = ("common_name", "dns_names", "validity_hours", "key_algorithm")
+_INPUT_KEYS = (
+    "common_name",
+    "organization",
+    "dns_names",
+    "ip_addresses",
+    "validity_hours",
+    "key_algorithm",
+    "is_ca",
+)
+KeyAlgorithm = Literal["ecdsa-p256", "rsa-3072", "ed25519"]
 
 
 def generate(
@@ -28,32 +37,40 @@ def generate(
     dns_names: list[str],
     validity_hours: int,
     key_algorithm: str,
+    *,
+    ip_addresses: list[str] | None = None,
+    organization: str | None = None,
+    is_ca: bool = False,
     now: dt.datetime | None = None,
 ) -> dict[str, str]:
-    """A fresh key and a self-signed server certificate for it, as PEM strings."""
+    """A fresh key and a self-signed certificate for it, as PEM strings.
+
+    A server certificate is a leaf (not a CA): the guest pins it directly and rustls refuses a
+    CA certificate used as the server's own. A signer certificate (`is_ca`) may sign tokens.
+    """
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-    algorithm: hashes.SHA256 | None
+    key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+    algorithm: hashes.SHA256 | None = hashes.SHA256()
     if key_algorithm == "ecdsa-p256":
         key = ec.generate_private_key(ec.SECP256R1())
-        algorithm = hashes.SHA256()
+    elif key_algorithm == "rsa-3072":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
     elif key_algorithm == "ed25519":
         key = ed25519.Ed25519PrivateKey.generate()
         algorithm = None
     else:
         raise ValueError(f"unsupported key algorithm {key_algorithm!r}")
     start = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
-    sans: list[x509.GeneralName] = []
-    for name in dns_names:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            sans.append(x509.DNSName(name))
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses or []]
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    subject = x509.Name(attributes)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -62,23 +79,26 @@ def generate(
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(start + dt.timedelta(hours=validity_hours))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
                 content_commitment=False,
-                key_encipherment=False,
+                key_encipherment=key_algorithm == "rsa-3072" and not is_ca,
                 data_encipherment=False,
                 key_agreement=False,
-                key_cert_sign=True,
+                key_cert_sign=is_ca,
                 crl_sign=False,
                 encipher_only=False,
                 decipher_only=False,
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     )
+    if not is_ca:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     cert = builder.sign(key, algorithm)
@@ -105,6 +125,9 @@ class _SelfSignedProvider(ResourceProvider):
             list(props["dns_names"]),
             int(props["validity_hours"]),
             props["key_algorithm"],
+            ip_addresses=list(props["ip_addresses"]),
+            organization=props["organization"] or None,
+            is_ca=bool(props["is_ca"]),
         )
         ident = hashlib.sha256(made["public_key_pem"].encode()).hexdigest()[:16]
         return CreateResult(id_=ident, outs={**props, **made})
@@ -130,9 +153,12 @@ class SelfSignedTls(pulumi.dynamic.Resource):
         self,
         name: str,
         common_name: str,
-        dns_names: list[str],
         validity_hours: int,
-        key_algorithm: str = "ecdsa-p256",
+        dns_names: list[str] | None = None,
+        ip_addresses: list[str] | None = None,
+        key_algorithm: KeyAlgorithm = "ecdsa-p256",
+        organization: str = "",
+        is_ca: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         secret = pulumi.ResourceOptions(additional_secret_outputs=["private_key_pem"])
@@ -141,9 +167,12 @@ class SelfSignedTls(pulumi.dynamic.Resource):
             name,
             {
                 "common_name": common_name,
-                "dns_names": sorted(set(dns_names)),
+                "organization": organization,
+                "dns_names": sorted(set(dns_names or [])),
+                "ip_addresses": sorted(set(ip_addresses or [])),
                 "validity_hours": validity_hours,
                 "key_algorithm": key_algorithm,
+                "is_ca": is_ca,
                 "private_key_pem": None,
                 "public_key_pem": None,
                 "cert_pem": None,

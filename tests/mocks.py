@@ -1,0 +1,125 @@
+"""Pulumi mocks that record every registered resource, for unit tests of components.
+
+`pulumi.runtime.set_mocks` runs the real program without an engine: each resource
+registration reaches `RecordingMocks.new_resource`, which keeps the type, name and inputs and
+answers with a plausible state. Inputs arrive exactly as the engine would see them, so a value
+that came from a secret Output is still wrapped as a secret here: `Recorded.secret_paths` tells
+which properties the engine would encrypt, and `Recorded.inputs` is the plain view for
+assertions on content.
+
+Outputs are deterministic (fake PEMs are derived from the resource name), so two runs of the
+same program register byte-identical inputs, which is what the determinism tests compare.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import rpc
+
+DYNAMIC = "pulumi-python:dynamic:Resource"
+"""components.tls.SelfSignedTls registers as a Python dynamic resource."""
+
+
+def is_secret(value: Any) -> bool:
+    """True when `value` is a property the engine received as a secret."""
+    return rpc.is_rpc_secret(value)
+
+
+def unwrap(value: Any) -> Any:
+    """`value` with every secret wrapper removed, recursively (the plain content)."""
+    value = rpc.unwrap_rpc_secret(value)
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def _secret_paths(value: Any, prefix: str = "") -> Iterator[str]:
+    if is_secret(value):
+        yield prefix or "."
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _secret_paths(v, f"{prefix}.{k}" if prefix else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _secret_paths(v, f"{prefix}[{i}]")
+
+
+def fake_pem(label: str, seed: str) -> str:
+    """A PEM-shaped block whose body is derived from `seed` (stable across runs)."""
+    body = base64.b64encode(hashlib.sha512(seed.encode()).digest() * 2).decode()
+    lines = "\n".join(textwrap.wrap(body, 64))
+    return f"-----BEGIN {label}-----\n{lines}\n-----END {label}-----\n"
+
+
+@dataclass
+class Recorded:
+    """One resource registration as the engine saw it."""
+
+    type: str
+    name: str
+    raw_inputs: dict[str, Any]
+    """Inputs with secret wrappers left in place."""
+    secret_paths: frozenset[str] = field(default_factory=frozenset)
+    """Dotted property paths that arrived as secrets (e.g. `stringData`)."""
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """The plain inputs (secret wrappers removed)."""
+        result: dict[str, Any] = unwrap(self.raw_inputs)
+        return result
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = self.inputs.get("metadata") or {}
+        return meta
+
+    @property
+    def kind(self) -> str:
+        """`Deployment` from `kubernetes:apps/v1:Deployment`."""
+        return self.type.rsplit(":", 1)[-1]
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Records registrations; echoes inputs as state, and invents key/certificate outputs."""
+
+    def __init__(self) -> None:
+        self.resources: list[Recorded] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:  # type: ignore[type-arg]
+        raw = dict(args.inputs)
+        self.resources.append(Recorded(args.typ, args.name, raw, frozenset(_secret_paths(raw))))
+        state = dict(raw)
+        if args.typ == DYNAMIC and "key_algorithm" in raw:
+            state["private_key_pem"] = rpc.wrap_rpc_secret(fake_pem("PRIVATE KEY", args.name))
+            state["public_key_pem"] = fake_pem("PUBLIC KEY", "pub:" + args.name)
+            state["cert_pem"] = fake_pem("CERTIFICATE", "cert:" + args.name)
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:  # type: ignore[type-arg]
+        return dict(args.args), []
+
+    # ------------------------------------------------------------------ queries for tests
+
+    def of_type(self, type_suffix: str) -> list[Recorded]:
+        """Resources whose type ends with `type_suffix` (`"core/v1:Secret"`, `"Secret"`)."""
+        return [r for r in self.resources if r.type.endswith(type_suffix)]
+
+    def named(self, name: str) -> Recorded:
+        """The one resource registered under the Pulumi name `name`."""
+        found = [r for r in self.resources if r.name == name]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} resources named {name!r}")
+        return found[0]
+
+    def kubernetes(self) -> list[Recorded]:
+        return [r for r in self.resources if r.type.startswith("kubernetes:")]
