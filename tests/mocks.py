@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -123,3 +124,63 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def kubernetes(self) -> list[Recorded]:
         return [r for r in self.resources if r.type.startswith("kubernetes:")]
+
+
+class CloudMocks(RecordingMocks):
+    """The recorder, plus the computed outputs the cloud resources would return."""
+
+    def __init__(self, gcp_private_key: str = "mock-gcp-private-key") -> None:
+        super().__init__()
+        self.gcp_private_key = gcp_private_key
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:  # type: ignore[type-arg]
+        rid, state = super().new_resource(args)
+        t = args.typ
+        if t == "aws:eks/cluster:Cluster":
+            state["identities"] = [
+                {"oidcs": [{"issuer": "https://oidc.eks.us-east-2.amazonaws.com/id/NEW"}]}
+            ]
+            state["vpcConfig"] = {**state.get("vpcConfig", {}), "clusterSecurityGroupId": "sg-new"}
+            state["endpoint"] = "https://NEW.gr7.us-east-2.eks.amazonaws.com"
+            state["certificateAuthority"] = {"data": "Q0EK"}
+        elif t in ("aws:iam/role:Role", "aws:iam/policy:Policy"):
+            state["arn"] = f"arn:aws:iam::123456789012:{t.rsplit(':', 1)[1].lower()}/{args.name}"
+            state["name"] = args.name
+        elif t == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            host = str(state["url"]).removeprefix("https://")
+            state["arn"] = f"arn:aws:iam::123456789012:oidc-provider/{host}"
+        elif t == "azure-native:managedidentity:UserAssignedIdentity":
+            state.update(
+                clientId=f"client-{args.name}", principalId=f"principal-{args.name}", name=args.name
+            )
+        elif t == "azure-native:containerservice:ManagedCluster":
+            state["oidcIssuerProfile"] = {"enabled": True, "issuerURL": "https://issuer/new/"}
+            state["name"] = state.get("resourceName", args.name)
+            # Azure answers the identity list as a map of id -> identity.
+            ids = state.get("identity", {}).get("userAssignedIdentities", [])
+            state["identity"] = {
+                **state["identity"],
+                "userAssignedIdentities": {key: {} for key in ids},
+            }
+        elif t == "azure-native:network:VirtualNetwork":
+            state["name"] = state["virtualNetworkName"]
+        elif t == "gcp:container/cluster:Cluster":
+            state["endpoint"] = "34.1.2.3"
+            state["masterAuth"] = {"clusterCaCertificate": "Q0EK"}
+        elif t == "gcp:serviceaccount/account:Account":
+            email = f"{state['accountId']}@coco-project-1.iam.gserviceaccount.com"
+            state.update(
+                email=email,
+                member=f"serviceAccount:{email}",
+                name=f"projects/coco-project-1/serviceAccounts/{email}",
+            )
+        elif t == "gcp:serviceaccount/key:Key":
+            key = json.dumps({"type": "service_account", "private_key": self.gcp_private_key})
+            state["privateKey"] = rpc.wrap_rpc_secret(base64.b64encode(key.encode()).decode())
+        return rid, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:  # type: ignore[type-arg]
+        if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
+            config = base64.b64encode(b"apiVersion: v1\nkind: Config\n").decode()
+            return {"kubeconfigs": [{"name": "clusterUser", "value": config}]}, []
+        return dict(args.args), []

@@ -9,7 +9,6 @@ privilege permissions; and the tunnel ports are open to the cluster only.
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import subprocess
@@ -21,7 +20,7 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
-from mocks import Recorded, RecordingMocks, fake_pem
+from mocks import CloudMocks, Recorded, RecordingMocks, fake_pem
 from pulumi.runtime import rpc
 
 from components import labels
@@ -117,65 +116,9 @@ GCP_GIVEN: dict[str, Any] = {
 # --------------------------------------------------------------------------- helpers
 
 
-class CloudMocks(RecordingMocks):
-    """The shared recorder, plus the computed outputs the cloud resources would return."""
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:  # type: ignore[type-arg]
-        rid, state = super().new_resource(args)
-        t = args.typ
-        if t == "aws:eks/cluster:Cluster":
-            state["identities"] = [
-                {"oidcs": [{"issuer": "https://oidc.eks.us-east-2.amazonaws.com/id/NEW"}]}
-            ]
-            state["vpcConfig"] = {**state.get("vpcConfig", {}), "clusterSecurityGroupId": "sg-new"}
-            state["endpoint"] = "https://NEW.gr7.us-east-2.eks.amazonaws.com"
-            state["certificateAuthority"] = {"data": "Q0EK"}
-        elif t in ("aws:iam/role:Role", "aws:iam/policy:Policy"):
-            state["arn"] = f"arn:aws:iam::123456789012:{t.rsplit(':', 1)[1].lower()}/{args.name}"
-            state["name"] = args.name
-        elif t == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
-            host = str(state["url"]).removeprefix("https://")
-            state["arn"] = f"arn:aws:iam::123456789012:oidc-provider/{host}"
-        elif t == "azure-native:managedidentity:UserAssignedIdentity":
-            state.update(
-                clientId=f"client-{args.name}", principalId=f"principal-{args.name}", name=args.name
-            )
-        elif t == "azure-native:containerservice:ManagedCluster":
-            state["oidcIssuerProfile"] = {"enabled": True, "issuerURL": "https://issuer/new/"}
-            state["name"] = state.get("resourceName", args.name)
-            # Azure answers the identity list as a map of id -> identity.
-            ids = state.get("identity", {}).get("userAssignedIdentities", [])
-            state["identity"] = {
-                **state["identity"],
-                "userAssignedIdentities": {key: {} for key in ids},
-            }
-        elif t == "azure-native:network:VirtualNetwork":
-            state["name"] = state["virtualNetworkName"]
-        elif t == "gcp:container/cluster:Cluster":
-            state["endpoint"] = "34.1.2.3"
-            state["masterAuth"] = {"clusterCaCertificate": "Q0EK"}
-        elif t == "gcp:serviceaccount/account:Account":
-            email = f"{state['accountId']}@coco-project-1.iam.gserviceaccount.com"
-            state.update(
-                email=email,
-                member=f"serviceAccount:{email}",
-                name=f"projects/coco-project-1/serviceAccounts/{email}",
-            )
-        elif t == "gcp:serviceaccount/key:Key":
-            key = json.dumps({"type": "service_account", "private_key": SECRET_VALUE})
-            state["privateKey"] = rpc.wrap_rpc_secret(base64.b64encode(key.encode()).decode())
-        return rid, state
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:  # type: ignore[type-arg]
-        if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
-            config = base64.b64encode(b"apiVersion: v1\nkind: Config\n").decode()
-            return {"kubeconfigs": [{"name": "clusterUser", "value": config}]}, []
-        return dict(args.args), []
-
-
 @pytest.fixture
 def cloud() -> Iterator[CloudMocks]:
-    recording = CloudMocks()
+    recording = CloudMocks(gcp_private_key=SECRET_VALUE)
     pulumi.runtime.set_mocks(recording, project="coco", stack="test", preview=False)
     pulumi.runtime.set_all_config({})
     yield recording

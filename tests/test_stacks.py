@@ -1,0 +1,222 @@
+"""Every stack file in stacks/ runs the real program under mocks, and what it registers holds.
+
+These are the cross-layer guarantees: the runtime class matches the stack's hardware, the
+init-data a pod carries hashes (computed here independently, with hashlib and the field
+rule) to exactly the digest the KBS resource policy releases its secrets to, GPU pods get
+their resources and kernel parameters, no secret value reaches any input in plain text, and
+every Kubernetes object validates against the real Kubernetes schemas.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+from k8s_schema import as_manifest, has_schema, validate_manifest
+from mocks import CloudMocks, Recorded, RecordingMocks, is_secret
+
+from components import tee
+from components.settings import StackSettings, parse, secret_refs, strip_namespace
+from components.stack import build
+
+ROOT = Path(__file__).resolve().parent.parent
+STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
+STACK_NAMES = [p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACK_FILES]
+INITDATA_ANNOTATION = "io.katacontainers.config.hypervisor.cc_init_data"
+FIELD_BYTES = {"tdx": 48, "snp": 32}
+"""TEE fields kata fits init-data into (kata-types initdata.rs); others keep the digest."""
+
+
+@dataclass
+class Run:
+    settings: StackSettings
+    mocks: RecordingMocks
+    secrets: dict[str, str]
+
+    def pods(self) -> Iterator[tuple[Recorded, dict[str, Any], dict[str, Any]]]:
+        """(resource, pod metadata, pod spec) for every Pod and Deployment coco created."""
+        for r in self.mocks.resources:
+            if r.type == "kubernetes:apps/v1:Deployment":
+                template = r.inputs["spec"]["template"]
+                yield r, template["metadata"], template["spec"]
+            elif r.type == "kubernetes:core/v1:Pod":
+                yield r, r.inputs["metadata"], r.inputs["spec"]
+
+    def resource_policy(self) -> str:
+        found = [
+            r
+            for r in self.mocks.of_type("core/v1:ConfigMap")
+            if r.metadata.get("labels", {}).get("coco.confidentialcontainers.org/role")
+            == "resource-policy"
+        ]
+        assert len(found) == 1, "exactly one resource-policy ConfigMap"
+        text: str = found[0].inputs["data"]["policy.rego"]
+        return text
+
+
+def stack_config(name: str) -> dict[str, Any]:
+    doc = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text())
+    config: dict[str, Any] = doc["config"]
+    return config
+
+
+def run_stack(name: str) -> Run:
+    """Build stack `name` under mocks, with known test values for every secret it reads."""
+    config = stack_config(name)
+    plain = {k: v for k, v in config.items() if not (isinstance(v, dict) and "secure" in v)}
+    settings = parse(strip_namespace(plain))
+    secrets = {
+        ref if ":" in ref else f"coco:{ref}": f"test-secret-{ref}-0f9e8d7c"
+        for _, ref in secret_refs(settings)
+    }
+    values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in plain.items()} | secrets
+    mocks = CloudMocks()
+    pulumi.runtime.set_mocks(mocks, project="coco", stack=name, preview=False)
+    pulumi.runtime.set_all_config(values, secret_keys=list(secrets))
+
+    @pulumi.runtime.test
+    def program() -> None:
+        from components.settings import load
+
+        build(load())
+
+    try:
+        program()
+    finally:
+        pulumi.runtime.set_all_config({})
+    return Run(settings, mocks, secrets)
+
+
+@pytest.fixture(scope="module", params=STACK_NAMES)
+def run(request: pytest.FixtureRequest) -> Run:
+    return run_stack(request.param)
+
+
+def independent_claim(toml_text: str, algorithm: str, tee_name: str) -> str:
+    digest = hashlib.new(algorithm, toml_text.encode()).digest()
+    size = FIELD_BYTES.get(tee_name)
+    if size is not None:
+        digest = digest[:size].ljust(size, b"\0")
+    return digest.hex()
+
+
+def test_every_stack_file_is_covered() -> None:
+    assert {"dev", "baremetal-tdx", "baremetal-snp", "gpu-tdx", "s390x-se"} <= set(STACK_NAMES)
+    assert {"aws-peerpods", "azure-peerpods", "gcp-peerpods"} <= set(STACK_NAMES)
+
+
+def test_each_stack_has_trustee_and_a_reading_workload(run: Run) -> None:
+    assert run.settings.workloads, "a workload"
+    assert any(r.readers for r in run.settings.trustee.resources), "a KBS secret with a reader"
+    assert run.mocks.of_type("apps/v1:Deployment"), "the KBS deployment"
+
+
+def test_runtime_class_matches_hardware(run: Run) -> None:
+    pods = list(run.pods())
+    workload_pods = [p for p in pods if p[2].get("runtimeClassName")]
+    assert len(workload_pods) == len(run.settings.workloads)
+    for _, _, spec in workload_pods:
+        rc = spec["runtimeClassName"]
+        assert tee.mismatch(rc, run.settings.hardware) is None
+        assert rc != "kata-qemu-coco-dev" or run.settings.hardware.tee == "none"
+
+
+def test_initdata_digest_is_what_the_resource_policy_releases(run: Run) -> None:
+    policy = run.resource_policy()
+    for _, meta, spec in run.pods():
+        if not spec.get("runtimeClassName"):
+            continue
+        text = gzip.decompress(base64.b64decode(meta["annotations"][INITDATA_ANNOTATION])).decode()
+        doc = tomllib.loads(text)
+        assert doc["version"] == "0.1.0"
+        assert set(doc["data"]) >= {"aa.toml", "cdh.toml", "policy.rego"}
+        assert run.settings.trustee.service_url() in doc["data"]["aa.toml"]
+        spec_tee = tee.lookup(spec["runtimeClassName"]).tee
+        claim = independent_claim(text, doc["algorithm"], spec_tee)
+        assert meta["annotations"]["coco.confidentialcontainers.org/initdata-digest"] == claim
+        assert claim in policy, "the KBS releases the workload's secret to this exact digest"
+
+
+def test_gpu_pods_get_gpus_and_kernel_params(run: Run) -> None:
+    for w in run.settings.workloads:
+        rc = run.settings.runtime_class_of(w)
+        (meta, spec) = next((m, s) for r, m, s in run.pods() if r.metadata.get("name") == w.name)
+        limits = spec["containers"][0].get("resources", {}).get("limits", {})
+        if tee.lookup(rc).gpu:
+            assert limits["nvidia.com/pgpu"] == str(w.gpus)
+            assert limits["memory"] == w.memory
+            assert meta["annotations"][tee.GPU_KERNEL_PARAMS_ANNOTATION] == "nvrc.smi.srs=1"
+        else:
+            assert "nvidia.com/pgpu" not in limits
+            assert tee.GPU_KERNEL_PARAMS_ANNOTATION not in meta["annotations"]
+
+
+def _plain_parts(value: Any) -> Any:
+    """`value` with every secret-wrapped part dropped: what the engine stores unencrypted."""
+    if is_secret(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain_parts(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_parts(v) for v in value]
+    return value
+
+
+def test_no_secret_value_in_plain_text(run: Run) -> None:
+    assert run.secrets
+    for r in run.mocks.resources:
+        plain = json.dumps(_plain_parts(r.raw_inputs), default=str)
+        for key, value in run.secrets.items():
+            assert value not in plain, f"{key} in plain text in {r.type} {r.name}"
+            assert base64.b64encode(value.encode()).decode() not in plain
+
+
+def test_secret_values_reach_kbs_only_as_secrets(run: Run) -> None:
+    secrets = [
+        r
+        for r in run.mocks.of_type("core/v1:Secret")
+        if r.metadata.get("labels", {}).get("coco.confidentialcontainers.org/role")
+        == "kbs-resource"
+    ]
+    if run.settings.secrets_delivery() == "reference":
+        assert secrets == []
+        return
+    assert len(secrets) == len(run.settings.trustee.resources)
+    for s in secrets:
+        assert "stringData.value" in s.secret_paths or "stringData" in s.secret_paths
+
+
+def test_every_manifest_validates_against_kubernetes_schemas(run: Run) -> None:
+    checked = 0
+    for r in run.mocks.kubernetes():
+        if r.type.startswith("kubernetes:helm.sh") or r.type == "pulumi:providers:kubernetes":
+            continue
+        obj = as_manifest(r.inputs)
+        if not isinstance(obj, dict) or "kind" not in obj or not has_schema(obj):
+            continue
+        validate_manifest(obj)
+        checked += 1
+    assert checked >= 4
+
+
+def test_same_config_gives_byte_identical_objects() -> None:
+    first = run_stack("baremetal-tdx")
+    second = run_stack("baremetal-tdx")
+
+    def dump(run: Run) -> list[str]:
+        return sorted(
+            json.dumps([r.type, r.name, r.inputs], sort_keys=True, default=str)
+            for r in run.mocks.kubernetes()
+        )
+
+    assert dump(first) == dump(second)
