@@ -526,9 +526,7 @@ class Trustee(pulumi.ComponentResource):
                             annotations={RESOURCE_PATH_ANNOTATION: path},
                         ),
                         type="Opaque",
-                        string_data={
-                            RESOURCE_SECRET_KEY: _secret(resource_values[path])
-                        },
+                        string_data={RESOURCE_SECRET_KEY: _secret(resource_values[path])},
                         opts=child,
                     )
                 )
