@@ -1,0 +1,56 @@
+"""Embed coco in other programs: typed preview/up/refresh/destroy/outputs of a coco stack.
+
+    from automation import Backend, StackSpec, up, destroy
+
+    spec = StackSpec.from_stack("dev", secrets={"demoKey": "s3cret"})
+    result = up(spec, on_output=print)            # the repo's real program, real engine
+    print(result.summary(), result.outputs.masked())
+    destroy(spec, remove=True)
+
+A stack is a `StackSpec`: a name, the typed `StackSettings` (not YAML) and the secret
+config values the settings reference. Settings are validated before the engine starts
+(`SettingsError`); engine failures raise `CocoDeploymentError` naming the stack and the
+failed resources. State goes to `PULUMI_BACKEND_URL` or `<repo>/.state` unless a `Backend`
+says otherwise. `deploy_many` runs a fleet of stacks concurrently. `python -m automation`
+is a small CLI on this API.
+"""
+
+from automation.errors import (
+    CocoAutomationError,
+    CocoDeploymentError,
+    EngineNotFoundError,
+    FailedResource,
+    PolicyViolation,
+    SecretsProviderError,
+    StackFileError,
+)
+from automation.fleet import FleetResult, deploy_many
+from automation.operations import destroy, outputs, preview, refresh, render, up
+from automation.results import OperationResult, StackOutputs
+from automation.spec import Backend, StackSpec, validate
+from components.settings import SettingsError, StackSettings
+
+__all__ = [
+    "Backend",
+    "CocoAutomationError",
+    "CocoDeploymentError",
+    "EngineNotFoundError",
+    "FailedResource",
+    "FleetResult",
+    "OperationResult",
+    "PolicyViolation",
+    "SecretsProviderError",
+    "SettingsError",
+    "StackFileError",
+    "StackOutputs",
+    "StackSettings",
+    "StackSpec",
+    "deploy_many",
+    "destroy",
+    "outputs",
+    "preview",
+    "refresh",
+    "render",
+    "up",
+    "validate",
+]

@@ -1,0 +1,5 @@
+"""`python -m automation`: see `automation.cli`."""
+
+from automation.cli import main
+
+main()

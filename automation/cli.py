@@ -1,0 +1,213 @@
+"""`python -m automation <command>`: the embedding API as a command line.
+
+    validate  --stack-file F | --stack NAME      settings only, no engine: "ok" or every problem
+    preview   [--stack NAME] [--policy-pack DIR]  what up would change
+    up        [--stack NAME] [--policy-pack DIR]  deploy
+    refresh   [--stack NAME]                      reconcile state with reality
+    destroy   [--stack NAME] [--remove]           delete the stack's resources
+    outputs   [--stack NAME] [--show-secrets]     stack outputs as JSON (secrets masked)
+    render    --out DIR [--stack NAME]            manifests + policies + init-data into DIR
+
+The stack's settings come from `--stack-file` (default `stacks/Pulumi.<stack>.yaml`).
+Secret values: secure values already in the stack file, `--secret KEY=VALUE`, or
+`--secret-env KEY=ENVVAR` (keeps the value out of shell history and process lists).
+
+Exit codes: 0 ok; 1 the engine ran and failed (or `validate` found problems); 2 bad input:
+invalid settings, unreadable stack file, bad arguments, missing passphrase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from automation.errors import (
+    CocoAutomationError,
+    CocoDeploymentError,
+    EngineNotFoundError,
+    SecretsProviderError,
+    StackFileError,
+)
+from automation.operations import destroy, outputs, preview, refresh, render, up
+from automation.results import OperationResult
+from automation.spec import Backend, StackSpec, stack_file_path
+from components.settings import SettingsError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class BadInput(Exception):
+    """A command-line argument that cannot be used (exit code 2)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m automation",
+        description="Preview, deploy, refresh, destroy and render coco stacks.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, *, settings: bool = True) -> argparse.ArgumentParser:
+        p = commands.add_parser(name, help=help_text, description=help_text)
+        p.add_argument(
+            "--stack",
+            help="stack name (default: the <name> of --stack-file Pulumi.<name>.yaml, else dev)",
+        )
+        if settings:
+            p.add_argument(
+                "--stack-file",
+                type=Path,
+                help="stack file with the coco: settings (default: stacks/Pulumi.<stack>.yaml)",
+            )
+            p.add_argument(
+                "--secret",
+                action="append",
+                default=[],
+                metavar="KEY=VALUE",
+                help="a secret config value, e.g. demoKey=... (repeatable)",
+            )
+            p.add_argument(
+                "--secret-env",
+                action="append",
+                default=[],
+                metavar="KEY=ENVVAR",
+                help="a secret config value read from an environment variable (repeatable)",
+            )
+        return p
+
+    def engine(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--backend-url",
+            help="state backend (default: $PULUMI_BACKEND_URL, else file://<repo>/.state)",
+        )
+
+    def packs(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--policy-pack",
+            action="append",
+            default=[],
+            type=Path,
+            metavar="DIR",
+            help="run a policy pack, e.g. policies/pack (repeatable)",
+        )
+
+    command("validate", "validate a stack's settings without running the engine")
+    for name, text in (
+        ("preview", "show what `up` would change"),
+        ("up", "deploy the stack"),
+        ("refresh", "reconcile the stack's state with what exists"),
+    ):
+        p = command(name, text)
+        engine(p)
+        if name != "refresh":
+            packs(p)
+    p = command("destroy", "delete every resource of the stack", settings=False)
+    engine(p)
+    p.add_argument("--remove", action="store_true", help="also remove the stack and its workspace")
+    p = command("outputs", "print the stack outputs as JSON", settings=False)
+    engine(p)
+    p.add_argument("--show-secrets", action="store_true", help="print secret outputs in clear")
+    p = command("render", "render manifests, policies and init-data into a folder (GitOps)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    packs(p)
+    return parser
+
+
+def _secrets(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in args.secret:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadInput(f"--secret {item!r}: use KEY=VALUE")
+        out[key] = value
+    for item in args.secret_env:
+        key, sep, var = item.partition("=")
+        if not sep or not key or not var:
+            raise BadInput(f"--secret-env {item!r}: use KEY=ENVVAR")
+        if var not in environ:
+            raise BadInput(f"--secret-env {item!r}: environment variable {var} is not set")
+        out[key] = environ[var]
+    return out
+
+
+def _spec(args: argparse.Namespace, environ: dict[str, str]) -> StackSpec:
+    if args.stack_file is None:
+        return StackSpec.from_file(
+            stack_file_path(_stack(args)), name=_stack(args), secrets=_secrets(args, environ)
+        )
+    return StackSpec.from_file(args.stack_file, name=args.stack, secrets=_secrets(args, environ))
+
+
+def _stack(args: argparse.Namespace) -> str:
+    return str(args.stack or "dev")
+
+
+def _printer(stream: object) -> Callable[[str], None]:
+    lock = threading.Lock()
+
+    def emit(line: str) -> None:
+        with lock:
+            print(line, file=stream, flush=True)  # type: ignore[call-overload]
+
+    return emit
+
+
+def _report(result: OperationResult, err: Callable[[str], None]) -> None:
+    for violation in result.violations:
+        err(f"policy: {violation}")
+    err(result.summary())
+
+
+def run(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
+    """The CLI, returning its exit code (`main` exits with it)."""
+    args = _parser().parse_args(argv)
+    env = dict(os.environ if environ is None else environ)
+    out = _printer(sys.stdout)
+    err = _printer(sys.stderr)
+    backend = Backend(url=getattr(args, "backend_url", None))
+    try:
+        if args.command == "validate":
+            try:
+                _spec(args, env)
+            except SettingsError as exc:
+                err(str(exc))
+                return EXIT_FAILED
+            out("ok")
+            return EXIT_OK
+        if args.command == "outputs":
+            values = outputs(_stack(args), backend=backend)
+            out(values.to_json(show_secrets=args.show_secrets))
+            return EXIT_OK
+        if args.command == "destroy":
+            _report(destroy(_stack(args), backend=backend, on_output=out, remove=args.remove), err)
+            return EXIT_OK
+        spec = _spec(args, env)
+        if args.command == "render":
+            result = render(spec, args.out, on_output=out, policy_packs=args.policy_pack)
+            _report(result, err)
+            err(f"rendered into {args.out.resolve()}")
+            return EXIT_OK
+        packs = getattr(args, "policy_pack", [])
+        if args.command == "preview":
+            _report(preview(spec, backend=backend, on_output=out, policy_packs=packs), err)
+        elif args.command == "up":
+            _report(up(spec, backend=backend, on_output=out, policy_packs=packs), err)
+        elif args.command == "refresh":
+            _report(refresh(spec, backend=backend, on_output=out), err)
+        return EXIT_OK
+    except (SettingsError, StackFileError, SecretsProviderError, BadInput) as exc:
+        err(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    except (CocoDeploymentError, EngineNotFoundError, CocoAutomationError) as exc:
+        err(f"error: {exc}")
+        return EXIT_FAILED
+
+
+def main() -> None:
+    raise SystemExit(run())

@@ -1,0 +1,321 @@
+"""The operations: preview, up, refresh, destroy, outputs, and render (up into a folder).
+
+Each one validates the settings first (a `SettingsError` means the engine never started),
+then runs in the stack's own workspace, streams the engine's text to `on_output` and its
+events to `on_event` as they happen, and returns a typed `OperationResult`. When the engine
+fails, the failure is raised as `CocoDeploymentError` naming the stack and the resources
+that failed, built from the engine events rather than from parsing CLI text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pulumi import automation as auto
+
+from automation.errors import CocoDeploymentError
+from automation.events import EventHandler, EventLog
+from automation.results import Operation, OperationResult, StackOutputs, op_counts
+from automation.spec import PROJECT_DIR, Backend, StackSpec, validate
+from automation.workspace import open_stack, remove_workspace
+from components.settings import (
+    NAMESPACE,
+    BareMetalCluster,
+    KubernetesTarget,
+    Problem,
+    SettingsError,
+)
+from policies.pack.production import hardware_config
+
+PACK_DIR = PROJECT_DIR / "policies" / "pack"
+"""coco's own policy pack (`coco-production`)."""
+
+RENDER_SUBDIRS = ("0-crd", "1-manifest")
+"""The folders the Kubernetes provider writes rendered manifests into, under renderDir."""
+
+OutputHandler = Callable[[str], None]
+PolicyPacks = Sequence[str | os.PathLike[str]]
+T = TypeVar("T")
+
+_DETAIL_CHARS = 4000
+
+
+def _tail(text: str) -> str:
+    return text if len(text) <= _DETAIL_CHARS else "...\n" + text[-_DETAIL_CHARS:]
+
+
+def _run(
+    target: StackSpec | str,
+    operation: str,
+    backend: Backend | None,
+    on_event: EventHandler | None,
+    body: Callable[[auto.Stack, EventLog], T],
+    check: bool = True,
+) -> T:
+    """Open the stack and run `body`; engine failures become `CocoDeploymentError`.
+
+    A spec's settings are validated first (`check`), so invalid settings never reach the
+    engine; `destroy` skips that, since tearing down needs the state, not valid settings.
+    """
+    if check and isinstance(target, StackSpec):
+        validate(target)
+    name = target if isinstance(target, str) else target.name
+    log = EventLog(on_event)
+    try:
+        with open_stack(target, backend or Backend()) as stack:
+            return body(stack, log)
+    except auto.StackNotFoundError as err:
+        raise CocoDeploymentError(
+            stack=name, operation=operation, errors=(f"stack {name!r} does not exist",)
+        ) from err
+    except auto.CommandError as err:
+        raise log.error(name, operation, detail=_tail(str(err))) from err
+
+
+@contextmanager
+def _policy_args(spec: StackSpec, policy_packs: PolicyPacks) -> Iterator[dict[str, Any]]:
+    """`policy_packs` and their configs; coco's own pack is told the stack's hardware.
+
+    The Python policy SDK gets no stack config, so the hardware the settings declare is
+    handed to `runtime-class-matches-hardware` as policy config (one JSON file per pack,
+    an empty one for other packs, since the CLI pairs configs with packs by position).
+    """
+    if not policy_packs:
+        yield {}
+        return
+    with tempfile.TemporaryDirectory(prefix="coco-policy-config-") as tmp:
+        packs, configs = [], []
+        for i, pack in enumerate(policy_packs):
+            path = Path(pack).resolve()
+            config = hardware_config(spec.settings.hardware) if path == PACK_DIR else {}
+            config_file = Path(tmp) / f"{i}.json"
+            config_file.write_text(json.dumps(config), encoding="utf-8")
+            packs.append(str(path))
+            configs.append(str(config_file))
+        yield {"policy_packs": packs, "policy_pack_configs": configs}
+
+
+def preview(
+    spec: StackSpec,
+    *,
+    backend: Backend | None = None,
+    on_output: OutputHandler | None = None,
+    on_event: EventHandler | None = None,
+    policy_packs: PolicyPacks = (),
+) -> OperationResult:
+    """What `up` would change. Mandatory policy violations fail it (`CocoDeploymentError`)."""
+
+    def body(stack: auto.Stack, log: EventLog) -> OperationResult:
+        with _policy_args(spec, policy_packs) as policy:
+            res = stack.preview(
+                on_output=on_output, on_error=on_output, on_event=log, color="never", **policy
+            )
+        return _result(spec.name, "preview", op_counts(res.change_summary), log, res.stdout)
+
+    return _run(spec, "preview", backend, on_event, body)
+
+
+def up(
+    spec: StackSpec,
+    *,
+    backend: Backend | None = None,
+    on_output: OutputHandler | None = None,
+    on_event: EventHandler | None = None,
+    policy_packs: PolicyPacks = (),
+) -> OperationResult:
+    """Deploy the stack (create it on first use) and return its outputs."""
+
+    def body(stack: auto.Stack, log: EventLog) -> OperationResult:
+        with _policy_args(spec, policy_packs) as policy:
+            res = stack.up(
+                on_output=on_output, on_error=on_output, on_event=log, color="never", **policy
+            )
+        changes = op_counts(res.summary.resource_changes)
+        outputs = StackOutputs.from_output_map(res.outputs)
+        return _result(spec.name, "up", changes, log, res.stdout, outputs)
+
+    return _run(spec, "up", backend, on_event, body)
+
+
+def refresh(
+    spec: StackSpec,
+    *,
+    backend: Backend | None = None,
+    on_output: OutputHandler | None = None,
+    on_event: EventHandler | None = None,
+) -> OperationResult:
+    """Reconcile the stack's state with what actually exists."""
+
+    def body(stack: auto.Stack, log: EventLog) -> OperationResult:
+        res = stack.refresh(on_output=on_output, on_error=on_output, on_event=log, color="never")
+        return _result(
+            spec.name, "refresh", op_counts(res.summary.resource_changes), log, res.stdout
+        )
+
+    return _run(spec, "refresh", backend, on_event, body)
+
+
+def destroy(
+    target: StackSpec | str,
+    *,
+    backend: Backend | None = None,
+    on_output: OutputHandler | None = None,
+    on_event: EventHandler | None = None,
+    remove: bool = False,
+) -> OperationResult:
+    """Delete every resource of the stack; with `remove`, also the stack and its workspace.
+
+    Takes a bare stack name too: destroying needs the state, not the settings.
+    """
+    name = target if isinstance(target, str) else target.name
+    be = backend or Backend()
+
+    def body(stack: auto.Stack, log: EventLog) -> OperationResult:
+        res = stack.destroy(on_output=on_output, on_error=on_output, on_event=log, color="never")
+        if remove:
+            stack.workspace.remove_stack(name)
+        return _result(name, "destroy", op_counts(res.summary.resource_changes), log, res.stdout)
+
+    result = _run(target, "destroy", be, on_event, body, check=False)
+    if remove:
+        remove_workspace(be, name)
+    return result
+
+
+def outputs(target: StackSpec | str, *, backend: Backend | None = None) -> StackOutputs:
+    """The stack's current outputs (secrets kept, and masked by `StackOutputs.masked`)."""
+    name = target if isinstance(target, str) else target.name
+    return _run(
+        name,
+        "outputs",
+        backend,
+        None,
+        lambda stack, _: StackOutputs.from_output_map(stack.outputs()),
+    )
+
+
+def render_settings(
+    spec: StackSpec, out_dir: str | os.PathLike[str]
+) -> tuple[StackSpec, list[str]]:
+    """The spec retargeted to `renderDir: <out_dir>` (absolute), and notes on what changed.
+
+    Rendering writes Kubernetes objects only, so what is not one is left to the GitOps
+    tool, each change stated in a note: the kata-deploy and GPU Operator Helm releases
+    (the stack then expects them installed: `preinstalled`), node labels (they patch live
+    Nodes), and Secrets (delivered by reference: a rendered Secret is plain text in Git).
+    A peer-pods stack is refused: its cloud networks and identities have no YAML form.
+    """
+    settings = spec.settings
+    cluster = settings.cluster
+    if not isinstance(cluster, BareMetalCluster):
+        raise SettingsError(
+            [
+                Problem(
+                    f"{NAMESPACE}:cluster.kind",
+                    "render needs a bare-metal stack: a peer-pods stack creates cloud resources, "
+                    "which cannot be rendered to manifests",
+                )
+            ],
+            spec.name,
+        )
+    notes: list[str] = []
+    if cluster.install.method == "chart":
+        install = cluster.install
+        notes.append(
+            f"kata-deploy is a Helm release: install {install.chart} {install.version} "
+            f"(namespace {install.namespace}) with your GitOps tool; rendering as 'preinstalled'"
+        )
+        cluster = cluster.model_copy(
+            update={"install": install.model_copy(update={"method": "preinstalled"})}
+        )
+    if cluster.gpu is not None and cluster.gpu.operator.install:
+        operator = cluster.gpu.operator
+        notes.append(
+            f"the NVIDIA GPU Operator {operator.version} is a Helm release: install it (CC mode) "
+            "with your GitOps tool; not rendered"
+        )
+        gpu = cluster.gpu.model_copy(
+            update={"operator": operator.model_copy(update={"install": False})}
+        )
+        cluster = cluster.model_copy(update={"gpu": gpu})
+    if cluster.label_nodes:
+        notes.append(
+            f"node labels patch live Nodes: label {', '.join(cluster.label_nodes)} yourself; "
+            "not rendered"
+        )
+        cluster = cluster.model_copy(update={"label_nodes": []})
+    trustee = settings.trustee
+    if trustee.secrets_delivery == "create":
+        notes.append(
+            "KBS Secrets are referenced, not rendered: deliver them from your secret manager"
+        )
+        trustee = trustee.model_copy(update={"secrets_delivery": None})
+    target = KubernetesTarget(render_dir=str(Path(out_dir).resolve()))
+    rendered = settings.model_copy(
+        update={"kubernetes": target, "cluster": cluster, "trustee": trustee}
+    )
+    return spec.model_copy(update={"settings": rendered}), notes
+
+
+def render(
+    spec: StackSpec,
+    out_dir: str | os.PathLike[str],
+    *,
+    on_output: OutputHandler | None = None,
+    on_event: EventHandler | None = None,
+    policy_packs: PolicyPacks = (),
+    state_dir: str | os.PathLike[str] | None = None,
+) -> OperationResult:
+    """Write the stack's manifests, policies and init-data into `out_dir` (for GitOps).
+
+    Runs `up` with `coco:kubernetes.renderDir` set to `out_dir` on a throwaway local-backend
+    stack (in `state_dir`, else a temporary directory removed afterwards), so rendering never
+    touches the real stack's state and needs no cluster. The Kubernetes provider's own
+    subfolders of `out_dir` (`0-crd`, `1-manifest`) are emptied first, so the folder holds
+    exactly this render; nothing else in `out_dir` is touched.
+    """
+    rendered, notes = render_settings(spec, out_dir)
+    validate(rendered)
+    if on_output is not None:
+        for note in notes:
+            on_output(f"note: {note}")
+    for owned in RENDER_SUBDIRS:  # a fresh render: no file of an object removed since the last
+        shutil.rmtree(Path(out_dir) / owned, ignore_errors=True)
+    temp = state_dir is None
+    directory = Path(tempfile.mkdtemp(prefix="coco-render-")) if temp else Path(str(state_dir))
+    try:
+        return up(
+            rendered,
+            backend=Backend.throwaway(directory),
+            on_output=on_output,
+            on_event=on_event,
+            policy_packs=policy_packs,
+        )
+    finally:
+        if temp:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _result(
+    stack: str,
+    operation: Operation,
+    changes: dict[str, int],
+    log: EventLog,
+    stdout: str,
+    outputs: StackOutputs | None = None,
+) -> OperationResult:
+    return OperationResult(
+        stack=stack,
+        operation=operation,
+        changes=changes or dict(log.resource_changes),
+        outputs=outputs,
+        violations=tuple(log.violations),
+        stdout=stdout,
+    )

@@ -1,0 +1,8 @@
+"""The `coco-production` Pulumi policy pack (CrossGuard): the production checklist, enforced.
+
+    pulumi preview --policy-pack policies/pack
+
+`checks` holds the checks as pure functions, `production` registers them as policies
+(mandatory in production, advisory elsewhere), `__main__` serves the pack to the engine.
+See docs/policy-pack.md.
+"""
