@@ -1,6 +1,13 @@
 """coco: build the stack described by this stack's `coco:` configuration."""
 
-from components.settings import load
+import pulumi
+
+from components.settings import SettingsError, load
 from components.stack import build
 
-build(load())
+try:
+    settings = load()
+except SettingsError as err:
+    # A configuration mistake is the user's to fix, not a crash: show the problems, no traceback.
+    raise pulumi.RunError(str(err)) from None
+build(settings)

@@ -188,3 +188,21 @@ def test_stack_lifecycle_with_the_real_engine(tmp_path: Path, name: str) -> None
     assert not [p for p in project.render_dir.rglob("*") if p.is_file()]
     state = json.loads(project.pulumi("stack", "export").stdout)
     assert not state["deployment"].get("resources")
+
+
+def test_hardware_mismatch_fails_at_preview_before_any_resource(tmp_path: Path) -> None:
+    project = Project(tmp_path, "mismatch")
+    config = project.write_stack_file("baremetal-tdx")
+    config["coco:workloads"][0]["runtimeClass"] = "kata-qemu-snp"
+    path = project.dir / "stacks" / "Pulumi.mismatch.yaml"
+    path.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    project.pulumi("stack", "init")
+    project.pulumi("config", "set", "--secret", "apiDbPassword", "e2e-mismatch-secret")
+    out = project.pulumi("preview", check=False)
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert "coco:workloads[0].runtimeClass" in text
+    assert "Traceback" not in text
+    assert "'kata-qemu-snp' needs TEE snp" in text and "TEE tdx" in text
+    state = json.loads(project.pulumi("stack", "export").stdout)
+    assert not state["deployment"].get("resources")
