@@ -26,8 +26,10 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -381,11 +383,13 @@ class StackSettings(Model):
             return self.trustee.secrets_delivery
         return "reference" if self.kubernetes.rendering else "create"
 
+    @cached_property
+    def _workloads_by_name(self) -> dict[str, WorkloadSettings]:
+        return {w.name: w for w in self.workloads}
+
     def workload(self, name: str) -> WorkloadSettings:
-        for w in self.workloads:
-            if w.name == name:
-                return w
-        raise KeyError(name)
+        """The workload named `name` (a dict lookup: stacks may hold thousands)."""
+        return self._workloads_by_name[name]
 
 
 @dataclass(frozen=True)
@@ -443,9 +447,10 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
     problems: list[Problem] = []
     hw = s.hardware
     names = [w.name for w in s.workloads]
+    name_counts = Counter(names)
     for i, w in enumerate(s.workloads):
         key = f"{NAMESPACE}:workloads[{i}]"
-        if names.count(w.name) > 1:
+        if name_counts[w.name] > 1:
             problems.append(Problem(f"{key}.name", f"workload name {w.name!r} is used twice"))
         if w.runtime_class is not None:
             why = tee.mismatch(w.runtime_class, hw)
@@ -517,7 +522,7 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
     for i, r in enumerate(s.trustee.resources):
         key = f"{NAMESPACE}:trustee.resources[{i}]"
         for reader in r.readers:
-            if reader not in names:
+            if reader not in name_counts:
                 problems.append(
                     Problem(
                         f"{key}.readers",
