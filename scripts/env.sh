@@ -20,7 +20,7 @@ export COCO_REPO
 unset _coco_env_file
 
 # --- pinned engine versions (keep in sync with scripts/engine/*/go.mod) -------------------------------
-# The Python SDKs in pyproject.toml pin pulumi==3.272.0, pulumi-kubernetes==4.34.2, pulumi-tls==5.6.2.
+# The Python SDKs in pyproject.toml pin pulumi==3.272.0 and pulumi-kubernetes==4.34.2 (no pulumi-tls: ENGINE.md).
 # The Go module proxy reachable here does not serve all of the matching engine modules; ENGINE.md says
 # which versions are built instead and why.
 export COCO_PULUMI_SDK_VERSION="3.272.0"                                  # Python SDK; exec script source

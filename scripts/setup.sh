@@ -192,11 +192,6 @@ install_plugin() { # kind name version binary
 
 install_plugins() {
   install_plugin resource kubernetes "$COCO_K8S_PROVIDER_VERSION" "$COCO_TOOLS_DIR/providers/pulumi-resource-kubernetes"
-  # pulumi-resource-tls: github.com/pulumi/pulumi-tls is not served by the Go module proxy reachable here
-  # (no version at all), so it cannot be built; see ENGINE.md.
-  if [ ! -d "$PULUMI_HOME/plugins/resource-tls-v5.6.2" ]; then
-    log "NOTE: no pulumi-resource-tls v5.6.2 (module not served); programs using pulumi_tls will fail"
-  fi
 }
 
 build_opa() {
