@@ -16,6 +16,6 @@ echo "== ruff"
 ruff check .
 ruff format --check .
 echo "== mypy"
-mypy components policies automation
+mypy components policies automation benchmarks examples
 echo "== pytest"
 pytest -n 2 "$@"
