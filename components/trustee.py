@@ -36,7 +36,11 @@ Upstream formats, as checked against the pinned image
   `evaluate_rego` reads the policy from storage on every evaluation. A resource `repo/type/tag`
   is key `repo/type/tag` of the `repository` namespace (`resource/kv_storage.rs`), so its file
   is `<dir_path>/repository/repo\\x2Ftype\\x2Ftag`; trustee-operator's `secret-converter`
-  writes the same names.
+  writes the same names. Reference values: RVPS stores each one in namespace `reference_value`
+  (`rvps/src/lib.rs` `REFERENCE_VALUE_STORAGE_NAMESPACE`) under its name, the value being
+  the JSON of `ReferenceValue {version, name, expiration, value}` (`verify_and_extract`
+  sets `v.name()` to `v.to_bytes()`; `query_reference_value` reads it back by name and
+  ignores it once expired), so its file is `<dir_path>/reference_value/<name>`.
 - Deployment: trustee `kbs/config/kubernetes/base/deployment.yaml` (command
   `/usr/local/bin/kbs --config-file <file>`, container port 8080).
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import pulumi
@@ -192,6 +194,16 @@ def test_reference_value_files_one_record_per_name() -> None:
     assert '"name":"rtmr_1"' in files["rtmr_1"]
     assert '"value":["bb","cc"]' in files["rtmr_1"]
     assert '"version":"0.1.0"' in files["mr_td"]
+
+
+def test_reference_value_record_is_what_rvps_deserializes() -> None:
+    # trustee rvps/src/reference_value.rs: exactly {version, name, expiration, value}, the
+    # expiration parsed with chrono's "%Y-%m-%dT%H:%M:%SZ" (same directives in strptime).
+    record = json.loads(reference_value_files({"mr_td": ["aa"]})["mr_td"])
+    assert set(record) == {"version", "name", "expiration", "value"}
+    assert record["name"] == "mr_td"
+    expiration = datetime.strptime(record["expiration"], "%Y-%m-%dT%H:%M:%SZ")
+    assert expiration > datetime(2026, 1, 1)
 
 
 def test_certificate_names_cover_the_service_and_the_url() -> None:
