@@ -44,7 +44,7 @@ from components import tee
 from components.config_types import DnsLabel, Model, SecretKeyRef
 from components.peerpods.settings import PeerPodsCluster
 from components.tee import Hardware
-from policies.agent import AgentPolicySpec
+from policies.agent import AgentPolicySpec, kubernetes_argv
 
 NAMESPACE = "coco"
 TOP_LEVEL_KEYS = ("environment", "kubernetes", "cluster", "trustee", "workloads", "waivers")
@@ -324,6 +324,18 @@ class WorkloadSettings(Model):
         names = [c.name for c in self.containers]
         if len(set(names)) != len(names):
             raise ValueError("container names must be unique")
+        policy = self.agent_policy
+        if policy.preset == "restrictive" and policy.pin_commands:
+            for i, c in enumerate(self.containers):
+                if c.command:
+                    try:
+                        kubernetes_argv(c.command, c.args, c.env)
+                    except ValueError as err:
+                        raise ValueError(
+                            f"containers[{i}] ({c.name}): {err}. The agent policy pins the exact "
+                            "argv: define the variable in `env`, write a literal `$` as `$$`, "
+                            "or set agentPolicy.pinCommands: false"
+                        ) from None
         return self
 
     @property

@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 
 from components import labels, tee
 from components.settings import WorkloadSettings, is_pinned
-from policies.agent import AgentPolicySpec, render_agent_policy
+from policies.agent import AgentPolicySpec, kubernetes_argv, render_agent_policy
 from policies.initdata import (
     INITDATA_ANNOTATION,
     KbsEndpoint,
@@ -29,16 +29,38 @@ LEGACY_RUNTIME_HANDLER_ANNOTATION = "io.containerd.cri.runtime-handler"
 
 
 def effective_agent_policy(settings: WorkloadSettings) -> AgentPolicySpec:
-    """The agent policy spec with the production default filled in.
+    """The agent policy spec with the production defaults filled in.
 
     A restrictive policy that names no images would deny the workload its own containers;
-    the natural, safe default is "exactly this workload's own pinned images".
+    the natural, safe default is "exactly this workload's own pinned images", each started
+    with the argv its pod spec gives it where the pod spec fixes one.
     """
     spec = settings.agent_policy
     if spec.preset == "restrictive" and not spec.allowed_images:
         pinned = sorted({image for image in settings.images if is_pinned(image)})
         spec = spec.model_copy(update={"allowed_images": pinned})
-    return spec
+    return spec.with_container_commands(container_commands(settings))
+
+
+def container_commands(settings: WorkloadSettings) -> dict[str, list[list[str]]]:
+    """Pinned image -> the argvs its containers start with, for images whose every container
+    sets `command`.
+
+    One container of an image without `command` leaves that image unpinned: its argv comes
+    from the image config, which only the registry knows, and pinning the others would
+    refuse it.
+    """
+    argvs: dict[str, list[list[str]]] = {}
+    unpinnable: set[str] = set()
+    for container in settings.containers:
+        if not is_pinned(container.image):
+            continue
+        if not container.command:
+            unpinnable.add(container.image)
+            continue
+        argv = kubernetes_argv(container.command, container.args, container.env)
+        argvs.setdefault(container.image, []).append(argv)
+    return {image: found for image, found in argvs.items() if image not in unpinnable}
 
 
 def digest_algorithm(settings: WorkloadSettings, runtime_class: str) -> tee.DigestAlgorithm:

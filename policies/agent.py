@@ -30,15 +30,22 @@ Upstream sources, as checked:
   and errors when the result is undefined; `AllowRequestsFailingPolicy := true` would turn
   every failure into an allow, so it is pinned to false.
 
-What `restrictive` does NOT do: it pins which images run (by digest) but not the container's
-command, environment or mounts; genpolicy-style per-pod rules would be needed for that.
+- Container argv: containerd CRI `setOCIProcessArgs`: when the pod spec sets `command`, the
+  OCI `Process.Args` are `command + args` and the image's ENTRYPOINT/CMD are not used;
+  kubelet expands `$(VAR)` in both first (kubernetes `third_party/forked/golang/expansion`
+  `Expand`: `$$` is a literal `$`, `$(NAME)` the variable's value, an unknown name or an
+  unclosed `$(` stays as written).
+
+What `restrictive` pins: which images run (by digest) and, for containers whose pod spec
+sets `command`, their exact argv. It does not pin argv that comes from the image itself, nor
+the environment or mounts; genpolicy-style per-pod rules would be needed for those.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
@@ -99,7 +106,8 @@ AGENT_REQUESTS: dict[str, RequestDefault] = {
         False,
         "the host chooses what runs: only the pause sandbox and allow-listed image digests",
         rule="sandbox with the built-in pause image, or a container whose image name and every "
-        "guest-pull source is an allowed digest; no OCI hooks, no rootfs shadowing",
+        "guest-pull source is an allowed digest, started with its pinned argv if it has one; "
+        "no OCI hooks, no rootfs shadowing",
         spec_field="allowed_images",
     ),
     "CreateSandboxRequest": _d(
@@ -197,6 +205,74 @@ def docker_hub_aliases(image: str) -> tuple[str, ...]:
     return tuple(sorted({image, f"{full}@{digest}"}))
 
 
+def _expand(value: str, env: Mapping[str, str], where: str) -> str:
+    """Kubelet's `$(VAR)` expansion of one command/args element, refusing what we cannot see.
+
+    Mirrors kubernetes `expansion.Expand`. A `$(NAME)` that `env` does not define could still
+    be set by kubelet (service-link variables such as `KUBERNETES_SERVICE_HOST`, `valueFrom`),
+    and an env value holding `$` is itself expanded; either would make the pinned argv differ
+    from what the agent sees, so both are errors rather than guesses.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(value):
+        char = value[i]
+        if char != "$" or i + 1 == len(value):
+            out.append(char)
+            i += 1
+            continue
+        nxt = value[i + 1]
+        if nxt == "$":
+            out.append("$")
+            i += 2
+        elif nxt == "(" and (close := value.find(")", i + 2)) != -1:
+            name = value[i + 2 : close]
+            if name not in env:
+                raise ValueError(
+                    f"{where}: $({name}) is not a literal env variable of this container, so the "
+                    "argv kubelet starts it with cannot be known here"
+                )
+            if "$" in env[name]:
+                raise ValueError(
+                    f"{where}: $({name}) refers to an env value that itself contains '$' "
+                    "(kubelet expands it too)"
+                )
+            out.append(env[name])
+            i = close + 1
+        else:
+            out.append("$" + nxt)
+            i += 2
+    return "".join(out)
+
+
+def kubernetes_argv(
+    command: Sequence[str], args: Sequence[str] | None, env: Mapping[str, str]
+) -> list[str]:
+    """The OCI `Process.Args` of a container whose pod spec sets `command`.
+
+    containerd starts it with `command + args` (the image's ENTRYPOINT and CMD unused) after
+    kubelet's `$(VAR)` expansion, so this is exactly what the agent policy sees.
+    """
+    if not command:
+        raise ValueError("only a container that sets `command` has an argv known in advance")
+    parts = [("command", i, v) for i, v in enumerate(command)]
+    parts += [("args", i, v) for i, v in enumerate(args or [])]
+    return [_expand(v, env, f"{field}[{i}]") for field, i, v in parts]
+
+
+def _checked_argv(argv: list[str], what: str) -> list[str]:
+    if not argv or not argv[0]:
+        raise ValueError(f"{what} needs at least a program (argv[0])")
+    if len(json.dumps(argv)) > _MAX_LINE - 16:
+        raise ValueError(f"{what} {argv[:2]}... is too long for one policy line")
+    return argv
+
+
+def _unique_argvs(argvs: Iterable[list[str]]) -> list[list[str]]:
+    unique = {json.dumps(argv) for argv in argvs}
+    return [json.loads(a) for a in sorted(unique)]
+
+
 class AgentPolicySpec(BaseModel):
     """Declarative agent policy: what the host may do to this workload's guest.
 
@@ -220,6 +296,13 @@ class AgentPolicySpec(BaseModel):
     allow_copy_file: bool = True
     """CopyFileRequest into the shared containers dir: needed for ConfigMaps/Secrets/hosts
     under shared_fs=none; content is host data the pod spec already exposes to the host."""
+    pin_commands: bool = True
+    """Restrictive: the workload component fills `container_commands` from every container
+    whose pod spec sets `command` (off: any argv for the allowed images)."""
+    container_commands: dict[str, list[list[str]]] = {}
+    """Image digest -> the exact argvs (OCI `Process.Args`) containers of that image may start
+    with. Images not listed start with any argv (their ENTRYPOINT/CMD decide). Empty: filled
+    in by the workload component when `pin_commands` is on."""
     overrides: dict[str, bool] = {}
     """Per request name: a constant that replaces every default and rule for it."""
 
@@ -236,13 +319,23 @@ class AgentPolicySpec(BaseModel):
     @field_validator("exec_commands")
     @classmethod
     def _argv(cls, v: list[list[str]]) -> list[list[str]]:
-        for argv in v:
-            if not argv or not argv[0]:
-                raise ValueError("an exec command needs at least a program (argv[0])")
-            if len(json.dumps(argv)) > _MAX_LINE - 16:
-                raise ValueError(f"exec command {argv[:2]}... is too long for one policy line")
-        unique = {json.dumps(argv) for argv in v}
-        return [json.loads(a) for a in sorted(unique)]
+        return _unique_argvs(_checked_argv(argv, "an exec command") for argv in v)
+
+    @field_validator("container_commands")
+    @classmethod
+    def _container_argv(cls, v: dict[str, list[list[str]]]) -> dict[str, list[list[str]]]:
+        out: dict[str, list[list[str]]] = {}
+        for image in sorted(v):
+            if not _DIGEST_REF.match(image):
+                raise ValueError(
+                    f"container_commands key {image!r} is not pinned by digest: "
+                    "use name@sha256:<64 lowercase hex>"
+                )
+            if not v[image]:
+                raise ValueError(f"container_commands[{image!r}] lists no argv")
+            what = f"a container command for {image}"
+            out[image] = _unique_argvs(_checked_argv(argv, what) for argv in v[image])
+        return out
 
     @field_validator("overrides")
     @classmethod
@@ -258,11 +351,19 @@ class AgentPolicySpec(BaseModel):
     def _consistent(self) -> AgentPolicySpec:
         if self.exec_commands and not self.allow_exec:
             raise ValueError("exec_commands are listed but allow_exec is false: set allow_exec")
-        if self.preset == "allow-all" and (self.allowed_images or self.exec_commands):
+        if self.preset == "allow-all" and (
+            self.allowed_images or self.exec_commands or self.container_commands
+        ):
             raise ValueError(
-                "the allow-all preset ignores allowed_images and exec_commands: use the "
-                "restrictive preset, or remove them"
+                "the allow-all preset ignores allowed_images, exec_commands and "
+                "container_commands: use the restrictive preset, or remove them"
             )
+        if self.allowed_images:
+            stray = sorted(set(self.container_commands) - set(self.allowed_images))
+            if stray:
+                raise ValueError(
+                    f"container_commands names images that are not in allowed_images: {stray}"
+                )
         return self
 
     def with_workload_images(self, images: Iterable[str]) -> AgentPolicySpec:
@@ -274,6 +375,24 @@ class AgentPolicySpec(BaseModel):
             return self
         data = self.model_dump()
         data["allowed_images"] = list(images)
+        return AgentPolicySpec.model_validate(data)
+
+    def with_container_commands(self, commands: Mapping[str, list[list[str]]]) -> AgentPolicySpec:
+        """This spec with `container_commands` defaulted to the given pins.
+
+        Only for the restrictive preset with `pin_commands` on, and never over an explicit map;
+        pins for images outside an explicit `allowed_images` are dropped (such containers are
+        refused by image already).
+        """
+        if self.container_commands or not self.pin_commands or self.preset == "allow-all":
+            return self
+        allowed = set(self.allowed_images)
+        data = self.model_dump()
+        data["container_commands"] = {
+            image: list(argvs)
+            for image, argvs in commands.items()
+            if not allowed or image in allowed
+        }
         return AgentPolicySpec.model_validate(data)
 
     def decisions(self) -> dict[str, bool | str]:
@@ -342,9 +461,22 @@ CreateContainerRequest if {
 	every source in guest_pull_sources {
 		source in allowed_images
 	}
+	container_args_allowed
 	no_oci_hooks
 	not rootfs_shadowed
 }
+
+# An image whose containers set `command` in the pod spec starts only with that argv; other
+# images start with whatever their ENTRYPOINT and CMD say.
+container_args_allowed if {
+	not pinned_container_args[container_image]
+}
+
+container_args_allowed if {
+	input.OCI.Process.Args in pinned_container_args[container_image]
+}
+
+container_image := input.OCI.Annotations["io.kubernetes.cri.image-name"]
 
 guest_pull_sources := [s.source | some s in input.storages; s.driver == "image_guest_pull"]
 
@@ -415,7 +547,8 @@ def render_agent_policy(spec: AgentPolicySpec) -> str:
     Uses only core Rego (`in`, `every`, comprehensions, `count`, `concat`, `split`,
     `startswith`), all of which the genpolicy rules already rely on in regorus, and keeps
     every line under regorus's length cap. (During development the output was evaluated with
-    regorus 0.9.1, built with the Kata agent's features, and agreed with OPA on every case.)
+    regorus 0.9.1, built with the Kata agent's features, and agreed with OPA on every case;
+    the container-argv rules were checked the same way, on the nine cases of the tests.)
     """
     lines = [
         "# Kata agent policy generated by coco (policies/agent.py); regenerate, do not edit.",
@@ -448,6 +581,7 @@ def render_agent_policy(spec: AgentPolicySpec) -> str:
         rules.append(f"allowed_images := {_rego_set(_all_image_spellings(spec.allowed_images))}\n")
     if "CreateContainerRequest" in names_with_rules:
         rules.append(_CREATE_CONTAINER_RULES)
+        rules.append(_pinned_container_args(spec.container_commands))
     if "PullImageRequest" in names_with_rules:
         rules.append(_PULL_IMAGE_RULE)
     if "CreateSandboxRequest" in names_with_rules:
@@ -464,6 +598,23 @@ def render_agent_policy(spec: AgentPolicySpec) -> str:
     if rules:
         text += "\n" + "\n".join(rules)
     return text
+
+
+def _pinned_container_args(commands: Mapping[str, list[list[str]]]) -> str:
+    """`pinned_container_args`: every spelling of each pinned image -> its argvs, one per line."""
+    by_spelling: dict[str, list[list[str]]] = {}
+    for image, argvs in commands.items():
+        for spelling in docker_hub_aliases(image):
+            by_spelling[spelling] = _unique_argvs([*by_spelling.get(spelling, []), *argvs])
+    if not by_spelling:
+        return "pinned_container_args := {}\n"
+    body = ""
+    for spelling in sorted(by_spelling):
+        body += f"\t{_rego_str(spelling)}: [\n"
+        for argv in by_spelling[spelling]:
+            body += "\t\t[" + ", ".join(_rego_str(a) for a in argv) + "],\n"
+        body += "\t],\n"
+    return "pinned_container_args := {\n" + body + "}\n"
 
 
 def _all_image_spellings(images: Iterable[str]) -> list[str]:

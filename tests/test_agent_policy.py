@@ -15,6 +15,7 @@ from policies.agent import (
     AGENT_REQUESTS,
     AgentPolicySpec,
     docker_hub_aliases,
+    kubernetes_argv,
     render_agent_policy,
 )
 
@@ -65,7 +66,11 @@ def guest_pull(cid: str, source: str, ctype: str) -> dict[str, Any]:
 
 
 def create_request(
-    image_name: str, sources: list[str], ctype: str = "container", cid: str = CID
+    image_name: str,
+    sources: list[str],
+    ctype: str = "container",
+    cid: str = CID,
+    args: list[str] | None = None,
 ) -> dict[str, Any]:
     """A CreateContainerRequest input shaped like the agent serialises it for the policy."""
     return {
@@ -90,7 +95,7 @@ def create_request(
             },
             "Hooks": None,
             "Root": {"Path": f"/run/kata-containers/{cid}/rootfs", "Readonly": False},
-            "Process": {"Args": ["/app/server"], "Cwd": "/", "Env": ["PATH=/usr/bin"]},
+            "Process": {"Args": args or ["/app/server"], "Cwd": "/", "Env": ["PATH=/usr/bin"]},
             "Mounts": [],
             "Linux": {"Namespaces": [{"Type": "ipc", "Path": ""}], "MaskedPaths": ["/proc/kcore"]},
         },
@@ -130,6 +135,10 @@ SPECS = {
     ),
     "overrides": AgentPolicySpec(
         allowed_images=[APP], overrides={"CreateContainerRequest": True, "GetMetricsRequest": True}
+    ),
+    "pinned-argv": AgentPolicySpec(
+        allowed_images=[APP, HUB],
+        container_commands={APP: [["/app/server", "--port", "8080"], ["/app/migrate"]]},
     ),
 }
 
@@ -366,3 +375,117 @@ def test_lines_fit_regorus_limit(name: str) -> None:
     )
     for spec in (SPECS[name], many):
         assert max(map(len, render_agent_policy(spec).splitlines())) < 1024
+
+
+# --------------------------------------------------------------------------- container argv
+
+SERVER = ["/app/server", "--port", "8080"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "allowed"),
+    [
+        pytest.param(SERVER, True, id="pinned-argv"),
+        pytest.param(["/app/migrate"], True, id="second-pinned-argv"),
+        pytest.param(["/app/server"], False, id="args-dropped"),
+        pytest.param([*SERVER, "--debug"], False, id="arg-added"),
+        pytest.param(["/bin/sh", "-c", "/app/server --port 8080"], False, id="shell-wrapped"),
+    ],
+)
+def test_pinned_image_starts_only_with_its_argv(argv: list[str], allowed: bool) -> None:
+    text = render_agent_policy(SPECS["pinned-argv"])
+    assert ask(text, "CreateContainerRequest", create_request(APP, [APP], args=argv)) is allowed
+
+
+def test_unpinned_image_keeps_its_own_argv() -> None:
+    text = render_agent_policy(SPECS["pinned-argv"])
+    req = create_request(HUB, [HUB], args=["nginx", "-g", "daemon off;"])
+    assert ask(text, "CreateContainerRequest", req) is True
+
+
+def test_pinned_argv_holds_for_every_docker_hub_spelling() -> None:
+    text = render_agent_policy(
+        AgentPolicySpec(allowed_images=[HUB], container_commands={HUB: [["nginx"]]})
+    )
+    full = "docker.io/library/" + HUB
+    assert ask(text, "CreateContainerRequest", create_request(full, [full], args=["nginx"])) is True
+    evil = create_request(full, [full], args=["/bin/sh"])
+    assert ask(text, "CreateContainerRequest", evil) is False
+
+
+def test_pause_sandbox_unaffected_by_pins() -> None:
+    text = render_agent_policy(SPECS["pinned-argv"])
+    req = create_request("registry.k8s.io/pause:3.10", ["pause"], "sandbox", SANDBOX, ["/pause"])
+    assert ask(text, "CreateContainerRequest", req) is True
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "env", "argv"),
+    [
+        # Known answers from the kubelet/containerd rules (module docstring), worked by hand.
+        (["/app/server"], ["--port", "8080"], {}, ["/app/server", "--port", "8080"]),
+        (["/app/server"], None, {}, ["/app/server"]),
+        (
+            ["sh", "-c"],
+            ["echo $(GREETING) $$(HOME)"],
+            {"GREETING": "hi"},
+            ["sh", "-c", "echo hi $(HOME)"],
+        ),
+        (["run", "--p=$(A)$(B)"], [], {"A": "1", "B": "2"}, ["run", "--p=12"]),
+        (["price", "5$", "$x", "a$(b"], None, {}, ["price", "5$", "$x", "a$(b"]),
+        (["$$$$"], None, {}, ["$$"]),
+    ],
+)
+def test_kubernetes_argv(
+    command: list[str], args: list[str] | None, env: dict[str, str], argv: list[str]
+) -> None:
+    assert kubernetes_argv(command, args, env) == argv
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "env", "error"),
+    [
+        (
+            ["/app/server"],
+            ["--host=$(KUBERNETES_SERVICE_HOST)"],
+            {},
+            r"args\[0\]: \$\(KUBERNETES_SERVICE_HOST\)",
+        ),
+        (["/app/$(DIR)/x"], None, {"DIR": "$(OTHER)"}, r"command\[0\].*contains '\$'"),
+        ([], ["--flag"], {}, "sets `command`"),
+    ],
+)
+def test_kubernetes_argv_refuses_what_it_cannot_know(
+    command: list[str], args: list[str] | None, env: dict[str, str], error: str
+) -> None:
+    with pytest.raises(ValueError, match=error):
+        kubernetes_argv(command, args, env)
+
+
+def test_container_commands_validation() -> None:
+    with pytest.raises(ValidationError, match="not pinned by digest"):
+        AgentPolicySpec(container_commands={"nginx:latest": [["nginx"]]})
+    with pytest.raises(ValidationError, match="not in allowed_images"):
+        AgentPolicySpec(allowed_images=[APP], container_commands={HUB: [["nginx"]]})
+    with pytest.raises(ValidationError, match="lists no argv"):
+        AgentPolicySpec(container_commands={APP: []})
+    with pytest.raises(ValidationError, match="argv\\[0\\]"):
+        AgentPolicySpec(container_commands={APP: [[""]]})
+    with pytest.raises(ValidationError, match="allow-all"):
+        AgentPolicySpec(preset="allow-all", container_commands={APP: [["x"]]})
+    spec = AgentPolicySpec(container_commands={APP: [["b"], ["a"], ["b"]]})
+    assert spec.container_commands == {APP: [["a"], ["b"]]}
+
+
+def test_with_container_commands() -> None:
+    pins = {APP: [SERVER]}
+    assert AgentPolicySpec().with_container_commands(pins).container_commands == pins
+    explicit = AgentPolicySpec(container_commands={APP: [["/other"]]})
+    assert explicit.with_container_commands(pins).container_commands == {APP: [["/other"]]}
+    off = AgentPolicySpec(pin_commands=False)
+    assert off.with_container_commands(pins).container_commands == {}
+    assert (
+        AgentPolicySpec(preset="allow-all").with_container_commands(pins).container_commands == {}
+    )
+    elsewhere = AgentPolicySpec(allowed_images=[HUB]).with_container_commands(pins)
+    assert elsewhere.container_commands == {}

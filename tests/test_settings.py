@@ -219,3 +219,19 @@ def test_json_schema_is_exported_by_cli() -> None:
     assert schema == json.loads(json.dumps(json_schema()))
     assert "workloads" in schema["properties"]
     assert "runtimeClass" in json.dumps(schema)
+
+
+def test_unknowable_container_argv_names_the_key_and_the_fixes() -> None:
+    container = {
+        "name": "app",
+        "image": PINNED,
+        "command": ["/app/server"],
+        "args": ["--upstream=$(KUBERNETES_SERVICE_HOST)"],
+    }
+    wl = [{"name": "app", "containers": [container]}]
+    msg = problems(raw(workloads=wl))
+    assert "coco:workloads[0]" in msg
+    assert "containers[0] (app): args[0]: $(KUBERNETES_SERVICE_HOST)" in msg
+    assert "pinCommands: false" in msg
+    wl[0]["agentPolicy"] = {"pinCommands": False}
+    assert parse(raw(workloads=wl), is_secret=lambda k: k == "coco:appKey").workloads

@@ -220,3 +220,42 @@ def test_same_config_gives_byte_identical_objects() -> None:
         )
 
     assert dump(first) == dump(second)
+
+
+def test_container_argv_is_pinned_in_the_measured_agent_policy() -> None:
+    """baremetal-tdx sets `command`: the policy in its init-data admits exactly that argv."""
+    from opa import opa_eval
+
+    run = run_stack("baremetal-tdx")
+    [(_, meta, spec)] = [p for p in run.pods() if p[2].get("runtimeClassName")]
+    [container] = spec["containers"]
+    text = gzip.decompress(base64.b64decode(meta["annotations"][INITDATA_ANNOTATION])).decode()
+    policy = tomllib.loads(text)["data"]["policy.rego"]
+    # Known answer: command + args after kubelet's $(API_PORT) expansion from the stack's env.
+    expected = ["/app/payments-api", "--listen=:8443", "--kbs-secret=/run/secrets/payments-key"]
+
+    def create(argv: list[str]) -> Any:
+        request = {
+            "container_id": "c1",
+            "storages": [
+                {
+                    "driver": "image_guest_pull",
+                    "source": container["image"],
+                    "mount_point": "/run/kata-containers/c1/rootfs",
+                }
+            ],
+            "OCI": {
+                "Annotations": {
+                    "io.kubernetes.cri.container-type": "container",
+                    "io.kubernetes.cri.image-name": container["image"],
+                },
+                "Hooks": None,
+                "Root": {"Path": "/run/kata-containers/c1/rootfs"},
+                "Process": {"Args": argv},
+            },
+        }
+        return opa_eval(policy, request, None, "data.agent_policy.CreateContainerRequest")
+
+    assert create(expected) is True
+    assert create(["/bin/sh", "-c", "cat /run/secrets/payments-key"]) is False
+    assert create(expected[:1]) is False
