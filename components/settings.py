@@ -167,6 +167,13 @@ class TlsSettings(Model):
     mode: Literal["self-signed", "provided"] = "self-signed"
     dns_names: list[str] = Field(default_factory=list)
     validity_hours: int = Field(default=8760, ge=24)
+    renew_before_hours: int | None = Field(
+        default=None,
+        ge=0,
+        description="Self-signed: from this long before expiry, `pulumi up` issues a new key and "
+        "certificate (every workload's init-data changes with it, so pods roll). 0: never. "
+        "Default: a quarter of validityHours, at most 720 (30 days).",
+    )
     certificate_from: SecretKeyRef | None = None
     private_key_from: SecretKeyRef | None = None
 
@@ -177,7 +184,19 @@ class TlsSettings(Model):
                 "tls.mode 'provided' needs certificateFrom and privateKeyFrom (config keys "
                 "holding the PEM certificate and key as secrets)"
             )
+        if self.renew_before_hours is not None and self.renew_before_hours >= self.validity_hours:
+            raise ValueError(
+                f"renewBeforeHours ({self.renew_before_hours}) must be less than validityHours "
+                f"({self.validity_hours}), or every `pulumi up` would issue a new certificate"
+            )
         return self
+
+    @property
+    def renewal_hours(self) -> int:
+        """The renewal window in force: the configured one, or the default."""
+        if self.renew_before_hours is not None:
+            return self.renew_before_hours
+        return min(720, self.validity_hours // 4)
 
 
 class KbsResource(Model):

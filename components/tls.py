@@ -7,7 +7,9 @@ a program that needs a plugin nobody can install is not deployable. The keys are
 project already needs. The resource generates its key once, at create time, and keeps it in
 state as a Pulumi secret; later `pulumi up` runs see equal inputs and change nothing, so the
 KBS certificate (and so every workload's init-data digest) is stable until its settings
-change.
+change, or until it enters its renewal window (`early_renewal_hours` before it expires, as
+pulumi-tls's `early_renewal_hours`): from then on `pulumi preview` shows a replacement and
+`pulumi up` issues a new key and certificate, instead of letting guests meet an expired one.
 """
 
 from __future__ import annotations
@@ -116,8 +118,22 @@ def generate(
     return {"private_key_pem": private_pem, "public_key_pem": public_pem, "cert_pem": cert_pem}
 
 
+def renewal_due(
+    cert_pem: str | None, early_renewal_hours: int, now: dt.datetime | None = None
+) -> bool:
+    """True once `now` is within `early_renewal_hours` of the certificate's expiry."""
+    if not cert_pem:
+        return False
+    from cryptography import x509
+
+    not_after = x509.load_pem_x509_certificate(cert_pem.encode()).not_valid_after_utc
+    moment = now or dt.datetime.now(dt.UTC)
+    return moment >= not_after - dt.timedelta(hours=early_renewal_hours)
+
+
 class _SelfSignedProvider(ResourceProvider):
-    """Creates once; replaces only when the certificate's own settings change."""
+    """Creates once; replaces when the certificate's own settings change or it is due for
+    renewal. Changing only the renewal window updates state in place."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         made = generate(
@@ -134,8 +150,16 @@ class _SelfSignedProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = [k for k in _INPUT_KEYS if olds.get(k) != news.get(k)]
+        if not changed and renewal_due(
+            olds.get("cert_pem"), int(news.get("early_renewal_hours") or 0)
+        ):
+            changed = ["cert_pem"]
+        window_changed = olds.get("early_renewal_hours") != news.get("early_renewal_hours")
         return DiffResult(
-            changes=bool(changed), replaces=changed, delete_before_replace=False, stables=[]
+            changes=bool(changed) or window_changed,
+            replaces=changed,
+            delete_before_replace=False,
+            stables=[],
         )
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -159,6 +183,7 @@ class SelfSignedTls(pulumi.dynamic.Resource):
         key_algorithm: KeyAlgorithm = "ecdsa-p256",
         organization: str = "",
         is_ca: bool = False,
+        early_renewal_hours: int = 0,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         secret = pulumi.ResourceOptions(additional_secret_outputs=["private_key_pem"])
@@ -173,6 +198,7 @@ class SelfSignedTls(pulumi.dynamic.Resource):
                 "validity_hours": validity_hours,
                 "key_algorithm": key_algorithm,
                 "is_ca": is_ca,
+                "early_renewal_hours": early_renewal_hours,
                 "private_key_pem": None,
                 "public_key_pem": None,
                 "cert_pem": None,

@@ -335,6 +335,7 @@ class TrusteeTls(pulumi.ComponentResource):
                 ip_addresses=self.ip_addresses,
                 validity_hours=cfg.validity_hours,
                 key_algorithm="ecdsa-p256",
+                early_renewal_hours=cfg.renewal_hours,
                 opts=child,
             )
             self.certificate_pem = cert.cert_pem
@@ -484,6 +485,7 @@ class Trustee(pulumi.ComponentResource):
             validity_hours=settings.tls.validity_hours,
             key_algorithm="rsa-3072",
             is_ca=True,
+            early_renewal_hours=settings.tls.renewal_hours,
             opts=child,
         )
         self.token_signer_certificate_pem = signer_cert.cert_pem

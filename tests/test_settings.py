@@ -235,3 +235,14 @@ def test_unknowable_container_argv_names_the_key_and_the_fixes() -> None:
     assert "pinCommands: false" in msg
     wl[0]["agentPolicy"] = {"pinCommands": False}
     assert parse(raw(workloads=wl), is_secret=lambda k: k == "coco:appKey").workloads
+
+
+def test_certificate_renewal_window() -> None:
+    trustee = copy.deepcopy(BASE["trustee"])
+    trustee["tls"] = {"validityHours": 48, "renewBeforeHours": 48}
+    msg = problems(raw(trustee=trustee))
+    assert "coco:trustee.tls" in msg and "renewBeforeHours (48)" in msg
+    trustee["tls"] = {"validityHours": 48}
+    tls = parse(raw(trustee=trustee), is_secret=lambda k: k == "coco:appKey").trustee.tls
+    assert tls.renewal_hours == 12
+    assert parse(BASE, is_secret=lambda k: k == "coco:appKey").trustee.tls.renewal_hours == 720
