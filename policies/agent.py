@@ -227,6 +227,10 @@ def _expand(value: str, env: Mapping[str, str], where: str) -> str:
             i += 2
         elif nxt == "(" and (close := value.find(")", i + 2)) != -1:
             name = value[i + 2 : close]
+            if not name:  # no variable is called "", so kubelet keeps "$()" as written
+                out.append("$()")
+                i = close + 1
+                continue
             if name not in env:
                 raise ValueError(
                     f"{where}: $({name}) is not a literal env variable of this container, so the "

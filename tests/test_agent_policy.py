@@ -434,6 +434,7 @@ def test_pause_sandbox_unaffected_by_pins() -> None:
         (["run", "--p=$(A)$(B)"], [], {"A": "1", "B": "2"}, ["run", "--p=12"]),
         (["price", "5$", "$x", "a$(b"], None, {}, ["price", "5$", "$x", "a$(b"]),
         (["$$$$"], None, {}, ["$$"]),
+        (["echo", "$()", "x$"], None, {}, ["echo", "$()", "x$"]),
     ],
 )
 def test_kubernetes_argv(
