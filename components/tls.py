@@ -31,6 +31,7 @@ _INPUT_KEYS = (
     "key_algorithm",
     "is_ca",
 )
+_GENERATED_KEYS = ("private_key_pem", "public_key_pem", "cert_pem")
 KeyAlgorithm = Literal["ecdsa-p256", "rsa-3072", "ed25519"]
 
 
@@ -163,7 +164,11 @@ class _SelfSignedProvider(ResourceProvider):
         )
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs={**olds, **news})
+        """Only the renewal window changes in place: the key and certificate made at create
+        stay, whatever the new inputs hold for them (the resource declares them as empty
+        placeholders)."""
+        settings = {k: v for k, v in news.items() if k not in _GENERATED_KEYS}
+        return UpdateResult(outs={**olds, **settings})
 
 
 class SelfSignedTls(pulumi.dynamic.Resource):

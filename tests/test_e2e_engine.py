@@ -206,3 +206,27 @@ def test_hardware_mismatch_fails_at_preview_before_any_resource(tmp_path: Path) 
     assert "'kata-qemu-snp' needs TEE snp" in text and "TEE tdx" in text
     state = json.loads(project.pulumi("stack", "export").stdout)
     assert not state["deployment"].get("resources")
+
+
+def test_changing_the_renewal_window_keeps_the_certificate(tmp_path: Path) -> None:
+    """A new `renewBeforeHours` is an in-place update: same key, same init-data, no rollout."""
+    project = Project(tmp_path, "dev")
+    config = project.write_stack_file("dev")
+    project.pulumi("stack", "init")
+    project.pulumi("up", "--yes", "--skip-preview")
+    before = json.loads(project.pulumi("stack", "output", "--json").stdout)
+
+    tls = config["coco:trustee"].setdefault("tls", {})
+    tls["renewBeforeHours"] = 100
+    path = project.dir / "stacks" / "Pulumi.dev.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"] = config
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    preview = project.pulumi("preview", "--diff").stdout
+    assert "replace" not in preview.lower(), preview
+    project.pulumi("up", "--yes", "--skip-preview")
+    after = json.loads(project.pulumi("stack", "output", "--json").stdout)
+    assert after["kbsCertificate"] == before["kbsCertificate"]
+    assert after["workloads"] == before["workloads"], "init-data digests unchanged"
+    project.pulumi("preview", "--expect-no-changes")
+    project.pulumi("destroy", "--yes", "--skip-preview")

@@ -110,3 +110,15 @@ def test_provider_replaces_a_certificate_due_for_renewal() -> None:
     # A changed setting replaces, naming that setting.
     renamed = provider.diff("id", props(fresh), props(None, common_name="y"))
     assert renamed.replaces == ["common_name"]
+
+
+def test_window_update_keeps_the_key_and_certificate() -> None:
+    provider = _SelfSignedProvider()
+    made = generate("x", ["x"], 48, "ecdsa-p256")
+    olds = props(made["cert_pem"]) | made
+    news = props(None, early_renewal_hours=12) | {"private_key_pem": None, "public_key_pem": None}
+    outs = provider.update("id", olds, news).outs
+    assert outs is not None
+    assert outs["cert_pem"] == made["cert_pem"]
+    assert outs["private_key_pem"] == made["private_key_pem"]
+    assert outs["early_renewal_hours"] == 12
