@@ -337,7 +337,7 @@ class WorkloadSettings(Model):
     )
 
     @model_validator(mode="after")
-    def _gpu_memory(self) -> WorkloadSettings:
+    def _consistent(self) -> WorkloadSettings:
         if self.gpus and not self.memory:
             raise ValueError("a GPU workload needs `memory` (a pod memory limit, e.g. '64Gi')")
         names = [c.name for c in self.containers]

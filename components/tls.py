@@ -204,9 +204,7 @@ class SelfSignedTls(pulumi.dynamic.Resource):
                 "key_algorithm": key_algorithm,
                 "is_ca": is_ca,
                 "early_renewal_hours": early_renewal_hours,
-                "private_key_pem": None,
-                "public_key_pem": None,
-                "cert_pem": None,
+                **dict.fromkeys(_GENERATED_KEYS),
             },
             pulumi.ResourceOptions.merge(opts, secret),
         )

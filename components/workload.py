@@ -35,10 +35,8 @@ def effective_agent_policy(settings: WorkloadSettings) -> AgentPolicySpec:
     the natural, safe default is "exactly this workload's own pinned images", each started
     with the argv its pod spec gives it where the pod spec fixes one.
     """
-    spec = settings.agent_policy
-    if spec.preset == "restrictive" and not spec.allowed_images:
-        pinned = sorted({image for image in settings.images if is_pinned(image)})
-        spec = spec.model_copy(update={"allowed_images": pinned})
+    pinned = [image for image in settings.images if is_pinned(image)]
+    spec = settings.agent_policy.with_workload_images(pinned)
     return spec.with_container_commands(container_commands(settings))
 
 

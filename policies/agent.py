@@ -434,6 +434,11 @@ def _rego_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=True)
 
 
+def _rego_argv(argv: Iterable[str]) -> str:
+    """A command line as a Rego array of strings, on one line."""
+    return "[" + ", ".join(_rego_str(a) for a in argv) + "]"
+
+
 def _rego_set(values: Iterable[str]) -> str:
     """A Rego set, one element per line: regorus releases cap policy lines (1024 chars in
     0.9.1), so long allow-lists must not share a line."""
@@ -593,9 +598,7 @@ def render_agent_policy(spec: AgentPolicySpec) -> str:
     if "CopyFileRequest" in names_with_rules:
         rules.append(_COPY_FILE_RULE)
     if "ExecProcessRequest" in names_with_rules:
-        commands = ",\n".join(
-            "\t[" + ", ".join(_rego_str(a) for a in argv) + "]" for argv in spec.exec_commands
-        )
+        commands = ",\n".join("\t" + _rego_argv(argv) for argv in spec.exec_commands)
         rules.append(f"allowed_exec_commands := [\n{commands},\n]\n")
         rules.append(_EXEC_RULE)
     text = "\n".join(lines) + "\n"
@@ -616,7 +619,7 @@ def _pinned_container_args(commands: Mapping[str, list[list[str]]]) -> str:
     for spelling in sorted(by_spelling):
         body += f"\t{_rego_str(spelling)}: [\n"
         for argv in by_spelling[spelling]:
-            body += "\t\t[" + ", ".join(_rego_str(a) for a in argv) + "],\n"
+            body += f"\t\t{_rego_argv(argv)},\n"
         body += "\t],\n"
     return "pinned_container_args := {\n" + body + "}\n"
 

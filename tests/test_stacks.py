@@ -224,6 +224,7 @@ def test_same_config_gives_byte_identical_objects() -> None:
 
 def test_container_argv_is_pinned_in_the_measured_agent_policy() -> None:
     """baremetal-tdx sets `command`: the policy in its init-data admits exactly that argv."""
+    from agent_requests import create_request
     from opa import opa_eval
 
     run = run_stack("baremetal-tdx")
@@ -235,25 +236,7 @@ def test_container_argv_is_pinned_in_the_measured_agent_policy() -> None:
     expected = ["/app/payments-api", "--listen=:8443", "--kbs-secret=/run/secrets/payments-key"]
 
     def create(argv: list[str]) -> Any:
-        request = {
-            "container_id": "c1",
-            "storages": [
-                {
-                    "driver": "image_guest_pull",
-                    "source": container["image"],
-                    "mount_point": "/run/kata-containers/c1/rootfs",
-                }
-            ],
-            "OCI": {
-                "Annotations": {
-                    "io.kubernetes.cri.container-type": "container",
-                    "io.kubernetes.cri.image-name": container["image"],
-                },
-                "Hooks": None,
-                "Root": {"Path": "/run/kata-containers/c1/rootfs"},
-                "Process": {"Args": argv},
-            },
-        }
+        request = create_request(container["image"], [container["image"]], args=argv)
         return opa_eval(policy, request, None, "data.agent_policy.CreateContainerRequest")
 
     assert create(expected) is True
