@@ -616,6 +616,11 @@ class Trustee(pulumi.ComponentResource):
         )
 
 
+def _file_mount(volume: str, path: str, key: str) -> dict[str, Any]:
+    """One key of a ConfigMap volume as a single read-only file (subPath) at `path`."""
+    return {"name": volume, "mountPath": path, "subPath": key, "readOnly": True}
+
+
 def kbs_pod_spec(
     settings: TrusteeSettings,
     *,
@@ -637,12 +642,7 @@ def kbs_pod_spec(
         {"name": "token-signer", "mountPath": TOKEN_SIGNER_DIR, "readOnly": True},
         {"name": "state", "mountPath": STATE_DIR},
         {"name": "tmp", "mountPath": "/tmp"},
-        {
-            "name": "resource-policy",
-            "mountPath": RESOURCE_POLICY_FILE,
-            "subPath": RESOURCE_POLICY_KEY,
-            "readOnly": True,
-        },
+        _file_mount("resource-policy", RESOURCE_POLICY_FILE, RESOURCE_POLICY_KEY),
     ]
     secret_mode = 0o440
     volumes: list[dict[str, Any]] = [
@@ -658,26 +658,14 @@ def kbs_pod_spec(
     ]
     if as_policy_file is not None:
         mounts.append(
-            {
-                "name": "attestation-policy",
-                "mountPath": f"{AS_POLICY_DIR}/{as_policy_file}",
-                "subPath": as_policy_file,
-                "readOnly": True,
-            }
+            _file_mount("attestation-policy", f"{AS_POLICY_DIR}/{as_policy_file}", as_policy_file)
         )
         volumes.append(
             {"name": "attestation-policy", "configMap": {"name": ATTESTATION_POLICY_MAP_NAME}}
         )
     if reference_values:
         for rv in reference_values:
-            mounts.append(
-                {
-                    "name": "reference-values",
-                    "mountPath": f"{REFERENCE_VALUE_DIR}/{rv}",
-                    "subPath": rv,
-                    "readOnly": True,
-                }
-            )
+            mounts.append(_file_mount("reference-values", f"{REFERENCE_VALUE_DIR}/{rv}", rv))
         volumes.append(
             {"name": "reference-values", "configMap": {"name": REFERENCE_VALUES_MAP_NAME}}
         )

@@ -88,6 +88,16 @@ def hardware_config(hardware: tee.Hardware) -> dict[str, Any]:
     return {name: {"hardware": declared}, name + ADVISORY_SUFFIX: {"hardware": declared}}
 
 
+def _twin(name: str, description: str, mandatory: bool) -> dict[str, Any]:
+    """Name, description and enforcement of one of a check's two policies: the mandatory one
+    for production objects, and its advisory twin for everything else."""
+    return {
+        "name": name if mandatory else name + ADVISORY_SUFFIX,
+        "description": description + ("" if mandatory else " (advisory outside production)"),
+        "enforcement_level": EnforcementLevel.MANDATORY if mandatory else EnforcementLevel.ADVISORY,
+    }
+
+
 def _resource_twins(
     name: str,
     description: str,
@@ -102,13 +112,7 @@ def _resource_twins(
                 report_violation(message, None)
 
         return ResourceValidationPolicy(
-            name=name if mandatory else name + ADVISORY_SUFFIX,
-            description=description + ("" if mandatory else " (advisory outside production)"),
-            validate=validate,
-            enforcement_level=EnforcementLevel.MANDATORY
-            if mandatory
-            else EnforcementLevel.ADVISORY,
-            config_schema=config_schema,
+            validate=validate, config_schema=config_schema, **_twin(name, description, mandatory)
         )
 
     return [make(True), make(False)]
@@ -122,14 +126,7 @@ def _stack_twins(name: str, description: str, check: StackCheck) -> list[Policy]
                 if finding.production == mandatory:
                     report_violation(finding.message, finding.urn)
 
-        return StackValidationPolicy(
-            name=name if mandatory else name + ADVISORY_SUFFIX,
-            description=description + ("" if mandatory else " (advisory outside production)"),
-            validate=validate,
-            enforcement_level=EnforcementLevel.MANDATORY
-            if mandatory
-            else EnforcementLevel.ADVISORY,
-        )
+        return StackValidationPolicy(validate=validate, **_twin(name, description, mandatory))
 
     return [make(True), make(False)]
 
