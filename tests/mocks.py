@@ -17,7 +17,7 @@ import base64
 import hashlib
 import json
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,3 +184,24 @@ class CloudMocks(RecordingMocks):
             config = base64.b64encode(b"apiVersion: v1\nkind: Config\n").decode()
             return {"kubeconfigs": [{"name": "clusterUser", "value": config}]}, []
         return dict(args.args), []
+
+
+def resolve(build: Callable[[], Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, bool]]:
+    """Run `build` as a Pulumi program under the mocks; its outputs' values and secretness."""
+    values: dict[str, Any] = {}
+    secret: dict[str, bool] = {}
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def program() -> Any:
+        outs = build()
+
+        async def collect() -> None:
+            for key, out in outs.items():
+                output = pulumi.Output.from_input(out)
+                values[key] = await output.future()
+                secret[key] = await output.is_secret()
+
+        return collect()
+
+    program()
+    return values, secret

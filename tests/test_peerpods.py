@@ -20,7 +20,7 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
-from mocks import CloudMocks, Recorded, RecordingMocks, fake_pem
+from mocks import CloudMocks, Recorded, RecordingMocks, fake_pem, resolve
 from pulumi.runtime import rpc
 
 from components import labels
@@ -137,13 +137,10 @@ def run(
     pulumi.runtime.set_all_config(
         {f"coco:{k}": v for k, v in secrets.items()}, [f"coco:{k}" for k in secrets]
     )
-    values: dict[str, Any] = {}
-    secret: dict[str, bool] = {}
 
-    @pulumi.runtime.test  # type: ignore[untyped-decorator]
-    def program() -> Any:
+    def build() -> dict[str, Any]:
         pp = PeerPods("peerpods", settings, "production", kbs_url=KBS_URL, kbs_cert_pem=KBS_CERT)
-        outs: dict[str, Any] = {
+        return {
             "initdata": pp.default_initdata,
             "kubeconfig": pp.kubeconfig,
             "credentials": pp.credentials,
@@ -151,16 +148,7 @@ def run(
             "runtime_classes": pp.runtime_classes,
         }
 
-        async def collect() -> None:
-            for key, out in outs.items():
-                output = pulumi.Output.from_input(out)
-                values[key] = await output.future()
-                secret[key] = await output.is_secret()
-
-        return collect()
-
-    program()
-    return values, secret
+    return resolve(build)
 
 
 def adaptor_release(cloud: RecordingMocks) -> dict[str, Any]:

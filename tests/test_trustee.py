@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import pulumi
 import pytest
-from mocks import Recorded, RecordingMocks
+from mocks import Recorded, RecordingMocks, resolve
 
 from components import labels
 from components.settings import TrusteeSettings
@@ -49,27 +49,6 @@ GRANTS = [
     ResourceGrant(path="default/key/1", initdata_digests=[TDX_DIGEST], platforms=["tdx"]),
     ResourceGrant(path="default/image_key/Web", initdata_digests=[SNP_DIGEST], platforms=["snp"]),
 ]
-
-
-def resolve(build: Callable[[], Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, bool]]:
-    """Run `build` as a Pulumi program under the mocks; its outputs' values and secretness."""
-    values: dict[str, Any] = {}
-    secret: dict[str, bool] = {}
-
-    @pulumi.runtime.test  # type: ignore[untyped-decorator]
-    def program() -> Any:
-        outs = build()
-
-        async def collect() -> None:
-            for key, out in outs.items():
-                output = pulumi.Output.from_input(out)
-                values[key] = await output.future()
-                secret[key] = await output.is_secret()
-
-        return collect()
-
-    program()
-    return values, secret
 
 
 def values_for(paths: list[str]) -> dict[str, pulumi.Output[str]]:
