@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,17 +103,17 @@ def production_stack_file(directory: Path, render_dir: Path) -> Path:
     return path
 
 
-def pulumi_cli(args: list[str], cwd: Path, backend: Backend) -> subprocess.CompletedProcess[str]:
-    env = os.environ | backend.engine_env()
+def run(
+    cmd: list[str], env: Mapping[str, str], cwd: Path | None = None, timeout: int = 900
+) -> subprocess.CompletedProcess[str]:
+    """A command's exit code and text output; the caller asserts on them."""
     return subprocess.run(
-        ["pulumi", "--non-interactive", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def pulumi_cli(args: list[str], cwd: Path, backend: Backend) -> subprocess.CompletedProcess[str]:
+    return run(["pulumi", "--non-interactive", *args], os.environ | backend.engine_env(), cwd)
 
 
 def test_example_deploys_and_destroys_the_dev_stack(env: dict[str, str], tmp_path: Path) -> None:
@@ -120,21 +121,8 @@ def test_example_deploys_and_destroys_the_dev_stack(env: dict[str, str], tmp_pat
     # As after `source scripts/env.sh`: the dev stack's own demoKey secret is used.
     env = {k: v for k, v in env.items() if k not in ("DEMO_KEY", "PULUMI_CONFIG_PASSPHRASE_FILE")}
     env["PULUMI_CONFIG_PASSPHRASE"] = LOCAL_DEV_PASSPHRASE
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT_DIR / "examples" / "embed_dev.py"),
-            "--state-dir",
-            str(state),
-            "--render-dir",
-            str(out),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    example = str(PROJECT_DIR / "examples" / "embed_dev.py")
+    proc = run([sys.executable, example, "--state-dir", str(state), "--render-dir", str(out)], env)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "up dev:" in proc.stdout and "KBS: https://" in proc.stdout
     assert not (state / ".pulumi" / "stacks" / "coco" / "dev.json").exists(), "stack removed"
@@ -171,26 +159,8 @@ def test_up_is_stable_outputs_are_masked_and_destroy_cleans_up(
 
 def test_cli_render_writes_manifests_and_policies(env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "gitops"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "automation",
-            "render",
-            "--stack",
-            "dev",
-            "--secret",
-            "demoKey=x",
-            "--out",
-            str(out),
-        ],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    cli = [sys.executable, "-m", "automation", "render", "--stack", "dev"]
+    proc = run([*cli, "--secret", "demoKey=x", "--out", str(out)], env, PROJECT_DIR)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "Updating" in proc.stdout or "Resources" in proc.stdout  # engine progress streamed
     texts = "\n".join(p.read_text(errors="replace") for p in rendered_files(out))
@@ -206,15 +176,8 @@ def test_cli_preview_of_bad_settings_exits_2_before_the_engine(
     config = {k: v for k, v in load_stack_file(DEV_FILE).config.items() if k != "coco:demoKey"}
     bad = tmp_path / "Pulumi.dev.yaml"
     bad.write_text(yaml.safe_dump({"config": config}), encoding="utf-8")
-    proc = subprocess.run(
-        [sys.executable, "-m", "automation", "preview", "--stack-file", str(bad)],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    cli = [sys.executable, "-m", "automation", "preview", "--stack-file", str(bad)]
+    proc = run(cli, env, PROJECT_DIR, timeout=120)
     assert proc.returncode == 2 and "coco:trustee.resources[0].valueFrom" in proc.stderr
 
 
