@@ -96,3 +96,15 @@ if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FI
 fi
 
 export COCO_OPA="$COCO_TOOLS_BIN/opa"
+
+# --- judges: upstream's own code, built from pinned sources (scripts/judges/README.md) ----------------
+# Pinned upstream archives: ../shared/upstream beside the repo when present (a user's machine fetches
+# the same revisions instead). Builds go to one cache root; the Rust judges share a cargo home and a
+# target dir so crates common to several of them compile once.
+if [ -z "${COCO_UPSTREAM:-}" ]; then
+  COCO_UPSTREAM="$(cd "$COCO_REPO/.." && pwd)/shared/upstream"
+fi
+export COCO_UPSTREAM
+export COCO_JUDGES_HOME="${COCO_JUDGES_HOME:-$COCO_TOOLS_HOME/judges}"
+export COCO_CARGO_HOME="${COCO_CARGO_HOME:-$COCO_TOOLS_HOME/cargo-home}"
+export COCO_CARGO_TARGET_DIR="${COCO_CARGO_TARGET_DIR:-$COCO_TOOLS_HOME/cargo-target}"
