@@ -20,17 +20,18 @@ How CoCo gets onto the nodes (`coco:cluster.install.method`):
 
 Upstream sources the values below are written against (re-check them when a pin moves):
 
-- kata-deploy chart 3.29.0, `oci://ghcr.io/kata-containers/kata-deploy-charts/kata-deploy`:
-  structured values since kata-containers PR #12070 (Nov 2025), the legacy `env.*` keys removed
-  after 3.23.0 (PR #12229). Key names and the CoCo shim block are those of the chart's
-  `templates/_helpers.tpl` (`shims.disableAll`, `shims.<shim>.enabled|supportedArches|
-  containerd.snapshotter|containerd.forceGuestPull|crio.guestPull`, `defaultShim.<arch>`,
-  `snapshotter.setup`, `runtimeClasses.enabled|createDefault`, `node-feature-discovery.enabled`)
-  and its TEE profile `try-kata-tee.values.yaml`; kata `docs/helm-configuration.md`.
+- kata-deploy chart 4.1.0 (components/releases.py), `oci://ghcr.io/kata-containers/kata-deploy-
+  charts/kata-deploy`: structured values (`shims.disableAll`, `shims.<shim>.enabled|
+  supportedArches|containerd.snapshotter|containerd.forceGuestPull|crio.guestPull`,
+  `defaultShim.<arch>`, `snapshotter.setup`, `runtimeClasses.enabled|createDefault`,
+  `node-feature-discovery.enabled`, `nodeFeatureRules.create`), as its `values.yaml` and
+  `templates/_helpers.tpl` read them; tests/conformance/test_charts.py renders the chart with
+  real Helm and checks the DaemonSet environment they produce.
 - NVIDIA Confidential Containers reference architecture 1.0.0 (Kata 3.29, GPU Operator
   v26.3.1): https://docs.nvidia.com/datacenter/cloud-native/confidential-containers/latest/
-  confidential-containers-deploy.html and .../install-quickstart.html (kata-deploy first,
-  then `nvidia/gpu-operator` from https://helm.ngc.nvidia.com/nvidia with
+  confidential-containers-deploy.html and .../install-quickstart.html (its order is
+  kata-deploy first; coco installs the operator first, see `ConfidentialCluster`, and
+  `nvidia/gpu-operator` from https://helm.ngc.nvidia.com/nvidia with
   `sandboxWorkloads.enabled=true`, `sandboxWorkloads.mode=kata`, `nfd.enabled=true`,
   `nfd.nodefeaturerules=true`, and `sandboxWorkloads.defaultWorkload=vm-passthrough` when every
   node runs confidential GPU pods, else the node label
@@ -47,27 +48,24 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels, tee
+from components import labels, releases, tee
 from components.settings import BareMetalCluster
 
 # --------------------------------------------------------------------------- pins and names
 
-KATA_DEPLOY_CHART_VERSION = "3.29.0"
-"""The kata-deploy chart version `kata_deploy_values` is written for.
+KATA_DEPLOY_CHART_VERSION = releases.KATA_DEPLOY.version
+"""The kata-deploy chart version `kata_deploy_values` is written for (components/releases.py)."""
 
-The first release NVIDIA's reference architecture supports for GPU classes ("minimum required
-version is 3.29.0"), and one whose values are structured only (no legacy `env.shims`).
-"""
-
-GPU_OPERATOR_CHART_VERSIONS = ("v26.3.0", "v26.3.1")
+GPU_OPERATOR_CHART_VERSIONS = releases.GPU_OPERATOR_SUPPORTED
 """GPU Operator versions `gpu_operator_values` is written for (`sandboxWorkloads.mode=kata`).
 
-NVIDIA's reference architecture 1.0.0 validates v26.3.1 and supports v26.3.0 and later; the
-v25.x charts configured Kata through the since-replaced `kataManager` instead.
+NVIDIA's reference architecture 1.0.0 validates v26.3.1; v26.7.0 keeps the same CC values
+(its `values.yaml` `sandboxWorkloads`, `ccManager` and `nfd` blocks are unchanged), which the
+Helm tier checks by rendering both. The v25.x charts configured Kata through `kataManager`.
 """
 
-GPU_OPERATOR_REPOSITORY = "https://helm.ngc.nvidia.com/nvidia"
-GPU_OPERATOR_CHART = "gpu-operator"
+GPU_OPERATOR_REPOSITORY = releases.GPU_OPERATOR.repository or ""
+GPU_OPERATOR_CHART = releases.GPU_OPERATOR.chart
 
 KATA_DEPLOY_RELEASE = "kata-deploy"
 GPU_OPERATOR_RELEASE = "gpu-operator"
@@ -86,6 +84,9 @@ GPU_CC_READY_LABEL = "nvidia.com/cc.ready.state"
 """Set to "true" by the GPU Operator's CC manager once the GPUs are in CC mode (not by NFD)."""
 
 ARCH_NODE_LABEL = "kubernetes.io/arch"
+
+NFD_RULE_CRD = "nodefeaturerules.nfd.k8s-sigs.io"
+"""The CRD of kata-deploy's NodeFeatureRule (node-feature-discovery's `nfd-api-crds.yaml`)."""
 
 HELM_ARCH: dict[tee.Arch, str] = {"x86_64": "amd64", "s390x": "s390x"}
 """Our architecture names as Kubernetes and kata-deploy's `supportedArches` spell them."""
@@ -169,6 +170,9 @@ def runtime_class_manifest(
     catalogue's, so the scheduler reserves the guest VM's memory and CPU.
     """
     spec = tee.lookup(runtime_class)
+    pod_fixed = {"cpu": spec.overhead_cpu, "memory": spec.overhead_memory}
+    if spec.tee_resource is not None and tee_keys_advertised(settings):
+        pod_fixed[spec.tee_resource] = "1"
     return {
         "apiVersion": "node.k8s.io/v1",
         "kind": "RuntimeClass",
@@ -177,9 +181,27 @@ def runtime_class_manifest(
             "labels": labels.common(environment, labels.ROLE_RUNTIME),
         },
         "handler": spec.handler,
-        "overhead": {"podFixed": {"cpu": spec.overhead_cpu, "memory": spec.overhead_memory}},
+        "overhead": {"podFixed": dict(sorted(pod_fixed.items()))},
         "scheduling": {"nodeSelector": runtime_class_node_selector(settings, runtime_class)},
     }
+
+
+def tee_keys_advertised(settings: BareMetalCluster) -> bool:
+    """Whether kata-deploy's NodeFeatureRule advertises the nodes' TEE keys on this cluster.
+
+    kata-deploy 4.1.0 renders the rule (`templates/node-feature-rules.yaml`: TDX
+    `tdx.intel.com/keys`, SNP `sev-snp.amd.com/esids`, and the `intel.feature...tdx` /
+    `amd.feature...snp` labels) when `nodeFeatureRules.create` is true, which coco sets
+    exactly when the stack selects TEE nodes by NFD labels. Its own RuntimeClasses then
+    request one key per pod in `overhead.podFixed` (`templates/runtimeclasses.yaml`, "TEE key
+    accounting"); coco's do the same, so the scheduler never places more TEE pods on a node
+    than it has keys, and a key is never requested where nothing advertises it (which would
+    leave every pod of the class Pending). The rule covers TDX and SNP only: on coco-dev and
+    SE clusters it is not created (and NFD is not required).
+    """
+    return (
+        settings.install.method == "chart" and settings.use_nfd and settings.tee in ("tdx", "snp")
+    )
 
 
 def check_kata_deploy_version(settings: BareMetalCluster) -> None:
@@ -210,7 +232,7 @@ def check_gpu_operator_version(settings: BareMetalCluster) -> None:
 def kata_deploy_values(
     settings: BareMetalCluster, runtime_classes: Sequence[str]
 ) -> dict[str, Any]:
-    """Helm values for kata-deploy 3.29.0 that install exactly the shims the classes need.
+    """Helm values for kata-deploy 4.1.0 that install exactly the shims the classes need.
 
     `shims.disableAll` turns off every shim the chart would install by default; each needed
     shim is then enabled with the block upstream's TEE profile uses: its architecture, no
@@ -222,8 +244,10 @@ def kata_deploy_values(
 
     RuntimeClasses stay off (`runtimeClasses.enabled: false`): this component creates them.
     NFD stays off too: the GPU Operator, or the cluster's own, provides it, and kata-deploy
-    refuses to install its NFD subchart next to an existing one. The DaemonSet runs only on
-    nodes of the declared architecture, and only on `labelNodes` when those are given.
+    refuses to install its NFD subchart next to an existing one. kata-deploy's NodeFeatureRule
+    (the TEE labels and key resources) is created with `useNfd` (`tee_keys_advertised`). The
+    DaemonSet runs only on nodes of the declared architecture, and only on `labelNodes` when
+    those are given.
     """
     check_kata_deploy_version(settings)
     arch = HELM_ARCH[settings.arch]
@@ -255,18 +279,22 @@ def kata_deploy_values(
         "snapshotter": {"setup": ["nydus"] if nydus else []},
         "runtimeClasses": {"enabled": False, "createDefault": False},
         "node-feature-discovery": {"enabled": False},
+        # Explicit, never `auto`: auto asks the live cluster at install time whether NFD's
+        # CRD exists, so the same stack would render differently depending on install order.
+        "nodeFeatureRules": {"create": tee_keys_advertised(settings)},
         "nodeSelector": dict(sorted(node_selector.items())),
     }
 
 
 def gpu_operator_values(settings: BareMetalCluster) -> dict[str, Any]:
-    """Helm values for the GPU Operator (v26.3) as NVIDIA's Confidential Containers guide sets.
+    """Helm values for the GPU Operator (v26.3, v26.7) as NVIDIA's CoCo guide sets them.
 
     Sandbox workloads in Kata mode give GPUs to Kata VMs by VFIO passthrough (the operator
     deploys the VFIO manager, the CC manager and the Kata sandbox device plugin that
     advertises `nvidia.com/pgpu`); NFD with NVIDIA's NodeFeatureRules finds the GPU nodes.
     `ccManager` is spelled out although `on` is the chart default: confidential computing
-    mode is the property this stack relies on, so it must not depend on a default. Without
+    mode is the property this stack relies on, so it must not depend on a default; the same
+    goes for `kataManager` staying off (Kata comes from kata-deploy). Without
     `labelNodes` every node runs confidential GPU pods (the quickstart's
     `defaultWorkload=vm-passthrough`); with them, only the labelled nodes do.
     """
@@ -280,6 +308,9 @@ def gpu_operator_values(settings: BareMetalCluster) -> dict[str, Any]:
         "sandboxWorkloads": sandbox,
         "nfd": {"enabled": True, "nodefeaturerules": True},
         "ccManager": {"enabled": True, "defaultMode": "on"},
+        # kata-deploy installs Kata; the operator's own Kata manager (off by default in
+        # v26.x, `values.yaml` `kataManager`) would install a second copy and RuntimeClasses.
+        "kataManager": {"enabled": False},
     }
 
 
@@ -384,7 +415,45 @@ class ConfidentialCluster(pulumi.ComponentResource):
             for node in sorted(set(settings.label_nodes))
         ]
 
+        # The GPU Operator first: it brings Node Feature Discovery and its CRDs, and
+        # kata-deploy's NodeFeatureRule (which puts the TEE label on the nodes) can only be
+        # created once that CRD exists. NVIDIA's guide installs Kata first, which with
+        # kata-deploy <= 4.0 left the rule unapplied (the binary checked for the CRD once, at
+        # start); with 4.1.0 the rule is part of the chart, so the CRD must come first.
+        if settings.gpu is not None and settings.gpu.operator.install:
+            self.gpu_operator = k8s.helm.v3.Release(
+                f"{name}-gpu-operator",
+                name=GPU_OPERATOR_RELEASE,
+                chart=GPU_OPERATOR_CHART,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=GPU_OPERATOR_REPOSITORY),
+                version=settings.gpu.operator.version,
+                namespace=settings.gpu.operator.namespace,
+                create_namespace=True,
+                values=gpu_operator_values(settings),
+                wait_for_jobs=True,
+                timeout=HELM_TIMEOUT_SECONDS,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.node_patches)),
+            )
+            self.ready.append(self.gpu_operator)
+
         if settings.install.method == "chart":
+            before_kata: list[pulumi.Resource] = list(self.node_patches)
+            if self.gpu_operator is not None:
+                before_kata.append(self.gpu_operator)
+            elif tee_keys_advertised(settings) and not rendering:
+                # No NFD of ours: the cluster's must be there, or the NodeFeatureRule (and
+                # with it every TEE label the RuntimeClasses select on) cannot exist. A read
+                # fails at preview, naming this resource, instead of a Pending pod later.
+                pulumi.log.info(
+                    f"coco:cluster.useNfd: kata-deploy creates a NodeFeatureRule; the cluster "
+                    f"must run Node Feature Discovery (CRD {NFD_RULE_CRD})",
+                    resource=self,
+                )
+                before_kata.append(
+                    k8s.apiextensions.v1.CustomResourceDefinition.get(
+                        f"{name}-requires-nfd", NFD_RULE_CRD, opts=child
+                    )
+                )
             self.kata_deploy = k8s.helm.v3.Release(
                 f"{name}-kata-deploy",
                 name=KATA_DEPLOY_RELEASE,
@@ -395,7 +464,7 @@ class ConfidentialCluster(pulumi.ComponentResource):
                 values=kata_deploy_values(settings, self.runtime_classes),
                 wait_for_jobs=True,
                 timeout=HELM_TIMEOUT_SECONDS,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.node_patches)),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=before_kata),
             )
             self.ready.append(self.kata_deploy)
             for rc in self.runtime_classes:
@@ -425,25 +494,6 @@ class ConfidentialCluster(pulumi.ComponentResource):
                     self.ready.append(existing)
                     checked.append(existing.handler.apply(functools.partial(_check_existing, rc)))
             offered = pulumi.Output.all(*checked).apply(lambda _: list(self.runtime_classes))
-
-        if settings.gpu is not None and settings.gpu.operator.install:
-            after: list[pulumi.Resource] = list(self.node_patches)
-            if self.kata_deploy is not None:
-                after.append(self.kata_deploy)  # NVIDIA's order: Kata first, then the operator
-            self.gpu_operator = k8s.helm.v3.Release(
-                f"{name}-gpu-operator",
-                name=GPU_OPERATOR_RELEASE,
-                chart=GPU_OPERATOR_CHART,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=GPU_OPERATOR_REPOSITORY),
-                version=settings.gpu.operator.version,
-                namespace=settings.gpu.operator.namespace,
-                create_namespace=True,
-                values=gpu_operator_values(settings),
-                wait_for_jobs=True,
-                timeout=HELM_TIMEOUT_SECONDS,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=after),
-            )
-            self.ready.append(self.gpu_operator)
 
         self.register_outputs(
             {

@@ -40,7 +40,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from components import tee
+from components import releases, tee
 from components.config_types import DnsLabel, Model, SecretKeyRef
 from components.peerpods.settings import PeerPodsCluster
 from components.tee import Hardware
@@ -91,7 +91,7 @@ class GpuOperator(Model):
     """NVIDIA GPU Operator, set up for confidential computing (NVIDIA's CoCo reference)."""
 
     install: bool = True
-    version: str = "v26.3.1"
+    version: str = releases.GPU_OPERATOR.version
     namespace: DnsLabel = "gpu-operator"
 
 
@@ -110,9 +110,9 @@ class KataInstall(Model):
             "already on the cluster, only its runtime classes are checked and used."
         ),
     )
-    chart: str = "oci://ghcr.io/kata-containers/kata-deploy-charts/kata-deploy"
+    chart: str = releases.KATA_DEPLOY.chart
     version: str = Field(
-        default="3.29.0",
+        default=releases.KATA_DEPLOY.version,
         description="kata-deploy chart version; values are generated for this version only.",
     )
     namespace: DnsLabel = "kata-system"
@@ -240,7 +240,7 @@ class TrusteeSettings(Model):
     """Trustee (KBS with built-in AS and RVPS) on the cluster."""
 
     namespace: DnsLabel = "trustee"
-    image: str = "ghcr.io/confidential-containers/key-broker-service:built-in-as-v0.21.0"
+    image: str = releases.TRUSTEE_KBS_IMAGE
     replicas: int = Field(default=1, ge=1, le=10)
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     port: int = Field(default=8080, ge=1, le=65535)

@@ -19,6 +19,7 @@ from components.cluster import (
     GPU_OPERATOR_REPOSITORY,
     GPU_WORKLOAD_LABEL,
     KATA_DEPLOY_CHART_VERSION,
+    NFD_RULE_CRD,
     TEE_NODE_LABEL,
     ConfidentialCluster,
     gpu_operator_values,
@@ -204,7 +205,7 @@ def test_label_nodes_restrict_the_kata_deploy_daemonset() -> None:
 
 def test_chart_values_refuse_other_chart_versions() -> None:
     settings = cluster_settings("tdx", install={"version": "3.23.0"})
-    with pytest.raises(ValueError, match=r"coco:cluster.install.version '3.23.0'.*3\.29\.0"):
+    with pytest.raises(ValueError, match=r"coco:cluster.install.version '3.23.0'.*4\.1\.0"):
         kata_deploy_values(settings, ["kata-qemu-tdx"])
 
 
@@ -223,6 +224,7 @@ def test_gpu_operator_values_follow_nvidia_coco_guide(case: str) -> None:
         "sandboxWorkloads": {"enabled": True, "mode": "kata", "defaultWorkload": "vm-passthrough"},
         "nfd": {"enabled": True, "nodefeaturerules": True},
         "ccManager": {"enabled": True, "defaultMode": "on"},
+        "kataManager": {"enabled": False},
     }
 
 
@@ -281,17 +283,38 @@ def test_chart_install_registers_release_and_runtime_classes(
         inputs = recorded.inputs
         validate_manifest(inputs)
         assert inputs["handler"] == rc
-        assert inputs["overhead"]["podFixed"] == {
-            "cpu": spec.overhead_cpu,
-            "memory": spec.overhead_memory,
-        }
+        expected = {"cpu": spec.overhead_cpu, "memory": spec.overhead_memory}
+        if spec.tee_resource:  # useNfd: kata-deploy's NodeFeatureRule advertises the keys
+            expected[spec.tee_resource] = "1"
+        assert inputs["overhead"]["podFixed"] == expected
         selector = inputs["scheduling"]["nodeSelector"]
         assert selector[tee.KATA_RUNTIME_NODE_LABEL] == "true"
         for key, value in spec.node_labels.items():  # useNfd is the default
             assert selector[key] == value
         assert inputs["metadata"]["labels"] == labels.common("production", labels.ROLE_RUNTIME)
-    assert cluster.kata_deploy is not None and cluster.ready[0] is cluster.kata_deploy
+    assert cluster.kata_deploy is not None and cluster.kata_deploy in cluster.ready
     assert len(cluster.ready) == 1 + len(classes) + (1 if settings.gpu else 0)
+    rule = settings.tee in ("tdx", "snp")  # kata-deploy's rule covers TDX and SNP
+    assert kata["values"]["nodeFeatureRules"] == {"create": rule}
+    crd = ("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition", NFD_RULE_CRD)
+    if settings.gpu:
+        # The operator (NFD and its CRDs) before kata-deploy, whose NodeFeatureRule needs them.
+        assert cluster.ready.index(cluster.gpu_operator) < cluster.ready.index(cluster.kata_deploy)
+        assert crd not in mocks.reads
+    else:
+        # No NFD of ours: the cluster's NodeFeatureRule CRD is read at preview.
+        assert (crd in mocks.reads) == rule
+
+
+def test_without_nfd_no_tee_keys_and_no_rule() -> None:
+    """Keys are requested only where kata-deploy's NodeFeatureRule advertises them."""
+    settings = cluster_settings("tdx", label_nodes=["tdx-1"], use_nfd=False)
+    manifest = runtime_class_manifest(settings, "kata-qemu-tdx", "production")
+    assert manifest["overhead"]["podFixed"] == {"cpu": "1", "memory": "2048Mi"}
+    values = kata_deploy_values(settings, ["kata-qemu-tdx"])
+    assert values["nodeFeatureRules"] == {"create": False}
+    with_nfd = runtime_class_manifest(cluster_settings("snp"), "kata-qemu-snp", "production")
+    assert with_nfd["overhead"]["podFixed"]["sev-snp.amd.com/esids"] == "1"
 
 
 @pytest.mark.parametrize("case", ["gpu-tdx", "gpu-snp"])

@@ -23,7 +23,7 @@ import yaml
 from mocks import CloudMocks, Recorded, RecordingMocks, fake_pem, resolve
 from pulumi.runtime import rpc
 
-from components import labels
+from components import labels, releases
 from components.peerpods.component import CREDENTIALS_SECRET, PeerPods, chart_values
 from components.peerpods.settings import (
     AwsPeerPods,
@@ -219,7 +219,7 @@ def test_aws_adaptor_values_irsa_and_least_privilege(cloud: CloudMocks) -> None:
     assert (
         chart["chart"] == "oci://ghcr.io/confidential-containers/cloud-api-adaptor/charts/peerpods"
     )
-    assert chart["version"] == "0.3.0"
+    assert chart["version"] == releases.PEERPODS.version
     assert chart["namespace"] == "confidential-containers-system"
     v = chart["values"]
     assert v["provider"] == "aws"
@@ -581,6 +581,20 @@ def test_chart_values_keys_match_the_chart() -> None:
     assert set(values["daemonset"]) == {"serviceAccount", "podLabels"}
     assert set(values["resourceCtrl"]) == {"enabled", "serviceAccount", "podLabels"}
     assert values["providerConfigs"]["aws"]["INITDATA"] == "H4sI"
+
+
+def test_peer_pods_kata_deploy_installs_only_the_remote_shim() -> None:
+    from components.peerpods.common import CloudSide
+
+    side = CloudSide(provider="aws", provider_configs={"AWS_REGION": "us-east-2"})
+    values = chart_values(peerpods_settings(AWS_GIVEN), side, "H4sI")
+    assert values["kata-deploy"]["shims"] == {"disableAll": True, "remote": {"enabled": True}}
+
+
+def test_irsa_on_an_older_chart_is_refused_naming_the_key() -> None:
+    raw = {"kind": "peerpods", "cloud": AWS_GIVEN, "adaptor": {"version": "0.3.0"}}
+    with pytest.raises(ValueError, match=r"coco:cluster.adaptor.version '0.3.0'.*IRSA.*0\.4\.0"):
+        PeerPodsCluster.model_validate(raw)
 
 
 def test_attestation_platform_per_cloud() -> None:

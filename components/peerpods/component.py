@@ -117,7 +117,13 @@ def chart_values(
             "podLabels": side.pod_labels,
         },
         "webhook": {"enabled": settings.adaptor.webhook},
-        "kata-deploy": {"enabled": settings.adaptor.install_kata},
+        # The chart's own kata-deploy block disables shims by name, so every shim it does not
+        # list (clh-runtime-rs, qemu-*-runtime-rs, ...) stays on. `disableAll` plus `remote`
+        # installs only the shim peer pods use, and only its RuntimeClass `kata-remote`.
+        "kata-deploy": {
+            "enabled": settings.adaptor.install_kata,
+            "shims": {"disableAll": True, "remote": {"enabled": True}},
+        },
     }
 
 

@@ -44,7 +44,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from components import tee
+from components import releases, tee
 from components.config_types import DnsLabel, Model, SecretKeyRef
 from policies.agent import AgentPolicySpec
 
@@ -144,9 +144,9 @@ class CertManager(Model):
     """
 
     install: bool = True
-    chart: str = "cert-manager"
-    repository: str = "https://charts.jetstack.io"
-    version: str = "v1.19.1"
+    chart: str = releases.CERT_MANAGER.chart
+    repository: str = releases.CERT_MANAGER.repository or ""
+    version: str = releases.CERT_MANAGER.version
     namespace: DnsLabel = "cert-manager"
 
 
@@ -166,10 +166,13 @@ class DefaultInitData(Model):
 class AdaptorSettings(Model):
     """The cloud-api-adaptor, installed with the upstream peerpods Helm chart."""
 
-    chart: str = "oci://ghcr.io/confidential-containers/cloud-api-adaptor/charts/peerpods"
+    chart: str = releases.PEERPODS.chart
     version: str = Field(
-        default="0.3.0",
-        description="peerpods chart version; 0.3.0 ships cloud-api-adaptor v0.21.0.",
+        default=releases.PEERPODS.version,
+        description=(
+            f"peerpods chart version; {releases.PEERPODS.version} ships cloud-api-adaptor "
+            f"{releases.PEERPODS.app_version}. Values are generated for this version only."
+        ),
     )
     namespace: DnsLabel = "confidential-containers-system"
     install_kata: bool = Field(
@@ -680,6 +683,31 @@ class PeerPodsCluster(Model):
         le=65535,
         description="VXLAN_PORT; must not collide with the cluster CNI's own VXLAN port.",
     )
+
+    @model_validator(mode="after")
+    def _chart_version(self) -> PeerPodsCluster:
+        """Refuse a peerpods chart the values (and the credential mode) were not written for.
+
+        cloud-api-adaptor v0.21.0 (chart 0.3.0) `entrypoint.sh` `aws()` requires
+        AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and exits 1 under IRSA; v0.22.0 (chart 0.4.0)
+        accepts AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE (tests/conformance/test_charts.py
+        runs both scripts).
+        """
+        version = self.adaptor.version
+        wanted = releases.PEERPODS.version
+        if version == wanted:
+            return self
+        why = ""
+        if isinstance(self.cloud, AwsPeerPods) and self.cloud.credentials == "irsa":
+            why = (
+                " (and its cloud-api-adaptor exits at start under IRSA: its entrypoint.sh "
+                "requires static AWS keys)"
+            )
+        raise ValueError(
+            f"coco:cluster.adaptor.version {version!r}: coco generates peerpods values for "
+            f"chart {wanted} (cloud-api-adaptor {releases.PEERPODS.app_version}) only{why}; "
+            f"set it to {wanted}"
+        )
 
     @model_validator(mode="after")
     def _ports(self) -> PeerPodsCluster:
