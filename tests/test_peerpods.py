@@ -47,34 +47,25 @@ AKS_SUBNET = (
 )
 SECRET_VALUE = "s3cr3t-value-that-must-never-appear-in-plain-text"
 
-# The exact action lists of cloud-api-adaptor docs/aws-irsa.md, "Option B" (least privilege),
-# written out here rather than imported, so a change in the code fails this test.
-IRSA_ADAPTOR_ACTIONS = {
-    "ec2:RunInstances",
-    "ec2:TerminateInstances",
-    "ec2:DescribeInstances",
-    "ec2:DescribeInstanceTypes",
+# The EC2 calls cloud-api-adaptor v0.22.0 makes with coco's settings, as read in its
+# src/cloud-providers/aws/provider.go (written out here, not imported, so a change in the code
+# fails this test): NewProvider -> DescribeImages (getDeviceNameAndSize, ROOT_VOLUME_SIZE 30),
+# DescribeInstanceTypes (updateInstanceTypeSpecList); CreateInstance -> RunInstances with
+# TagSpecifications (so CreateTags on create); DeleteInstance -> DescribeAddresses
+# (deleteElasticIPforInstance), TerminateInstances. peerpod-ctrl builds the same provider.
+ADAPTOR_CALLS = {
     "ec2:DescribeImages",
-    "ec2:CreateNetworkInterface",
-    "ec2:AttachNetworkInterface",
-    "ec2:DeleteNetworkInterface",
-    "ec2:ModifyNetworkInterfaceAttribute",
-    "ec2:AllocateAddress",
-    "ec2:AssociateAddress",
-    "ec2:DisassociateAddress",
-    "ec2:ReleaseAddress",
+    "ec2:DescribeInstanceTypes",
     "ec2:DescribeAddresses",
+    "ec2:RunInstances",
     "ec2:CreateTags",
-    "ec2:DescribeSubnets",
-    "ec2:DescribeSecurityGroups",
-}
-IRSA_CONTROLLER_ACTIONS = {
     "ec2:TerminateInstances",
-    "ec2:DescribeInstances",
+}
+CONTROLLER_CALLS = {
+    "ec2:DescribeImages",
+    "ec2:DescribeInstanceTypes",
     "ec2:DescribeAddresses",
-    "ec2:DisassociateAddress",
-    "ec2:ReleaseAddress",
-    "ec2:DeleteNetworkInterface",
+    "ec2:TerminateInstances",
 }
 AZURE_ROLES = {
     "9980e02c-c2be-4d73-94e8-173b1dc7cf3c": "Virtual Machine Contributor",
@@ -149,6 +140,17 @@ def run(
         }
 
     return resolve(build)
+
+
+def statements(policy: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {st["Sid"]: st for st in policy["Statement"]}
+
+
+def actions(by_sid: dict[str, dict[str, Any]]) -> set[str]:
+    out: set[str] = set()
+    for st in by_sid.values():
+        out.update([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+    return out
 
 
 def adaptor_release(cloud: RecordingMocks) -> dict[str, Any]:
@@ -229,16 +231,33 @@ def test_aws_adaptor_values_irsa_and_least_privilege(cloud: CloudMocks) -> None:
     assert adaptor_role != ctrl_role
     assert values["credentials"] is None and not cloud.of_type("core/v1:Secret")
 
-    policies = {
-        json.loads(r.inputs["policy"])["Statement"][0]["Sid"]: r
-        for r in cloud.of_type("iam/policy:Policy")
+    policies = {r.name: json.loads(r.inputs["policy"]) for r in cloud.of_type("iam/policy:Policy")}
+    adaptor_doc = statements(policies["peerpods-adaptor"])
+    ctrl_doc = statements(policies["peerpods-controller"])
+    assert actions(adaptor_doc) == ADAPTOR_CALLS
+    assert actions(ctrl_doc) == CONTROLLER_CALLS
+    tags = {"managed-by": "coco", "coco-environment": "production"}
+    assert provider_configs(cloud)["TAGS"] == "coco-environment=production,managed-by=coco"
+    for doc in (adaptor_doc, ctrl_doc):
+        describe = doc["PeerPodDescribe" if doc is adaptor_doc else "PeerPodCleanupDescribe"]
+        assert describe["Condition"] == {"StringEquals": {"aws:RequestedRegion": "us-east-2"}}
+        # Terminate only what carries this stack's tags, never `*`.
+        terminate = doc["PeerPodTerminateTagged"]
+        assert terminate["Resource"] == "arn:aws:ec2:us-east-2:*:instance/*"
+        assert terminate["Condition"]["StringEquals"] == {
+            f"aws:ResourceTag/{k}": v for k, v in tags.items()
+        }
+    launch = adaptor_doc["PeerPodLaunchTagged"]
+    assert launch["Resource"] == "arn:aws:ec2:us-east-2:*:instance/*"
+    assert launch["Condition"]["StringEquals"] == {
+        f"aws:RequestTag/{k}": v for k, v in tags.items()
     }
-    adaptor_doc = json.loads(policies["PeerPodInstanceManagement"].inputs["policy"])
-    (statement,) = adaptor_doc["Statement"]
-    assert set(statement["Action"]) == IRSA_ADAPTOR_ACTIONS
-    assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": "us-east-2"}}
-    (ctrl_statement,) = json.loads(policies["PeerPodCleanup"].inputs["policy"])["Statement"]
-    assert set(ctrl_statement["Action"]) == IRSA_CONTROLLER_ACTIONS
+    launch_from = adaptor_doc["PeerPodLaunchFrom"]["Resource"]
+    assert f"arn:aws:ec2:us-east-2::image/{AWS_GIVEN['podvmAmiId']}" in launch_from
+    assert f"arn:aws:ec2:us-east-2:*:subnet/{AWS_GIVEN['subnetId']}" in launch_from
+    assert adaptor_doc["PeerPodTagOnLaunch"]["Condition"] == {
+        "StringEquals": {"ec2:CreateAction": "RunInstances"}
+    }
 
     roles = {
         r.name: json.loads(r.inputs["assumeRolePolicy"]) for r in cloud.of_type("iam/role:Role")
@@ -474,10 +493,10 @@ def test_gcp_adaptor_values_service_account_and_firewall(cloud: CloudMocks) -> N
     assert configs["GCP_NETWORK"] == "global/networks/default"
 
     members = cloud.of_type("projects/iAMMember:IAMMember")
-    assert {m.inputs["role"] for m in members} == {
-        "roles/compute.instanceAdmin.v1",
-        "roles/iam.serviceAccountUser",
-    }
+    # No roles/iam.serviceAccountUser: pod VMs get no service account (gcp/provider.go).
+    assert {m.inputs["role"] for m in members} == {"roles/compute.instanceAdmin.v1"}
+    # peerpod-ctrl has no GCP provider: not deployed.
+    assert adaptor_release(cloud)["values"]["resourceCtrl"]["enabled"] is False
     assert {m.inputs["member"] for m in members} == {
         "serviceAccount:coco-cloud-api-adaptor@coco-project-1.iam.gserviceaccount.com"
     }

@@ -1,11 +1,13 @@
 """AWS side of peer pods: EKS (optional), the pod VMs' security group, and IRSA roles.
 
 Sources, as checked:
-- IAM action lists: cloud-api-adaptor `src/cloud-api-adaptor/docs/aws-irsa.md`, "Option B:
-  Create Custom Policy (Least Privilege)" for the adaptor (`PeerPodInstanceManagement`) and
-  for peerpod-ctrl ("Least Privilege - Cleanup Only", `PeerPodCleanup`). Both are narrowed
-  further here with an `aws:RequestedRegion` condition: the adaptor only ever calls the EC2
-  endpoint of AWS_REGION.
+- IAM actions: read in cloud-api-adaptor v0.22.0's own provider code
+  (`src/cloud-providers/aws/provider.go`, `imds.go`), not only `docs/aws-irsa.md`, whose
+  "Option B" list lacks nothing the adaptor needs but grants network-interface, Elastic IP
+  and subnet/security-group lookups coco's settings never trigger (`NOT_GRANTED`), and whose
+  cleanup-only list for peerpod-ctrl lacks `DescribeImages`/`DescribeInstanceTypes`, without
+  which its provider never starts. Launch and terminate are scoped to instances carrying the
+  stack's `TAGS`; everything to AWS_REGION.
 - IRSA trust: same doc, step 2 (`sts:AssumeRoleWithWebIdentity`, `<issuer>:sub` =
   `system:serviceaccount:confidential-containers-system:cloud-api-adaptor`, `<issuer>:aud` =
   `sts.amazonaws.com`); the chart takes the role through
@@ -48,12 +50,20 @@ from components.peerpods.settings import (
     PeerPodsCluster,
 )
 
-ADAPTOR_ACTIONS: tuple[str, ...] = (
-    "ec2:RunInstances",
-    "ec2:TerminateInstances",
-    "ec2:DescribeInstances",
-    "ec2:DescribeInstanceTypes",
+DESCRIBE_ACTIONS: tuple[str, ...] = (
     "ec2:DescribeImages",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeAddresses",
+)
+"""What both the adaptor and peerpod-ctrl read (cloud-api-adaptor v0.22.0
+`src/cloud-providers/aws/provider.go`): `NewProvider` calls `DescribeImages`
+(`getDeviceNameAndSize`, as ROOT_VOLUME_SIZE defaults to 30) and `DescribeInstanceTypes`
+(`updateInstanceTypeSpecList`), so a role without them never starts; `DeleteInstance` calls
+`DescribeAddresses` (`deleteElasticIPforInstance`) before terminating. peerpod-ctrl builds
+the same provider (`src/peerpod-ctrl/controllers/aws.go` imports it) and only deletes."""
+
+NOT_GRANTED: tuple[str, ...] = (
+    "ec2:DescribeInstances",
     "ec2:CreateNetworkInterface",
     "ec2:AttachNetworkInterface",
     "ec2:DeleteNetworkInterface",
@@ -62,41 +72,101 @@ ADAPTOR_ACTIONS: tuple[str, ...] = (
     "ec2:AssociateAddress",
     "ec2:DisassociateAddress",
     "ec2:ReleaseAddress",
-    "ec2:DescribeAddresses",
-    "ec2:CreateTags",
     "ec2:DescribeSubnets",
     "ec2:DescribeSecurityGroups",
+    "ec2:AttachVolume",
+    "ec2:DescribeVolumes",
 )
-"""aws-irsa.md, `PeerPodInstanceManagement`: exactly what the adaptor calls, nothing more."""
-
-CONTROLLER_ACTIONS: tuple[str, ...] = (
-    "ec2:TerminateInstances",
-    "ec2:DescribeInstances",
-    "ec2:DescribeAddresses",
-    "ec2:DisassociateAddress",
-    "ec2:ReleaseAddress",
-    "ec2:DeleteNetworkInterface",
-)
-"""aws-irsa.md, `PeerPodCleanup`: peerpod-ctrl only deletes what a dead adaptor left."""
+"""In docs/aws-irsa.md's list but never called with coco's settings (provider.go v0.22.0):
+network-interface actions only for `spec.MultiNic` (EXTERNAL_NETWORK_VIA_PODVM), Elastic IP
+actions and `DescribeInstances` (their waiters) only with USE_PUBLIC_IP, volume actions only
+for CSI volumes; subnet and security groups are given, not looked up (`imds.go`
+`retrieveMissingConfig` reads IMDS only when they are missing)."""
 
 DEFAULT_NODE_TYPE = "m5.xlarge"
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 IRSA_AUDIENCE = "sts.amazonaws.com"
 
 
-def permissions_policy(sid: str, actions: tuple[str, ...], region: str) -> dict[str, Any]:
-    """The IAM policy document for one identity, pinned to the stack's region."""
+def _arn(region: str, resource: str) -> str:
+    return f"arn:aws:ec2:{region}:*:{resource}"
+
+
+def adaptor_policy(
+    region: str, tags: dict[str, str], ami: str, subnet: str, security_group: str
+) -> dict[str, Any]:
+    """The adaptor's IAM policy: launch and terminate only coco-tagged pod VMs.
+
+    `RunInstances` is allowed on an instance only when the request tags it with this stack's
+    TAGS (the adaptor sets them at launch, `CreateInstance` `TagSpecifications`), and only from
+    the pinned pod-VM AMI into the pod-VM subnet and security group; `CreateTags` only as part
+    of that launch; `TerminateInstances` only on instances carrying those tags.
+    """
+    request_tags = {f"aws:RequestTag/{k}": v for k, v in sorted(tags.items())}
     return {
         "Version": "2012-10-17",
         "Statement": [
+            _describe_statement("PeerPodDescribe", region),
             {
-                "Sid": sid,
+                "Sid": "PeerPodLaunchTagged",
                 "Effect": "Allow",
-                "Action": list(actions),
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:RequestedRegion": region}},
-            }
+                "Action": "ec2:RunInstances",
+                "Resource": _arn(region, "instance/*"),
+                "Condition": {"StringEquals": request_tags},
+            },
+            {
+                "Sid": "PeerPodLaunchFrom",
+                "Effect": "Allow",
+                "Action": "ec2:RunInstances",
+                "Resource": [
+                    f"arn:aws:ec2:{region}::image/{ami}",
+                    _arn(region, f"subnet/{subnet}"),
+                    _arn(region, f"security-group/{security_group}"),
+                    _arn(region, "network-interface/*"),
+                    _arn(region, "volume/*"),
+                ],
+            },
+            {
+                "Sid": "PeerPodTagOnLaunch",
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
+                "Resource": _arn(region, "instance/*"),
+                "Condition": {"StringEquals": {"ec2:CreateAction": "RunInstances"}},
+            },
+            _terminate_statement(region, tags),
         ],
+    }
+
+
+def controller_policy(region: str, tags: dict[str, str]) -> dict[str, Any]:
+    """peerpod-ctrl's: start its provider, and terminate only coco-tagged pod VMs."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            _describe_statement("PeerPodCleanupDescribe", region),
+            _terminate_statement(region, tags),
+        ],
+    }
+
+
+def _describe_statement(sid: str, region: str) -> dict[str, Any]:
+    # Describe actions take no resource-level permissions; the region condition still holds.
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": list(DESCRIBE_ACTIONS),
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:RequestedRegion": region}},
+    }
+
+
+def _terminate_statement(region: str, tags: dict[str, str]) -> dict[str, Any]:
+    return {
+        "Sid": "PeerPodTerminateTagged",
+        "Effect": "Allow",
+        "Action": "ec2:TerminateInstances",
+        "Resource": _arn(region, "instance/*"),
+        "Condition": {"StringEquals": {f"aws:ResourceTag/{k}": v for k, v in sorted(tags.items())}},
     }
 
 
@@ -401,19 +471,20 @@ def build(
     ]
     ready.extend(rules)
 
+    region, ami = cloud.region, cloud.podvm_ami_id or ""
     policy = aws.iam.Policy(
         f"{name}-adaptor",
-        description="cloud-api-adaptor: create and delete coco pod VMs (aws-irsa.md)",
-        policy=json.dumps(
-            permissions_policy("PeerPodInstanceManagement", ADAPTOR_ACTIONS, cloud.region)
+        description="cloud-api-adaptor: create and delete coco-tagged pod VMs",
+        policy=pulumi.Output.all(subnet_id, podvm_sg.id).apply(
+            lambda a: json.dumps(adaptor_policy(region, tags, ami, a[0], a[1]))
         ),
         tags=tags,
         opts=opts,
     )
-    controller_policy = aws.iam.Policy(
+    ctrl_policy = aws.iam.Policy(
         f"{name}-controller",
-        description="peerpod-ctrl: clean up leaked coco pod VMs (aws-irsa.md)",
-        policy=json.dumps(permissions_policy("PeerPodCleanup", CONTROLLER_ACTIONS, cloud.region)),
+        description="peerpod-ctrl: delete leaked coco-tagged pod VMs",
+        policy=json.dumps(controller_policy(region, tags)),
         tags=tags,
         opts=opts,
     )
@@ -426,14 +497,14 @@ def build(
             "PODVM_INSTANCE_TYPE": cloud.instance_type,
             "AWS_SUBNET_ID": subnet_id,
             "AWS_SG_IDS": podvm_sg.id,
-            "TAGS": f"managed-by=coco,coco-environment={environment}",
+            "TAGS": ",".join(f"{k}={v}" for k, v in sorted(tags.items())),
         },
         kubeconfig=kubeconfig,
         ready=ready,
         outputs={
             "podVmSecurityGroupId": podvm_sg.id,
             "adaptorPolicyArn": policy.arn,
-            "controllerPolicyArn": controller_policy.arn,
+            "controllerPolicyArn": ctrl_policy.arn,
         },
     )
     if cloud.credentials == "irsa":
@@ -442,7 +513,7 @@ def build(
         roles: dict[str, Any] = {}
         for role_name, sa, pol in (
             ("adaptor", ADAPTOR_SERVICE_ACCOUNT, policy),
-            ("controller", CONTROLLER_SERVICE_ACCOUNT, controller_policy),
+            ("controller", CONTROLLER_SERVICE_ACCOUNT, ctrl_policy),
         ):
             sub = subject(ns, sa)
             roles[role_name] = aws.iam.Role(

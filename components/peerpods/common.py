@@ -49,6 +49,8 @@ class CloudSide:
     """The created cluster's kubeconfig (secret), None for an existing cluster."""
     nodes_labelled: bool = False
     """True when the created node pool already carries NODE_LABEL."""
+    resource_ctrl: bool = True
+    """Deploy peerpod-ctrl (the chart's `resourceCtrl`): only where it has a provider."""
     system_priority_quota: bool = False
     """GKE only admits system-priority pods in namespaces with a matching ResourceQuota."""
     ready: list[pulumi.Resource] = field(default_factory=list)

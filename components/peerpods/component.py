@@ -112,7 +112,7 @@ def chart_values(
             "podLabels": side.pod_labels,
         },
         "resourceCtrl": {
-            "enabled": True,
+            "enabled": side.resource_ctrl,
             "serviceAccount": {"annotations": controller_annotations},
             "podLabels": side.pod_labels,
         },

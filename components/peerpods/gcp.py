@@ -1,11 +1,17 @@
 """GCP side of peer pods: GKE (optional), the tunnel firewall rule, and the adaptor's account.
 
 Sources, as checked:
-- Roles: confidentialcontainers.org `docs/examples/gcp-simple.md` ("Create GCP Service
-  Account"): `roles/compute.instanceAdmin.v1` (create, start/stop and delete the pod VMs) and
-  `roles/iam.serviceAccountUser` (attach the service account pod VMs run as), on a dedicated
-  service account; its key goes into `peer-pods-secret` as GCP_CREDENTIALS (same guide,
-  "Static Credentials"; chart `providers/gcp-secrets.yaml.template`).
+- Roles: `roles/compute.instanceAdmin.v1` (create and delete the pod VMs) on a dedicated
+  service account; its key goes into `peer-pods-secret` as GCP_CREDENTIALS
+  (confidentialcontainers.org `docs/examples/gcp-simple.md`, "Static Credentials"; chart
+  `providers/gcp-secrets.yaml.template`). The guide also grants `roles/iam.serviceAccountUser`
+  on the project, which lets the holder launch VMs *as any service account* of the project;
+  the adaptor never attaches one: cloud-api-adaptor v0.22.0 `src/cloud-providers/gcp/
+  provider.go` `CreateInstance` builds the `computepb.Instance` without `ServiceAccounts`, so
+  pod VMs run with no account and the role is not granted here.
+- peerpod-ctrl has no GCP provider (v0.22.0 `src/peerpod-ctrl/controllers/` registers aws,
+  azure, alibabacloud, byom, ibmcloud, ibmcloud_powervs, libvirt only): it is not deployed on
+  GCP (`CloudSide.resource_ctrl`), so leaked pod VMs are not garbage-collected there.
 - Why not Workload Identity: the adaptor runs with `hostNetwork: true`, which bypasses the
   GKE metadata server (GKE docs on Workload Identity restrictions; cloud-api-adaptor issue
   #3062, PR #3077 adding direct federation to the chart). See `GcpPeerPods.credentials`.
@@ -38,8 +44,8 @@ else:
 from components.peerpods.common import CloudSide, exec_kubeconfig, secret_config, split_cidr
 from components.peerpods.settings import FORWARDER_PORT, GcpPeerPods, PeerPodsCluster
 
-ADAPTOR_ROLES: tuple[str, ...] = ("roles/compute.instanceAdmin.v1", "roles/iam.serviceAccountUser")
-"""gcp-simple.md: the adaptor's least privilege on the project."""
+ADAPTOR_ROLES: tuple[str, ...] = ("roles/compute.instanceAdmin.v1",)
+"""The adaptor's least privilege on the project (no serviceAccountUser: see the docstring)."""
 
 NODE_ROLES: tuple[str, ...] = ("roles/container.defaultNodeServiceAccount",)
 """GKE's least-privilege role for a custom node service account (instead of Editor)."""
@@ -206,6 +212,7 @@ def build(
         provider_configs=configs,
         kubeconfig=kubeconfig,
         system_priority_quota=True,
+        resource_ctrl=False,
         ready=ready,
         outputs={"firewall": firewall.name},
     )
