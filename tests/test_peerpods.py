@@ -385,17 +385,31 @@ def test_azure_adaptor_values_workload_identity_and_roles(cloud: CloudMocks) -> 
     assert all(f.inputs["audiences"] == ["api://AzureADTokenExchange"] for f in federated)
     assert all(f.inputs["issuer"] == AZURE_GIVEN["oidcIssuerUrl"] for f in federated)
 
+    # What cloud-api-adaptor v0.22.0's azure/provider.go does: VMs and NICs in the pod-VM
+    # group (Virtual Machine Contributor), NICs joined to the node subnet (join only, on that
+    # subnet; no Network Contributor on the VNet, no redundant Reader), and VM sizes listed at
+    # subscription scope at start-up (updateInstanceSizeSpecList).
     rg_scope = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/coco-podvms"
-    vnet_scope = AKS_SUBNET.rsplit("/subnets/", 1)[0]
-    assignments = {
-        AZURE_ROLES[r.inputs["roleDefinitionId"].rsplit("/", 1)[1]]: r.inputs
-        for r in cloud.of_type("authorization:RoleAssignment")
+    custom = {r.name: r.inputs for r in cloud.of_type("authorization:RoleDefinition")}
+    custom_actions = {f"{n}-id": d["permissions"][0]["actions"] for n, d in custom.items()}
+    assert sorted(a for acts in custom_actions.values() for a in acts) == [
+        "Microsoft.Compute/locations/vmSizes/read",
+        "Microsoft.Network/virtualNetworks/subnets/join/action",
+    ]
+    granted: dict[str, str] = {}
+    for r in cloud.of_type("authorization:RoleAssignment"):
+        role = r.inputs["roleDefinitionId"]
+        if role in custom_actions:
+            (what,) = custom_actions[role]
+        else:
+            what = AZURE_ROLES[role.rsplit("/", 1)[1]]
+        granted[what] = r.inputs["scope"]
+        assert r.inputs["principalId"] == "principal-peerpods-adaptor"
+    assert granted == {
+        "Virtual Machine Contributor": rg_scope,
+        "Microsoft.Network/virtualNetworks/subnets/join/action": AKS_SUBNET,
+        "Microsoft.Compute/locations/vmSizes/read": f"/subscriptions/{SUBSCRIPTION}",
     }
-    assert set(assignments) == set(AZURE_ROLES.values())
-    assert assignments["Virtual Machine Contributor"]["scope"] == rg_scope
-    assert assignments["Reader"]["scope"] == rg_scope
-    assert assignments["Network Contributor"]["scope"] == vnet_scope
-    assert all(a["principalId"] == "principal-peerpods-adaptor" for a in assignments.values())
 
 
 def test_azure_nsg_admits_the_tunnel_from_the_node_subnet_only(cloud: CloudMocks) -> None:

@@ -1,20 +1,25 @@
 """Azure side of peer pods: AKS (optional), the pod VMs' NSG, and the adaptor's identity.
 
 Sources, as checked:
-- Identity and roles: confidentialcontainers.org `docs/cloud-api-adaptor/azure` ("User
-  assigned identity and federated credentials", "AKS resource group permissions"): a
-  user-assigned identity with "Virtual Machine Contributor" and "Reader" on the pod-VM
-  resource group and "Network Contributor" on the cluster's network; a federated credential
+- Identity: confidentialcontainers.org `docs/cloud-api-adaptor/azure` ("User assigned
+  identity and federated credentials"): a user-assigned identity with a federated credential
   for `system:serviceaccount:confidential-containers-system:cloud-api-adaptor`, audience
   `api://AzureADTokenExchange`; the DaemonSet labelled `azure.workload.identity/use: "true"`
   and its ServiceAccount annotated `azure.workload.identity/client-id` (peerpods chart
   `values.yaml` comments on `daemonset.podLabels` / `daemonset.serviceAccount.annotations`,
-  and peerpod-ctrl chart `values.yaml` for `resourceCtrl.*`). Network Contributor is scoped
-  here to the node VNet, not its whole resource group: the adaptor only joins pod-VM NICs to
-  that VNet's subnet.
-- Built-in role ids: Virtual Machine Contributor 9980e02c-c2be-4d73-94e8-173b1dc7cf3c, Reader
-  acdd72a7-3385-48ef-bd42-f606fba81ae7, Network Contributor
-  4d97b98b-1d4f-4787-a291-c67834d212e7 (Azure built-in roles reference).
+  and peerpod-ctrl chart `values.yaml` for `resourceCtrl.*`).
+- Roles, read against cloud-api-adaptor v0.22.0 `src/cloud-providers/azure/provider.go`
+  rather than the guide's "Virtual Machine Contributor + Reader on the pod-VM group, Network
+  Contributor on the cluster's": the adaptor creates, reads and deletes VMs and their NICs in
+  AZURE_RESOURCE_GROUP, joining the NIC to AZURE_NSG_ID (in that group) and AZURE_SUBNET_ID
+  (`buildNetworkConfig`, `getIPs`, `DeleteInstance`): Virtual Machine Contributor on that group
+  covers it (Reader there adds nothing, so it is not granted). The subnet lives in the
+  cluster's VNet: only `Microsoft.Network/virtualNetworks/subnets/join/action`, on that one
+  subnet, instead of Network Contributor on the VNet. `NewProvider` lists VM sizes
+  (`updateInstanceSizeSpecList`: `VirtualMachineSizesClient.NewListPager(region)`, a
+  subscription-level path), which no resource-group assignment covers: without
+  `Microsoft.Compute/locations/vmSizes/read` at subscription scope the adaptor never starts.
+  Both are custom roles holding exactly that one action.
 - AKS: `--enable-oidc-issuer --enable-workload-identity --nodepool-labels
   node.kubernetes.io/worker= --os-sku Ubuntu` (same guide).
 - `peer-pods-cm` keys: peerpods chart `providers/azure.yaml` (AZURE_IMAGE_ID,
@@ -47,13 +52,15 @@ from components.peerpods.common import (
 from components.peerpods.settings import FORWARDER_PORT, AzurePeerPods, PeerPodsCluster
 
 VIRTUAL_MACHINE_CONTRIBUTOR = "9980e02c-c2be-4d73-94e8-173b1dc7cf3c"
-READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+"""Still used for AKS's own control-plane identity on the VNet it creates."""
 ROLE_NAMES = {
     VIRTUAL_MACHINE_CONTRIBUTOR: "Virtual Machine Contributor",
-    READER: "Reader",
     NETWORK_CONTRIBUTOR: "Network Contributor",
 }
+
+SUBNET_JOIN_ACTION = "Microsoft.Network/virtualNetworks/subnets/join/action"
+VM_SIZES_READ_ACTION = "Microsoft.Compute/locations/vmSizes/read"
 
 WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
 CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
@@ -242,20 +249,19 @@ def build(
     resource_group: pulumi.Input[str] = cloud.resource_group
 
     subnet_id: pulumi.Input[str]
-    vnet_id: pulumi.Input[str]
     cluster_cidr: pulumi.Input[str]
     issuer: pulumi.Input[str] | None = cloud.oidc_issuer_url
     kubeconfig: pulumi.Output[str] | None = None
     if cloud.cluster.create:
         aks = _Aks(name, cloud, environment, opts)
         resource_group = aks.resource_group.name
-        subnet_id, vnet_id, cluster_cidr = aks.subnet_id, aks.vnet_id, aks.cluster_cidr
+        subnet_id, cluster_cidr = aks.subnet_id, aks.cluster_cidr
         issuer, kubeconfig = aks.issuer, aks.kubeconfig
         ready.append(aks.cluster)
         created_group.append(aks.resource_group)
     else:
-        assert cloud.subnet_id and cloud.vnet_id and cloud.cluster_cidr
-        subnet_id, vnet_id, cluster_cidr = cloud.subnet_id, cloud.vnet_id, cloud.cluster_cidr
+        assert cloud.subnet_id and cloud.cluster_cidr
+        subnet_id, cluster_cidr = cloud.subnet_id, cloud.cluster_cidr
 
     nsg = azure_native.network.NetworkSecurityGroup(
         f"{name}-podvm",
@@ -326,20 +332,41 @@ def build(
             "AZURE_CLIENT_SECRET": secret_config(cloud.client_secret_from),
         }
 
-    assignments: list[tuple[str, str, pulumi.Input[str]]] = [
-        ("vm-contributor", VIRTUAL_MACHINE_CONTRIBUTOR, podvm_rg_scope),
-        ("reader", READER, podvm_rg_scope),
-        ("network-contributor", NETWORK_CONTRIBUTOR, vnet_id),
+    subscription_scope = f"/subscriptions/{cloud.subscription_id}"
+    custom = {
+        label: azure_native.authorization.RoleDefinition(
+            f"{name}-{label}",
+            role_name=f"coco {cloud.cluster.name} {environment} peer pods: {action}",
+            description=f"coco cloud-api-adaptor ({environment}): {action} only",
+            permissions=[{"actions": [action], "not_actions": []}],
+            assignable_scopes=[subscription_scope],
+            scope=subscription_scope,
+            opts=opts,
+        )
+        for label, action in (
+            ("subnet-join", SUBNET_JOIN_ACTION),
+            ("vm-sizes", VM_SIZES_READ_ACTION),
+        )
+    }
+    assignments: list[tuple[str, pulumi.Input[str], pulumi.Input[str], str]] = [
+        (
+            "vm-contributor",
+            role_definition_id(cloud.subscription_id, VIRTUAL_MACHINE_CONTRIBUTOR),
+            podvm_rg_scope,
+            ROLE_NAMES[VIRTUAL_MACHINE_CONTRIBUTOR],
+        ),
+        ("subnet-join", custom["subnet-join"].id, subnet_id, SUBNET_JOIN_ACTION),
+        ("vm-sizes", custom["vm-sizes"].id, subscription_scope, VM_SIZES_READ_ACTION),
     ]
-    for label, role, scope in assignments:
+    for label, role_id, scope, what in assignments:
         ready.append(
             azure_native.authorization.RoleAssignment(
                 f"{name}-{label}",
                 principal_id=principal_id,
                 principal_type="ServicePrincipal",
-                role_definition_id=role_definition_id(cloud.subscription_id, role),
+                role_definition_id=role_id,
                 scope=scope,
-                description=f"coco cloud-api-adaptor: {ROLE_NAMES[role]}",
+                description=f"coco cloud-api-adaptor: {what}",
                 opts=pulumi.ResourceOptions.merge(
                     opts, pulumi.ResourceOptions(depends_on=created_group)
                 ),
