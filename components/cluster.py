@@ -317,17 +317,12 @@ def gpu_operator_values(settings: BareMetalCluster) -> dict[str, Any]:
 def check_renderable(settings: BareMetalCluster, rendering: bool) -> None:
     """Refuse what cannot become YAML in a render directory, naming the key and the fix.
 
-    A Helm release is an action against a live cluster, not a manifest, and a node label is a
-    patch to an object the GitOps tree does not own.
+    kata-deploy renders (`helm.v4.Chart`, see `ConfidentialCluster`); the GPU Operator is
+    left to a real release, and a node label is a patch to an object the GitOps tree does not
+    own.
     """
     if not rendering:
         return
-    if settings.install.method == "chart":
-        raise ValueError(
-            "coco:cluster.install.method 'chart' installs kata-deploy as a Helm release, which "
-            "cannot be rendered to YAML: use 'preinstalled' with renderDir, or deploy to a "
-            "cluster (remove coco:kubernetes.renderDir)"
-        )
     if settings.gpu is not None and settings.gpu.operator.install:
         raise ValueError(
             "coco:cluster.gpu.operator.install installs the NVIDIA GPU Operator as a Helm "
@@ -381,7 +376,7 @@ class ConfidentialCluster(pulumi.ComponentResource):
     hardware: tee.Hardware
     ready: list[pulumi.Resource]
     """What workloads wait for: the installs and the RuntimeClasses (created or verified)."""
-    kata_deploy: k8s.helm.v3.Release | None
+    kata_deploy: k8s.helm.v3.Release | k8s.helm.v4.Chart | None
     gpu_operator: k8s.helm.v3.Release | None
     node_patches: list[k8s.core.v1.NodePatch]
 
@@ -454,18 +449,24 @@ class ConfidentialCluster(pulumi.ComponentResource):
                         f"{name}-requires-nfd", NFD_RULE_CRD, opts=child
                     )
                 )
-            self.kata_deploy = k8s.helm.v3.Release(
-                f"{name}-kata-deploy",
-                name=KATA_DEPLOY_RELEASE,
-                chart=settings.install.chart,
-                version=settings.install.version,
-                namespace=settings.install.namespace,
-                create_namespace=True,
-                values=kata_deploy_values(settings, self.runtime_classes),
-                wait_for_jobs=True,
-                timeout=HELM_TIMEOUT_SECONDS,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=before_kata),
-            )
+            values = kata_deploy_values(settings, self.runtime_classes)
+            if rendering:
+                self.kata_deploy = self._render_kata_deploy(
+                    name, settings, environment, values, before_kata
+                )
+            else:
+                self.kata_deploy = k8s.helm.v3.Release(
+                    f"{name}-kata-deploy",
+                    name=KATA_DEPLOY_RELEASE,
+                    chart=settings.install.chart,
+                    version=settings.install.version,
+                    namespace=settings.install.namespace,
+                    create_namespace=True,
+                    values=values,
+                    wait_for_jobs=True,
+                    timeout=HELM_TIMEOUT_SECONDS,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=before_kata),
+                )
             self.ready.append(self.kata_deploy)
             for rc in self.runtime_classes:
                 manifest = runtime_class_manifest(settings, rc, environment)
@@ -501,4 +502,41 @@ class ConfidentialCluster(pulumi.ComponentResource):
                 "hardware": self.hardware.describe(),
                 "installMethod": settings.install.method,
             }
+        )
+
+    def _render_kata_deploy(
+        self,
+        name: str,
+        settings: BareMetalCluster,
+        environment: str,
+        values: dict[str, Any],
+        after: list[pulumi.Resource],
+    ) -> k8s.helm.v4.Chart:
+        """kata-deploy as plain manifests, for a render directory (GitOps).
+
+        `helm.v4.Chart` is `helm template` plus one Pulumi resource per object, so the
+        rendered tree holds exactly what a release would install, with the same values. The
+        provider renders it with hooks disabled (pulumi-kubernetes `pkg/provider/helm/v4/
+        chart.go`: `DisableHooks = true`), which is what a GitOps tree needs: kata-deploy's
+        post-delete cleanup Job would otherwise run on the first apply and uninstall Kata.
+        Its namespace is rendered too (a Chart has no `create_namespace`). The chart comes
+        from `install.chart` at render time: the OCI reference (network), or a local chart
+        folder for offline renders.
+        """
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-kata-deploy-ns",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=settings.install.namespace,
+                labels=labels.common(environment, labels.ROLE_RUNTIME),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+        )
+        return k8s.helm.v4.Chart(
+            f"{name}-kata-deploy",
+            name=KATA_DEPLOY_RELEASE,
+            chart=settings.install.chart,
+            version=settings.install.version,
+            namespace=settings.install.namespace,
+            values=values,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
         )

@@ -594,14 +594,6 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
         )
     if s.kubernetes.rendering and isinstance(s.cluster, BareMetalCluster):
         bm = s.cluster
-        if bm.install.method == "chart":
-            problems.append(
-                Problem(
-                    f"{NAMESPACE}:cluster.install.method",
-                    "a Helm release cannot be rendered to YAML: use 'preinstalled' with "
-                    "renderDir, or remove renderDir to deploy to a cluster",
-                )
-            )
         if bm.gpu is not None and bm.gpu.operator.install:
             problems.append(
                 Problem(

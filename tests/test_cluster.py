@@ -423,11 +423,6 @@ def test_preinstalled_rendering_reads_nothing(mocks: ClusterMocks) -> None:
 
 
 RENDER_ERRORS: dict[str, tuple[Callable[[], BareMetalCluster], str]] = {
-    "chart": (
-        lambda: cluster_settings("tdx"),
-        r"coco:cluster.install.method 'chart'.*use 'preinstalled' with renderDir, or deploy "
-        r"to a cluster",
-    ),
     "gpu-operator": (
         lambda: preinstalled(gpu={"operator": {"version": GPU_OPERATOR_VERSION}}),
         r"coco:cluster.gpu.operator.install",
@@ -441,3 +436,23 @@ def test_rendering_refuses_what_cannot_be_yaml(mocks: ClusterMocks, case: str) -
     make, message = RENDER_ERRORS[case]
     with pytest.raises(ValueError, match=message):
         build(make(), ["kata-qemu-tdx"], rendering=True)
+
+
+def test_rendering_installs_kata_deploy_as_chart_manifests(mocks: ClusterMocks) -> None:
+    """In a render directory kata-deploy becomes a `helm.v4.Chart` (plain manifests, hooks
+    disabled by the provider) with the very values a release would get, in its own rendered
+    namespace; the RuntimeClasses follow it and nothing is read from a cluster."""
+    settings = cluster_settings("tdx")
+    cluster: ConfidentialCluster = build(settings, ["kata-qemu-tdx"], rendering=True)["cluster"]
+    assert not mocks.of_type(RELEASE)
+    (chart,) = mocks.of_type("kubernetes:helm.sh/v4:Chart")
+    assert chart.inputs["name"] == "kata-deploy"
+    assert chart.inputs["chart"] == settings.install.chart
+    assert chart.inputs["version"] == KATA_DEPLOY_CHART_VERSION
+    assert chart.inputs["namespace"] == "kata-system"
+    assert chart.inputs["values"] == kata_deploy_values(settings, ["kata-qemu-tdx"])
+    (ns,) = mocks.of_type("core/v1:Namespace")
+    assert ns.metadata["name"] == "kata-system"
+    assert sorted(runtime_classes(mocks)) == ["kata-qemu-tdx"]
+    assert mocks.reads == []
+    assert cluster.kata_deploy in cluster.ready
