@@ -473,6 +473,11 @@ def test_azure_created_cluster_labels_its_pool_and_enables_workload_identity(
     assert pool["nodeLabels"] == {"node.kubernetes.io/worker": ""}
     assert aks.inputs["oidcIssuerProfile"] == {"enabled": True}
     assert aks.inputs["securityProfile"]["workloadIdentity"] == {"enabled": True}
+    # Pod VMs have no public IP and are in no LB pool: the subnet's NAT gateway is their way out.
+    (nat,) = cloud.of_type("network:NatGateway")
+    (subnet,) = cloud.of_type("network:Subnet")
+    assert subnet.inputs["natGateway"] == {"id": f"{nat.name}-id"}
+    assert aks.inputs["networkProfile"]["outboundType"] == "userAssignedNATGateway"
     assert provider_configs(cloud)["AZURE_INSTANCE_SIZE"] == "Standard_DC2es_v6"
     (nsg,) = cloud.of_type("network:NetworkSecurityGroup")
     allows = [r for r in nsg.inputs["securityRules"] if r["access"] == "Allow"]

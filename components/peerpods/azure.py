@@ -147,12 +147,37 @@ class _Aks:
             ),
         )
         self.cluster_cidr = split_cidr(cc.network_cidr, 1)[0]
+        # Pod VMs join the node subnet without public IPs (the adaptor's default, USE_PUBLIC_IP
+        # false) and sit in no load balancer pool, so AKS's load-balancer outbound does not
+        # reach them; Azure's default outbound access is retired for new VNets. A NAT gateway
+        # on the subnet gives nodes and pod VMs one explicit outbound path (image pulls, KBS).
+        outbound_ip = azure_native.network.PublicIPAddress(
+            f"{name}-nat-ip",
+            resource_group_name=rg,
+            public_ip_address_name=f"{cc.name}-nat",
+            location=cloud.region,
+            sku={"name": "Standard"},
+            public_ip_allocation_method="Static",
+            tags=tags,
+            opts=opts,
+        )
+        self.nat_gateway = azure_native.network.NatGateway(
+            f"{name}-nat",
+            resource_group_name=rg,
+            nat_gateway_name=f"{cc.name}-nat",
+            location=cloud.region,
+            sku={"name": "Standard"},
+            public_ip_addresses=[{"id": outbound_ip.id}],
+            tags=tags,
+            opts=opts,
+        )
         subnet = azure_native.network.Subnet(
             f"{name}-nodes",
             resource_group_name=rg,
             virtual_network_name=vnet.name,
             subnet_name="nodes",
             address_prefix=self.cluster_cidr,
+            nat_gateway={"id": self.nat_gateway.id},
             opts=opts,
         )
         # A bring-your-own VNet needs the control plane's identity to hold Network
@@ -204,6 +229,7 @@ class _Aks:
                 "pod_cidr": POD_CIDR,
                 "service_cidr": SERVICE_CIDR,
                 "dns_service_ip": DNS_SERVICE_IP,
+                "outbound_type": "userAssignedNATGateway",
             },
             oidc_issuer_profile={"enabled": True},
             security_profile={"workload_identity": {"enabled": True}},
@@ -262,6 +288,13 @@ def build(
     else:
         assert cloud.subnet_id and cloud.cluster_cidr
         subnet_id, cluster_cidr = cloud.subnet_id, cloud.cluster_cidr
+        pulumi.log.warn(
+            f"coco:cluster.cloud.subnetId: pod VMs join {cloud.subnet_id} without public IPs "
+            "and outside AKS's load-balancer pool: the subnet needs its own outbound path (a "
+            "NAT gateway or a firewall route) for image pulls and the KBS, since Azure's "
+            "default outbound access is retired for new VNets",
+            resource=parent,
+        )
 
     nsg = azure_native.network.NetworkSecurityGroup(
         f"{name}-podvm",
