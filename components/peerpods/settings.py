@@ -642,9 +642,9 @@ class GcpPeerPods(_CloudModel):
         if v == "workload-identity":
             raise ValueError(
                 "GKE Workload Identity does not reach the adaptor: its DaemonSet runs with "
-                "hostNetwork, which bypasses the GKE metadata server, and chart support for "
-                "direct federation is newer than the pinned chart (cloud-api-adaptor #3062, "
-                "#3077): use 'static'"
+                "hostNetwork, which bypasses the GKE metadata server, and the pinned adaptor's "
+                "entrypoint.sh (v0.22.0) refuses to start without GCP_CREDENTIALS: use "
+                "'static'"
             )
         return v
 
