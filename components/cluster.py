@@ -317,9 +317,9 @@ def gpu_operator_values(settings: BareMetalCluster) -> dict[str, Any]:
 def check_renderable(settings: BareMetalCluster, rendering: bool) -> None:
     """Refuse what cannot become YAML in a render directory, naming the key and the fix.
 
-    kata-deploy renders (`helm.v4.Chart`, see `ConfidentialCluster`); the GPU Operator is
-    left to a real release, and a node label is a patch to an object the GitOps tree does not
-    own.
+    kata-deploy renders (a client-side `helm.v3.Chart`, see `ConfidentialCluster`); the GPU
+    Operator is left to a real release, and a node label is a patch to an object the GitOps
+    tree does not own.
     """
     if not rendering:
         return
@@ -376,7 +376,7 @@ class ConfidentialCluster(pulumi.ComponentResource):
     hardware: tee.Hardware
     ready: list[pulumi.Resource]
     """What workloads wait for: the installs and the RuntimeClasses (created or verified)."""
-    kata_deploy: k8s.helm.v3.Release | k8s.helm.v4.Chart | None
+    kata_deploy: k8s.helm.v3.Release | k8s.helm.v3.Chart | None
     gpu_operator: k8s.helm.v3.Release | None
     node_patches: list[k8s.core.v1.NodePatch]
 
@@ -511,17 +511,18 @@ class ConfidentialCluster(pulumi.ComponentResource):
         environment: str,
         values: dict[str, Any],
         after: list[pulumi.Resource],
-    ) -> k8s.helm.v4.Chart:
+    ) -> k8s.helm.v3.Chart:
         """kata-deploy as plain manifests, for a render directory (GitOps).
 
-        `helm.v4.Chart` is `helm template` plus one Pulumi resource per object, so the
-        rendered tree holds exactly what a release would install, with the same values. The
-        provider renders it with hooks disabled (pulumi-kubernetes `pkg/provider/helm/v4/
-        chart.go`: `DisableHooks = true`), which is what a GitOps tree needs: kata-deploy's
-        post-delete cleanup Job would otherwise run on the first apply and uninstall Kata.
-        Its namespace is rendered too (a Chart has no `create_namespace`). The chart comes
-        from `install.chart` at render time: the OCI reference (network), or a local chart
-        folder for offline renders.
+        A `helm.v3.Chart` is client-side `helm template` (the provider's `kubernetes:helm:
+        template`, `ClientOnly`) plus one Pulumi resource per object, so the rendered tree
+        holds what a release would install, with the same release name and values. Not
+        `helm.v4.Chart`: it templates with `--dry-run=server`, and kata-deploy 4.1.0's
+        `lookup` calls (`templates/kata-deploy-state.yaml`) then fail without a cluster, as
+        the engine test showed. Helm hooks are dropped (`_drop_helm_hook`): applied as an
+        ordinary Job, kata-deploy's post-delete cleanup would uninstall Kata on the first
+        GitOps sync. Its namespace is rendered too. The chart comes from `install.chart` at
+        render time: the OCI reference (network), or a local chart folder (offline).
         """
         namespace = k8s.core.v1.Namespace(
             f"{name}-kata-deploy-ns",
@@ -531,12 +532,39 @@ class ConfidentialCluster(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=after),
         )
-        return k8s.helm.v4.Chart(
-            f"{name}-kata-deploy",
-            name=KATA_DEPLOY_RELEASE,
-            chart=settings.install.chart,
-            version=settings.install.version,
-            namespace=settings.install.namespace,
-            values=values,
+        chart = settings.install.chart
+        config: k8s.helm.v3.ChartOpts | k8s.helm.v3.LocalChartOpts
+        if chart.startswith(("/", "./", "../")):
+            # A chart folder (Helm's own rule: a path starts with / or .); its version is
+            # what its Chart.yaml says, which the render test compares with the pin.
+            config = k8s.helm.v3.LocalChartOpts(
+                path=chart,
+                namespace=settings.install.namespace,
+                values=values,
+                transformations=[_drop_helm_hook],
+            )
+        else:
+            config = k8s.helm.v3.ChartOpts(
+                chart=chart,
+                version=settings.install.version,
+                namespace=settings.install.namespace,
+                values=values,
+                transformations=[_drop_helm_hook],
+            )
+        return k8s.helm.v3.Chart(
+            KATA_DEPLOY_RELEASE,
+            config,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
         )
+
+
+HELM_HOOK_ANNOTATION = "helm.sh/hook"
+
+
+def _drop_helm_hook(obj: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
+    """Omit a Helm hook object from a rendered chart (pulumi-kubernetes' documented way: an
+    object turned into an empty `v1/List` registers nothing)."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    if HELM_HOOK_ANNOTATION in annotations:
+        obj.clear()
+        obj.update({"apiVersion": "v1", "kind": "List", "items": []})

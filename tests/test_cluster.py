@@ -6,6 +6,7 @@ every RuntimeClass it registers is validated against the real Kubernetes schemas
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -94,6 +95,32 @@ class ClusterMocks(RecordingMocks):
             handler = self.handlers.get(args.resource_id, args.resource_id)
             return args.resource_id, {"metadata": {"name": args.resource_id}, "handler": handler}
         return super().new_resource(args)
+
+    templated: list[dict[str, Any]]
+    """The `kubernetes:helm:template` requests (a rendered `helm.v3.Chart`'s options)."""
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:  # type: ignore[type-arg]
+        if args.token == "kubernetes:helm:template":
+            # A chart answer with one ordinary object and one post-delete hook, as kata-deploy's.
+            self.templated = [*getattr(self, "templated", []), json.loads(args.args["jsonOpts"])]
+            hook = {"helm.sh/hook": "post-delete"}
+            return {
+                "result": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "DaemonSet",
+                        "metadata": {"name": "kd"},
+                        "spec": {"selector": {}, "template": {}},
+                    },
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "metadata": {"name": "cleanup", "annotations": hook},
+                        "spec": {"template": {}},
+                    },
+                ]
+            }, []
+        return super().call(args)
 
 
 @pytest.fixture
@@ -439,18 +466,21 @@ def test_rendering_refuses_what_cannot_be_yaml(mocks: ClusterMocks, case: str) -
 
 
 def test_rendering_installs_kata_deploy_as_chart_manifests(mocks: ClusterMocks) -> None:
-    """In a render directory kata-deploy becomes a `helm.v4.Chart` (plain manifests, hooks
-    disabled by the provider) with the very values a release would get, in its own rendered
-    namespace; the RuntimeClasses follow it and nothing is read from a cluster."""
+    """In a render directory kata-deploy becomes a client-side `helm.v3.Chart` (plain
+    manifests, Helm hooks dropped) with the very values a release would get, in its own
+    rendered namespace; the RuntimeClasses follow it and nothing is read from a cluster."""
     settings = cluster_settings("tdx")
     cluster: ConfidentialCluster = build(settings, ["kata-qemu-tdx"], rendering=True)["cluster"]
     assert not mocks.of_type(RELEASE)
-    (chart,) = mocks.of_type("kubernetes:helm.sh/v4:Chart")
-    assert chart.inputs["name"] == "kata-deploy"
-    assert chart.inputs["chart"] == settings.install.chart
-    assert chart.inputs["version"] == KATA_DEPLOY_CHART_VERSION
-    assert chart.inputs["namespace"] == "kata-system"
-    assert chart.inputs["values"] == kata_deploy_values(settings, ["kata-qemu-tdx"])
+    (request,) = mocks.templated
+    assert request["release_name"] == "kata-deploy"
+    assert request["chart"] == settings.install.chart
+    assert request["version"] == KATA_DEPLOY_CHART_VERSION
+    assert request["namespace"] == "kata-system"
+    assert request["values"] == kata_deploy_values(settings, ["kata-qemu-tdx"])
+    # The chart's objects are registered, its Helm hooks are not.
+    assert [r.inputs["metadata"]["name"] for r in mocks.of_type("apps/v1:DaemonSet")] == ["kd"]
+    assert not mocks.of_type("batch/v1:Job")
     (ns,) = mocks.of_type("core/v1:Namespace")
     assert ns.metadata["name"] == "kata-system"
     assert sorted(runtime_classes(mocks)) == ["kata-qemu-tdx"]

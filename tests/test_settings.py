@@ -182,7 +182,7 @@ def test_render_defaults_to_referenced_secrets() -> None:
 def test_render_refuses_what_cannot_be_rendered() -> None:
     cluster = {"kind": "baremetal", "tee": "tdx", "gpu": {}, "labelNodes": ["node-1"]}
     msg = problems(raw(kubernetes={"renderDir": "out"}, cluster=cluster))
-    # kata-deploy renders (helm.v4.Chart); the GPU Operator and node labels cannot.
+    # kata-deploy renders (helm.v3.Chart); the GPU Operator and node labels cannot.
     assert "coco:cluster.install.method" not in msg
     assert "coco:cluster.gpu.operator.install" in msg
     assert "coco:cluster.labelNodes: node labels patch live Node objects" in msg

@@ -21,6 +21,9 @@ import yaml
 from judges import judge_dir
 from test_e2e_engine import Project, rendered, secret_keys
 
+from components.cluster import kata_deploy_values
+from components.settings import BareMetalCluster, parse, strip_namespace
+
 pytestmark = [pytest.mark.conformance, pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,11 +77,14 @@ def test_render_mode_renders_kata_deploy_offline(tmp_path: Path) -> None:
     project.pulumi("preview", "--expect-no-changes")
 
     docs = rendered(project.render_dir)
-    state = json.loads(project.pulumi("stack", "export").stdout)
-    (chart_state,) = [
-        r for r in state["deployment"]["resources"] if r["type"] == "kubernetes:helm.sh/v4:Chart"
-    ]
-    values = chart_state["inputs"]["values"]
+    # The values the program passed: the component's own builder on the same stack settings
+    # (the Chart sends them to the provider's `helm:template`, which keeps no copy in state).
+    plain = {k: v for k, v in config.items() if not (isinstance(v, dict) and "secure" in v)}
+    settings = parse(strip_namespace(plain))
+    cluster = settings.cluster
+    assert isinstance(cluster, BareMetalCluster)
+    classes = sorted({settings.runtime_class_of(w) for w in settings.workloads})
+    values = kata_deploy_values(cluster, classes)
     assert values["shims"]["qemu-tdx"]["enabled"] is True
 
     expected = _helm_no_hooks(home, chart, values, tmp_path)
