@@ -96,9 +96,10 @@ AZURE_GIVEN: dict[str, Any] = {
 }
 GCP_GIVEN: dict[str, Any] = {
     "provider": "gcp",
+    "tee": "tdx",
     "projectId": "coco-project-1",
     "zone": "us-central1-a",
-    "podvmImage": "podvm-snp-v0-21-0",
+    "podvmImage": "podvm-tdx-v0-22-0",
     "network": "global/networks/default",
     "clusterCidr": "10.128.0.0/20",
 }
@@ -507,8 +508,9 @@ def test_gcp_adaptor_values_service_account_and_firewall(cloud: CloudMocks) -> N
         "FORWARDER_PORT",
         "INITDATA",
     } <= set(configs)
-    assert configs["GCP_MACHINE_TYPE"] == "n2d-standard-2"
-    assert configs["GCP_CONFIDENTIAL_TYPE"] == "SEV_SNP"
+    assert configs["GCP_MACHINE_TYPE"] == "c3-standard-4"
+    assert configs["GCP_CONFIDENTIAL_TYPE"] == "TDX"
+    assert configs["GCP_DISK_TYPE"] == "pd-balanced"
     assert configs["GCP_NETWORK"] == "global/networks/default"
 
     members = cloud.of_type("projects/iAMMember:IAMMember")
@@ -643,8 +645,7 @@ def test_attestation_platform_per_cloud() -> None:
             {**AZURE_GIVEN, "tee": "tdx"},
             "az-tdx-vtpm",
         ),
-        "gcp-snp": (GCP_GIVEN, "snp"),
-        "gcp-tdx": ({**GCP_GIVEN, "tee": "tdx", "zone": "us-east4-a"}, "tdx"),
+        "gcp-tdx": ({**GCP_GIVEN, "zone": "us-east4-a"}, "tdx"),
     }
     for case, (raw, expected) in cases.items():
         platform = attestation_platform(peerpods_settings(raw).cloud)
@@ -764,7 +765,7 @@ def test_valid_peerpods_stacks_parse() -> None:
         ({**AZURE_GIVEN, "subnetId": None}, "coco:cluster.cloud.subnetId", "not created"),
         ({**AZURE_GIVEN, "clusterCidr": None}, "coco:cluster.cloud.clusterCidr", "not created"),
         ({**AZURE_GIVEN, "oidcIssuerUrl": None}, "coco:cluster.cloud.oidcIssuerUrl", "OIDC"),
-        ({**GCP_GIVEN, "machineType": "c3-standard-4"}, "coco:cluster.cloud.machineType", "N2D"),
+        ({**GCP_GIVEN, "tee": "snp"}, "coco:cluster.cloud.tee", "minCpuPlatform 'AMD Milan'"),
         (
             {**GCP_GIVEN, "tee": "tdx", "machineType": "n2d-standard-2", "zone": "us-east4-a"},
             "coco:cluster.cloud.machineType",
@@ -775,7 +776,6 @@ def test_valid_peerpods_stacks_parse() -> None:
             "coco:cluster.cloud.machineType",
             "c3-standard",
         ),
-        ({**GCP_GIVEN, "zone": "us-east1-b"}, "coco:cluster.cloud.zone", "no SNP"),
         ({**GCP_GIVEN, "tee": "tdx", "zone": "europe-west3-a"}, "coco:cluster.cloud.zone", "TDX"),
         (
             {**GCP_GIVEN, "tee": "tdx", "zone": "us-east4-a", "diskType": "pd-standard"},

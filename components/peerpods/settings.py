@@ -33,7 +33,9 @@ Upstream facts these checks encode, as checked (cite when changing them):
   Disk volumes ... are supported" (Google Cloud, Confidential VM "Supported configurations",
   last updated 2026-04-08). GCP_CONFIDENTIAL_TYPE is `TDX`, `SEV` or `SEV_SNP`
   (cloud-api-adaptor `src/cloud-providers/gcp/manager.go`). Plain SEV is not offered: Trustee
-  has no verifier for it (the same reason `kata-qemu-sev` readers are refused).
+  has no verifier for it (the same reason `kata-qemu-sev` readers are refused). SEV_SNP is
+  refused too while the adaptor sets no `minCpuPlatform` (see `GcpPeerPods._gcp_tee`); the
+  SNP tables stay for when it does.
 """
 
 from __future__ import annotations
@@ -528,11 +530,14 @@ GCP_DEFAULT_DISK = {"snp": "pd-standard", "tdx": "pd-balanced"}
 
 
 class GcpPeerPods(_CloudModel):
-    """Pod VMs as Compute Engine Confidential VMs (SEV-SNP on N2D, TDX on C3)."""
+    """Pod VMs as Compute Engine Confidential VMs: TDX on C3 (SEV-SNP on N2D is refused)."""
 
     provider: Literal["gcp"]
     cluster: CloudCluster = CloudCluster()
-    tee: PodVmTee = "snp"
+    tee: PodVmTee = Field(
+        default="tdx",
+        description="GCP pod VMs: Intel TDX (SEV-SNP is refused, see `_gcp_tee`).",
+    )
     project_id: str = Field(description="GCP_PROJECT_ID")
     zone: str = Field(description="GCP_ZONE: where pod VMs (and a created cluster) run.")
     machine_type: str | None = Field(
@@ -568,6 +573,22 @@ class GcpPeerPods(_CloudModel):
             "account you manage; default: coco creates the account, its roles and a key."
         ),
     )
+
+    @field_validator("tee")
+    @classmethod
+    def _gcp_tee(cls, v: str) -> str:
+        # Compute Engine: "If SEV_SNP, currently minCpuPlatform has to be set to "AMD Milan"
+        # or this will fail to create the VM" (`confidentialInstanceConfig` API reference, as
+        # the GCP Terraform/Pulumi provider docs carry it); cloud-api-adaptor v0.22.0
+        # `src/cloud-providers/gcp/provider.go` `CreateInstance` sets the confidential type
+        # and TERMINATE on maintenance but never `MinCpuPlatform`.
+        if v == "snp":
+            raise ValueError(
+                "GCP creates SEV_SNP VMs only with minCpuPlatform 'AMD Milan', which the pinned "
+                "cloud-api-adaptor (v0.22.0, gcp/provider.go) does not set, so every pod VM "
+                "would fail to start: use tee 'tdx' (c3-standard-*), or AWS/Azure for SEV-SNP"
+            )
+        return v
 
     @field_validator("project_id")
     @classmethod
