@@ -1,6 +1,7 @@
 """`python -m automation <command>`: the embedding API as a command line.
 
-    validate  --stack-file F | --stack NAME      settings only, no engine: "ok" or every problem
+    validate  --stack-file F | --stack NAME      settings and secrets provider, no engine: "ok"
+                                                 or every problem
     preview   [--stack NAME] [--policy-pack DIR]  what up would change
     up        [--stack NAME] [--policy-pack DIR]  deploy
     refresh   [--stack NAME]                      reconcile state with reality
@@ -34,7 +35,7 @@ from automation.errors import (
 )
 from automation.operations import destroy, outputs, preview, refresh, render, up
 from automation.results import OperationResult
-from automation.spec import Backend, StackSpec, stack_file_path
+from automation.spec import Backend, StackSpec, check_secrets_provider, stack_file_path
 from components.settings import SettingsError
 
 EXIT_OK = 0
@@ -174,8 +175,9 @@ def run(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None
     try:
         if args.command == "validate":
             try:
-                _spec(args, env)
-            except SettingsError as exc:
+                # The environment given to `run` decides the passphrase, as it would for the engine.
+                check_secrets_provider(_spec(args, env), Backend(env=env))
+            except (SettingsError, SecretsProviderError) as exc:
                 err(str(exc))
                 return EXIT_FAILED
             out("ok")

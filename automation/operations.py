@@ -293,7 +293,7 @@ def render(
     try:
         return up(
             rendered,
-            backend=Backend.throwaway(directory),
+            backend=Backend.throwaway(directory, rendered.settings.environment),
             on_output=on_output,
             on_event=on_event,
             policy_packs=policy_packs,

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import SecretStr
 
 import automation
 from automation import Backend, CocoDeploymentError, StackSpec
@@ -223,7 +224,8 @@ def test_pack_passes_the_dev_stack_with_advisories_only(
 def test_pack_fails_a_production_stack_that_breaks_a_rule(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    backend = Backend.local(tmp_path / "state")
+    # A production stack never runs on the public dev passphrase: this one has its own.
+    backend = Backend.local(tmp_path / "state", passphrase=SecretStr("e2e-production-passphrase"))
     stack_file = production_stack_file(tmp_path, tmp_path / "out")
     spec = StackSpec.from_file(stack_file, secrets={"appKey": "e2e-app-key"})  # settings: ok
 
