@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels, tee
+from components import labels, protection, tee
 from components.cluster import ConfidentialCluster
 from components.peerpods.settings import PeerPodsCluster, attestation_platform
 from components.settings import BareMetalCluster, KbsResource, StackSettings, full_key
@@ -80,6 +80,8 @@ def build(settings: StackSettings) -> Stack:
     env = settings.environment
     tls = TrusteeTls("kbs", settings.trustee)
 
+    # State and identity (clusters, IAM, KBS keys) are `protect`ed in production.
+    protect = protection.options(settings.protected)
     runtime_classes = {w.name: settings.runtime_class_of(w) for w in settings.workloads}
     provider: k8s.Provider
     ready: list[pulumi.Resource] = []
@@ -91,7 +93,9 @@ def build(settings: StackSettings) -> Stack:
             env,
             sorted(set(runtime_classes.values())),
             settings.kubernetes.rendering,
-            opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
+            opts=pulumi.ResourceOptions.merge(
+                pulumi.ResourceOptions(providers={"kubernetes": provider}), protect
+            ),
         )
         ready = list(cluster.ready)
         offered = cluster.runtime_classes
@@ -105,7 +109,9 @@ def build(settings: StackSettings) -> Stack:
             env,
             kbs_url=tls.url,
             kbs_cert_pem=tls.certificate_pem,
-            opts=pulumi.ResourceOptions(providers={"kubernetes": given}) if given else None,
+            opts=pulumi.ResourceOptions.merge(
+                pulumi.ResourceOptions(providers={"kubernetes": given}) if given else None, protect
+            ),
         )
         created = peerpods.provider
         if created is None and given is None:
@@ -158,7 +164,7 @@ def build(settings: StackSettings) -> Stack:
         resource_values=resource_values,
         secrets_delivery=delivery,
         tee_platforms=sorted({platform_of(settings, rc) for rc in runtime_classes.values()}),
-        opts=k8s_opts,
+        opts=pulumi.ResourceOptions.merge(k8s_opts, protect),
     )
 
     pulumi.export("environment", env)
