@@ -4,9 +4,9 @@ import gc
 
 import pulumi
 
+from components.layers import build_stack
 from components.secrets_provider import check_running_stack
 from components.settings import SettingsError, load
-from components.stack import build
 
 # The Pulumi SDK keeps every resource's Outputs, futures and tasks alive until the program
 # ends, so CPython's cyclic collector walks an ever larger heap and evaluation grows faster
@@ -27,4 +27,4 @@ except SettingsError as err:
 refusal = check_running_stack(settings.environment)
 if refusal is not None:
     raise pulumi.RunError(f"refused: {refusal}")
-build(settings)
+build_stack(settings)

@@ -14,6 +14,7 @@ Config layout (namespace `coco:`), one structured key each:
     coco:workloads     confidential pods/deployments
     coco:waivers       explicit, reasoned exceptions to the production checklist
     coco:protect       Pulumi `protect` on clusters, identities, KBS keys (default: production)
+    coco:layer         two-stack layout: {kind: platform} or {kind: trust, platformStack}
 
 Secret values (KBS resources, cloud credentials, provided TLS keys) never sit in these
 objects: the settings name another config key (`valueFrom`), which the stack must hold as a
@@ -43,6 +44,7 @@ from pydantic.alias_generators import to_camel
 
 from components import tee
 from components.config_types import DnsLabel, Model, SecretKeyRef
+from components.layer_settings import LayerSettings
 from components.peerpods.settings import PeerPodsCluster
 from components.tee import Hardware
 from policies.agent import AgentPolicySpec, kubernetes_argv
@@ -56,6 +58,7 @@ TOP_LEVEL_KEYS = (
     "workloads",
     "waivers",
     "protect",
+    "layer",
 )
 
 _RESOURCE_PATH = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -407,6 +410,12 @@ class StackSettings(Model):
         "(components/protection.py). Default: on in production unless rendering.",
     )
 
+    layer: LayerSettings | None = Field(
+        default=None,
+        description="Two-stack layout (platform / trust, components/layers.py); "
+        "default: one stack holds everything.",
+    )
+
     @property
     def protected(self) -> bool:
         """Whether what holds state or identity is `protect`ed (coco:protect, or its default)."""
@@ -670,6 +679,15 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                     "service: set the KBS URL they reach (NodePort, load balancer or ingress)",
                 )
             )
+    if s.layer is not None and isinstance(s.cluster, PeerPodsCluster):
+        problems.append(
+            Problem(
+                f"{NAMESPACE}:layer",
+                "the two-stack layout supports bare-metal clusters only for now (the peer-pods "
+                "adaptor's init-data pins the KBS certificate the trust stack issues): remove "
+                "coco:layer and deploy peer pods as one stack",
+            )
+        )
     if s.kubernetes.rendering and s.trustee.secrets_delivery == "create":
         problems.append(
             Problem(
