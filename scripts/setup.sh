@@ -60,6 +60,10 @@ GO=""
 find_go() {
   GO="$(command -v go 2>/dev/null || true)"
   [ -z "$GO" ] && [ -x /usr/local/go/bin/go ] && GO=/usr/local/go/bin/go
+  # Only a build needs Go (a user's own Pulumi and plugins need none): `need_go` checks.
+  return 0
+}
+need_go() {
   [ -n "$GO" ] || die "no Go toolchain (go on PATH or /usr/local/go/bin/go) to build the engine with"
 }
 
@@ -97,6 +101,7 @@ stamp() { mkdir -p "$COCO_TOOLS_DIR/stamps"; printf '%s\n' "$2" >"$COCO_TOOLS_DI
 
 # gobuild <module dir> <output> <package> [extra ldflags...]
 gobuild() {
+  need_go
   local dir="$1" out="$2" pkg="$3"; shift 3
   (cd "$dir" && "$GO" build -trimpath -ldflags "-s -w $*" -o "$out" "$pkg")
 }
@@ -168,6 +173,7 @@ build_langhost() {
   local id2="sdk/v3 v$COCO_PULUMI_SDK_VERSION python scripts"
   if ! fresh pulumi-language-python-exec "$id2" || ! [ -x "$COCO_TOOLS_BIN/pulumi-resource-pulumi-python" ]; then
     local dir
+    need_go
     # Run outside any module so that nothing can touch the committed go.mod/go.sum.
     dir="$(cd / && "$GO" mod download -json "github.com/pulumi/pulumi/sdk/v3@v$COCO_PULUMI_SDK_VERSION" |
       sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
@@ -199,6 +205,7 @@ build_kubernetes() {
   # The provider's main package embeds a schema that upstream generates at build time (cmd/.../generate.go),
   # so it is assembled in a work dir outside the repo: our go.mod/go.sum + upstream's main.go + the schema.
   local work="$COCO_TOOLS_DIR/src/kubernetes" mod
+  need_go
   rm -rf "$work"
   mkdir -p "$work/cmd/pulumi-resource-kubernetes"
   cp "$ENGINE_SRC/kubernetes/go.mod" "$ENGINE_SRC/kubernetes/go.sum" "$work/"
@@ -264,7 +271,7 @@ setup_engine() {
   source "$REPO/scripts/env.sh"
   mkdir -p "$COCO_TOOLS_BIN" "$COCO_TOOLS_DIR/providers" "$PULUMI_HOME"
   find_go
-  log "tools dir: $COCO_TOOLS_DIR ($("$GO" env GOVERSION))"
+  log "tools dir: $COCO_TOOLS_DIR ($([ -n "$GO" ] && "$GO" env GOVERSION || echo "no Go"))"
   build_pulumi
   build_langhost
   build_opa
