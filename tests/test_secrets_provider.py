@@ -134,9 +134,11 @@ def test_program_refuses_public_passphrase_and_reads_stack_config_dir(
 
 
 def test_the_repo_program_refuses_before_building(monkeypatch: pytest.MonkeyPatch) -> None:
-    """__main__.py runs the check right after loading settings, before `build`."""
+    """__main__.py runs the check right after loading settings, before building anything."""
     text = (PROJECT_DIR / "__main__.py").read_text()
-    assert text.index("check_running_stack(settings.environment)") < text.index("build(settings)")
+    assert text.index("check_running_stack(settings.environment)") < text.index(
+        "build_stack(settings)"
+    )
 
 
 # --- Automation API and CLI: refused before any engine process
