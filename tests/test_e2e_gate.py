@@ -135,7 +135,8 @@ def test_up_script_deploys_the_same_stack_as_staging_with_advisories(tmp_path: P
     assert out.returncode == 0, text[-6000:]
     assert "[advisory]" in text and "no-coco-dev-runtime" in text
     assert "[mandatory]" not in text
-    assert json.loads(out.stdout[out.stdout.rindex("{\n") :])["environment"] == "staging"
+    outputs = json.loads(out.stdout[out.stdout.rindex("\n{\n") + 1 :])  # `stack output --json`
+    assert outputs["environment"] == "staging"
     assert project.resources("staging-gate"), "deployed"
     project.pulumi("staging-gate", "destroy", "--yes", "--skip-preview")
 
