@@ -6,7 +6,9 @@ other rights, and is shared by several trust stacks. `coco:layer` splits them:
 
 - `{kind: platform}`: `build_platform` only (components/stack.py), and exports what the trust
   stack needs: `kubernetes` (a Pulumi secret: the kubeconfig content and context, or the
-  render folder), `runtimeClasses`, `hardware` and `attestationPlatforms`;
+  render folder), `runtimeClasses`, `hardware` and `attestationPlatforms`; for peer pods also
+  `kbsTls` (a secret), because the adaptor's cluster-wide init-data pins the KBS certificate,
+  so the platform stack issues it;
 - `{kind: trust, platformStack: ...}`: reads those with `pulumi.StackReference`, checks that
   the platform offers the hardware and every runtime class its workloads use (before any
   Kubernetes object: the provider waits for the check), then `build_trust` (KBS TLS,
@@ -29,17 +31,21 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import tee
-from components.settings import BareMetalCluster, StackSettings
+from components.settings import BareMetalCluster, StackSettings, TrusteeSettings
 from components.stack import Platform, Stack, build, build_platform, build_trust, platform_of
-from components.trustee import TrusteeTls
+from components.trustee import TrusteeTls, certificate_names
 
 MUTABLE = {"enable_config_map_mutable": True, "enable_secret_mutable": True}
 """The same provider settings as components.stack._provider (in-place ConfigMap/Secret updates)."""
 
 
 def hardware_dict(hardware: tee.Hardware) -> dict[str, Any]:
-    """The hardware as the platform stack exports it (plain JSON)."""
-    return {"host": hardware.host, "arch": hardware.arch, "tee": hardware.tee, "gpu": hardware.gpu}
+    """The hardware as the platform stack exports it (plain JSON; no `tee` for peer pods,
+    since Pulumi drops null values from outputs)."""
+    out: dict[str, Any] = {"host": hardware.host, "arch": hardware.arch, "gpu": hardware.gpu}
+    if hardware.tee is not None:
+        out["tee"] = hardware.tee
+    return out
 
 
 def kubernetes_export(settings: StackSettings) -> dict[str, str | None]:
@@ -57,15 +63,62 @@ def kubernetes_export(settings: StackSettings) -> dict[str, str | None]:
     return {"kubeconfig": content, "context": target.context, "renderDir": target.render_dir}
 
 
+class ReferencedTls(TrusteeTls):
+    """The KBS TLS identity a peer-pods platform stack issued, read back by the trust stack.
+
+    Same attributes as `TrusteeTls` (URL and names from the trust stack's own settings,
+    certificate and private key from the platform's `kbsTls` secret output), so the Trustee
+    and the workloads take it unchanged; no key is made here.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: TrusteeSettings,
+        exported: pulumi.Output[Any],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        pulumi.ComponentResource.__init__(self, "coco:trustee:Tls", name, None, opts)
+        self.url = settings.service_url()
+        self.dns_names, self.ip_addresses = certificate_names(settings)
+        self.certificate_pem = pulumi.Output.unsecret(exported.apply(lambda t: t["certificatePem"]))
+        self.private_key_pem = pulumi.Output.secret(exported.apply(lambda t: t["privateKeyPem"]))
+        self.register_outputs(
+            {
+                "url": self.url,
+                "certificatePem": self.certificate_pem,
+                "privateKeyPem": self.private_key_pem,
+            }
+        )
+
+
 def build_platform_layer(settings: StackSettings) -> Platform:
-    """The platform stack: the cluster side and the outputs the trust stack reads."""
-    if not isinstance(settings.cluster, BareMetalCluster):  # settings validation refuses it
-        raise ValueError("coco:layer: the two-stack layout supports bare-metal clusters only")
-    platform = build_platform(settings, None)
+    """The platform stack: the cluster side and the outputs the trust stack reads.
+
+    Peer pods: the adaptor's cluster-wide init-data pins the KBS certificate, so this stack
+    issues the KBS TLS identity too and hands it over (`kbsTls`, a secret) to the trust stack.
+    """
+    tls = None
+    if not isinstance(settings.cluster, BareMetalCluster):
+        tls = TrusteeTls("kbs", settings.trustee)
+        pulumi.export(
+            "kbsTls",
+            pulumi.Output.secret(
+                {
+                    "url": tls.url,
+                    "certificatePem": tls.certificate_pem,
+                    "privateKeyPem": tls.private_key_pem,
+                }
+            ),
+        )
+    platform = build_platform(settings, tls)
     classes = pulumi.Output.from_input(platform.offered)
     pulumi.export("layer", "platform")
     pulumi.export("environment", settings.environment)
-    pulumi.export("kubernetes", pulumi.Output.secret(kubernetes_export(settings)))
+    kube: pulumi.Input[Any] = kubernetes_export(settings)
+    if platform.kubeconfig is not None:  # a cluster this stack created
+        kube = platform.kubeconfig.apply(lambda k: {"kubeconfig": k, "context": None})
+    pulumi.export("kubernetes", pulumi.Output.secret(kube))
     pulumi.export("runtimeClasses", classes)
     pulumi.export("hardware", hardware_dict(settings.hardware))
     pulumi.export(
@@ -140,7 +193,11 @@ def build_trust_layer(settings: StackSettings) -> Stack:
         lambda a: check_platform(name, a[0], a[1], settings.hardware, needed)
     )
     provider = _trust_provider(settings, reference, checked)
-    tls = TrusteeTls("kbs", settings.trustee)
+    tls: TrusteeTls
+    if isinstance(settings.cluster, BareMetalCluster):
+        tls = TrusteeTls("kbs", settings.trustee)
+    else:  # issued by the platform stack, whose adaptor pins it
+        tls = ReferencedTls("kbs", settings.trustee, reference.require_output("kbsTls"))
     stack = build_trust(settings, tls, Platform(provider, [], classes))
     pulumi.export("layer", "trust")
     pulumi.export("platformStack", name)

@@ -679,15 +679,6 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                     "service: set the KBS URL they reach (NodePort, load balancer or ingress)",
                 )
             )
-    if s.layer is not None and isinstance(s.cluster, PeerPodsCluster):
-        problems.append(
-            Problem(
-                f"{NAMESPACE}:layer",
-                "the two-stack layout supports bare-metal clusters only for now (the peer-pods "
-                "adaptor's init-data pins the KBS certificate the trust stack issues): remove "
-                "coco:layer and deploy peer pods as one stack",
-            )
-        )
     if s.kubernetes.rendering and s.trustee.secrets_delivery == "create":
         problems.append(
             Problem(

@@ -19,7 +19,15 @@ import yaml
 from mocks import CloudMocks, Recorded, resolve
 
 from components.layers import build_platform_layer, build_stack
-from components.settings import SettingsError, StackSettings, load, parse, strip_namespace
+from components.settings import (
+    SettingsError,
+    StackSettings,
+    full_key,
+    load,
+    parse,
+    secret_refs,
+    strip_namespace,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
@@ -41,18 +49,21 @@ class LayerMocks(CloudMocks):
             state = {
                 "name": args.resource_id,
                 "outputs": self.platform_outputs,
-                "secretOutputNames": ["kubernetes"],
+                "secretOutputNames": ["kubernetes", "kbsTls"],
             }
             return args.resource_id, state
         return super().new_resource(args)
 
 
-def tdx_config(tmp_path: Path, layer: dict[str, Any] | None) -> dict[str, Any]:
-    doc = yaml.safe_load((ROOT / "stacks" / "Pulumi.baremetal-tdx.yaml").read_text())
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text("apiVersion: v1\nkind: Config\n# tdx-prod\n")
+def stack_config(tmp_path: Path, layer: dict[str, Any] | None, name: str) -> dict[str, Any]:
+    """A repo stack's config as the single stack or one layer (a readable kubeconfig when the
+    stack deploys to a given cluster)."""
+    doc = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text())
     config: dict[str, Any] = dict(doc["config"])
-    config["coco:kubernetes"] = {"kubeconfig": str(kubeconfig), "context": "tdx-prod"}
+    if name == "baremetal-tdx":
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text("apiVersion: v1\nkind: Config\n# tdx-prod\n")
+        config["coco:kubernetes"] = {"kubeconfig": str(kubeconfig), "context": "tdx-prod"}
     if layer is not None:
         config["coco:layer"] = layer
         if layer["kind"] == "trust":
@@ -60,8 +71,13 @@ def tdx_config(tmp_path: Path, layer: dict[str, Any] | None) -> dict[str, Any]:
     return config
 
 
+def tdx_config(tmp_path: Path, layer: dict[str, Any] | None) -> dict[str, Any]:
+    return stack_config(tmp_path, layer, "baremetal-tdx")
+
+
 def configure(config: dict[str, Any], stack: str) -> dict[str, str]:
-    secrets = {"coco:apiDbPassword": "test-secret-api-db"}
+    settings = parse(strip_namespace(config))
+    secrets = {full_key(ref): f"test-secret-{ref}" for _, ref in secret_refs(settings)}
     values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     pulumi.runtime.set_all_config(values | secrets, secret_keys=list(secrets))
     return secrets
@@ -105,10 +121,12 @@ def platform_outputs(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
 
 
 def objects(mocks: CloudMocks) -> dict[str, Recorded]:
+    """Every resource the stack owns: Kubernetes objects, cloud resources, keys (not the
+    components, which both layers may name alike, nor providers and stack references)."""
     return {
         f"{r.type}::{r.name}": r
-        for r in mocks.kubernetes()
-        if not r.type.startswith("pulumi:providers:")
+        for r in mocks.resources
+        if not r.type.startswith(("coco:", "pulumi:providers:", STACK_REFERENCE))
     }
 
 
@@ -147,6 +165,26 @@ def test_platform_and_trust_together_register_the_single_stack(tmp_path: Path) -
     assert "kubeconfig" in provider.secret_paths, "the kubeconfig stays a secret"
 
 
+def test_peer_pods_split_with_the_kbs_identity_on_the_platform(tmp_path: Path) -> None:
+    name = "aws-peerpods"
+    single = objects(run(stack_config(tmp_path, None, name), name, CloudMocks()))
+    platform_cfg = stack_config(tmp_path, {"kind": "platform"}, name)
+    outputs, secret = platform_outputs(platform_cfg)
+    platform = objects(run(platform_cfg, "p", CloudMocks()))
+    trust_cfg = stack_config(tmp_path, {"kind": "trust", "platformStack": PLATFORM}, name)
+    trust = objects(run(trust_cfg, "t", LayerMocks(outputs)))
+
+    assert set(platform) & set(trust) == set()
+    assert set(platform) | set(trust) == set(single)
+    assert any(k.startswith("aws:eks/cluster:Cluster") for k in platform)
+    assert any(k.startswith("pulumi-python:dynamic:Resource::kbs-cert") for k in platform)
+    for key, recorded in trust.items():
+        assert recorded.inputs == single[key].inputs, key
+    assert secret["kbsTls"] and "BEGIN" in outputs["kbsTls"]["privateKeyPem"]
+    assert outputs["runtimeClasses"] == ["kata-remote"]
+    assert outputs["attestationPlatforms"] == {"kata-remote": "snp"}
+
+
 def test_trust_stack_refuses_a_platform_on_other_hardware(tmp_path: Path) -> None:
     outputs, _ = platform_outputs(tdx_config(tmp_path, {"kind": "platform"}))
     outputs["hardware"] = dict(outputs["hardware"], tee="snp")
@@ -172,5 +210,6 @@ def test_layer_settings_are_validated() -> None:
     assert parse_layer({"kind": "platform"}).layer is not None
     with pytest.raises(SettingsError, match=r"coco:layer: .*set platformStack"):
         parse_layer({"kind": "trust"})
-    with pytest.raises(SettingsError, match=r"coco:layer: .*bare-metal clusters only"):
-        parse_layer({"kind": "platform"}, "aws-peerpods")
+    with pytest.raises(SettingsError, match=r"coco:layer: .*platformStack is for trust"):
+        parse_layer({"kind": "platform", "platformStack": "x"})
+    assert parse_layer({"kind": "platform"}, "aws-peerpods").layer is not None
