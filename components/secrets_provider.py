@@ -8,12 +8,15 @@ provider is the passphrase provider with that public passphrase is refused, by t
 (`__main__.py`, backstop for every path) and by the Automation API before the engine starts
 (`automation validate`, `automation up`), with the command that switches it.
 
-Where the provider is read: a stack file (`Pulumi.<stack>.yaml`) records it as Pulumi's CLI
-writes it (pulumi/pkg/cmd/pulumi/stack_init.go and secrets/*): `secretsprovider: awskms://...`
-plus `encryptedkey` for a KMS/Vault provider; only `encryptionsalt` for the passphrase
-provider (`secretsprovider: passphrase` when set explicitly); neither key for the Pulumi
-Cloud's own (service) provider. The passphrase comes from `PULUMI_CONFIG_PASSPHRASE` or the
-file `PULUMI_CONFIG_PASSPHRASE_FILE`, which the engine hands to the program's environment.
+Where the provider is read: a stack file (`Pulumi.<stack>.yaml`, pulumi
+sdk/go/common/workspace/project.go `ProjectStack`: `secretsprovider`, `encryptedkey`,
+`encryptionsalt`), decided the way the CLI decides it (pkg/cmd/pulumi/stack/secrets.go
+`GetSecretsManager`, v3.274.1): a `secretsprovider` other than `passphrase`/`default` is a
+key service (awskms://, azurekeyvault://, gcpkms://, hashivault://); else an
+`encryptionsalt` means the passphrase provider; else the backend's default, which is the
+service provider on Pulumi Cloud and the passphrase provider on a self-managed backend.
+The passphrase comes from `PULUMI_CONFIG_PASSPHRASE` or the file
+`PULUMI_CONFIG_PASSPHRASE_FILE`, which the engine hands to the program's environment.
 """
 
 from __future__ import annotations
@@ -53,13 +56,6 @@ class SecretsProvider:
     kind: ProviderKind
     url: str | None = None
 
-    def describe(self) -> str:
-        if self.kind == "kms":
-            return f"key service {self.url}"
-        if self.kind == "service":
-            return "the Pulumi Cloud service provider"
-        return self.kind
-
 
 def classify(
     stack_doc: Mapping[str, Any] | None, backend_url: str | None = None
@@ -68,15 +64,9 @@ def classify(
     if stack_doc is None:
         return SecretsProvider("unknown")
     url = stack_doc.get("secretsprovider")
-    if isinstance(url, str) and url:
-        if url == "passphrase":
-            return SecretsProvider("passphrase", url)
-        if url == "default" or url.startswith("https://"):
-            return SecretsProvider("service", url)
-        if url.startswith(KMS_SCHEMES):
-            return SecretsProvider("kms", url)
-        return SecretsProvider("unknown", url)
-    if stack_doc.get("encryptionsalt"):
+    if isinstance(url, str) and url and url not in ("passphrase", "default"):
+        return SecretsProvider("kms" if url.startswith(KMS_SCHEMES) else "unknown", url)
+    if stack_doc.get("encryptionsalt") or url == "passphrase":
         return SecretsProvider("passphrase")
     if backend_url and backend_url.startswith(SELF_MANAGED_BACKENDS):
         # A self-managed backend has no service provider: this stack will get (or has not yet

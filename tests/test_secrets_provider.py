@@ -61,6 +61,8 @@ def prod_file(tmp_path: Path, extra: dict[str, Any], environment: str = "product
         ),
         ({"secretsprovider": "azurekeyvault://v.vault.azure.net/keys/k"}, None, "kms"),
         ({"config": {}}, "https://api.pulumi.com", "service"),
+        ({"secretsprovider": "default"}, "https://api.pulumi.com", "service"),
+        ({"secretsprovider": "default"}, "s3://bucket/state", "passphrase"),
         ({"config": {}}, "file:///tmp/state", "passphrase"),
         ({"config": {}}, None, "unknown"),
         (None, "file:///tmp/state", "unknown"),
