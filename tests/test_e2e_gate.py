@@ -156,3 +156,21 @@ def test_program_refuses_a_production_stack_on_the_public_passphrase(tmp_path: P
     assert "pulumi stack change-secrets-provider --stack prod-public" in text
     assert "Traceback" not in text
     assert project.resources("prod-public") == []
+
+
+def test_up_script_never_uses_the_public_passphrase_for_production(tmp_path: Path) -> None:
+    """The stack has a passphrase of its own; up.sh drops the public one env.sh exports."""
+    project = Copy(tmp_path, passphrase="e2e-gate-private-passphrase")
+    config = gate_stack("production")
+    config["coco:waivers"] = []
+    config["coco:cluster"]["tee"] = "tdx"
+    config["coco:workloads"][0]["runtimeClass"] = "kata-qemu-tdx"
+    project.init("prod-drop", config)
+    project.env["PULUMI_CONFIG_PASSPHRASE"] = "coco-local-dev"
+    out = project.run("bash", "scripts/up.sh", "prod-drop", check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, text[-6000:]
+    assert "coco-local-dev is for dev stacks only" in text
+    assert "PULUMI_CONFIG_PASSPHRASE" in text, "the engine asks for the stack's own passphrase"
+    project.env["PULUMI_CONFIG_PASSPHRASE"] = "e2e-gate-private-passphrase"
+    assert project.resources("prod-drop") == []
