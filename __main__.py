@@ -4,8 +4,9 @@ import gc
 
 import pulumi
 
+from components.layers import build_stack
+from components.secrets_provider import check_running_stack
 from components.settings import SettingsError, load
-from components.stack import build
 
 # The Pulumi SDK keeps every resource's Outputs, futures and tasks alive until the program
 # ends, so CPython's cyclic collector walks an ever larger heap and evaluation grows faster
@@ -22,4 +23,8 @@ try:
 except SettingsError as err:
     # A configuration mistake is the user's to fix, not a crash: show the problems, no traceback.
     raise pulumi.RunError(str(err)) from None
-build(settings)
+# Before any resource: a staging/production stack never encrypts with the public dev passphrase.
+refusal = check_running_stack(settings.environment)
+if refusal is not None:
+    raise pulumi.RunError(f"refused: {refusal}")
+build_stack(settings)

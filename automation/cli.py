@@ -1,12 +1,18 @@
 """`python -m automation <command>`: the embedding API as a command line.
 
-    validate  --stack-file F | --stack NAME      settings only, no engine: "ok" or every problem
+    validate  --stack-file F | --stack NAME      settings and secrets provider, no engine: "ok"
+                                                 or every problem
     preview   [--stack NAME] [--policy-pack DIR]  what up would change
     up        [--stack NAME] [--policy-pack DIR]  deploy
     refresh   [--stack NAME]                      reconcile state with reality
     destroy   [--stack NAME] [--remove]           delete the stack's resources
     outputs   [--stack NAME] [--show-secrets]     stack outputs as JSON (secrets masked)
     render    --out DIR [--stack NAME]            manifests + policies + init-data into DIR
+    policy-config [--stack NAME] [--out FILE]     the stack's --policy-pack-config for policies/pack
+
+Every non-dev stack runs through the policy gate: `preview` and `up` add policies/pack with
+the stack's levels (mandatory in production, advisory elsewhere), and `up` previews first
+and stops on a mandatory violation. Organisation exceptions: $COCO_POLICY_EXCEPTIONS.
 
 The stack's settings come from `--stack-file` (default `stacks/Pulumi.<stack>.yaml`).
 Secret values: secure values already in the stack file, `--secret KEY=VALUE`, or
@@ -19,6 +25,7 @@ invalid settings, unreadable stack file, bad arguments, missing passphrase.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import threading
@@ -32,10 +39,25 @@ from automation.errors import (
     SecretsProviderError,
     StackFileError,
 )
-from automation.operations import destroy, outputs, preview, refresh, render, up
+from automation.operations import (
+    destroy,
+    outputs,
+    policy_config,
+    preview,
+    refresh,
+    render,
+    up,
+)
 from automation.results import OperationResult
-from automation.spec import Backend, StackSpec, stack_file_path
-from components.settings import SettingsError
+from automation.spec import (
+    Backend,
+    StackSpec,
+    check_secrets_provider,
+    load_stack_file,
+    stack_file_path,
+)
+from components.settings import SettingsError, parse, strip_namespace
+from policies.pack.production import PolicyExceptionsError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -113,6 +135,18 @@ def _parser() -> argparse.ArgumentParser:
     p = command("outputs", "print the stack outputs as JSON", settings=False)
     engine(p)
     p.add_argument("--show-secrets", action="store_true", help="print secret outputs in clear")
+    p = command(
+        "policy-config",
+        "write the stack's --policy-pack-config for policies/pack and print its environment",
+    )
+    p.add_argument("--out", type=Path, metavar="FILE", help="write the JSON here (default: stdout)")
+    p.add_argument(
+        "--policy-exceptions",
+        type=Path,
+        metavar="FILE",
+        help="organisation's exceptions {policy: {enforcementLevel, reason}} "
+        "(default: $COCO_POLICY_EXCEPTIONS)",
+    )
     p = command("render", "render manifests, policies and init-data into a folder (GitOps)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     packs(p)
@@ -174,12 +208,15 @@ def run(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None
     try:
         if args.command == "validate":
             try:
-                _spec(args, env)
-            except SettingsError as exc:
+                # The environment given to `run` decides the passphrase, as it would for the engine.
+                check_secrets_provider(_spec(args, env), Backend(env=env))
+            except (SettingsError, SecretsProviderError) as exc:
                 err(str(exc))
                 return EXIT_FAILED
             out("ok")
             return EXIT_OK
+        if args.command == "policy-config":
+            return _policy_config(args, out)
         if args.command == "outputs":
             values = outputs(_stack(args), backend=backend)
             out(values.to_json(show_secrets=args.show_secrets))
@@ -201,12 +238,33 @@ def run(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None
         elif args.command == "refresh":
             _report(refresh(spec, backend=backend, on_output=out), err)
         return EXIT_OK
-    except (SettingsError, StackFileError, SecretsProviderError, BadInput) as exc:
+    except (
+        SettingsError,
+        StackFileError,
+        SecretsProviderError,
+        PolicyExceptionsError,
+        BadInput,
+    ) as exc:
         err(f"error: {exc}")
         return EXIT_BAD_INPUT
     except (CocoDeploymentError, EngineNotFoundError, CocoAutomationError) as exc:
         err(f"error: {exc}")
         return EXIT_FAILED
+
+
+def _policy_config(args: argparse.Namespace, out: Callable[[str], None]) -> int:
+    """The stack's policy-pack config: settings only (secret values are not needed for it)."""
+    name = args.stack if args.stack_file is not None else _stack(args)
+    path = args.stack_file or stack_file_path(name)
+    sf = load_stack_file(path, name)
+    settings = parse(strip_namespace(sf.config), stack=sf.name)
+    text = json.dumps(policy_config(settings, args.policy_exceptions), indent=2) + "\n"
+    if args.out is None:
+        out(text.rstrip("\n"))
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        out(settings.environment)  # for scripts: scripts/up.sh gates every non-dev stack
+    return EXIT_OK
 
 
 def main() -> None:

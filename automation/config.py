@@ -36,6 +36,8 @@ def settings_to_config(settings: StackSettings) -> dict[str, Any]:
     for key in TOP_LEVEL_KEYS:
         if key in compact:
             out[key] = compact[key]
+        elif full[key] is None:  # an optional key left unset (`protect`): not declared either
+            continue
         else:  # all defaults: the empty value of its shape (or the default scalar)
             out[key] = {} if isinstance(full[key], dict) else full[key]
     return out

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from pulumi import automation as auto
 
 from automation.errors import CocoDeploymentError
@@ -31,8 +32,14 @@ from components.settings import (
     KubernetesTarget,
     Problem,
     SettingsError,
+    StackSettings,
 )
-from policies.pack.production import hardware_config
+from policies.pack.production import (
+    PolicyException,
+    PolicyExceptionsError,
+    policy_exceptions,
+    stack_policy_config,
+)
 
 PACK_DIR = PROJECT_DIR / "policies" / "pack"
 """coco's own policy pack (`coco-production`)."""
@@ -79,13 +86,57 @@ def _run(
         raise log.error(name, operation, detail=_tail(str(err))) from err
 
 
+EXCEPTIONS_ENV = "COCO_POLICY_EXCEPTIONS"
+"""Environment variable naming the organisation's policy-exceptions file (YAML or JSON)."""
+
+
+def gated(spec: StackSpec) -> bool:
+    """A stack that is not dev is deployed only through the policy gate."""
+    return spec.settings.environment != "dev"
+
+
+def load_policy_exceptions(
+    path: str | os.PathLike[str] | None = None,
+) -> dict[str, PolicyException]:
+    """The exceptions in `path` (default: $COCO_POLICY_EXCEPTIONS), validated; {} without one."""
+    if path is None:
+        path = os.environ.get(EXCEPTIONS_ENV) or None
+    if path is None:
+        return {}
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise PolicyExceptionsError(f"policy exceptions {path}: cannot read: {err}") from None
+    if not isinstance(raw, dict):
+        raise PolicyExceptionsError(f"policy exceptions {path}: a mapping of policy -> exception")
+    return policy_exceptions(raw)
+
+
+def policy_config(
+    settings: StackSettings, exceptions: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
+    """The coco pack's `--policy-pack-config` document for a stack (levels and hardware)."""
+    return stack_policy_config(
+        settings.environment, settings.hardware, load_policy_exceptions(exceptions)
+    )
+
+
+def gate_packs(spec: StackSpec, policy_packs: PolicyPacks) -> list[str | os.PathLike[str]]:
+    """The packs an operation runs: the caller's, plus coco's own for every non-dev stack."""
+    packs = list(policy_packs)
+    if gated(spec) and all(Path(p).resolve() != PACK_DIR for p in packs):
+        packs.append(PACK_DIR)
+    return packs
+
+
 @contextmanager
 def _policy_args(spec: StackSpec, policy_packs: PolicyPacks) -> Iterator[dict[str, Any]]:
-    """`policy_packs` and their configs; coco's own pack is told the stack's hardware.
+    """`policy_packs` and their configs; coco's own pack gets the stack's generated config.
 
-    The Python policy SDK gets no stack config, so the hardware the settings declare is
-    handed to `runtime-class-matches-hardware` as policy config (one JSON file per pack,
-    an empty one for other packs, since the CLI pairs configs with packs by position).
+    The Python policy SDK gets no stack config, so the levels (mandatory in production,
+    advisory elsewhere) and the hardware the settings declare reach the pack as policy config
+    (one JSON file per pack, an empty one for other packs, since the CLI pairs configs with
+    packs by position).
     """
     if not policy_packs:
         yield {}
@@ -94,7 +145,7 @@ def _policy_args(spec: StackSpec, policy_packs: PolicyPacks) -> Iterator[dict[st
         packs, configs = [], []
         for i, pack in enumerate(policy_packs):
             path = Path(pack).resolve()
-            config = hardware_config(spec.settings.hardware) if path == PACK_DIR else {}
+            config = policy_config(spec.settings) if path == PACK_DIR else {}
             config_file = Path(tmp) / f"{i}.json"
             config_file.write_text(json.dumps(config), encoding="utf-8")
             packs.append(str(path))
@@ -110,10 +161,14 @@ def preview(
     on_event: EventHandler | None = None,
     policy_packs: PolicyPacks = (),
 ) -> OperationResult:
-    """What `up` would change. Mandatory policy violations fail it (`CocoDeploymentError`)."""
+    """What `up` would change. Mandatory policy violations fail it (`CocoDeploymentError`).
+
+    A non-dev stack always runs coco's policy pack too (`gate_packs`).
+    """
+    packs = gate_packs(spec, policy_packs)
 
     def body(stack: auto.Stack, log: EventLog) -> OperationResult:
-        with _policy_args(spec, policy_packs) as policy:
+        with _policy_args(spec, packs) as policy:
             res = stack.preview(
                 on_output=on_output, on_error=on_output, on_event=log, color="never", **policy
             )
@@ -130,10 +185,28 @@ def up(
     on_event: EventHandler | None = None,
     policy_packs: PolicyPacks = (),
 ) -> OperationResult:
-    """Deploy the stack (create it on first use) and return its outputs."""
+    """Deploy the stack (create it on first use) and return its outputs.
+
+    A non-dev stack goes through the gate: a preview with coco's policy pack (and its
+    stack's levels) first; a mandatory violation raises `CocoDeploymentError` for that
+    preview, and `up` never starts.
+    """
+    packs = gate_packs(spec, policy_packs)
 
     def body(stack: auto.Stack, log: EventLog) -> OperationResult:
-        with _policy_args(spec, policy_packs) as policy:
+        with _policy_args(spec, packs) as policy:
+            if gated(spec):
+                gate = EventLog(on_event)
+                try:
+                    stack.preview(
+                        on_output=on_output,
+                        on_error=on_output,
+                        on_event=gate,
+                        color="never",
+                        **policy,
+                    )
+                except auto.CommandError as err:
+                    raise gate.error(spec.name, "preview", detail=_tail(str(err))) from err
             res = stack.up(
                 on_output=on_output, on_error=on_output, on_event=log, color="never", **policy
             )
@@ -293,7 +366,7 @@ def render(
     try:
         return up(
             rendered,
-            backend=Backend.throwaway(directory),
+            backend=Backend.throwaway(directory, rendered.settings.environment),
             on_output=on_output,
             on_event=on_event,
             policy_packs=policy_packs,

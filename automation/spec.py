@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from automation.config import settings_to_config
 from automation.errors import SecretsProviderError, StackFileError
+from components import secrets_provider as sp
+from components.secrets_provider import is_public, passphrase_from_env, read_stack_doc
 from components.settings import (
     NAMESPACE,
     TOP_LEVEL_KEYS,
@@ -222,9 +224,13 @@ class Backend(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     url: str | None = None
-    secrets_provider: str = Field(
-        default="passphrase",
-        description="passphrase, or a KMS URL (awskms://..., azurekeyvault://..., gcpkms://...).",
+    secrets_provider: str | None = Field(
+        default=None,
+        description=(
+            "passphrase, default (Pulumi Cloud), or a KMS URL (awskms://..., azurekeyvault://..., "
+            "gcpkms://..., hashivault://...). Default: the stack file's `secretsprovider`, else "
+            "passphrase. Used when the stack is created."
+        ),
     )
     passphrase: SecretStr | None = Field(
         default=None, description="Default: PULUMI_CONFIG_PASSPHRASE(_FILE) from the environment."
@@ -246,13 +252,16 @@ class Backend(BaseModel):
         return cls(url=f"file://{Path(directory).expanduser().resolve()}", **kw)
 
     @classmethod
-    def throwaway(cls, directory: str | os.PathLike[str]) -> Backend:
-        """A file backend for a stack nobody keeps: the ambient passphrase, else a random one."""
-        has_passphrase = any(
-            os.environ.get(v) for v in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
-        )
-        passphrase = None if has_passphrase else SecretStr(_random.token_urlsafe(24))
-        return cls.local(directory, passphrase=passphrase)
+    def throwaway(cls, directory: str | os.PathLike[str], environment: str = "dev") -> Backend:
+        """A file backend for a stack nobody keeps, always with the passphrase provider.
+
+        The ambient passphrase when there is one (it decrypts secure values carried from a
+        stack file), else a random one; never the public dev passphrase for a non-dev stack.
+        """
+        ambient = passphrase_from_env(os.environ)
+        keep = ambient is not None and (environment == "dev" or not is_public(ambient))
+        passphrase = None if keep else SecretStr(_random.token_urlsafe(24))
+        return cls.local(directory, passphrase=passphrase, secrets_provider="passphrase")
 
     @property
     def resolved_url(self) -> str:
@@ -273,7 +282,19 @@ class Backend(BaseModel):
         base = self.file_dir
         return (base if base is not None else DEFAULT_STATE_DIR) / "workspaces"
 
-    def engine_env(self) -> dict[str, str]:
+    def provider_for(self, stack_file: str | os.PathLike[str] | None) -> str:
+        """The secrets provider a stack gets: this backend's, else its stack file's, else
+        passphrase (so a production stack file's `secretsprovider: awskms://...` is honoured)."""
+        if self.secrets_provider:
+            return self.secrets_provider
+        if stack_file is not None:
+            doc = read_stack_doc(Path(stack_file))
+            provider = (doc or {}).get("secretsprovider")
+            if isinstance(provider, str) and provider:
+                return provider
+        return "passphrase"
+
+    def engine_env(self, provider: str | None = None) -> dict[str, str]:
         """Environment for every engine process of this backend (on top of os.environ).
 
         Raises `SecretsProviderError` when the passphrase provider has no passphrase: the
@@ -281,7 +302,7 @@ class Backend(BaseModel):
         """
         env = {"PULUMI_BACKEND_URL": self.resolved_url, "PULUMI_SKIP_UPDATE_CHECK": "true"}
         env.update(self.env)
-        if self.secrets_provider == "passphrase":
+        if (provider or self.provider_for(None)) == "passphrase":
             if self.passphrase is not None:
                 env["PULUMI_CONFIG_PASSPHRASE"] = self.passphrase.get_secret_value()
             elif not (
@@ -296,3 +317,21 @@ class Backend(BaseModel):
                     "one, or pass Backend(passphrase=...)"
                 )
         return env
+
+
+def check_secrets_provider(spec: StackSpec, backend: Backend, provider: str | None = None) -> None:
+    """Refuse a non-dev stack whose secrets would be encrypted with the public dev passphrase.
+
+    The same rule the program applies (`components.secrets_provider`), checked before the
+    engine starts: `provider` is what the stack gets (`Backend.provider_for`), the passphrase
+    is the backend's or the environment's.
+    """
+    provider = provider or backend.provider_for(spec.stack_file)
+    kind = sp.classify({"secretsprovider": provider}, backend.resolved_url)
+    if backend.passphrase is not None:
+        passphrase: str | None = backend.passphrase.get_secret_value()
+    else:
+        passphrase = passphrase_from_env({**os.environ, **backend.env})
+    why = sp.problem(spec.settings.environment, spec.name, kind, passphrase)
+    if why is not None:
+        raise SecretsProviderError(why)

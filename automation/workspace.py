@@ -40,9 +40,11 @@ from automation.spec import (
     Backend,
     StackFile,
     StackSpec,
+    check_secrets_provider,
     load_stack_file,
     stack_file_path,
 )
+from components.secrets_provider import read_stack_doc
 
 PROGRAM_LINK = "program"
 
@@ -153,13 +155,28 @@ def _seed_from_repo_stack_file(directory: Path, stack: str) -> None:
     write_stack_config(directory, stack, source, frozenset())
 
 
-def _local_workspace(directory: Path, backend: Backend, env: dict[str, str]) -> auto.LocalWorkspace:
+def _local_workspace(
+    directory: Path, backend: Backend, env: dict[str, str], provider: str
+) -> auto.LocalWorkspace:
     file_dir = backend.file_dir
     if file_dir is not None:
         file_dir.mkdir(parents=True, exist_ok=True)
-    return auto.LocalWorkspace(
-        work_dir=str(directory), env_vars=env, secrets_provider=backend.secrets_provider
-    )
+    return auto.LocalWorkspace(work_dir=str(directory), env_vars=env, secrets_provider=provider)
+
+
+def _provider(backend: Backend, target: StackSpec | str, directory: Path) -> str:
+    """The stack's secrets provider: an existing workspace stack's own, else `provider_for`."""
+    name = target if isinstance(target, str) else target.name
+    existing = read_stack_doc(stack_config_path(directory, name)) or {}
+    if backend.secrets_provider is None:
+        if existing.get("secretsprovider"):
+            return str(existing["secretsprovider"])
+        if existing.get("encryptionsalt"):
+            return "passphrase"
+    if isinstance(target, str):
+        repo_file = stack_file_path(name)
+        return backend.provider_for(repo_file if repo_file.exists() else None)
+    return backend.provider_for(target.stack_file)
 
 
 @contextmanager
@@ -171,19 +188,22 @@ def open_stack(target: StackSpec | str, backend: Backend) -> Iterator[auto.Stack
     while the caller operates on the stack.
     """
     name = target if isinstance(target, str) else target.name
-    env = backend.engine_env()  # both checks before anything is written
-    ensure_engine()
     directory = workspace_dir(backend, name)
+    provider = _provider(backend, target, directory)
+    if isinstance(target, StackSpec):
+        check_secrets_provider(target, backend, provider)
+    env = backend.engine_env(provider)  # every check before anything is written
+    ensure_engine()
     with _lock_for(directory):
         prepare_directory(directory)
         if isinstance(target, str):
             _seed_from_repo_stack_file(directory, name)
-            workspace = _local_workspace(directory, backend, env)
+            workspace = _local_workspace(directory, backend, env, provider)
             yield auto.Stack.select(name, workspace)
             return
         source = load_stack_file(target.stack_file, name) if target.stack_file else None
         write_stack_config(directory, name, source, frozenset(target.secrets))
-        workspace = _local_workspace(directory, backend, env)
+        workspace = _local_workspace(directory, backend, env, provider)
         stack = auto.Stack.create_or_select(name, workspace)
         secrets = {k: v.get_secret_value() for k, v in target.secrets.items()}
         stack.set_all_config(config_map(target.settings, secrets), path=False)

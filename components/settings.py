@@ -13,6 +13,8 @@ Config layout (namespace `coco:`), one structured key each:
     coco:trustee       KBS/AS/RVPS, TLS, resources (KBS secrets), policies, reference values
     coco:workloads     confidential pods/deployments
     coco:waivers       explicit, reasoned exceptions to the production checklist
+    coco:protect       Pulumi `protect` on clusters, identities, KBS keys (default: production)
+    coco:layer         two-stack layout: {kind: platform} or {kind: trust, platformStack}
 
 Secret values (KBS resources, cloud credentials, provided TLS keys) never sit in these
 objects: the settings name another config key (`valueFrom`), which the stack must hold as a
@@ -42,12 +44,22 @@ from pydantic.alias_generators import to_camel
 
 from components import releases, tee
 from components.config_types import DnsLabel, Model, SecretKeyRef
+from components.layer_settings import LayerSettings
 from components.peerpods.settings import PeerPodsCluster
 from components.tee import Hardware
 from policies.agent import AgentPolicySpec, kubernetes_argv
 
 NAMESPACE = "coco"
-TOP_LEVEL_KEYS = ("environment", "kubernetes", "cluster", "trustee", "workloads", "waivers")
+TOP_LEVEL_KEYS = (
+    "environment",
+    "kubernetes",
+    "cluster",
+    "trustee",
+    "workloads",
+    "waivers",
+    "protect",
+    "layer",
+)
 
 _RESOURCE_PATH = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _DIGEST_REF = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
@@ -392,6 +404,24 @@ class StackSettings(Model):
     trustee: TrusteeSettings = TrusteeSettings()
     workloads: list[WorkloadSettings] = Field(default_factory=list)
     waivers: list[Waiver] = Field(default_factory=list)
+    protect: bool | None = Field(
+        default=None,
+        description="Pulumi `protect` on clusters, cloud identities and KBS keys "
+        "(components/protection.py). Default: on in production unless rendering.",
+    )
+
+    layer: LayerSettings | None = Field(
+        default=None,
+        description="Two-stack layout (platform / trust, components/layers.py); "
+        "default: one stack holds everything.",
+    )
+
+    @property
+    def protected(self) -> bool:
+        """Whether what holds state or identity is `protect`ed (coco:protect, or its default)."""
+        if self.protect is not None:
+            return self.protect
+        return self.production and not self.kubernetes.rendering
 
     @property
     def hardware(self) -> tee.Hardware:

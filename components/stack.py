@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels, tee
+from components import labels, protection, tee
 from components.cluster import ConfidentialCluster
 from components.peerpods.settings import PeerPodsCluster, attestation_platform
 from components.settings import BareMetalCluster, KbsResource, StackSettings, full_key
@@ -75,14 +75,26 @@ def _provider(settings: StackSettings) -> k8s.Provider:
     return k8s.Provider("k8s", kubeconfig=kubeconfig, context=target.context, **mutable)
 
 
-def build(settings: StackSettings) -> Stack:
-    """Create every component of the stack and export its outputs."""
-    env = settings.environment
-    tls = TrusteeTls("kbs", settings.trustee)
+@dataclass
+class Platform:
+    """The cluster side of a stack: what the trust side deploys onto."""
 
-    runtime_classes = {w.name: settings.runtime_class_of(w) for w in settings.workloads}
     provider: k8s.Provider
-    ready: list[pulumi.Resource] = []
+    ready: list[pulumi.Resource]
+    """What must exist before workloads start (kata-deploy, RuntimeClasses, the adaptor)."""
+    offered: pulumi.Input[list[str]]
+    """The runtime classes the cluster offers."""
+    kubeconfig: pulumi.Output[str] | None = None
+    """The kubeconfig of a cluster the stack created (peer pods), else None."""
+
+
+def build_platform(settings: StackSettings, tls: TrusteeTls | None) -> Platform:
+    """The cluster side: kata-deploy, GPU Operator and RuntimeClasses, or the cloud side of
+    peer pods (network, cluster, IAM, adaptor; it needs the KBS `tls` for its init-data)."""
+    env = settings.environment
+    # State and identity (clusters, IAM, KBS keys) are `protect`ed in production.
+    protect = protection.options(settings.protected)
+    runtime_classes = {w.name: settings.runtime_class_of(w) for w in settings.workloads}
     if isinstance(settings.cluster, BareMetalCluster):
         provider = _provider(settings)
         cluster = ConfidentialCluster(
@@ -91,28 +103,45 @@ def build(settings: StackSettings) -> Stack:
             env,
             sorted(set(runtime_classes.values())),
             settings.kubernetes.rendering,
-            opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
+            opts=pulumi.ResourceOptions.merge(
+                pulumi.ResourceOptions(providers={"kubernetes": provider}), protect
+            ),
         )
-        ready = list(cluster.ready)
-        offered = cluster.runtime_classes
-    else:
-        from components.peerpods.component import PeerPods  # cloud SDKs load only here
+        return Platform(provider, list(cluster.ready), cluster.runtime_classes)
+    from components.peerpods.component import PeerPods  # cloud SDKs load only here
 
-        given = None if settings.cluster.cloud.cluster.create else _provider(settings)
-        peerpods = PeerPods(
-            "peerpods",
-            settings.cluster,
-            env,
-            kbs_url=tls.url,
-            kbs_cert_pem=tls.certificate_pem,
-            opts=pulumi.ResourceOptions(providers={"kubernetes": given}) if given else None,
-        )
-        created = peerpods.provider
-        if created is None and given is None:
-            raise RuntimeError("PeerPods created a cluster but exposed no Kubernetes provider")
-        provider = created or given
-        ready = [peerpods]
-        offered = peerpods.runtime_classes
+    if tls is None:
+        raise ValueError("peer pods need the KBS certificate for the adaptor's init-data")
+    given = None if settings.cluster.cloud.cluster.create else _provider(settings)
+    peerpods = PeerPods(
+        "peerpods",
+        settings.cluster,
+        env,
+        kbs_url=tls.url,
+        kbs_cert_pem=tls.certificate_pem,
+        opts=pulumi.ResourceOptions.merge(
+            pulumi.ResourceOptions(providers={"kubernetes": given}) if given else None, protect
+        ),
+    )
+    provider = peerpods.provider or given
+    if provider is None:
+        raise RuntimeError("PeerPods created a cluster but exposed no Kubernetes provider")
+    return Platform(provider, [peerpods], peerpods.runtime_classes, peerpods.kubeconfig)
+
+
+def build(settings: StackSettings) -> Stack:
+    """Create every component of the stack and export its outputs (the single-stack form)."""
+    tls = TrusteeTls("kbs", settings.trustee)
+    return build_trust(settings, tls, build_platform(settings, tls))
+
+
+def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) -> Stack:
+    """The trust side on `platform`: workloads (their init-data pins `tls`), the Trustee that
+    releases their secrets, and the stack outputs."""
+    env = settings.environment
+    protect = protection.options(settings.protected)
+    runtime_classes = {w.name: settings.runtime_class_of(w) for w in settings.workloads}
+    provider, ready, offered = platform.provider, platform.ready, platform.offered
     k8s_opts = pulumi.ResourceOptions(providers={"kubernetes": provider})
 
     namespaces: dict[str, k8s.core.v1.Namespace] = {}
@@ -158,7 +187,7 @@ def build(settings: StackSettings) -> Stack:
         resource_values=resource_values,
         secrets_delivery=delivery,
         tee_platforms=sorted({platform_of(settings, rc) for rc in runtime_classes.values()}),
-        opts=k8s_opts,
+        opts=pulumi.ResourceOptions.merge(k8s_opts, protect),
     )
 
     pulumi.export("environment", env)

@@ -89,8 +89,10 @@ case "$PULUMI_BACKEND_URL" in
 esac
 
 # Passphrase for the secrets of LOCAL file-backend dev stacks only (it is public: it's in this file).
-# Any real stack must set PULUMI_CONFIG_PASSPHRASE / PULUMI_CONFIG_PASSPHRASE_FILE itself or use a KMS
-# secrets provider; an existing value is never overridden.
+# A staging or production stack encrypted with it is refused (the program, the Automation API) and
+# scripts/up.sh drops it for them: such a stack names a KMS/Vault secrets provider in its stack file, or
+# you set PULUMI_CONFIG_PASSPHRASE(_FILE) yourself (docs/production.md). An existing value is never
+# overridden.
 if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
   export PULUMI_CONFIG_PASSPHRASE="coco-local-dev"
 fi

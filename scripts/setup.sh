@@ -11,6 +11,9 @@
 #   COCO_PYTHON       interpreter for creating .venv (default python3; needs >=3.11,<3.14)
 #   COCO_SKIP_VENV=1  skip the virtualenv step;  COCO_SKIP_ENGINE=1  skip the engine step
 #   COCO_FORCE_PIP=1  run pip even if pyproject.toml is unchanged
+#   COCO_BUILD_ENGINE=1  build the pinned engine even when your own Pulumi (>= the SDK's release,
+#                     with its Python language host) and kubernetes plugin could be used
+#   COCO_USER_PULUMI_HOME  your Pulumi plugin cache (default ~/.pulumi)
 #
 # Details, versions, timings and the reasons for each choice: scripts/ENGINE.md.
 set -euo pipefail
@@ -57,6 +60,10 @@ GO=""
 find_go() {
   GO="$(command -v go 2>/dev/null || true)"
   [ -z "$GO" ] && [ -x /usr/local/go/bin/go ] && GO=/usr/local/go/bin/go
+  # Only a build needs Go (a user's own Pulumi and plugins need none): `need_go` checks.
+  return 0
+}
+need_go() {
   [ -n "$GO" ] || die "no Go toolchain (go on PATH or /usr/local/go/bin/go) to build the engine with"
 }
 
@@ -94,13 +101,54 @@ stamp() { mkdir -p "$COCO_TOOLS_DIR/stamps"; printf '%s\n' "$2" >"$COCO_TOOLS_DI
 
 # gobuild <module dir> <output> <package> [extra ldflags...]
 gobuild() {
+  need_go
   local dir="$1" out="$2" pkg="$3"; shift 3
   (cd "$dir" && "$GO" build -trimpath -ldflags "-s -w $*" -o "$out" "$pkg")
+}
+
+# The user's own Pulumi: a `pulumi` on PATH (outside our bin dir) of release >= the Python SDK's
+# ($COCO_PULUMI_SDK_VERSION, major 3) with the Python language host it ships next to it
+# (`pulumi-language-python`, `-exec`, `pulumi-resource-pulumi-python`, as in every release
+# archive) is used instead of building ours: the four files are copied into the bin dir (the
+# engine looks for bundled plugins next to the resolved `pulumi`). COCO_BUILD_ENGINE=1 skips
+# this: the pinned build, as CI uses it.
+USER_PULUMI=""
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
+use_user_pulumi() {
+  [ "${COCO_BUILD_ENGINE:-0}" = 1 ] && return 1
+  local p dir ver f
+  p="$(PATH="${PATH//$COCO_TOOLS_BIN:/}" command -v pulumi 2>/dev/null || true)"
+  [ -n "$p" ] || return 1
+  p="$(readlink -f "$p")"
+  dir="$(dirname "$p")"
+  [ "$dir" = "$COCO_TOOLS_BIN" ] && return 1
+  for f in pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python; do
+    [ -x "$dir/$f" ] || { log "pulumi: $p has no $f next to it; building ours"; return 1; }
+  done
+  ver="$("$p" version 2>/dev/null | sed -n 's/^v\([0-9][0-9.]*\).*/\1/p' | head -n1)"
+  case "$ver" in 3.*) ;; *) log "pulumi: $p is '${ver:-unknown}', not 3.x; building ours"; return 1 ;; esac
+  if ! version_ge "$ver" "$COCO_PULUMI_SDK_VERSION"; then
+    log "pulumi: $p is v$ver, older than the Python SDK's v$COCO_PULUMI_SDK_VERSION; building ours"
+    return 1
+  fi
+  log "pulumi: using your Pulumi v$ver ($dir) instead of building one"
+  for f in pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python; do
+    install -m 0755 "$dir/$f" "$COCO_TOOLS_BIN/$f"
+  done
+  stamp pulumi "user pulumi v$ver $p"
+  stamp pulumi-language-python "user pulumi v$ver $p"
+  stamp pulumi-language-python-exec "user pulumi v$ver $p"
+  USER_PULUMI="v$ver"
 }
 
 build_pulumi() {
   local id="pulumi v$COCO_PULUMI_VERSION"
   fresh pulumi "$id" && return 0
+  case "$(cat "$COCO_TOOLS_DIR/stamps/pulumi" 2>/dev/null)" in
+    "user pulumi "*) [ "${COCO_BUILD_ENGINE:-0}" != 1 ] && [ -x "$COCO_TOOLS_BIN/pulumi" ] &&
+      USER_PULUMI=reused && return 0 ;;
+  esac
+  use_user_pulumi && return 0
   use_existing pulumi "v$COCO_PULUMI_VERSION" version && { stamp pulumi "$id"; return 0; }
   log "building pulumi v$COCO_PULUMI_VERSION (github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)"
   timed pulumi gobuild "$ENGINE_SRC/pulumi" "$COCO_TOOLS_BIN/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi \
@@ -109,6 +157,8 @@ build_pulumi() {
 }
 
 build_langhost() {
+  # The user's Pulumi came with its own host (use_user_pulumi).
+  [ -n "$USER_PULUMI" ] && return 0
   # coco's own host (scripts/engine/pulumi/cmd/pulumi-language-python); the upstream module is not served.
   local id="pulumi-language-python coco v$COCO_PULUMI_VERSION"
   if ! fresh pulumi-language-python "$id"; then
@@ -123,6 +173,7 @@ build_langhost() {
   local id2="sdk/v3 v$COCO_PULUMI_SDK_VERSION python scripts"
   if ! fresh pulumi-language-python-exec "$id2" || ! [ -x "$COCO_TOOLS_BIN/pulumi-resource-pulumi-python" ]; then
     local dir
+    need_go
     # Run outside any module so that nothing can touch the committed go.mod/go.sum.
     dir="$(cd / && "$GO" mod download -json "github.com/pulumi/pulumi/sdk/v3@v$COCO_PULUMI_SDK_VERSION" |
       sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
@@ -141,11 +192,20 @@ build_kubernetes() {
   local id="pulumi-resource-kubernetes $COCO_K8S_PROVIDER_MODULE_VERSION"
   local out="$COCO_TOOLS_DIR/providers/pulumi-resource-kubernetes"
   [ -x "$out" ] && [ "$(cat "$COCO_TOOLS_DIR/stamps/pulumi-resource-kubernetes" 2>/dev/null)" = "$id" ] && return 0
+  # The user's own plugin cache already has the version the SDK requests: use it.
+  local theirs="$USER_PULUMI_HOME/plugins/resource-kubernetes-v$COCO_K8S_PROVIDER_VERSION/pulumi-resource-kubernetes"
+  if [ "${COCO_BUILD_ENGINE:-0}" != 1 ] && [ -x "$theirs" ] && [ "$USER_PULUMI_HOME" != "$PULUMI_HOME" ]; then
+    log "pulumi-resource-kubernetes: using your plugin v$COCO_K8S_PROVIDER_VERSION ($theirs)"
+    install -m 0755 "$theirs" "$out"
+    stamp pulumi-resource-kubernetes "$id"
+    return 0
+  fi
   local ver="${COCO_K8S_PROVIDER_MODULE_VERSION#v}"
   log "building pulumi-resource-kubernetes $COCO_K8S_PROVIDER_MODULE_VERSION"
   # The provider's main package embeds a schema that upstream generates at build time (cmd/.../generate.go),
   # so it is assembled in a work dir outside the repo: our go.mod/go.sum + upstream's main.go + the schema.
   local work="$COCO_TOOLS_DIR/src/kubernetes" mod
+  need_go
   rm -rf "$work"
   mkdir -p "$work/cmd/pulumi-resource-kubernetes"
   cp "$ENGINE_SRC/kubernetes/go.mod" "$ENGINE_SRC/kubernetes/go.sum" "$work/"
@@ -205,11 +265,13 @@ build_opa() {
 }
 
 setup_engine() {
+  # The user's plugin cache, before env.sh points PULUMI_HOME at ours.
+  USER_PULUMI_HOME="${COCO_USER_PULUMI_HOME:-$HOME/.pulumi}"
   # shellcheck source=scripts/env.sh
   source "$REPO/scripts/env.sh"
   mkdir -p "$COCO_TOOLS_BIN" "$COCO_TOOLS_DIR/providers" "$PULUMI_HOME"
   find_go
-  log "tools dir: $COCO_TOOLS_DIR ($("$GO" env GOVERSION))"
+  log "tools dir: $COCO_TOOLS_DIR ($([ -n "$GO" ] && "$GO" env GOVERSION || echo "no Go"))"
   build_pulumi
   build_langhost
   build_opa

@@ -10,6 +10,7 @@ silently skips is how a broken deployment path reaches users.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import SecretStr
 
 import automation
 from automation import Backend, CocoDeploymentError, StackSpec
@@ -205,16 +207,22 @@ def test_pack_passes_the_dev_stack_with_advisories_only(
     backend = Backend.local(tmp_path / "state")
     spec = dev_spec(tmp_path / "out")
     automation.up(spec, backend=backend)  # known values: the pack sees the real init-data
+    config = tmp_path / "dev-policy.json"
+    config.write_text(json.dumps(automation.operations.policy_config(spec.settings)))
+    pack = ["--policy-pack", str(PACK)]
     proc = pulumi_cli(
-        ["preview", "--stack", "dev", "--policy-pack", str(PACK)],
+        ["preview", "--stack", "dev", *pack, "--policy-pack-config", str(config)],
         workspace_dir(backend, "dev"),
         backend,
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
     assert "coco-production" in output
-    assert "[advisory]" in output and "no-coco-dev-runtime-advisory" in output
+    assert "[advisory]" in output and "no-coco-dev-runtime" in output
     assert "[mandatory]" not in output
+    # Without the stack's config the pack fails closed: every policy is mandatory.
+    bare = pulumi_cli(["preview", "--stack", "dev", *pack], workspace_dir(backend, "dev"), backend)
+    assert bare.returncode != 0 and "[mandatory]" in bare.stdout + bare.stderr
     result = automation.preview(spec, backend=backend, policy_packs=[PACK])
     assert result.violations and all(v.enforcement == "advisory" for v in result.violations)
     automation.destroy(spec, backend=backend, remove=True)
@@ -223,7 +231,8 @@ def test_pack_passes_the_dev_stack_with_advisories_only(
 def test_pack_fails_a_production_stack_that_breaks_a_rule(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    backend = Backend.local(tmp_path / "state")
+    # A production stack never runs on the public dev passphrase: this one has its own.
+    backend = Backend.local(tmp_path / "state", passphrase=SecretStr("e2e-production-passphrase"))
     stack_file = production_stack_file(tmp_path, tmp_path / "out")
     spec = StackSpec.from_file(stack_file, secrets={"appKey": "e2e-app-key"})  # settings: ok
 

@@ -2,19 +2,19 @@
 
 Every policy gets one case that violates it and one that passes, built from the project's
 own builders (init-data, agent policy, resource policy) so the pack is tested against what
-the program really emits. The twin rule is checked too: production objects are reported by
-the mandatory policy only, everything else by the `-advisory` one.
+the program really emits. The levels are checked too: one policy per check, its level from
+the stack's generated policy config (mandatory in production, advisory elsewhere).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pulumi_policy import (
-    EnforcementLevel,
     PolicyResource,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -33,9 +33,15 @@ from policies.initdata import (
     render_initdata,
 )
 from policies.pack import checks
-from policies.pack.production import POLICIES
+from policies.pack.production import (
+    POLICIES,
+    PolicyExceptionsError,
+    policy_exceptions,
+    stack_policy_config,
+)
 from policies.resource import ResourceGrant, render_resource_policy
 
+ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "registry.example.com/app@sha256:" + "ab" * 32
 KBS = KbsEndpoint(url="https://kbs.trustee.svc.cluster.local:8080")
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -167,25 +173,68 @@ def trustee_objects(
 # --- the pack's shape
 
 
-def test_every_check_has_a_mandatory_and_an_advisory_half() -> None:
-    names = {p.name: p.enforcement_level for p in POLICIES}
-    bases = [n for n in names if not n.endswith("-advisory")]
-    assert len(bases) == 6
-    for base in bases:
-        assert names[base] is EnforcementLevel.MANDATORY
-        assert names[base + "-advisory"] is EnforcementLevel.ADVISORY
+def test_one_policy_per_check_at_the_packs_level() -> None:
+    names = [p.name for p in POLICIES]
+    assert len(names) == len(set(names)) == 6
+    assert not [n for n in names if n.endswith("-advisory")], "no mandatory/advisory twins"
+    # No level of their own: the pack's (mandatory) unless the stack's config sets one.
+    assert all(p.enforcement_level is None for p in POLICIES)
+    main = (ROOT / "policies" / "pack" / "__main__.py").read_text()
+    assert "enforcement_level=EnforcementLevel.MANDATORY" in main
 
 
-def test_production_objects_go_to_the_mandatory_half_only() -> None:
-    props = deployment(runtime_class="kata-qemu-coco-dev")
-    assert run_resource("no-coco-dev-runtime", props)
-    assert run_resource("no-coco-dev-runtime-advisory", props) == []
+@pytest.mark.parametrize(
+    ("environment", "level"),
+    [("production", "mandatory"), ("staging", "advisory"), ("dev", "advisory")],
+)
+def test_stack_config_sets_every_policys_level(environment: str, level: str) -> None:
+    tdx = tee.Hardware(host="baremetal", arch="x86_64", tee="tdx")
+    config = stack_policy_config(environment, tdx)
+    assert sorted(config) == sorted(p.name for p in POLICIES)
+    assert {c["enforcementLevel"] for c in config.values()} == {level}
+    assert config["runtime-class-matches-hardware"]["hardware"]["tee"] == "tdx"
+    assert [k for k, c in config.items() if set(c) != {"enforcementLevel"}] == [
+        "runtime-class-matches-hardware"
+    ]
 
 
-def test_other_environments_go_to_the_advisory_half_only() -> None:
-    props = deployment(env="dev", runtime_class="kata-qemu-coco-dev")
-    assert run_resource("no-coco-dev-runtime", props) == []
-    assert run_resource("no-coco-dev-runtime-advisory", props)
+def test_every_object_is_checked_whatever_its_environment_label() -> None:
+    """The level comes from the stack's config, so a dev-labelled object is not skipped."""
+    for env in ("dev", "production"):
+        assert run_resource("no-coco-dev-runtime", deployment(env, "kata-qemu-coco-dev"))
+    resources = [(DEPLOYMENT, deployment(env="dev")), *trustee_objects(["11" * 48], env="dev")]
+    assert run_stack("kbs-resource-policy-bound", resources)
+
+
+def test_exceptions_lower_one_policy_with_a_reason() -> None:
+    exceptions = policy_exceptions(
+        {
+            "no-coco-dev-runtime": {
+                "enforcementLevel": "advisory",
+                "reason": "lab cluster, no TEE yet",
+            }
+        }
+    )
+    config = stack_policy_config("production", None, exceptions)
+    assert config["no-coco-dev-runtime"] == {"enforcementLevel": "advisory"}
+    assert config["images-pinned-by-digest"] == {"enforcementLevel": "mandatory"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"no-coco-dev-runtime": {"enforcementLevel": "advisory"}}, "reason"),
+        ({"no-coco-dev-runtime": {"enforcementLevel": "advisory", "reason": "why"}}, "15"),
+        ({"no-such-policy": {"enforcementLevel": "disabled", "reason": "x" * 20}}, "not a policy"),
+        (
+            {"no-coco-dev-runtime": {"enforcementLevel": "mandatory", "reason": "x" * 20}},
+            "advisory",
+        ),
+    ],
+)
+def test_bad_exceptions_are_refused(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(PolicyExceptionsError, match=message):
+        policy_exceptions(raw)
 
 
 # --- no-coco-dev-runtime
@@ -239,13 +288,8 @@ def test_runtime_class_matching_hardware_passes() -> None:
 
 
 def test_hardware_config_round_trips_through_the_policy_config() -> None:
-    from policies.pack.production import hardware_config
-
     snp = tee.Hardware(host="baremetal", arch="x86_64", tee="snp")
-    config = hardware_config(snp)
-    for name in ("runtime-class-matches-hardware", "runtime-class-matches-hardware-advisory"):
-        assert name in config
-    cfg = config["runtime-class-matches-hardware"]
+    cfg = stack_policy_config("production", snp)["runtime-class-matches-hardware"]
     assert run_resource("runtime-class-matches-hardware", deployment(), config=cfg)
     snp_ok = run_resource(
         "runtime-class-matches-hardware", deployment(runtime_class="kata-qemu-snp"), config=cfg
@@ -381,13 +425,6 @@ def test_bound_resource_policy_passes() -> None:
     _, digest = initdata_for("kata-qemu-tdx")
     resources = [(DEPLOYMENT, deployment()), *trustee_objects([digest])]
     assert run_stack("kbs-resource-policy-bound", resources) == []
-    assert run_stack("kbs-resource-policy-bound-advisory", resources) == []
-
-
-def test_resource_policy_findings_outside_production_are_advisory() -> None:
-    resources = [(DEPLOYMENT, deployment(env="dev")), *trustee_objects(["11" * 48], env="dev")]
-    assert run_stack("kbs-resource-policy-bound", resources) == []
-    assert run_stack("kbs-resource-policy-bound-advisory", resources)
 
 
 # --- reference-values-provisioned

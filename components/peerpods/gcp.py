@@ -119,7 +119,8 @@ class _Gke:
             min_master_version=cc.kubernetes_version,
             remove_default_node_pool=True,
             initial_node_count=1,
-            deletion_protection=False,
+            # coco:protect decides (components/protection.py sets it): on in production.
+            deletion_protection=environment == "production",
             ip_allocation_policy={},
             release_channel={"channel": "REGULAR"},
             resource_labels={"managed-by": "coco", "coco-environment": environment},

@@ -17,10 +17,12 @@ from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
 
 from policies.pack.production import PACK_NAME, POLICIES  # noqa: E402
 
+# Mandatory unless the stack's policy config says otherwise (production.stack_policy_config):
+# a run without the config fails closed.
 PolicyPack(
     name=PACK_NAME,
     policies=POLICIES,
-    enforcement_level=EnforcementLevel.ADVISORY,
+    enforcement_level=EnforcementLevel.MANDATORY,
     description="coco production checklist: TEE runtime class, measured agent policy, "
     "init-data-bound KBS resource policy, reference values, pinned images",
 )

@@ -1,19 +1,21 @@
-"""The `coco-production` policies: each check twice, mandatory in production, advisory elsewhere.
+"""The `coco-production` policies: one rule per check, its level set per stack by config.
 
-Why twins: the policy SDK fixes one enforcement level per policy, but the checklist must
-block a production stack and only warn on a dev stack (so `pulumi preview` on dev still
-shows what production would refuse). So each check is registered as
+Why config and not the objects: a policy has one enforcement level, and the checklist must
+block a production stack yet only warn on a dev stack. The level is therefore the stack's
+policy-pack config (`pulumi preview --policy-pack policies/pack --policy-pack-config
+FILE`), which `stack_policy_config` generates from the stack's settings: every policy
+`mandatory` in production, `advisory` in staging and dev. The documented deploy paths
+(scripts/up.sh, `python -m automation up`, `automation.up`) always pass it, and refuse to
+`up` when the preview reports a mandatory violation (docs/policy-pack.md).
 
-- `<check>`           MANDATORY, looks only at objects labelled environment=production;
-- `<check>-advisory`  ADVISORY, looks at every other object.
+Without a config, every policy is mandatory (the pack's own level): a run that bypasses the
+documented path fails closed. (The engine validates the per-policy `enforcementLevel` keys:
+pulumi/pkg/resource/analyzer/config.go; the SDK applies them per policy in `Configure`.)
 
-The decision is made per object from its `coco.confidentialcontainers.org/environment`
-label (stack-wide findings, such as a missing resource policy, use the stack's: production
-when any object is). Both halves show up by name in `pulumi preview`, and an organisation
-can still change either one's level in a policy-pack config file (`--policy-pack-config`),
-which is also how a production exception is granted to the pack: the pack does not read
-the stack's `coco:waivers`, because the stack's author should not be able to waive the
-organisation's policy from the stack file alone.
+Exceptions: the pack does not read the stack's `coco:waivers`, because the stack's author
+should not be able to waive the organisation's policy from the stack file alone. An
+organisation grants one in a policy-exceptions file (`policy_exceptions`): a level per
+policy, each with its reason, laid over the generated config.
 
 Preview: values computed during an update (the KBS certificate, hence init-data and
 digests, on a stack's first preview) are unknown; a check that needs one is reported by the
@@ -21,18 +23,16 @@ SDK as "can't run policy during preview" (advisory) and runs for real during `up
 
 Hardware: `runtime-class-matches-hardware` checks workloads against the catalogue always, and
 against the cluster's hardware when the policy config declares it (`hardware: {host, arch,
-tee, gpu}`, see `hardware_config`). The pack cannot read the stack's `coco:cluster` itself:
-the Python policy SDK does not receive stack config. The Automation API (`automation`)
-passes the declaration for the stack it runs; with the CLI, pass `--policy-pack-config`.
+tee, gpu}`). The Python policy SDK does not receive stack config, so the generated config
+carries the hardware the stack's `coco:cluster` declares.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pulumi_policy import (
-    EnforcementLevel,
     Policy,
     PolicyConfigSchema,
     ReportViolation,
@@ -41,13 +41,13 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from components import tee
 from policies.pack import checks
-from policies.pack.objects import is_production
 
 PACK_NAME = "coco-production"
-ADVISORY_SUFFIX = "-advisory"
+RUNTIME_CLASS_POLICY = "runtime-class-matches-hardware"
 
 ResourceCheck = Callable[[ResourceValidationArgs], list[str]]
 StackCheck = Callable[[Sequence[checks.StackResource]], list[checks.Finding]]
@@ -80,55 +80,97 @@ def declared_hardware(policy_config: Mapping[str, Any]) -> tee.Hardware | None:
 
 
 def hardware_config(hardware: tee.Hardware) -> dict[str, Any]:
-    """The policy-pack config declaring `hardware` (what `--policy-pack-config` takes)."""
+    """The `hardware` declaration `runtime-class-matches-hardware` takes as config."""
     declared: dict[str, Any] = {"host": hardware.host, "arch": hardware.arch, "gpu": hardware.gpu}
     if hardware.tee is not None:
         declared["tee"] = hardware.tee
-    name = "runtime-class-matches-hardware"
-    return {name: {"hardware": declared}, name + ADVISORY_SUFFIX: {"hardware": declared}}
+    return {"hardware": declared}
 
 
-def _twin(name: str, description: str, mandatory: bool) -> dict[str, Any]:
-    """Name, description and enforcement of one of a check's two policies: the mandatory one
-    for production objects, and its advisory twin for everything else."""
-    return {
-        "name": name if mandatory else name + ADVISORY_SUFFIX,
-        "description": description + ("" if mandatory else " (advisory outside production)"),
-        "enforcement_level": EnforcementLevel.MANDATORY if mandatory else EnforcementLevel.ADVISORY,
-    }
+Level = Literal["mandatory", "advisory", "disabled"]
 
 
-def _resource_twins(
+class PolicyException(BaseModel):
+    """An organisation's exception to one pack policy: a lower level, and why."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    enforcement_level: Literal["advisory", "disabled"] = Field(alias="enforcementLevel")
+    reason: str = Field(min_length=15)
+
+
+class PolicyExceptionsError(ValueError):
+    """A policy-exceptions file that cannot be used (unknown policy, no reason, ...)."""
+
+
+def policy_exceptions(raw: Mapping[str, Any]) -> dict[str, PolicyException]:
+    """Validate an exceptions document `{policy: {enforcementLevel, reason}}`."""
+    names = {p.name for p in POLICIES}
+    out: dict[str, PolicyException] = {}
+    problems = []
+    for name, value in raw.items():
+        if name not in names:
+            problems.append(f"{name!r} is not a policy of {PACK_NAME} ({', '.join(sorted(names))})")
+            continue
+        try:
+            out[name] = PolicyException.model_validate(value)
+        except ValidationError as err:
+            first = err.errors(include_url=False)[0]
+            where = ".".join(str(x) for x in first["loc"]) or name
+            problems.append(
+                f"{name}.{where}: {first['msg']} (each exception needs enforcementLevel "
+                "advisory|disabled and a reason of at least 15 characters)"
+            )
+    if problems:
+        raise PolicyExceptionsError("invalid policy exceptions:\n  - " + "\n  - ".join(problems))
+    return out
+
+
+def level_for(environment: str) -> Level:
+    """Mandatory in production, advisory elsewhere."""
+    return "mandatory" if environment == "production" else "advisory"
+
+
+def stack_policy_config(
+    environment: str,
+    hardware: tee.Hardware | None,
+    exceptions: Mapping[str, PolicyException] | None = None,
+) -> dict[str, Any]:
+    """The `--policy-pack-config` document for one stack: a level for every policy (and the
+    declared hardware), exceptions laid over it. Sorted keys: the same stack, the same file."""
+    config: dict[str, Any] = {}
+    for policy in POLICIES:
+        entry: dict[str, Any] = {"enforcementLevel": level_for(environment)}
+        if policy.name == RUNTIME_CLASS_POLICY and hardware is not None:
+            entry |= hardware_config(hardware)
+        exception = (exceptions or {}).get(policy.name)
+        if exception is not None:
+            entry["enforcementLevel"] = exception.enforcement_level
+        config[policy.name] = entry
+    return dict(sorted(config.items()))
+
+
+def _resource_policy(
     name: str,
     description: str,
     check: ResourceCheck,
     config_schema: PolicyConfigSchema | None = None,
-) -> list[Policy]:
-    def make(mandatory: bool) -> ResourceValidationPolicy:
-        def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-            if is_production(args.resource_type, args.props) != mandatory:
-                return
-            for message in check(args):
-                report_violation(message, None)
+) -> Policy:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        for message in check(args):
+            report_violation(message, None)
 
-        return ResourceValidationPolicy(
-            validate=validate, config_schema=config_schema, **_twin(name, description, mandatory)
-        )
-
-    return [make(True), make(False)]
+    return ResourceValidationPolicy(
+        name=name, description=description, validate=validate, config_schema=config_schema
+    )
 
 
-def _stack_twins(name: str, description: str, check: StackCheck) -> list[Policy]:
-    def make(mandatory: bool) -> StackValidationPolicy:
-        def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-            findings = check(args.resources)
-            for finding in findings:
-                if finding.production == mandatory:
-                    report_violation(finding.message, finding.urn)
+def _stack_policy(name: str, description: str, check: StackCheck) -> Policy:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        for finding in check(args.resources):
+            report_violation(finding.message, finding.urn)
 
-        return StackValidationPolicy(validate=validate, **_twin(name, description, mandatory))
-
-    return [make(True), make(False)]
+    return StackValidationPolicy(name=name, description=description, validate=validate)
 
 
 def _runtime_class(args: ResourceValidationArgs) -> list[str]:
@@ -138,42 +180,42 @@ def _runtime_class(args: ResourceValidationArgs) -> list[str]:
 
 
 POLICIES: list[Policy] = [
-    *_resource_twins(
+    _resource_policy(
         "no-coco-dev-runtime",
         "Confidential pods never run on kata-qemu-coco-dev (no TEE, testing only).",
         lambda a: checks.coco_dev_runtime(a.resource_type, a.props),
     ),
-    *_resource_twins(
-        "runtime-class-matches-hardware",
+    _resource_policy(
+        RUNTIME_CLASS_POLICY,
         "Confidential pods use a catalogued runtime class that fits the cluster's hardware; "
         "RuntimeClass objects keep handler = name and select only their own TEE's nodes.",
         _runtime_class,
         _HARDWARE_SCHEMA,
     ),
-    *_resource_twins(
+    _resource_policy(
         "agent-policy-in-initdata",
         "Every confidential pod carries init-data whose measured agent policy is not allow-all "
         "and whose digest annotation matches it.",
         lambda a: checks.agent_policy_in_initdata(a.resource_type, a.props),
     ),
-    *_resource_twins(
+    _resource_policy(
         "images-pinned-by-digest",
         "Every image of a confidential pod is pinned as name@sha256:<digest>.",
         lambda a: checks.unpinned_images(a.resource_type, a.props),
     ),
-    *_stack_twins(
+    _stack_policy(
         "kbs-resource-policy-bound",
         "The KBS resource policy exists, checks init_data, and binds every workload's init-data "
         "digest.",
         checks.kbs_resource_policy_bound,
     ),
-    *_stack_twins(
+    _stack_policy(
         "reference-values-provisioned",
         "Reference values are provisioned to the RVPS (a non-empty reference-values ConfigMap).",
         checks.reference_values_provisioned,
     ),
 ]
-"""Every policy of the pack, mandatory halves first."""
+"""Every policy of the pack, one per check; levels come from the stack's config."""
 
 SETTINGS_CHECKS: dict[str, str] = {
     "no-coco-dev-runtime": "coco-dev-runtime",
