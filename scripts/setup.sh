@@ -85,7 +85,11 @@ use_existing() {
   local p
   p="$(PATH="${PATH//$COCO_TOOLS_BIN:/}" command -v "$name" 2>/dev/null || true)"
   [ -n "$p" ] || return 1
-  if "$p" "$@" 2>/dev/null | grep -qxF -- "$want"; then
+  # Output captured first: with pipefail, `grep -q` exiting on the first match can kill the writer
+  # with SIGPIPE and fail the whole pipeline (seen with `opa version`, whose match is line 1).
+  local out
+  out="$("$p" "$@" 2>/dev/null || true)"
+  if grep -qxF -- "$want" <<<"$out"; then
     # Copied, not linked: the engine looks for its bundled plugins (the language host) next to the
     # resolved pulumi executable, which must be the tools bin dir.
     log "$name: using $p ($want) from PATH"
