@@ -44,7 +44,7 @@ from components import tee
 from components.config_types import DnsLabel, Model, SecretKeyRef
 from components.peerpods.settings import PeerPodsCluster
 from components.tee import Hardware
-from policies.agent import AgentPolicySpec, kubernetes_argv
+from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env
 
 NAMESPACE = "coco"
 TOP_LEVEL_KEYS = ("environment", "kubernetes", "cluster", "trustee", "workloads", "waivers")
@@ -344,6 +344,16 @@ class WorkloadSettings(Model):
         if len(set(names)) != len(names):
             raise ValueError("container names must be unique")
         policy = self.agent_policy
+        if policy.preset == "restrictive":
+            for i, c in enumerate(self.containers):
+                try:
+                    pod_env(c.env, f"containers[{i}] ({c.name})")
+                except ValueError as err:
+                    raise ValueError(
+                        f"{err}. The agent policy pins every env value as the container "
+                        "receives it: define the variable earlier in `env` (kubelet expands "
+                        "in name order here), or write a literal `$` as `$$`"
+                    ) from None
         if policy.preset == "restrictive" and policy.pin_commands:
             for i, c in enumerate(self.containers):
                 if c.command:

@@ -16,7 +16,8 @@ import pulumi_kubernetes as k8s
 
 from components import labels, tee
 from components.settings import WorkloadSettings, is_pinned
-from policies.agent import AgentPolicySpec, kubernetes_argv, render_agent_policy
+from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env, render_agent_policy
+from policies.agent_container import ContainerPin
 from policies.initdata import (
     INITDATA_ANNOTATION,
     KbsEndpoint,
@@ -37,7 +38,17 @@ def effective_agent_policy(settings: WorkloadSettings) -> AgentPolicySpec:
     """
     pinned = [image for image in settings.images if is_pinned(image)]
     spec = settings.agent_policy.with_workload_images(pinned)
-    return spec.with_container_commands(container_commands(settings))
+    spec = spec.with_container_commands(container_commands(settings))
+    return spec.with_containers(container_pins(settings), devices=settings.gpus > 0)
+
+
+def container_pins(settings: WorkloadSettings) -> dict[str, ContainerPin]:
+    """Container name -> what the agent policy pins besides image and argv: the env the pod
+    spec gives it (after kubelet's expansion), its working dir (the image's: not pinned)."""
+    return {
+        c.name: ContainerPin(env=pod_env(c.env, f"containers[{i}]"))
+        for i, c in enumerate(settings.containers)
+    }
 
 
 def container_commands(settings: WorkloadSettings) -> dict[str, list[list[str]]]:
@@ -135,7 +146,8 @@ class ConfidentialWorkload(pulumi.ComponentResource):
         spec = tee.lookup(runtime_class)
         self.runtime_class = runtime_class
         self.algorithm = digest_algorithm(settings, runtime_class)
-        self.agent_policy = render_agent_policy(effective_agent_policy(settings))
+        effective = effective_agent_policy(settings)
+        self.agent_policy = render_agent_policy(effective)
         algorithm = self.algorithm
         policy = self.agent_policy
 
@@ -219,5 +231,6 @@ class ConfidentialWorkload(pulumi.ComponentResource):
                 "runtimeClass": runtime_class,
                 "initdataDigest": self.initdata_digest,
                 "algorithm": algorithm,
+                "agentPolicyRelaxations": effective.relaxations(),
             }
         )

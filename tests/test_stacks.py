@@ -236,7 +236,10 @@ def test_container_argv_is_pinned_in_the_measured_agent_policy() -> None:
     expected = ["/app/payments-api", "--listen=:8443", "--kbs-secret=/run/secrets/payments-key"]
 
     def create(argv: list[str]) -> Any:
-        request = create_request(container["image"], [container["image"]], args=argv)
+        env = [f"{e['name']}={e['value']}" for e in container.get("env", [])]
+        request = create_request(
+            container["image"], [container["image"]], args=argv, name=container["name"], env=env
+        )
         return opa_eval(policy, request, None, "data.agent_policy.CreateContainerRequest")
 
     assert create(expected) is True
