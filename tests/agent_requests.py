@@ -19,7 +19,7 @@ from typing import Any
 from policies.agent import image_spellings
 from policies.agent_container import DEFAULT_CAPS, DEFAULT_PATH
 
-CID = "9c2d7e1f0a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
+CID = "9c2d7e1f0a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5"
 SANDBOX = "1f8e4b7c3a2d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7"
 POD_UID = "31df313a-931f-4979-a405-cc3f3ccb6a56"
 SHARED = "/run/kata-containers/shared/containers"

@@ -158,8 +158,8 @@ def test_every_workload_is_restrictive(pod: Pod) -> None:
 def test_the_pod_starts_and_restarts(judge: Judge, pod: Pod) -> None:
     """Sandbox, pause, every container (twice: a restart gets a new id), the files the
     runtime copies, the lifecycle requests, termination messages."""
-    session = f"start-{pod.settings.name}"
-    ok = lambda kind, req: judge.allowed(pod.policy, kind, req, session)  # noqa: E731
+    # One engine per policy file (the judge's default session), as one pod's agent has.
+    ok = lambda kind, req: judge.allowed(pod.policy, kind, req)  # noqa: E731
     assert ok("CreateSandboxRequest", create_sandbox_request(pod.sandbox, pod.pod))
     assert ok(
         "CreateContainerRequest", sandbox_request(pod.settings.namespace, pod.pod, pod.sandbox)
@@ -319,6 +319,12 @@ TAMPERS = sorted(
 @pytest.mark.parametrize("case", TAMPERS)
 def test_tampered_container_denied(judge: Judge, pod: Pod, case: str) -> None:
     assert judge.allowed(pod.policy, "CreateContainerRequest", pod.container(0))
+    if case == "device" and pod.spec.allow_devices:
+        # GPU workloads: the runtime passes devices through; `allowDevices` is documented as
+        # not pinning them (docs/agent-policy.md), and it is on only for them.
+        assert pod.settings.gpus > 0
+        assert judge.allowed(pod.policy, "CreateContainerRequest", _tampers(pod)[case])
+        return
     assert not judge.allowed(pod.policy, "CreateContainerRequest", _tampers(pod)[case]), case
 
 
@@ -446,7 +452,8 @@ def test_genpolicy_copy_file_cases_agree(judge: Judge, tmp_path: Path) -> None:
     cases = json.loads((_genpolicy_testdata() / "copyfile" / "testcases.json").read_text())
     assert len(cases) >= 15
     for case in cases:
-        request = json.loads(json.dumps(case["request"]).replace("-foo", "-serviceaccount"))
+        text = json.dumps(case["request"]).replace("-foo..", "-serviceaccount/foo..")
+        request = json.loads(text.replace("-foo", "-serviceaccount"))
         assert judge.allowed(policy, "CopyFileRequest", request) is case["allowed"], case
 
 
@@ -454,7 +461,7 @@ def _key_paths(value: Any, at: str = "") -> set[str]:
     if isinstance(value, dict):
         out = set()
         for k, v in value.items():
-            if k == "Annotations" or k.startswith("driver_options"):
+            if k in ("Annotations", "Sysctl", "driver_options"):  # maps/lists of data
                 out.add(f"{at}.{k}")
                 continue
             out.add(f"{at}.{k}")

@@ -10,6 +10,9 @@
 # genpolicy-testdata/ (genpolicy's captured requests, from the same archive) and a `done` stamp.
 # The build reuses kata's Cargo.lock, so the crates resolve to the versions the agent was released with.
 set -euo pipefail
+# Everything runs inside main(), which bash reads whole before running: editing this file while
+# a build is under way cannot change the running build.
+main() {
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 JUDGE=kata-policy
 # shellcheck source=scripts/judges/lib.sh
@@ -72,3 +75,6 @@ cp -r "$kata/src/tools/genpolicy/tests/policy/testdata" "$out.part/genpolicy-tes
 rm -rf "$out" && mv "$out.part" "$out"
 touch "$out/done"
 judge_log "ready: $out"
+}
+
+main "$@"
