@@ -295,6 +295,21 @@ class ContainerSettings(Model):
     env: dict[str, str] = Field(default_factory=dict)
     ports: list[int] = Field(default_factory=list)
     resources: ContainerResources = ContainerResources()
+    working_dir: str | None = Field(
+        default=None, description="workingDir; pinned by the agent policy (default: the image's)."
+    )
+    run_as_user: int | None = Field(default=None, ge=0, description="securityContext.runAsUser.")
+    run_as_group: int | None = Field(default=None, ge=0, description="securityContext.runAsGroup.")
+    read_only_root_filesystem: bool = Field(
+        default=False, description="securityContext.readOnlyRootFilesystem."
+    )
+
+    @field_validator("working_dir")
+    @classmethod
+    def _absolute(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("/") or ".." in v.split("/")):
+            raise ValueError(f"workingDir {v!r} must be an absolute path without '..'")
+        return v
 
     @field_validator("image")
     @classmethod

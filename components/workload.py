@@ -44,9 +44,16 @@ def effective_agent_policy(settings: WorkloadSettings) -> AgentPolicySpec:
 
 def container_pins(settings: WorkloadSettings) -> dict[str, ContainerPin]:
     """Container name -> what the agent policy pins besides image and argv: the env the pod
-    spec gives it (after kubelet's expansion), its working dir (the image's: not pinned)."""
+    spec gives it (after kubelet's expansion), its working dir, user and group where the pod
+    spec sets them (the image's otherwise: not pinned), its read-only root."""
     return {
-        c.name: ContainerPin(env=pod_env(c.env, f"containers[{i}]"))
+        c.name: ContainerPin(
+            env=pod_env(c.env, f"containers[{i}]"),
+            working_dir=c.working_dir,
+            uid=c.run_as_user,
+            gid=c.run_as_group,
+            read_only_root=c.read_only_root_filesystem,
+        )
         for i, c in enumerate(settings.containers)
     }
 
@@ -111,6 +118,19 @@ def pod_spec(settings: WorkloadSettings, runtime_class: str) -> dict[str, Any]:
             container["env"] = [{"name": k, "value": v} for k, v in sorted(c.env.items())]
         if c.ports:
             container["ports"] = [{"containerPort": p} for p in c.ports]
+        if c.working_dir is not None:
+            container["workingDir"] = c.working_dir
+        security = {
+            k: v
+            for k, v in (
+                ("runAsUser", c.run_as_user),
+                ("runAsGroup", c.run_as_group),
+                ("readOnlyRootFilesystem", c.read_only_root_filesystem or None),
+            )
+            if v is not None
+        }
+        if security:
+            container["securityContext"] = security
         if limits or requests:
             container["resources"] = {
                 k: dict(sorted(v.items()))

@@ -570,6 +570,7 @@ CreateContainerRequest if {
 	input.OCI.Process.Args == ["/pause"]
 	env_closed([])
 	cwd_closed("/")
+	input.OCI.Root.Readonly == true
 	mounts_closed(sandbox_mounts)
 	oci_closed
 }
@@ -583,6 +584,7 @@ CreateContainerRequest if {
 	pin := container_pin
 	env_closed(pin.env)
 	cwd_closed(pin.working_dir)
+	user_closed(pin)
 	mounts_closed(container_mounts)
 	oci_closed
 }

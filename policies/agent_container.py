@@ -183,6 +183,12 @@ class ContainerPin(BaseModel):
     exactly, and no other entry may use one of these names."""
     working_dir: str | None = None
     """The pod spec's `workingDir`; None: the image's WORKDIR (any absolute path, no `..`)."""
+    uid: int | None = None
+    """`runAsUser`; None: the image's USER (not pinned)."""
+    gid: int | None = None
+    """`runAsGroup`; None: the image's group (not pinned)."""
+    read_only_root: bool = False
+    """`readOnlyRootFilesystem`: the OCI `Root.Readonly` the container must have."""
 
 
 def _rego(value: object) -> str:
@@ -226,7 +232,8 @@ def render_container_rules(
         "\tcount(container_pins) > 0",
         "}",
         "",
-        'container_pin := {"env": [], "working_dir": null} if {',
+        'container_pin := {"env": [], "working_dir": null, "uid": null, "gid": null, '
+        '"read_only_root": false} if {',
         "\tcount(container_pins) == 0",
         "}",
         "",
@@ -380,6 +387,23 @@ env_unpinned_allowed(e) if {
 env_unpinned_allowed(e) if {
 	some r in runtime_env
 	regex.match(r, e)
+}
+
+# User and read-only root: pinned where the pod spec sets them (runAsUser, runAsGroup,
+# readOnlyRootFilesystem); the image's USER otherwise.
+user_closed(pin) if {
+	id_closed(pin.uid, input.OCI.Process.User.UID)
+	id_closed(pin.gid, input.OCI.Process.User.GID)
+	input.OCI.Root.Readonly == pin.read_only_root
+}
+
+id_closed(want, _) if {
+	want == null
+}
+
+id_closed(want, have) if {
+	want != null
+	have == want
 }
 
 cwd_closed(dir) if {

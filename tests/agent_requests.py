@@ -152,7 +152,10 @@ def _linux(cgroups_path: str) -> dict[str, Any]:
     }
 
 
-def _process(args: Sequence[str], env: Sequence[str], cwd: str, uid: int) -> dict[str, Any]:
+def _process(
+    args: Sequence[str], env: Sequence[str], cwd: str, uid: int, gid: int | None = None
+) -> dict[str, Any]:
+    gid = uid if gid is None else gid
     return {
         "ApparmorProfile": "cri-containerd.apparmor.d",
         "Args": list(args),
@@ -165,7 +168,7 @@ def _process(args: Sequence[str], env: Sequence[str], cwd: str, uid: int) -> dic
         "Rlimits": [],
         "SelinuxLabel": "",
         "Terminal": False,
-        "User": {"AdditionalGids": [uid], "GID": uid, "UID": uid, "Username": ""},
+        "User": {"AdditionalGids": [gid], "GID": gid, "UID": uid, "Username": ""},
     }
 
 
@@ -274,6 +277,9 @@ def create_request(
     pod: str = "app-7d9c-xk2lp",
     sandbox: str = SANDBOX,
     cwd: str = "/",
+    uid: int = 0,
+    gid: int | None = None,
+    read_only_root: bool = False,
 ) -> dict[str, Any]:
     """A workload container's CreateContainerRequest (capture `createcontainer/env_vars`).
 
@@ -297,8 +303,9 @@ def create_request(
         "io.kubernetes.cri.image-name": image_name,
         **_sandbox_annotations(namespace, pod, sandbox),
     }
-    process = _process(args or ["/app/server"], container_env(env, pod), cwd, 0)
-    request = _create(cid, annotations, image_name, process, container_mounts(cid), "", False)
+    process = _process(args or ["/app/server"], container_env(env, pod), cwd, uid, gid)
+    mounts = container_mounts(cid)
+    request = _create(cid, annotations, image_name, process, mounts, "", read_only_root)
     if sources is not None:
         request["storages"] = [guest_pull(cid, s, annotations) for s in sources]
     return request

@@ -226,6 +226,18 @@ def test_container_is_closed(change: Any, allowed: bool) -> None:
     assert ask(text, "CreateContainerRequest", _tamper(change)) is allowed
 
 
+def test_user_cwd_and_read_only_root_pinned_where_set() -> None:
+    pin = ContainerPin(working_dir="/app", uid=10001, gid=10001, read_only_root=True)
+    text = render_agent_policy(
+        AgentPolicySpec(allowed_images=[APP]).with_containers({"app": pin}, devices=False)
+    )
+    good = dict(cwd="/app", uid=10001, read_only_root=True)
+    assert ask(text, "CreateContainerRequest", create_request(APP, [APP], **good)) is True
+    for bad in ({"uid": 0}, {"cwd": "/tmp"}, {"read_only_root": False}):
+        req = create_request(APP, [APP], **(good | bad))
+        assert ask(text, "CreateContainerRequest", req) is False, bad
+
+
 def test_sandbox_pidns_denied(restrictive: str) -> None:
     req = create_request(APP, [APP])
     req["sandbox_pidns"] = True

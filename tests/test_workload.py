@@ -97,3 +97,37 @@ def test_relaxations_are_listed() -> None:
     relaxations = effective_agent_policy(wl).relaxations()
     assert "allowLogs" in relaxations and "imageEnvAny: BUILD_ID" in relaxations
     assert "allowServiceLinks" not in relaxations and "allowExec" not in relaxations
+
+
+def test_working_dir_and_user_are_rendered_and_pinned() -> None:
+    from components.workload import pod_spec
+
+    wl = workload(
+        {
+            "name": "a",
+            "image": APP,
+            "workingDir": "/app",
+            "runAsUser": 10001,
+            "runAsGroup": 10002,
+            "readOnlyRootFilesystem": True,
+        },
+        {"name": "b", "image": SIDECAR},
+    )
+    [a, b] = pod_spec(wl, "kata-qemu-tdx")["containers"]
+    assert a["workingDir"] == "/app"
+    assert a["securityContext"] == {
+        "runAsUser": 10001,
+        "runAsGroup": 10002,
+        "readOnlyRootFilesystem": True,
+    }
+    assert "workingDir" not in b and "securityContext" not in b
+    pin = effective_agent_policy(wl).containers["a"]
+    assert (pin.working_dir, pin.uid, pin.gid, pin.read_only_root) == ("/app", 10001, 10002, True)
+
+
+def test_working_dir_must_be_absolute() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="absolute path"):
+        workload({"name": "a", "image": APP, "workingDir": "app/../x"})

@@ -136,6 +136,11 @@ class Pod:
             namespace=self.settings.namespace,
             pod=self.pod,
             sandbox=self.sandbox,
+            # Where the pod spec leaves them to the image, any image's values.
+            cwd=pin.working_dir or "/srv",
+            uid=65532 if pin.uid is None else pin.uid,
+            gid=pin.gid,
+            read_only_root=pin.read_only_root,
         )
 
 
@@ -296,6 +301,9 @@ def _tampers(pod: Pod) -> dict[str, dict[str, Any]]:
                 {"io.kubernetes.container.terminationMessagePath": "/etc/hosts"}
             )
         ),
+        "other user": oci(lambda o: o["Process"]["User"].update(UID=0)),
+        "other working dir": oci(lambda o: o["Process"].update(Cwd="/tmp")),
+        "writable root": oci(lambda o: o["Root"].update(Readonly=not o["Root"]["Readonly"])),
         "unknown container name": oci(
             lambda o: o["Annotations"].update({"io.kubernetes.cri.container-name": "intruder"})
         ),
@@ -319,6 +327,12 @@ TAMPERS = sorted(
 @pytest.mark.parametrize("case", TAMPERS)
 def test_tampered_container_denied(judge: Judge, pod: Pod, case: str) -> None:
     assert judge.allowed(pod.policy, "CreateContainerRequest", pod.container(0))
+    pin = pod.spec.containers[pod.settings.containers[0].name]
+    unpinned = {"other user": pin.uid is None, "other working dir": pin.working_dir is None}
+    if unpinned.get(case):
+        # The pod spec leaves it to the image: not pinned (docs/agent-policy.md).
+        assert judge.allowed(pod.policy, "CreateContainerRequest", _tampers(pod)[case])
+        return
     if case == "device" and pod.spec.allow_devices:
         # GPU workloads: the runtime passes devices through; `allowDevices` is documented as
         # not pinning them (docs/agent-policy.md), and it is on only for them.
