@@ -256,7 +256,7 @@ def _expand(value: str, env: Mapping[str, str], where: str) -> str:
             if name not in env:
                 raise ValueError(
                     f"{where}: $({name}) is not a literal env variable of this container, so the "
-                    "argv kubelet starts it with cannot be known here"
+                    "value kubelet expands it to cannot be known here"
                 )
             if "$" in env[name]:
                 raise ValueError(
