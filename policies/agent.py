@@ -52,10 +52,12 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from policies.agent_container import (
+    CONTAINER_MOUNTS,
     CPATH,
     DEFAULT_PATH,
     SHARED_FILES,
     ContainerPin,
+    image_volume,
     render_container_rules,
 )
 
@@ -361,6 +363,10 @@ class AgentPolicySpec(BaseModel):
     allow_devices: bool = False
     """Relaxation: devices in CreateContainerRequest (filled on for GPU workloads, whose
     devices the runtime passes through; their device list is not pinned)."""
+    image_volumes: list[str] = []
+    """Destinations of the VOLUMEs the image config declares (`docker inspect`'s
+    Config.Volumes): containerd bind-mounts a read-write shared-dir entry there, which the
+    policy then admits (and CopyFile below it)."""
     containers: dict[str, ContainerPin] = {}
     """Container name -> its pinned env and working dir. Empty: filled in by the workload
     component from the pod spec; a policy without a pod spec admits no pod-spec env."""
@@ -376,6 +382,17 @@ class AgentPolicySpec(BaseModel):
                     f"imageEnvAny: {name} makes the dynamic loader run host-chosen code; pin "
                     "its exact value in imageEnv instead"
                 )
+        return sorted(set(v))
+
+    @field_validator("image_volumes")
+    @classmethod
+    def _volume_paths(cls, v: list[str]) -> list[str]:
+        taken = {m.destination for m in CONTAINER_MOUNTS}
+        for path in v:
+            if not re.fullmatch(r"(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+", path) or "/../" in path + "/":
+                raise ValueError(f"imageVolumes: {path!r} must be an absolute path without '..'")
+            if path in taken:
+                raise ValueError(f"imageVolumes: {path} is a mount the runtime makes already")
         return sorted(set(v))
 
     @field_validator("image_env")
@@ -493,6 +510,7 @@ class AgentPolicySpec(BaseModel):
             return ["preset: allow-all"]
         out = [f"imageEnv: {k}={v}" for k, v in self.image_env.items()]
         out += [f"imageEnvAny: {name}" for name in self.image_env_any]
+        out += [f"imageVolumes: {path}" for path in self.image_volumes]
         flags = {
             "allowServiceLinks": self.allow_service_links,
             "allowTerminationMessages": self.allow_termination_messages,
@@ -672,14 +690,20 @@ copy_path_allowed(suffix) if {
 	regex.match(concat("", [copy_prefix, suffix]), input.path)
 }
 
-copy_prefix := "^@CPATH@/(watchable/)?[a-z0-9]{64}-[a-z0-9]{16}-(@NAMES@)"
-
 no_dotdot(path) if {
 	not regex.match("(^|/)\\\\.\\\\.($|/)", path)
 }
-""".replace("@CPATH@", CPATH).replace(
-    "@NAMES@", "|".join(n.replace(".", "\\\\.") for n in SHARED_FILES)
-)
+"""
+
+
+def _copy_prefix(image_volumes: Iterable[str]) -> str:
+    """The shared-dir entries CopyFile may write below: kubelet's files, the token, and the
+    image VOLUMEs the spec lists."""
+    names = [*SHARED_FILES, *(image_volume(d).shared or "" for d in image_volumes)]
+    alternatives = "|".join(n.replace(".", "\\.") for n in names)
+    regex = f"^{CPATH}/(watchable/)?[a-z0-9]{{64}}-[a-z0-9]{{16}}-({alternatives})"
+    return f"copy_prefix := {_rego_str(regex)}\n"
+
 
 _DIAGNOSTIC_RULE = """\
 # GetDiagnosticDataRequest: only the termination message (the agent's one log_type).
@@ -743,12 +767,14 @@ def render_agent_policy(spec: AgentPolicySpec) -> str:
                 spec.image_env_any,
                 spec.allow_service_links,
                 spec.allow_devices,
+                spec.image_volumes,
             )
         )
     if "CreateSandboxRequest" in names_with_rules:
         rules.append(_CREATE_SANDBOX_RULES)
     if "CopyFileRequest" in names_with_rules:
         rules.append(_COPY_FILE_RULE)
+        rules.append(_copy_prefix(spec.image_volumes))
     if "GetDiagnosticDataRequest" in names_with_rules:
         rules.append(_DIAGNOSTIC_RULE)
     if "ExecProcessRequest" in names_with_rules:

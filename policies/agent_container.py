@@ -173,6 +173,15 @@ CONTAINER_MOUNTS = (
 service account's token automounted (captured in genpolicy's `createcontainer/env_vars`)."""
 
 
+def image_volume(destination: str) -> MountPin:
+    """The mount containerd adds for a VOLUME the image config declares: a bind from the
+    shared dir entry named after its last path segment, read-write (genpolicy
+    `mount_and_storage.rs` get_image_mount_and_storage, genpolicy-settings.json
+    `volumes.image_volume`)."""
+    name = destination.rstrip("/").rsplit("/", 1)[-1]
+    return _m(destination, "bind", ["rbind", "rprivate", "rw"], shared=name)
+
+
 class ContainerPin(BaseModel):
     """What the policy pins for one container of the pod spec, by container name."""
 
@@ -215,6 +224,7 @@ def render_container_rules(
     image_env_any: Sequence[str],
     service_links: bool,
     devices: bool,
+    image_volumes: Sequence[str] = (),
 ) -> str:
     """Rego for the container-closure checks, used by the CreateContainerRequest rules."""
     env_regex = [HOSTNAME_ENV, *(SERVICE_LINK_ENV if service_links else ())]
@@ -249,9 +259,17 @@ def render_container_rules(
         "",
         f"devices_allowed := {'true' if devices else 'false'}",
         "",
+        _container_mounts(tuple(image_volumes)),
+        "",
         _static_rules(),
     ]
     return "\n".join(parts)
+
+
+@functools.cache
+def _container_mounts(image_volumes: tuple[str, ...]) -> str:
+    mounts = [*CONTAINER_MOUNTS, *(image_volume(d) for d in image_volumes)]
+    return f"container_mounts := {_mount_table(mounts)}"
 
 
 @functools.cache
@@ -259,7 +277,6 @@ def _static_rules() -> str:
     """The tables and rules every policy shares, rendered once per process (a fleet renders
     the same text for each workload)."""
     parts = [
-        f"container_mounts := {_mount_table(CONTAINER_MOUNTS)}",
         f"sandbox_mounts := {_mount_table(SANDBOX_MOUNTS)}",
         f"default_caps := {_rego(list(DEFAULT_CAPS))}",
         f"masked_paths := {_rego(list(MASKED_PATHS))}",

@@ -238,6 +238,25 @@ def test_user_cwd_and_read_only_root_pinned_where_set() -> None:
         assert ask(text, "CreateContainerRequest", req) is False, bad
 
 
+def test_image_volumes_admitted_only_when_listed() -> None:
+    """containerd mounts an image VOLUME from the shared dir (genpolicy image_volume)."""
+    req = create_request(APP, [APP])
+    source = shared_source(req["container_id"], "data")
+    req["OCI"]["Mounts"].append(
+        {"destination": "/data", "source": source, "type_": "bind", "options": ["rbind", "rw"]}
+    )
+    closed = render_agent_policy(AgentPolicySpec(allowed_images=[APP]))
+    assert ask(closed, "CreateContainerRequest", req) is False
+    listed = render_agent_policy(AgentPolicySpec(allowed_images=[APP], image_volumes=["/data"]))
+    assert ask(listed, "CreateContainerRequest", req) is True
+    assert ask(listed, "CopyFileRequest", {"path": source + "/x", "file_type": "Regular"}) is True
+    assert ask(closed, "CopyFileRequest", {"path": source + "/x", "file_type": "Regular"}) is False
+    with pytest.raises(ValidationError, match="absolute"):
+        AgentPolicySpec(image_volumes=["/data/../etc"])
+    with pytest.raises(ValidationError, match="already"):
+        AgentPolicySpec(image_volumes=["/etc/hosts"])
+
+
 def test_sandbox_pidns_denied(restrictive: str) -> None:
     req = create_request(APP, [APP])
     req["sandbox_pidns"] = True

@@ -509,3 +509,54 @@ def test_request_shapes_are_the_captured_ones(captured: str, ours: Callable[[], 
         ".OCI.Linux.Resources.Memory.Swap",
         ".OCI.Linux.Resources.Memory.Limit",
     } | {p for p in real if p.startswith(".OCI.Linux.Resources.Memory.")}, sorted(real - mine)
+
+
+def _mount_paths(pod_yaml: Path) -> set[str]:
+    """Every `mountPath` a captured test's pod spec declares (its own volumes)."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("mountPath"), str):
+                found.add(node["mountPath"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    for doc in yaml.safe_load_all(pod_yaml.read_text()):
+        walk(doc)
+    return found
+
+
+def test_runtime_mounts_of_every_admitted_capture_pass_our_tables() -> None:
+    """Every mount the runtime adds in genpolicy's admitted CreateContainer captures (all but
+    the test pods' own volumes) has a destination, type and options our tables allow, and
+    carries the options they require: the tables are not narrower than real runtimes. The
+    rest are the test images' VOLUMEs (redis: /data, /node-conf), which `imageVolumes` admits.
+    """
+    from policies.agent_container import CONTAINER_MOUNTS, SANDBOX_MOUNTS, image_volume
+
+    tables = {
+        True: {m.destination: m for m in SANDBOX_MOUNTS},
+        False: {m.destination: m for m in CONTAINER_MOUNTS},
+    }
+    checked = 0
+    for cases_file in sorted(_genpolicy_testdata().rglob("testcases.json")):
+        volumes = _mount_paths(cases_file.parent / "pod.yaml")
+        for case in json.loads(cases_file.read_text()):
+            if case["kind"] != "CreateContainerRequest" or not case["allowed"]:
+                continue
+            oci = case["request"].get("OCI", {})
+            sandbox = oci.get("Annotations", {}).get("io.kubernetes.cri.container-type")
+            table = tables[sandbox == "sandbox"]
+            for mount in oci.get("Mounts", []):
+                if mount["destination"] in volumes:
+                    continue
+                pin = table.get(mount["destination"]) or image_volume(mount["destination"])
+                assert mount["type_"] == pin.type, (cases_file, mount)
+                assert set(mount["options"]) <= set(pin.options), (cases_file, mount)
+                assert set(pin.required) <= set(mount["options"]), (cases_file, mount)
+                checked += 1
+    assert checked >= 50
