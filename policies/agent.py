@@ -14,14 +14,14 @@ Two presets:
   per-request decisions, each with its reason, are the `AGENT_REQUESTS` table below.
 
 Upstream sources, as checked:
-- Request names: kata-containers `src/kata-opa/allow-all.rego` (incl. the newer
-  `ReadContainerTerminationMessage`) and genpolicy `src/tools/genpolicy/rules.rego` (the
-  newer `AddSwapPathRequest`, `GetDiagnosticDataRequest`, `GetIPTablesRequest`,
-  `SetIPTablesRequest`, `ResizeVolumeRequest`, `VolumeStatsRequest`, `MemAgentCompactConfig`,
-  `MemAgentMemcgConfig`, and `AllowRequestsFailingPolicy`).
-- Request inputs: genpolicy `rules.rego` reads `input.OCI.Annotations[...]`,
-  `input.OCI.Process.Args`, `input.storages[_].driver/source`, `input.process.Args` (exec),
-  `input.path` (copy file), `input.guest_hook_path` and `input.kernel_modules` (sandbox).
+- Request names: exactly the request messages of the agent's service in kata-containers
+  4.1.0 `src/libs/protocols/protos/agent.proto` (allow-all.rego still names
+  `PullImageRequest`, `ReadContainerTerminationMessage`, `StartTracingRequest` and
+  `StopTracingRequest`, which that service no longer has); the judge tier parses each name
+  into its `protocols::agent` type.
+- Request inputs: serde JSON of the `protocols::agent` types (`src/agent/src/policy.rs`);
+  CopyFile as the agent's `PolicyCopyFileRequest` (`path`, `file_type`, `symlink_target`, no
+  data). Shapes as in genpolicy's captured requests (`tests/policy/testdata`).
 - Guest pull: kata runtime `virtcontainers/kata_agent.go` `handleImageGuestPullBlockVolume`
   builds an `image_guest_pull` storage whose `source` is `io.kubernetes.cri.image-name` for
   containers and the sentinel `"pause"` for the sandbox; the agent pulls `source` (or unpacks
@@ -36,9 +36,10 @@ Upstream sources, as checked:
   `Expand`: `$$` is a literal `$`, `$(NAME)` the variable's value, an unknown name or an
   unclosed `$(` stays as written).
 
-What `restrictive` pins: which images run (by digest) and, for containers whose pod spec
-sets `command`, their exact argv. It does not pin argv that comes from the image itself, nor
-the environment or mounts; genpolicy-style per-pod rules would be needed for those.
+What `restrictive` pins: which images run (by digest), for containers whose pod spec sets
+`command` their exact argv, and what each container is (env, mounts, capabilities, ...:
+`policies/agent_container.py`, docs/agent-policy.md). It does not pin what only the image
+config says (ENTRYPOINT/CMD, WORKDIR, USER where the pod spec leaves them to it).
 """
 
 from __future__ import annotations
