@@ -44,7 +44,15 @@ unpack() { # TGZ -> prints the unpacked top folder
   dir="$COCO_JUDGES_HOME/src/$(basename "$tgz" .tar.gz)-$sum"
   if [ ! -f "$dir/.unpacked" ]; then
     rm -rf "$dir.part" && mkdir -p "$dir.part"
-    tar -xzf "$tgz" -C "$dir.part" --strip-components=1
+    tar -xzf "$tgz" -C "$dir.part"
+    # The pinned archives have one top folder; a `git archive` made by upstream_archive has none.
+    # Both repositories have a Cargo.toml at their root.
+    local top
+    top="$(find "$dir.part" -mindepth 1 -maxdepth 1)"
+    if [ ! -f "$dir.part/Cargo.toml" ] && [ -f "$top/Cargo.toml" ]; then
+      mv "$top" "$dir.part.top" && rmdir "$dir.part" && mv "$dir.part.top" "$dir.part"
+    fi
+    [ -f "$dir.part/Cargo.toml" ] || judge_die "$tgz: no Cargo.toml at its root"
     touch "$dir.part/.unpacked"
     rm -rf "$dir" && mv "$dir.part" "$dir"
   fi
