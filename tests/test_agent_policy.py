@@ -593,3 +593,21 @@ def test_with_container_commands() -> None:
     )
     elsewhere = AgentPolicySpec(allowed_images=[HUB]).with_container_commands(pins)
     assert elsewhere.container_commands == {}
+
+
+def test_image_spellings() -> None:
+    from policies.agent import image_spellings
+
+    d = "@sha256:" + "c" * 64
+    assert set(image_spellings("ghcr.io/acme/app:1.2" + d)) == {
+        "ghcr.io/acme/app:1.2" + d,
+        "ghcr.io/acme/app" + d,
+    }
+    assert set(image_spellings("nginx:1.27" + d)) == {
+        "nginx:1.27" + d,
+        "docker.io/library/nginx:1.27" + d,
+        "nginx" + d,
+        "docker.io/library/nginx" + d,
+    }
+    # A registry port is not a tag.
+    assert image_spellings("localhost:5000/app" + d) == ("localhost:5000/app" + d,)
