@@ -669,12 +669,22 @@ shm_option(o) if {
 """
 
 _COPY_FILE_RULE = """\
-# CopyFileRequest (as the agent presents it: path, file_type, symlink_target): only into the
+# CopyFileRequest (as the agent presents it: path, file_type, symlink_target, file_mode):
+# only into the
 # shared-dir entries this pod's mounts use, never into a rootfs, never a special file, and a
 # symlink only below an entry, relative and without '..' (genpolicy rules.rego
 # allow_copy_file).
 CopyFileRequest if {
-	input.file_type in ["Regular", "Directory"]
+	input.file_type == "Directory"
+	copy_path_allowed("")
+}
+
+# A regular file without execute bits: a host-written file the container could be started
+# with (an argv naming /etc/hosts, or a file below the token mount, which is not noexec)
+# must not be executable. Kubelet's files and the token are 0644.
+CopyFileRequest if {
+	input.file_type == "Regular"
+	bits.and(input.file_mode, 73) == 0
 	copy_path_allowed("")
 }
 

@@ -337,7 +337,8 @@ def create_sandbox_request(sandbox: str = SANDBOX, pod: str = "app-7d9c-xk2lp") 
 
 def copy_file(path: str, file_type: str = "Regular", target: str | None = None) -> dict[str, Any]:
     """CopyFileRequest as the policy sees it (the agent's PolicyCopyFileRequest: no data)."""
-    out: dict[str, Any] = {"path": path, "file_type": file_type}
+    modes = {"Regular": 0o100644, "Directory": 0o40755, "Symlink": 0o120777}
+    out: dict[str, Any] = {"path": path, "file_type": file_type, "file_mode": modes[file_type]}
     if target is not None:
         out["symlink_target"] = target
     return out

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from agent_requests import (
     CID,
+    copy_file,
     create_request,
     create_sandbox_request,
     exec_request,
@@ -249,8 +250,8 @@ def test_image_volumes_admitted_only_when_listed() -> None:
     assert ask(closed, "CreateContainerRequest", req) is False
     listed = render_agent_policy(AgentPolicySpec(allowed_images=[APP], image_volumes=["/data"]))
     assert ask(listed, "CreateContainerRequest", req) is True
-    assert ask(listed, "CopyFileRequest", {"path": source + "/x", "file_type": "Regular"}) is True
-    assert ask(closed, "CopyFileRequest", {"path": source + "/x", "file_type": "Regular"}) is False
+    assert ask(listed, "CopyFileRequest", copy_file(source + "/x")) is True
+    assert ask(closed, "CopyFileRequest", copy_file(source + "/x")) is False
     with pytest.raises(ValidationError, match="absolute"):
         AgentPolicySpec(image_volumes=["/data/../etc"])
     with pytest.raises(ValidationError, match="already"):
@@ -334,7 +335,7 @@ def test_exec_any_argv_when_allowed_without_list() -> None:
     text = render_agent_policy(SPECS["exec-any"])
     assert ask(text, "ExecProcessRequest", exec_request(["/bin/sh"])) is True
     assert ask(text, "WriteStreamRequest", {"container_id": CID, "data": "aWQK"}) is True
-    copied = {"path": shared_source(CID, "hosts"), "file_type": "Regular"}
+    copied = copy_file(shared_source(CID, "hosts"))
     assert ask(text, "CopyFileRequest", copied) is False
 
 
@@ -365,7 +366,7 @@ SHARED = "/run/kata-containers/shared/containers/"
     ],
 )
 def test_copy_file_paths(restrictive: str, path: str, allowed: bool) -> None:
-    copied = {"path": path, "file_type": "Regular"}
+    copied = copy_file(path)
     assert ask(restrictive, "CopyFileRequest", copied) is allowed
 
 

@@ -103,11 +103,11 @@ test_pod_copies_allowed if {
 }
 
 test_copy_outside_shared_dir_denied if {
-	not agent_policy.CopyFileRequest with input as {"path": "/etc/passwd", "file_type": "Regular"}
+	not agent_policy.CopyFileRequest with input as {"path": "/etc/passwd", "file_type": "Regular", "file_mode": 33188}
 }
 
 test_copy_traversal_denied if {
-	not agent_policy.CopyFileRequest with input as {"path": "/run/kata-containers/shared/containers/../../../usr/bin/kata-agent", "file_type": "Regular"}
+	not agent_policy.CopyFileRequest with input as {"path": "/run/kata-containers/shared/containers/../../../usr/bin/kata-agent", "file_type": "Regular", "file_mode": 33188}
 }
 
 test_copy_symlink_out_denied if {
@@ -132,4 +132,9 @@ test_lifecycle_allowed if {
 
 test_failures_never_allowed if {
 	agent_policy.AllowRequestsFailingPolicy == false
+}
+
+test_copy_executable_denied if {
+	planted := json.patch(fixtures.copies[0], [{"op": "replace", "path": "/file_mode", "value": 33261}])
+	not agent_policy.CopyFileRequest with input as planted
 }

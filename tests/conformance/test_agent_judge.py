@@ -405,6 +405,11 @@ def test_copy_file_abuse_denied(judge: Judge, pod: Pod) -> None:
         "outside": {"path": "/etc/ssl/cert.pem", "file_type": "Regular"},
         "traversal": {"path": f"{sa}/../../../../usr/bin/kata-agent", "file_type": "Regular"},
         "entry the pod does not use": {"path": shared_source(cid, "evil"), "file_type": "Regular"},
+        "executable file (an argv could name it)": {
+            "path": f"{sa}/..data/run",
+            "file_type": "Regular",
+            "file_mode": 0o100755,
+        },
     }
     for name, request in abuse.items():
         assert not judge.allowed(pod.policy, "CopyFileRequest", request), name
