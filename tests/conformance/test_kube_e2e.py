@@ -1,0 +1,270 @@
+"""End to end against a real control plane: `pulumi up` applies, schedules, updates, detects drift
+and destroys for real (kube_cluster.py starts etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and kwok, built from upstream's Go modules by scripts/judges/kube/build.sh).
+
+The render-mode engine tests (tests/test_e2e_engine.py) prove the manifests are schema-valid;
+these prove what only a cluster can judge: the API server's validation and admission (the
+RuntimeClass plugin merging `overhead` and `scheduling.nodeSelector` into each pod, PodSecurity
+on the KBS namespace), the scheduler placing each confidential pod on a node of its TEE, the
+provider's await logic seeing the rollouts complete (no skipAwait), in-place updates of live
+objects, drift found by `refresh`, and a destroy that leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from judges import judge_dir
+from kube_cluster import FLEET, KubeCluster, start_cluster
+from kube_stack import KubeProject, PulumiError, cluster_settings, preinstall_runtime_classes
+
+from components import labels, tee
+
+pytestmark = [pytest.mark.conformance, pytest.mark.e2e]
+
+STACKS = ["baremetal-tdx", "baremetal-snp", "gpu-tdx", "s390x-se"]
+NODE_TEE = {n.name: n.tee for n in FLEET}
+TEE_NODES = {
+    "tdx": {"tdx-0", "tdx-1", "gpu-0"},
+    "snp": {"snp-0", "snp-1"},
+    "se": {"se-0"},
+}
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[KubeCluster]:
+    bin_dir = judge_dir("kube") / "bin"
+    with start_cluster(bin_dir, tmp_path / "cluster") as running:
+        yield running
+
+
+def runtime_classes(config: dict[str, Any]) -> dict[str, str]:
+    """Workload name -> runtime class, as the program resolves it."""
+    hw = cluster_settings(config).hardware
+    return {
+        w["name"]: w.get("runtimeClass")
+        or tee.default_class(hw, wants_gpu=int(w.get("gpus", 0)) > 0)
+        for w in config["coco:workloads"]
+    }
+
+
+def workload_pods(cluster: KubeCluster, name: str, namespace: str) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in cluster.pods(namespace)
+        if p["metadata"].get("labels", {}).get(labels.WORKLOAD) == name
+        and not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions", [])
+    return pod.get("status", {}).get("phase") == "Running" and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in conditions
+    )
+
+
+def uid(cluster: KubeCluster, path: str) -> str:
+    obj = cluster.get(path)
+    assert obj is not None, f"{path} does not exist"
+    return str(obj["metadata"]["uid"])
+
+
+def check_placement(cluster: KubeCluster, config: dict[str, Any]) -> None:
+    """Every workload pod: Running and Ready, on a node of its TEE (the GPU node for GPU
+    classes), with its RuntimeClass's overhead and node selector merged in by admission."""
+    classes = runtime_classes(config)
+    for w in config["coco:workloads"]:
+        rc = classes[w["name"]]
+        spec = tee.lookup(rc)
+        pods = workload_pods(cluster, w["name"], w["namespace"])
+        assert len(pods) == int(w.get("replicas", 1)), [p["metadata"]["name"] for p in pods]
+        for pod in pods:
+            assert ready(pod), pod["status"]
+            node = pod["spec"]["nodeName"]
+            assert node in TEE_NODES[spec.tee], f"{rc} pod on {node} ({NODE_TEE[node]})"
+            if spec.gpu:
+                assert node == "gpu-0"
+            assert pod["spec"]["runtimeClassName"] == rc
+            # RuntimeClass admission: overhead.podFixed and scheduling.nodeSelector merged in.
+            assert pod["spec"]["overhead"] == {
+                "cpu": spec.overhead_cpu,
+                "memory": spec.overhead_memory,
+            }
+            for key, value in spec.node_labels.items():
+                assert pod["spec"]["nodeSelector"][key] == value
+            assert pod["spec"]["nodeSelector"][tee.KATA_RUNTIME_NODE_LABEL] == "true"
+    tee_pods = [p for p in cluster.pods() if p["spec"].get("runtimeClassName")]
+    assert tee_pods
+    assert not [p for p in tee_pods if p["spec"].get("nodeName") == "plain-0"]
+
+
+def trustee_ready(cluster: KubeCluster, namespace: str) -> None:
+    dep = cluster.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/trustee-kbs")
+    assert dep is not None, "the KBS Deployment exists"
+    status = dep["status"]
+    assert status.get("availableReplicas") == dep["spec"]["replicas"], status
+    assert status.get("observedGeneration") == dep["metadata"]["generation"]
+
+
+def set_image(config: dict[str, Any], digest_char: str) -> dict[str, Any]:
+    """A copy of the config whose first workload's first image has another digest."""
+    changed = copy.deepcopy(config)
+    container = changed["coco:workloads"][0]["containers"][0]
+    repo = container["image"].split("@", 1)[0]
+    container["image"] = f"{repo}@sha256:{digest_char * 64}"
+    return changed
+
+
+def outputs(project: KubeProject) -> dict[str, Any]:
+    return dict(json.loads(project.pulumi("stack", "output", "--json").stdout))
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_up_schedules_every_pod_on_its_tee_and_destroy_removes_everything(
+    tmp_path: Path, cluster: KubeCluster, name: str
+) -> None:
+    project = KubeProject(tmp_path, name, cluster)
+    config = project.write_stack(name)
+    preinstall_runtime_classes(cluster, config, list(runtime_classes(config).values()))
+    project.init()
+
+    project.pulumi("up", "--yes", "--skip-preview")
+    check_placement(cluster, config)
+    trustee_ns = config["coco:trustee"].get("namespace", "trustee")
+    trustee_ready(cluster, trustee_ns)
+    # A second run changes nothing against the live objects (refreshed first).
+    project.pulumi("preview", "--refresh", "--expect-no-changes", "--diff")
+
+    # The init-data ConfigMap carries the digest the KBS policy binds.
+    out = outputs(project)
+    for w in config["coco:workloads"]:
+        cm = cluster.get(f"/api/v1/namespaces/{w['namespace']}/configmaps/{w['name']}-initdata")
+        digest = out["workloads"][w["name"]]["initdataDigest"]
+        assert cm["metadata"]["annotations"][labels.INITDATA_DIGEST_ANNOTATION] == digest
+        assert digest in out["resourcePolicy"]
+
+    rcs_before = {
+        rc: uid(cluster, f"/apis/node.k8s.io/v1/runtimeclasses/{rc}")
+        for rc in set(runtime_classes(config).values())
+    }
+    project.pulumi("destroy", "--yes", "--skip-preview")
+    namespaces = {w["namespace"] for w in config["coco:workloads"]} | {trustee_ns}
+    for ns in namespaces - {"default"}:
+        # Namespace deletion is asynchronous (the namespace controller empties it first);
+        # the provider's delete await waits for it, so it is gone (or going) right away.
+        obj = cluster.get(f"/api/v1/namespaces/{ns}")
+        assert obj is None or obj["status"]["phase"] == "Terminating"
+        cluster.wait_for(
+            f"namespace {ns} deleted", lambda ns=ns: cluster.get(f"/api/v1/namespaces/{ns}") is None
+        )
+    assert not [p for p in cluster.pods() if p["spec"].get("runtimeClassName")]
+    # The installer's RuntimeClasses are only read by the stack: destroy leaves them alone.
+    for rc, before in rcs_before.items():
+        assert uid(cluster, f"/apis/node.k8s.io/v1/runtimeclasses/{rc}") == before
+    state = json.loads(project.pulumi("stack", "export").stdout)
+    assert not state["deployment"].get("resources")
+
+
+def test_changed_image_updates_in_place_rebinds_and_rolls(
+    tmp_path: Path, cluster: KubeCluster
+) -> None:
+    project = KubeProject(tmp_path, "update", cluster)
+    config = project.write_stack("baremetal-tdx")
+    preinstall_runtime_classes(cluster, config, list(runtime_classes(config).values()))
+    project.init()
+    project.pulumi("up", "--yes", "--skip-preview")
+    w = config["coco:workloads"][0]
+    ns, wl = w["namespace"], w["name"]
+    paths = {
+        "namespace": f"/api/v1/namespaces/{ns}",
+        "trustee namespace": "/api/v1/namespaces/trustee",
+        "runtime class": "/apis/node.k8s.io/v1/runtimeclasses/kata-qemu-tdx",
+        "deployment": f"/apis/apps/v1/namespaces/{ns}/deployments/{wl}",
+        "init-data": f"/api/v1/namespaces/{ns}/configmaps/{wl}-initdata",
+        "kbs": "/apis/apps/v1/namespaces/trustee/deployments/trustee-kbs",
+    }
+    uids = {k: uid(cluster, p) for k, p in paths.items()}
+    before = outputs(project)["workloads"][wl]["initdataDigest"]
+    old_pods = {p["metadata"]["name"] for p in workload_pods(cluster, wl, ns)}
+    old_hash = {
+        p["metadata"]["labels"]["pod-template-hash"] for p in workload_pods(cluster, wl, ns)
+    }
+    kbs_hash = cluster.get(paths["kbs"])["spec"]["template"]["metadata"]["annotations"]
+
+    changed = set_image(config, "e")
+    project.save(changed)
+    preview = project.pulumi("preview", "--diff").stdout
+    assert "replace" not in preview.split("Resources:")[-1], preview
+    project.pulumi("up", "--yes", "--skip-preview")
+
+    # Same objects (updated in place, none replaced), new digest bound everywhere.
+    assert {k: uid(cluster, p) for k, p in paths.items()} == uids
+    after = outputs(project)
+    digest = after["workloads"][wl]["initdataDigest"]
+    assert digest != before
+    assert digest in after["resourcePolicy"] and before not in after["resourcePolicy"]
+    cm = cluster.get(paths["init-data"])
+    assert cm["metadata"]["annotations"][labels.INITDATA_DIGEST_ANNOTATION] == digest
+    image = changed["coco:workloads"][0]["containers"][0]["image"]
+    assert image in cm["data"]["policy.rego"]
+    # The workload rolled: new pods of a new template, all on the new image, Ready.
+    pods = workload_pods(cluster, wl, ns)
+    assert {p["metadata"]["name"] for p in pods}.isdisjoint(old_pods)
+    assert {p["metadata"]["labels"]["pod-template-hash"] for p in pods}.isdisjoint(old_hash)
+    assert all(p["spec"]["containers"][0]["image"] == image for p in pods)
+    check_placement(cluster, changed)
+    # The KBS re-read its policy: its pod template's config hash changed, and it rolled out.
+    assert cluster.get(paths["kbs"])["spec"]["template"]["metadata"]["annotations"] != kbs_hash
+    trustee_ready(cluster, "trustee")
+    project.pulumi("destroy", "--yes", "--skip-preview")
+
+
+def test_edit_behind_pulumis_back_is_drift(tmp_path: Path, cluster: KubeCluster) -> None:
+    project = KubeProject(tmp_path, "drift", cluster)
+    config = project.write_stack("baremetal-snp")
+    preinstall_runtime_classes(cluster, config, list(runtime_classes(config).values()))
+    project.init()
+    project.pulumi("up", "--yes", "--skip-preview")
+    w = config["coco:workloads"][0]
+    path = f"/apis/apps/v1/namespaces/{w['namespace']}/deployments/{w['name']}"
+    cm_path = f"/api/v1/namespaces/{w['namespace']}/configmaps/{w['name']}-initdata"
+    cluster.merge_patch(path, {"spec": {"replicas": 3}})
+    cluster.merge_patch(
+        cm_path, {"data": {"policy.rego": "package agent_policy\ndefault allow := true\n"}}
+    )
+
+    # Without refresh the state still matches the program; with it, both edits are drift.
+    project.pulumi("preview", "--expect-no-changes")
+    drift = project.pulumi("preview", "--refresh", "--expect-no-changes", "--diff", check=False)
+    assert drift.returncode != 0
+    assert "replicas" in drift.stdout and "policy.rego" in drift.stdout, drift.stdout
+    project.pulumi("refresh", "--yes", "--skip-preview")
+    project.pulumi("up", "--yes", "--skip-preview")  # puts the program's values back
+    assert cluster.get(path)["spec"]["replicas"] == int(w.get("replicas", 1))
+    assert "default allow := true" not in cluster.get(cm_path)["data"]["policy.rego"]
+    project.pulumi("destroy", "--yes", "--skip-preview")
+
+
+def test_workload_asking_for_a_tee_the_cluster_lacks_fails_at_preview(
+    tmp_path: Path, cluster: KubeCluster
+) -> None:
+    project = KubeProject(tmp_path, "mismatch", cluster)
+    config = project.write_stack("baremetal-tdx")
+    config["coco:workloads"][0]["runtimeClass"] = "kata-qemu-snp"
+    project.save(config)
+    project.init()
+    with pytest.raises(PulumiError) as failed:
+        project.pulumi("preview")
+    text = failed.value.proc.stdout + failed.value.proc.stderr
+    assert "coco:workloads[0].runtimeClass" in text, text
+    assert "'kata-qemu-snp' needs TEE snp" in text and "Traceback" not in text
+    with pytest.raises(PulumiError):
+        project.pulumi("up", "--yes", "--skip-preview")
+    assert cluster.get("/api/v1/namespaces/payments") is None
+    assert cluster.get("/api/v1/namespaces/trustee") is None
