@@ -26,6 +26,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -420,6 +421,35 @@ class KubeCluster:
         if namespace:
             return self.items(f"/api/v1/namespaces/{namespace}/pods")
         return self.items("/api/v1/pods")
+
+    @contextmanager
+    def watch_orphans(self, interval: float = 0.2) -> Iterator[list[str]]:
+        """Poll, until the block ends, for a pod whose RuntimeClass no longer exists (or is
+        being deleted): the state a destroy in the wrong order leaves. Yields the findings."""
+        found: list[str] = []
+        stop = threading.Event()
+
+        def poll() -> None:
+            while not stop.is_set():
+                with suppress(Exception):
+                    classes = {
+                        rc["metadata"]["name"]
+                        for rc in self.items("/apis/node.k8s.io/v1/runtimeclasses")
+                        if not rc["metadata"].get("deletionTimestamp")
+                    }
+                    for pod in self.pods():
+                        rc = pod["spec"].get("runtimeClassName")
+                        if rc and rc not in classes:
+                            found.append(f"{pod['metadata']['name']} ({rc})")
+                stop.wait(interval)
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+        try:
+            yield found
+        finally:
+            stop.set()
+            thread.join(timeout=10)
 
     def wait_for(self, what: str, check: Callable[[], bool], timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout

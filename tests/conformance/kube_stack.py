@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +86,11 @@ class KubeProject:
             raise PulumiError(cmd, proc)
         return proc
 
-    def write_stack(self, source: str | dict[str, Any]) -> dict[str, Any]:
-        """The repo's stack file `source` (or a config dict), aimed at the test cluster."""
+    def write_stack(
+        self, source: str | dict[str, Any], chart: Path | None = None
+    ) -> dict[str, Any]:
+        """The repo's stack file `source` (or a config dict), aimed at the test cluster;
+        CoCo `preinstalled`, or installed by `chart` (a local kata-deploy chart folder)."""
         if isinstance(source, str):
             doc = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{source}.yaml").read_text())
             config: dict[str, Any] = doc["config"]
@@ -97,7 +101,11 @@ class KubeProject:
             "context": "coco-test",
         }
         cluster = config["coco:cluster"]
-        cluster.setdefault("install", {})["method"] = "preinstalled"
+        install = cluster.setdefault("install", {})
+        if chart is None:
+            install["method"] = "preinstalled"
+        else:
+            install.update(method="chart", chart=str(chart))
         if "gpu" in cluster:
             cluster["gpu"].setdefault("operator", {})["install"] = False
         trustee = config.setdefault("coco:trustee", {})
@@ -140,3 +148,33 @@ def preinstall_runtime_classes(
         manifest = runtime_class_manifest(settings, rc, "preinstalled")
         manifest["metadata"]["labels"] = {"app.kubernetes.io/managed-by": "kata-deploy"}
         cluster.create(manifest)
+
+
+KATA_DEPLOY_ARCHIVE = "kata-deploy-chart-3.29.0.tar.gz"
+KATA_DEPLOY_PATH = "kata-containers-3.29.0/tools/packaging/kata-deploy/helm-chart/kata-deploy"
+NFD_ARCHIVE = "node-feature-discovery-chart-v0.18.3.tar.gz"
+NFD_PATH = "node-feature-discovery-v0.18.3/deployment/helm/node-feature-discovery"
+
+
+def _extract(archive: Path, member: str, dest: Path) -> None:
+    prefix = member.rstrip("/") + "/"
+    with tarfile.open(archive) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
+        if not members:
+            raise FileNotFoundError(f"{member} not in {archive}")
+        for m in members:
+            m.name = m.name[len(prefix) :]
+        tar.extractall(dest, members=[m for m in members if m.name], filter="data")
+
+
+def kata_deploy_chart(upstream: Path, dest: Path) -> Path | None:
+    """The pinned kata-deploy chart (3.29.0) as a local chart folder, from the upstream
+    archives, or None when they are absent. Its Chart.yaml lists NFD as a (disabled)
+    dependency, which Helm still wants in charts/: the NFD chart it pins goes there."""
+    kd, nfd = upstream / KATA_DEPLOY_ARCHIVE, upstream / NFD_ARCHIVE
+    if not (kd.is_file() and nfd.is_file()):
+        return None
+    chart = dest / "kata-deploy"
+    _extract(kd, KATA_DEPLOY_PATH, chart)
+    _extract(nfd, NFD_PATH, chart / "charts" / "node-feature-discovery")
+    return chart

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,14 @@ from typing import Any
 import pytest
 from judges import judge_dir
 from kube_cluster import FLEET, KubeCluster, start_cluster
-from kube_stack import KubeProject, PulumiError, cluster_settings, preinstall_runtime_classes
+from kube_stack import (
+    KATA_DEPLOY_ARCHIVE,
+    KubeProject,
+    PulumiError,
+    cluster_settings,
+    kata_deploy_chart,
+    preinstall_runtime_classes,
+)
 
 from components import labels, tee
 
@@ -153,7 +161,9 @@ def test_up_schedules_every_pod_on_its_tee_and_destroy_removes_everything(
         rc: uid(cluster, f"/apis/node.k8s.io/v1/runtimeclasses/{rc}")
         for rc in set(runtime_classes(config).values())
     }
-    project.pulumi("destroy", "--yes", "--skip-preview")
+    with cluster.watch_orphans() as orphans:
+        project.pulumi("destroy", "--yes", "--skip-preview")
+    assert not orphans, f"pods outlived their RuntimeClass during destroy: {orphans}"
     namespaces = {w["namespace"] for w in config["coco:workloads"]} | {trustee_ns}
     for ns in namespaces - {"default"}:
         # Namespace deletion is asynchronous (the namespace controller empties it first);
@@ -268,3 +278,30 @@ def test_workload_asking_for_a_tee_the_cluster_lacks_fails_at_preview(
         project.pulumi("up", "--yes", "--skip-preview")
     assert cluster.get("/api/v1/namespaces/payments") is None
     assert cluster.get("/api/v1/namespaces/trustee") is None
+
+
+def test_chart_install_owns_runtime_classes_and_destroys_pods_first(
+    tmp_path: Path, cluster: KubeCluster
+) -> None:
+    """`install.method: chart` with the pinned kata-deploy chart (from the upstream archive, as
+    a local chart): Pulumi owns the RuntimeClasses, so destroy must remove every pod before the
+    class it runs under. A poller watches the whole destroy for a pod without its class."""
+    chart = kata_deploy_chart(Path(os.environ.get("COCO_UPSTREAM", "")), tmp_path / "charts")
+    if chart is None:
+        pytest.skip(f"{KATA_DEPLOY_ARCHIVE} or the NFD chart archive is not in $COCO_UPSTREAM")
+    project = KubeProject(tmp_path, "chart", cluster)
+    config = project.write_stack("baremetal-tdx", chart=chart)
+    project.init()
+    project.pulumi("up", "--yes", "--skip-preview")
+    check_placement(cluster, config)
+    rc = cluster.get("/apis/node.k8s.io/v1/runtimeclasses/kata-qemu-tdx")
+    assert rc["metadata"]["labels"][labels.ROLE] == labels.ROLE_RUNTIME
+    ds = cluster.items("/apis/apps/v1/namespaces/kata-system/daemonsets")
+    assert [d["metadata"]["name"] for d in ds] == ["kata-deploy"]
+    project.pulumi("preview", "--refresh", "--expect-no-changes", "--diff")
+
+    with cluster.watch_orphans() as orphans:
+        project.pulumi("destroy", "--yes", "--skip-preview")
+    assert not orphans, f"pods outlived their RuntimeClass during destroy: {orphans}"
+    assert cluster.get("/apis/node.k8s.io/v1/runtimeclasses/kata-qemu-tdx") is None
+    assert not cluster.items("/apis/apps/v1/namespaces/kata-system/daemonsets")
