@@ -48,7 +48,7 @@ START_TIMEOUT = 90.0
 SERVICE_CIDR = "10.96.0.0/16"
 """Addresses the API server allocates ClusterIPs from; nothing routes to them (no kube-proxy)."""
 
-POD_CIDR = "10.244.0.0/16"
+POD_CIDR = "10.244.0.1/16"
 """kwok's pod IP pool; its default /24 runs out past 254 pods (the 1000-workload benchmark)."""
 
 TDX = {"intel.feature.node.kubernetes.io/tdx": "true"}
