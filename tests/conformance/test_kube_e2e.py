@@ -16,6 +16,7 @@ import copy
 import json
 import os
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from kube_stack import (
     preinstall_runtime_classes,
 )
 
-from components import labels, tee
+from components import labels, tee, trustee
 
 pytestmark = [pytest.mark.conformance, pytest.mark.e2e]
 
@@ -59,6 +60,16 @@ def runtime_classes(config: dict[str, Any]) -> dict[str, str]:
         or tee.default_class(hw, wants_gpu=int(w.get("gpus", 0)) > 0)
         for w in config["coco:workloads"]
     }
+
+
+_SUFFIX = {"m": Decimal("0.001"), "": Decimal(1), "k": Decimal(1000), "M": Decimal(10**6)}
+_SUFFIX |= {f"{p}i": Decimal(1024**i) for i, p in enumerate("KMGTP", start=1)}
+
+
+def quantity(text: str) -> Decimal:
+    """A Kubernetes resource quantity's value (the suffixes coco and the fleet use)."""
+    number = text.rstrip("kmMKGTPi")
+    return Decimal(number) * _SUFFIX[text[len(number) :]]
 
 
 def workload_pods(cluster: KubeCluster, name: str, namespace: str) -> list[dict[str, Any]]:
@@ -100,10 +111,10 @@ def check_placement(cluster: KubeCluster, config: dict[str, Any]) -> None:
                 assert node == "gpu-0"
             assert pod["spec"]["runtimeClassName"] == rc
             # RuntimeClass admission: overhead.podFixed and scheduling.nodeSelector merged in.
-            assert pod["spec"]["overhead"] == {
-                "cpu": spec.overhead_cpu,
-                "memory": spec.overhead_memory,
-            }
+            # (The API server writes quantities in canonical form: 2048Mi comes back as 2Gi.)
+            overhead = pod["spec"]["overhead"]
+            assert quantity(overhead["cpu"]) == quantity(spec.overhead_cpu)
+            assert quantity(overhead["memory"]) == quantity(spec.overhead_memory)
             for key, value in spec.node_labels.items():
                 assert pod["spec"]["nodeSelector"][key] == value
             assert pod["spec"]["nodeSelector"][tee.KATA_RUNTIME_NODE_LABEL] == "true"
@@ -113,7 +124,8 @@ def check_placement(cluster: KubeCluster, config: dict[str, Any]) -> None:
 
 
 def trustee_ready(cluster: KubeCluster, namespace: str) -> None:
-    dep = cluster.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/trustee-kbs")
+    name = trustee.DEPLOYMENT_NAME
+    dep = cluster.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
     assert dep is not None, "the KBS Deployment exists"
     status = dep["status"]
     assert status.get("availableReplicas") == dep["spec"]["replicas"], status
@@ -197,7 +209,7 @@ def test_changed_image_updates_in_place_rebinds_and_rolls(
         "runtime class": "/apis/node.k8s.io/v1/runtimeclasses/kata-qemu-tdx",
         "deployment": f"/apis/apps/v1/namespaces/{ns}/deployments/{wl}",
         "init-data": f"/api/v1/namespaces/{ns}/configmaps/{wl}-initdata",
-        "kbs": "/apis/apps/v1/namespaces/trustee/deployments/trustee-kbs",
+        "kbs": f"/apis/apps/v1/namespaces/trustee/deployments/{trustee.DEPLOYMENT_NAME}",
     }
     uids = {k: uid(cluster, p) for k, p in paths.items()}
     before = outputs(project)["workloads"][wl]["initdataDigest"]
