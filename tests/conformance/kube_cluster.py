@@ -306,6 +306,8 @@ class KubeCluster:
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--authorization-mode=RBAC",
+                # As on kubeadm and managed clusters: kata-deploy's DaemonSet is privileged.
+                "--allow-privileged=true",
                 # The `kubernetes` Service's endpoints may not be a loopback address (upstream
                 # validation), and nothing here routes to them anyway.
                 "--endpoint-reconciler-type=none",

@@ -256,20 +256,34 @@ def test_edit_behind_pulumis_back_is_drift(tmp_path: Path, cluster: KubeCluster)
     w = config["coco:workloads"][0]
     path = f"/apis/apps/v1/namespaces/{w['namespace']}/deployments/{w['name']}"
     cm_path = f"/api/v1/namespaces/{w['namespace']}/configmaps/{w['name']}-initdata"
-    cluster.merge_patch(path, {"spec": {"replicas": 3}})
-    cluster.merge_patch(
-        cm_path, {"data": {"policy.rego": "package agent_policy\ndefault allow := true\n"}}
-    )
+    replicas = int(w.get("replicas", 1))
+    policy = cluster.get(cm_path)["data"]["policy.rego"]
+    cluster.merge_patch(path, {"spec": {"replicas": replicas + 2}})
+    opened = "package agent_policy\ndefault allow := true\n"
+    cluster.merge_patch(cm_path, {"data": {"policy.rego": opened}})
 
     # Without refresh the state still matches the program; with it, both edits are drift.
     project.pulumi("preview", "--expect-no-changes")
     drift = project.pulumi("preview", "--refresh", "--expect-no-changes", "--diff", check=False)
     assert drift.returncode != 0
     assert "replicas" in drift.stdout and "policy.rego" in drift.stdout, drift.stdout
+    # `refresh` records the live values, so the next `up` proposes to put the program's back.
     project.pulumi("refresh", "--yes", "--skip-preview")
-    project.pulumi("up", "--yes", "--skip-preview")  # puts the program's values back
-    assert cluster.get(path)["spec"]["replicas"] == int(w.get("replicas", 1))
-    assert "default allow := true" not in cluster.get(cm_path)["data"]["policy.rego"]
+    state = json.loads(project.pulumi("stack", "export").stdout)["deployment"]["resources"]
+    (dep,) = [
+        r
+        for r in state
+        if r["type"] == "kubernetes:apps/v1:Deployment"
+        and r["outputs"]["metadata"]["name"] == w["name"]
+    ]
+    assert dep["outputs"]["spec"]["replicas"] == replicas + 2
+    back = project.pulumi("preview", "--expect-no-changes", "--diff", check=False)
+    assert back.returncode != 0 and "replicas" in back.stdout, back.stdout
+    # Undone on the cluster, refreshed: in sync again.
+    cluster.merge_patch(path, {"spec": {"replicas": replicas}})
+    cluster.merge_patch(cm_path, {"data": {"policy.rego": policy}})
+    project.pulumi("refresh", "--yes", "--skip-preview")
+    project.pulumi("preview", "--expect-no-changes")
     project.pulumi("destroy", "--yes", "--skip-preview")
 
 
