@@ -72,7 +72,9 @@ def stack_config(n: int, kubeconfig: Path) -> dict[str, Any]:
 def capture(n: int, kubeconfig: Path, specs_path: Path) -> dict[str, Any]:
     """(worker) The provider and Kubernetes objects the program registers, for the baseline.
 
-    The RuntimeClass is read, not created, by the program (`preinstalled`): it stays out.
+    Captured with the fleet's `chart` install (under mocks a `preinstalled` class's read
+    returns no handler), then the Helm release and the RuntimeClass are left out: on the
+    cluster CoCo is preinstalled, and the program only reads the class.
     """
     import pulumi
 
@@ -82,14 +84,16 @@ def capture(n: int, kubeconfig: Path, specs_path: Path) -> dict[str, Any]:
 
     worker._preload_program()
     mocks = worker._mocks_session(record=True)
-    config, secret_keys = pulumi_config(stack_config(n, kubeconfig), fleet_secrets(n))
+    raw = stack_config(n, kubeconfig)
+    raw["cluster"]["install"] = {"method": "chart"}
+    config, secret_keys = pulumi_config(raw, fleet_secrets(n))
     pulumi.runtime.set_all_config(config, secret_keys)
     worker._run_program(worker._program)
     specs = [
         s
         for s in worker._specs_of(mocks)
         if (s["type"] == PROVIDER_TYPE or s["type"].startswith("kubernetes:"))
-        and not s["type"].endswith(":RuntimeClass")
+        and not s["type"].endswith((":RuntimeClass", ":Release"))
     ]
     specs_path.write_text(json.dumps(specs))
     return {"resources": len(specs)}
