@@ -331,3 +331,22 @@ def test_chart_install_owns_runtime_classes_and_destroys_pods_first(
     assert not orphans, f"pods outlived their RuntimeClass during destroy: {orphans}"
     assert cluster.get("/apis/node.k8s.io/v1/runtimeclasses/kata-qemu-tdx") is None
     assert not cluster.items("/apis/apps/v1/namespaces/kata-system/daemonsets")
+
+
+def test_preinstalled_cluster_without_the_runtime_class_fails_at_preview(
+    tmp_path: Path, cluster: KubeCluster
+) -> None:
+    """`preinstalled` on a cluster whose installer did not provide the workload's class: the
+    read of the RuntimeClass fails at preview, before any object is created."""
+    project = KubeProject(tmp_path, "missing", cluster)
+    project.write_stack("baremetal-tdx")
+    project.init()
+    with pytest.raises(PulumiError) as failed:
+        project.pulumi("preview")
+    text = failed.value.proc.stdout + failed.value.proc.stderr
+    assert "resource 'kata-qemu-tdx' does not exist" in text, text
+    # `up` previews first (no --skip-preview): it stops there, so nothing is created.
+    with pytest.raises(PulumiError):
+        project.pulumi("up", "--yes")
+    assert cluster.get("/api/v1/namespaces/payments") is None
+    assert cluster.get("/api/v1/namespaces/trustee") is None
