@@ -115,9 +115,10 @@ def check_placement(cluster: KubeCluster, config: dict[str, Any]) -> None:
             overhead = pod["spec"]["overhead"]
             assert quantity(overhead["cpu"]) == quantity(spec.overhead_cpu)
             assert quantity(overhead["memory"]) == quantity(spec.overhead_memory)
-            for key, value in spec.node_labels.items():
-                assert pod["spec"]["nodeSelector"][key] == value
-            assert pod["spec"]["nodeSelector"][tee.KATA_RUNTIME_NODE_LABEL] == "true"
+            live = cluster.get(f"/apis/node.k8s.io/v1/runtimeclasses/{rc}")
+            selector = live["scheduling"]["nodeSelector"]
+            assert selector[tee.KATA_RUNTIME_NODE_LABEL] == "true"
+            assert selector.items() <= pod["spec"]["nodeSelector"].items()
     tee_pods = [p for p in cluster.pods() if p["spec"].get("runtimeClassName")]
     assert tee_pods
     assert not [p for p in tee_pods if p["spec"].get("nodeName") == "plain-0"]
@@ -306,22 +307,35 @@ def test_workload_asking_for_a_tee_the_cluster_lacks_fails_at_preview(
     assert cluster.get("/api/v1/namespaces/trustee") is None
 
 
+@pytest.mark.parametrize(
+    ("name", "label_nodes"), [("baremetal-tdx", None), ("baremetal-snp", ["snp-0", "snp-1"])]
+)
 def test_chart_install_owns_runtime_classes_and_destroys_pods_first(
-    tmp_path: Path, cluster: KubeCluster
+    tmp_path: Path, cluster: KubeCluster, name: str, label_nodes: list[str] | None
 ) -> None:
     """`install.method: chart` with the pinned kata-deploy chart (from the upstream archive, as
     a local chart): Pulumi owns the RuntimeClasses, so destroy must remove every pod before the
-    class it runs under. A poller watches the whole destroy for a pod without its class."""
+    class it runs under. A poller watches the whole destroy for a pod without its class.
+    baremetal-tdx selects nodes by NFD's labels (`useNfd`); baremetal-snp, with `useNfd: false`,
+    by the TEE label the program patches onto its `labelNodes`, removed again by destroy."""
     chart = kata_deploy_chart(Path(os.environ.get("COCO_UPSTREAM", "")), tmp_path / "charts")
     if chart is None:
         pytest.skip(f"{KATA_DEPLOY_ARCHIVE} or the NFD chart archive is not in $COCO_UPSTREAM")
     project = KubeProject(tmp_path, "chart", cluster)
-    config = project.write_stack("baremetal-tdx", chart=chart)
+    config = project.write_stack(name, chart=chart)
+    if label_nodes:
+        config["coco:cluster"].update(labelNodes=label_nodes, useNfd=False)
+        project.save(config)
     project.init()
     project.pulumi("up", "--yes", "--skip-preview")
     check_placement(cluster, config)
-    rc = cluster.get("/apis/node.k8s.io/v1/runtimeclasses/kata-qemu-tdx")
+    (rc_name,) = set(runtime_classes(config).values())
+    rc = cluster.get(f"/apis/node.k8s.io/v1/runtimeclasses/{rc_name}")
     assert rc["metadata"]["labels"][labels.ROLE] == labels.ROLE_RUNTIME
+    tee_label = f"{labels.DOMAIN}/tee"
+    for node in label_nodes or []:
+        assert cluster.get(f"/api/v1/nodes/{node}")["metadata"]["labels"][tee_label] == "snp"
+        assert tee_label in rc["scheduling"]["nodeSelector"]
     ds = cluster.items("/apis/apps/v1/namespaces/kata-system/daemonsets")
     assert [d["metadata"]["name"] for d in ds] == ["kata-deploy"]
     project.pulumi("preview", "--refresh", "--expect-no-changes", "--diff")
@@ -329,8 +343,10 @@ def test_chart_install_owns_runtime_classes_and_destroys_pods_first(
     with cluster.watch_orphans() as orphans:
         project.pulumi("destroy", "--yes", "--skip-preview")
     assert not orphans, f"pods outlived their RuntimeClass during destroy: {orphans}"
-    assert cluster.get("/apis/node.k8s.io/v1/runtimeclasses/kata-qemu-tdx") is None
+    assert cluster.get(f"/apis/node.k8s.io/v1/runtimeclasses/{rc_name}") is None
     assert not cluster.items("/apis/apps/v1/namespaces/kata-system/daemonsets")
+    for node in label_nodes or []:
+        assert tee_label not in cluster.get(f"/api/v1/nodes/{node}")["metadata"]["labels"]
 
 
 def test_preinstalled_cluster_without_the_runtime_class_fails_at_preview(
