@@ -1,0 +1,180 @@
+"""A throwaway copy of the coco project aimed at a local control plane (kube_cluster.py).
+
+The bare-metal stack files target clusters we do not have; `write_stack` retargets one at the
+test cluster's kubeconfig, with what cannot exist here switched off and said so:
+
+- `install.method: preinstalled`: the kata-deploy and GPU Operator charts live in OCI/Helm
+  registries this machine cannot reach, so the installer's RuntimeClasses are created first by
+  `preinstall_runtime_classes` (with the selectors `chart` mode writes, from the program's own
+  `runtime_class_manifest`), and the program reads them as it does on a preinstalled cluster;
+- a `LoadBalancer` KBS Service becomes `NodePort`: no load-balancer controller runs here, and
+  the provider's await logic (kept on) would wait for an address that never comes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kube_cluster import KubeCluster
+
+from components.cluster import runtime_class_manifest
+from components.settings import BareMetalCluster
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT_FILES = ("__main__.py", "components", "policies")
+PULUMI_TIMEOUT = 600
+
+
+class PulumiError(RuntimeError):
+    def __init__(self, cmd: list[str], proc: subprocess.CompletedProcess[str]) -> None:
+        super().__init__(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        self.proc = proc
+
+
+class KubeProject:
+    """A copy of the program with its own file backend and one stack aimed at `cluster`."""
+
+    def __init__(self, tmp: Path, stack: str, cluster: KubeCluster) -> None:
+        self.dir = tmp / "project"
+        self.stack = stack
+        self.cluster = cluster
+        self.dir.mkdir(parents=True)
+        for name in PROJECT_FILES:
+            src = ROOT / name
+            if src.is_dir():
+                shutil.copytree(src, self.dir / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(src, self.dir / name)
+        (self.dir / "stacks").mkdir()
+        project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+        project["runtime"]["options"]["virtualenv"] = str(ROOT / ".venv")
+        (self.dir / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+        backend = tmp / "state"
+        backend.mkdir()
+        if shutil.which("pulumi") is None:
+            raise RuntimeError(
+                "the pulumi CLI is not on PATH: run scripts/setup.sh and source scripts/env.sh"
+            )
+        self.env = dict(os.environ)
+        self.env.update(
+            PULUMI_BACKEND_URL=f"file://{backend}",
+            PULUMI_CONFIG_PASSPHRASE=self.env.get("PULUMI_CONFIG_PASSPHRASE", "coco-local-dev"),
+            PULUMI_SKIP_UPDATE_CHECK="true",
+            PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
+            KUBECONFIG=str(cluster.kubeconfig),
+        )
+        self.config: dict[str, Any] = {}
+
+    def pulumi(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = ["pulumi", *args, "--stack", self.stack, "--non-interactive"]
+        proc = subprocess.run(
+            cmd,
+            cwd=self.dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=PULUMI_TIMEOUT,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise PulumiError(cmd, proc)
+        return proc
+
+    def write_stack(
+        self, source: str | dict[str, Any], chart: Path | None = None
+    ) -> dict[str, Any]:
+        """The repo's stack file `source` (or a config dict), aimed at the test cluster;
+        CoCo `preinstalled`, or installed by `chart` (a local kata-deploy chart folder)."""
+        if isinstance(source, str):
+            doc = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{source}.yaml").read_text())
+            config: dict[str, Any] = doc["config"]
+        else:
+            config = source
+        config["coco:kubernetes"] = {
+            "kubeconfig": str(self.cluster.kubeconfig),
+            "context": "coco-test",
+        }
+        cluster = config["coco:cluster"]
+        install = cluster.setdefault("install", {})
+        if chart is None:
+            install["method"] = "preinstalled"
+        else:
+            install.update(method="chart", chart=str(chart))
+        if "gpu" in cluster:
+            cluster["gpu"].setdefault("operator", {})["install"] = False
+        trustee = config.setdefault("coco:trustee", {})
+        if trustee.get("serviceType") == "LoadBalancer":
+            trustee["serviceType"] = "NodePort"
+        self.save(config)
+        return config
+
+    def save(self, config: dict[str, Any]) -> None:
+        self.config = config
+        path = self.dir / "stacks" / f"Pulumi.{self.stack}.yaml"
+        existing = yaml.safe_load(path.read_text()) if path.exists() else None
+        doc = dict(existing or {})
+        doc["config"] = {**(doc.get("config") or {}), **config}
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def init(self, secrets: dict[str, str] | None = None) -> dict[str, str]:
+        """`stack init` and the KBS secrets the stack reads (returns them)."""
+        self.pulumi("stack", "init")
+        values = dict(secrets or {})
+        for r in self.config.get("coco:trustee", {}).get("resources", []):
+            key = r["valueFrom"]
+            values.setdefault(key, f"e2e-{self.stack}-{key}-7f3a")
+        for key, value in values.items():
+            self.pulumi("config", "set", "--secret", key, value)
+        return values
+
+
+def cluster_settings(config: dict[str, Any]) -> BareMetalCluster:
+    return BareMetalCluster.model_validate(config["coco:cluster"])
+
+
+def preinstall_runtime_classes(
+    cluster: KubeCluster, config: dict[str, Any], runtime_classes: list[str]
+) -> None:
+    """Create the RuntimeClasses an installer would have: the manifests `chart` mode applies
+    (with Node Feature Discovery's labels as the selectors), owned by no Pulumi stack."""
+    settings = cluster_settings(config).model_copy(update={"use_nfd": True})
+    for rc in sorted(set(runtime_classes)):
+        manifest = runtime_class_manifest(settings, rc, "preinstalled")
+        manifest["metadata"]["labels"] = {"app.kubernetes.io/managed-by": "kata-deploy"}
+        cluster.create(manifest)
+
+
+KATA_DEPLOY_ARCHIVE = "kata-deploy-chart-3.29.0.tar.gz"
+KATA_DEPLOY_PATH = "kata-containers-3.29.0/tools/packaging/kata-deploy/helm-chart/kata-deploy"
+NFD_ARCHIVE = "node-feature-discovery-chart-v0.18.3.tar.gz"
+NFD_PATH = "node-feature-discovery-v0.18.3/deployment/helm/node-feature-discovery"
+
+
+def _extract(archive: Path, member: str, dest: Path) -> None:
+    prefix = member.rstrip("/") + "/"
+    with tarfile.open(archive) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
+        if not members:
+            raise FileNotFoundError(f"{member} not in {archive}")
+        for m in members:
+            m.name = m.name[len(prefix) :]
+        tar.extractall(dest, members=[m for m in members if m.name], filter="data")
+
+
+def kata_deploy_chart(upstream: Path, dest: Path) -> Path | None:
+    """The pinned kata-deploy chart (3.29.0) as a local chart folder, from the upstream
+    archives, or None when they are absent. Its Chart.yaml lists NFD as a (disabled)
+    dependency, which Helm still wants in charts/: the NFD chart it pins goes there."""
+    kd, nfd = upstream / KATA_DEPLOY_ARCHIVE, upstream / NFD_ARCHIVE
+    if not (kd.is_file() and nfd.is_file()):
+        return None
+    chart = dest / "kata-deploy"
+    _extract(kd, KATA_DEPLOY_PATH, chart)
+    _extract(nfd, NFD_PATH, chart / "charts" / "node-feature-discovery")
+    return chart
