@@ -3,8 +3,9 @@
 The bare-metal stack files target clusters we do not have; `write_stack` retargets one at the
 test cluster's kubeconfig, with what cannot exist here switched off and said so:
 
-- `install.method: preinstalled`: the kata-deploy and GPU Operator charts live in OCI/Helm
-  registries this machine cannot reach, so the installer's RuntimeClasses are created first by
+- `install.method: preinstalled` (except where a test installs the pinned kata-deploy chart
+  from the helm judge's local copy): the charts live in OCI/Helm registries this machine
+  cannot reach, so the installer's RuntimeClasses are created first by
   `preinstall_runtime_classes` (with the selectors `chart` mode writes, from the program's own
   `runtime_class_manifest`), and the program reads them as it does on a preinstalled cluster;
 - a `LoadBalancer` KBS Service becomes `NodePort`: no load-balancer controller runs here, and
@@ -16,13 +17,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tarfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 from kube_cluster import KubeCluster
 
+from components import releases
 from components.cluster import runtime_class_manifest
 from components.settings import BareMetalCluster
 
@@ -62,9 +63,12 @@ class KubeProject:
                 "the pulumi CLI is not on PATH: run scripts/setup.sh and source scripts/env.sh"
             )
         self.env = dict(os.environ)
+        self.env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
         self.env.update(
             PULUMI_BACKEND_URL=f"file://{backend}",
-            PULUMI_CONFIG_PASSPHRASE=self.env.get("PULUMI_CONFIG_PASSPHRASE", "coco-local-dev"),
+            # A private passphrase: the program refuses the public dev one for the production and
+            # staging stacks these tests run (components/secrets_provider.py).
+            PULUMI_CONFIG_PASSPHRASE=f"e2e-kube-{stack}-{os.getpid()}",
             PULUMI_SKIP_UPDATE_CHECK="true",
             PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
             KUBECONFIG=str(cluster.kubeconfig),
@@ -108,6 +112,8 @@ class KubeProject:
             install.update(method="chart", chart=str(chart))
         if "gpu" in cluster:
             cluster["gpu"].setdefault("operator", {})["install"] = False
+        # A throwaway cluster: production's default `protect` would make destroy refuse.
+        config["coco:protect"] = False
         trustee = config.setdefault("coco:trustee", {})
         if trustee.get("serviceType") == "LoadBalancer":
             trustee["serviceType"] = "NodePort"
@@ -150,31 +156,10 @@ def preinstall_runtime_classes(
         cluster.create(manifest)
 
 
-KATA_DEPLOY_ARCHIVE = "kata-deploy-chart-3.29.0.tar.gz"
-KATA_DEPLOY_PATH = "kata-containers-3.29.0/tools/packaging/kata-deploy/helm-chart/kata-deploy"
-NFD_ARCHIVE = "node-feature-discovery-chart-v0.18.3.tar.gz"
-NFD_PATH = "node-feature-discovery-v0.18.3/deployment/helm/node-feature-discovery"
-
-
-def _extract(archive: Path, member: str, dest: Path) -> None:
-    prefix = member.rstrip("/") + "/"
-    with tarfile.open(archive) as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
-        if not members:
-            raise FileNotFoundError(f"{member} not in {archive}")
-        for m in members:
-            m.name = m.name[len(prefix) :]
-        tar.extractall(dest, members=[m for m in members if m.name], filter="data")
-
-
-def kata_deploy_chart(upstream: Path, dest: Path) -> Path | None:
-    """The pinned kata-deploy chart (3.29.0) as a local chart folder, from the upstream
-    archives, or None when they are absent. Its Chart.yaml lists NFD as a (disabled)
-    dependency, which Helm still wants in charts/: the NFD chart it pins goes there."""
-    kd, nfd = upstream / KATA_DEPLOY_ARCHIVE, upstream / NFD_ARCHIVE
-    if not (kd.is_file() and nfd.is_file()):
-        return None
-    chart = dest / "kata-deploy"
-    _extract(kd, KATA_DEPLOY_PATH, chart)
-    _extract(nfd, NFD_PATH, chart / "charts" / "node-feature-discovery")
+def kata_deploy_chart(helm_home: Path) -> Path:
+    """The pinned kata-deploy chart (components/releases.py) as the helm judge lays it out,
+    with its dependencies resolved locally: the chart `install.method: chart` installs."""
+    chart = helm_home / "charts" / f"kata-deploy-{releases.KATA_DEPLOY.version}"
+    if not (chart / "Chart.yaml").is_file():
+        raise FileNotFoundError(f"{chart} is not laid out: run scripts/judges.sh helm")
     return chart

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +23,6 @@ import pytest
 from judges import judge_dir
 from kube_cluster import FLEET, KubeCluster, start_cluster
 from kube_stack import (
-    KATA_DEPLOY_ARCHIVE,
     KubeProject,
     PulumiError,
     cluster_settings,
@@ -313,14 +311,12 @@ def test_workload_asking_for_a_tee_the_cluster_lacks_fails_at_preview(
 def test_chart_install_owns_runtime_classes_and_destroys_pods_first(
     tmp_path: Path, cluster: KubeCluster, name: str, label_nodes: list[str] | None
 ) -> None:
-    """`install.method: chart` with the pinned kata-deploy chart (from the upstream archive, as
-    a local chart): Pulumi owns the RuntimeClasses, so destroy must remove every pod before the
+    """`install.method: chart` with the pinned kata-deploy chart (the helm judge's local copy of
+    the upstream chart): Pulumi owns the RuntimeClasses, so destroy must remove every pod before the
     class it runs under. A poller watches the whole destroy for a pod without its class.
     baremetal-tdx selects nodes by NFD's labels (`useNfd`); baremetal-snp, with `useNfd: false`,
     by the TEE label the program patches onto its `labelNodes`, removed again by destroy."""
-    chart = kata_deploy_chart(Path(os.environ.get("COCO_UPSTREAM", "")), tmp_path / "charts")
-    if chart is None:
-        pytest.skip(f"{KATA_DEPLOY_ARCHIVE} or the NFD chart archive is not in $COCO_UPSTREAM")
+    chart = kata_deploy_chart(judge_dir("helm"))
     project = KubeProject(tmp_path, "chart", cluster)
     config = project.write_stack(name, chart=chart)
     if label_nodes:
