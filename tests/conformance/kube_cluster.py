@@ -79,18 +79,26 @@ class FakeNode:
         return "none"
 
 
+# The TEE key counts NFD publishes as extended resources through kata-deploy 4.1.0's
+# `kata-tee-keys` NodeFeatureRule (helm-chart templates/node-feature-rules.yaml:
+# `@cpu.security.tdx.total_keys`, `@cpu.security.sev.encrypted_state_ids`), which the TDX/SNP
+# RuntimeClasses' overhead consumes one per pod; the counts are a small host's.
+TDX_KEYS = {"tdx.intel.com/keys": "31"}
+SNP_ESIDS = {"sev-snp.amd.com/esids": "99"}
+
 FLEET: tuple[FakeNode, ...] = (
-    FakeNode("tdx-0", {**AMD64, **TDX, **KATA}),
-    FakeNode("tdx-1", {**AMD64, **TDX, **KATA}),
-    FakeNode("snp-0", {**AMD64, **SNP, **KATA}),
-    FakeNode("snp-1", {**AMD64, **SNP, **KATA}),
+    FakeNode("tdx-0", {**AMD64, **TDX, **KATA}, TDX_KEYS),
+    FakeNode("tdx-1", {**AMD64, **TDX, **KATA}, TDX_KEYS),
+    FakeNode("snp-0", {**AMD64, **SNP, **KATA}, SNP_ESIDS),
+    FakeNode("snp-1", {**AMD64, **SNP, **KATA}, SNP_ESIDS),
     FakeNode("se-0", {**S390X, **SE, **KATA}),
-    FakeNode("gpu-0", {**AMD64, **TDX, **GPU_CC, **KATA}, {"nvidia.com/pgpu": "8"}),
+    FakeNode("gpu-0", {**AMD64, **TDX, **GPU_CC, **KATA}, {"nvidia.com/pgpu": "8", **TDX_KEYS}),
     FakeNode("plain-0", dict(AMD64)),
 )
 """Nodes like the real fleet's: the NFD labels the runtime classes select on, kata-deploy's
-`katacontainers.io/kata-runtime` where the runtime is installed, NVIDIA's CC-ready label and
-`nvidia.com/pgpu` capacity on the GPU node, and one plain node that must never get a TEE pod."""
+`katacontainers.io/kata-runtime` where the runtime is installed, the TEE key counts, NVIDIA's
+CC-ready label and `nvidia.com/pgpu` capacity on the GPU node, and one plain node that must
+never get a TEE pod."""
 
 
 def node_manifest(node: FakeNode) -> dict[str, Any]:

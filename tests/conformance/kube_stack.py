@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +156,36 @@ def preinstall_runtime_classes(
         manifest = runtime_class_manifest(settings, rc, "preinstalled")
         manifest["metadata"]["labels"] = {"app.kubernetes.io/managed-by": "kata-deploy"}
         cluster.create(manifest)
+
+
+def install_nfd_crds(cluster: KubeCluster, chart: Path) -> list[str]:
+    """Node Feature Discovery's CRDs, as a cluster running NFD has them, from the NFD chart
+    kata-deploy's chart depends on (the program refuses `useNfd` on a cluster without the
+    NodeFeatureRule CRD, and the chart creates NodeFeatureRules). Returns the CRD names."""
+    (tgz,) = sorted((chart / "charts").glob("node-feature-discovery-*.tgz"))
+    with tarfile.open(tgz) as tar:
+        member = tar.extractfile("node-feature-discovery/crds/nfd-api-crds.yaml")
+        if member is None:
+            raise FileNotFoundError(f"no crds/nfd-api-crds.yaml in {tgz}")
+        docs = [d for d in yaml.safe_load_all(member.read()) if d]
+    names = []
+    for crd in docs:
+        name = crd["metadata"]["name"]
+        path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+        if cluster.get(path) is None:
+            cluster.create(crd)
+        names.append(name)
+    deadline = time.monotonic() + 60
+    for name in names:
+        path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+        while not any(
+            c["type"] == "Established" and c["status"] == "True"
+            for c in (cluster.get(path) or {}).get("status", {}).get("conditions", [])
+        ):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"CRD {name} not Established within 60 s")
+            time.sleep(0.2)
+    return names
 
 
 def kata_deploy_chart(helm_home: Path) -> Path:

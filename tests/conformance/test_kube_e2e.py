@@ -26,6 +26,7 @@ from kube_stack import (
     KubeProject,
     PulumiError,
     cluster_settings,
+    install_nfd_crds,
     kata_deploy_chart,
     preinstall_runtime_classes,
 )
@@ -317,6 +318,8 @@ def test_chart_install_owns_runtime_classes_and_destroys_pods_first(
     baremetal-tdx selects nodes by NFD's labels (`useNfd`); baremetal-snp, with `useNfd: false`,
     by the TEE label the program patches onto its `labelNodes`, removed again by destroy."""
     chart = kata_deploy_chart(judge_dir("helm"))
+    if not label_nodes:
+        install_nfd_crds(cluster, chart)
     project = KubeProject(tmp_path, "chart", cluster)
     config = project.write_stack(name, chart=chart)
     if label_nodes:
