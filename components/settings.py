@@ -34,6 +34,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -45,6 +48,7 @@ from components.config_types import DnsLabel, Model, SecretKeyRef
 from components.peerpods.settings import PeerPodsCluster
 from components.tee import Hardware
 from policies.agent import AgentPolicySpec, kubernetes_argv
+from policies.attestation import reference_value_problems
 
 NAMESPACE = "coco"
 TOP_LEVEL_KEYS = ("environment", "kubernetes", "cluster", "trustee", "workloads", "waivers")
@@ -260,7 +264,16 @@ class TrusteeSettings(Model):
     attestation_policy: str | None = Field(
         default=None, description="Custom AS policy (Rego); default: upstream default_cpu."
     )
-    reference_values: dict[str, list[str]] = Field(default_factory=dict)
+    reference_values: dict[
+        str, StrictStr | StrictBool | StrictInt | list[StrictStr | StrictBool | StrictInt]
+    ] = Field(
+        default_factory=dict,
+        description=(
+            "RVPS reference values by name, typed as the attestation policy compares them: "
+            "lists for `in` (e.g. mr_td: [hex]), scalars for `==` (e.g. snp_smt_enabled: "
+            "false, major_version: 1); see policies/attestation.py REFERENCE_KINDS."
+        ),
+    )
 
     @field_validator("url")
     @classmethod
@@ -584,6 +597,11 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
             )
     if is_secret is not None:
         problems += _secret_ref_problems(s, is_secret)
+    rv_problems = reference_value_problems(
+        s.trustee.reference_values, custom_policy=s.trustee.attestation_policy is not None
+    )
+    for rv_name, why in rv_problems.items():
+        problems.append(Problem(f"{NAMESPACE}:trustee.referenceValues.{rv_name}", why))
     if s.production and not s.trustee.reference_values and not s.waived("missing-reference-values"):
         problems.append(
             Problem(

@@ -135,6 +135,20 @@ def test_resource_without_readers_must_say_so() -> None:
     assert "has no readers" in problems(raw(trustee=t))
 
 
+def test_reference_values_are_typed_per_tee_and_named_in_errors() -> None:
+    t = copy.deepcopy(BASE["trustee"])
+    t["referenceValues"] = {"mr_td": ["aa" * 48], "snp_bootloader": ["3"], "mr_seam": ["bb"]}
+    found = problems(raw(trustee=t))
+    assert "coco:trustee.referenceValues.snp_bootloader" in found
+    assert "coco:trustee.referenceValues.mr_seam" in found
+    assert "coco:trustee.referenceValues.mr_td" not in found
+    t["referenceValues"] = {"mr_td": ["aa" * 48], "snp_smt_enabled": False, "snp_bootloader": [3]}
+    ok = parse(raw(trustee=t), is_secret=lambda k: k == "coco:appKey")
+    assert ok.trustee.reference_values["snp_smt_enabled"] is False
+    t["referenceValues"] = {"mr_td": [{"nested": 1}]}
+    assert "coco:trustee.referenceValues.mr_td" in problems(raw(trustee=t))
+
+
 def test_production_needs_reference_values() -> None:
     t = copy.deepcopy(BASE["trustee"])
     t["referenceValues"] = {}
