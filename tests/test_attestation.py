@@ -195,7 +195,8 @@ def test_reference_values_typed_as_the_default_policy_compares_them() -> None:
     }
     problems = reference_value_problems(bad, custom_policy=False)
     assert set(problems) == set(bad)
-    assert "list[int]" in problems["snp_bootloader"] and "not list[str]" in problems["snp_bootloader"]
+    assert "list[int]" in problems["snp_bootloader"]
+    assert "not list[str]" in problems["snp_bootloader"]
     assert "bool for snp" in problems["snp_smt_enabled"]
     assert "no default attestation policy" in problems["tcb_svn"]
     # A custom policy may query any name; known names keep their shape.
