@@ -53,7 +53,11 @@ from policies.attestation import reference_value_problems
 NAMESPACE = "coco"
 TOP_LEVEL_KEYS = ("environment", "kubernetes", "cluster", "trustee", "workloads", "waivers")
 
-_RESOURCE_PATH = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# trustee v0.21.0 kbs/src/plugins/implementations/resource/backend.rs `ResourceDesc`: each segment
+# starts with [a-zA-Z0-9_-] (never `.`), then [a-zA-Z0-9_.-]*; the KBS refuses any other path, so
+# a resource declared with one would be stored but never served.
+_RESOURCE_SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+_RESOURCE_PATH = re.compile(rf"^{_RESOURCE_SEGMENT}/{_RESOURCE_SEGMENT}/{_RESOURCE_SEGMENT}$")
 _DIGEST_REF = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 
 
@@ -226,7 +230,8 @@ class KbsResource(Model):
     def _path_shape(cls, v: str) -> str:
         if not _RESOURCE_PATH.match(v):
             raise ValueError(
-                f"{v!r} is not a KBS resource path: use repo/type/tag, e.g. default/key/1"
+                f"{v!r} is not a KBS resource path: use repo/type/tag, e.g. default/key/1, "
+                "each part made of letters, digits, `_`, `-`, `.` and not starting with `.`"
             )
         return v
 

@@ -175,8 +175,10 @@ def reference_values_json(
     """The RVPS `LocalJson` file / operator `reference-values.json` ConfigMap value.
 
     `expiration` (`YYYY-MM-DDTHH:MM:SSZ`) is an explicit input rather than "now + 12 months"
-    (the RVPS default) so the output does not change on every preview; set a real date to
-    force periodic review of the measurements.
+    (the RVPS default) so the output does not change on every preview. It is a label only:
+    trustee v0.21.0's RVPS does not enforce it (`rvps/src/lib.rs` `query_reference_value`
+    returns the stored value without calling `ReferenceValue::expired`), so retiring a
+    measurement means removing it from the stack config.
     """
     if not _EXPIRATION.match(expiration):
         raise ValueError(f"expiration {expiration!r} must look like 2027-01-01T00:00:00Z")

@@ -260,3 +260,18 @@ def test_certificate_renewal_window() -> None:
     tls = parse(raw(trustee=trustee), is_secret=lambda k: k == "coco:appKey").trustee.tls
     assert tls.renewal_hours == 12
     assert parse(BASE, is_secret=lambda k: k == "coco:appKey").trustee.tls.renewal_hours == 720
+
+
+@pytest.mark.parametrize("path", ["default/.key/1", ".default/key/1", "default/key/.1"])
+def test_resource_path_segment_cannot_start_with_a_dot(path: str) -> None:
+    # trustee resource/backend.rs ResourceDesc regex: such a path is refused by the KBS.
+    t = copy.deepcopy(BASE["trustee"])
+    t["resources"][0]["path"] = path
+    assert "coco:trustee.resources[0].path" in problems(raw(trustee=t))
+
+
+def test_resource_path_segment_may_contain_a_dot() -> None:
+    t = copy.deepcopy(BASE["trustee"])
+    t["resources"][0]["path"] = "default/key.v2/1.0"
+    s = parse(raw(trustee=t), is_secret=lambda k: k == "coco:appKey")
+    assert s.trustee.resources[0].path == "default/key.v2/1.0"
