@@ -1,0 +1,217 @@
+"""The real Trustee KBS (v0.21.0, built-in AS + RVPS) judges what the program renders.
+
+Built by `scripts/judges/kbs/build.sh` from the pinned sources. Each test renders a stack with
+the program (keys made by the program's own provider), lays the KBS pod out as the Deployment
+mounts it, runs the rendered init container and the `kbs` binary as the pod's user, and
+attests with `kbs-client` (sample attester) carrying the workload's rendered init-data.
+
+What this proves: the KBS starts on the rendered config, key material and storage layout, as
+uid 65532; the rendered reference values are read by the RVPS and give an `affirming` token on
+the sample TEE; the rendered resource policy releases each secret to its reader's init-data
+only; secret updates are served by the running KBS. What it does not: real TDX/SNP evidence
+(no hardware here), and, on the sample TEE, any hardware binding of the init-data (the sample
+verifier copies the digest into the token unchecked; only the resource policy binds it).
+
+Stack overlays, each needed to run outside a cluster and named where applied: the KBS
+certificate also covers `localhost` (`trustee.tls.dnsNames`), and the dev stack gains a second
+workload and resource so "a resource not granted to this workload" exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from judges import judge_dir
+from kbs_harness import KbsPod, Rendered, render, stack_config
+
+from components import trustee as kbs
+
+pytestmark = pytest.mark.conformance
+
+SECRET = "default/key/1"
+OTHER_SECRET = "default/key/2"
+
+
+def with_localhost(config: dict[str, Any]) -> dict[str, Any]:
+    config = copy.deepcopy(config)
+    tls = config["coco:trustee"].setdefault("tls", {})
+    tls["dnsNames"] = sorted({*tls.get("dnsNames", []), "localhost"})
+    return config
+
+
+def dev_config(**trustee: Any) -> dict[str, Any]:
+    """The dev stack, plus workload `other` and resource default/key/2 only `other` reads."""
+    config = with_localhost(stack_config("dev"))
+    (hello,) = config["coco:workloads"]
+    other = {**copy.deepcopy(hello), "name": "other"}
+    # Another image, so another agent policy and so another init-data digest.
+    other["containers"][0]["image"] = "registry.example.com/coco/other@sha256:" + "ab" * 32
+    config["coco:workloads"] = [hello, other]
+    config["coco:trustee"]["resources"].append(
+        {"path": OTHER_SECRET, "valueFrom": "otherKey", "readers": ["other"]}
+    )
+    config["coco:trustee"].update(trustee)
+    return config
+
+
+@pytest.fixture(scope="module")
+def judge() -> Path:
+    return judge_dir("kbs")
+
+
+@pytest.fixture(scope="module")
+def dev() -> Rendered:
+    return render("dev", dev_config())
+
+
+def start(rendered: Rendered, judge: Path, **kw: Any) -> Iterator[KbsPod]:
+    pod = KbsPod(rendered, judge, **kw)
+    try:
+        pod.start()
+        yield pod
+    finally:
+        pod.stop()
+
+
+@pytest.fixture(scope="module")
+def dev_kbs(dev: Rendered, judge: Path) -> Iterator[KbsPod]:
+    yield from start(dev, judge)
+
+
+def secret_of(done: Any) -> str:
+    assert done.returncode == 0, done.stderr
+    return base64.b64decode(done.stdout.strip()).decode()
+
+
+# --------------------------------------------------------------------------- start-up
+
+
+def test_kbs_starts_on_the_rendered_config_as_the_pod_user(dev_kbs: KbsPod) -> None:
+    """P-256 signer, HTTPS identity, storage laid out by the init container: the KBS serves."""
+    assert dev_kbs.get("/healthz")[0] == 200
+    storage = dev_kbs.path(kbs.STORAGE_DIR)
+    session = storage / "kbs_protocol_session"
+    assert session.is_dir(), "the KBS creates its session namespace at start"
+    if dev_kbs.as_pod_user:
+        for p in (storage, session, storage / "kbs" / "resource-policy.rego"):
+            assert p.stat().st_uid == kbs.RUN_AS, p
+
+
+def test_metrics_are_served_without_authentication(dev_kbs: KbsPod) -> None:
+    """Why the docs tell operators not to expose the KBS port beyond the guests' path."""
+    status, body = dev_kbs.get("/metrics")
+    assert status == 200 and body
+
+
+def test_admin_api_is_closed(dev_kbs: KbsPod) -> None:
+    status, _ = dev_kbs.get("/kbs/v0/reference-value/svn")
+    assert status in (401, 403)
+
+
+# --------------------------------------------------------------------------- attestation
+
+
+def test_token_is_affirming_with_the_rendered_reference_values(
+    dev_kbs: KbsPod, dev: Rendered
+) -> None:
+    claims = dev_kbs.attest(dev.initdata["hello"])
+    cpu = claims["submods"]["cpu0"]
+    assert cpu["ear.status"] == "affirming", (cpu, dev_kbs.log_text())
+    evidence = cpu["ear.veraison.annotated-evidence"]
+    assert "sample" in evidence
+    assert evidence.get("init_data"), "the init-data digest is in the token"
+
+
+def test_secret_is_released_to_its_reader(dev_kbs: KbsPod, dev: Rendered) -> None:
+    done = dev_kbs.get_resource(SECRET, dev.initdata["hello"])
+    assert secret_of(done) == dev.resource_values[SECRET]
+    done = dev_kbs.get_resource(OTHER_SECRET, dev.initdata["other"])
+    assert secret_of(done) == dev.resource_values[OTHER_SECRET]
+
+
+def test_other_initdata_is_refused(dev_kbs: KbsPod, dev: Rendered) -> None:
+    tampered = dev.initdata["hello"] + "# one more line\n"
+    assert dev_kbs.get_resource(SECRET, tampered).returncode != 0
+    assert dev_kbs.get_resource(SECRET, "").returncode != 0
+
+
+def test_resource_not_granted_to_the_workload_is_refused(dev_kbs: KbsPod, dev: Rendered) -> None:
+    assert dev_kbs.get_resource(OTHER_SECRET, dev.initdata["hello"]).returncode != 0
+    assert dev_kbs.get_resource(SECRET, dev.initdata["other"]).returncode != 0
+
+
+def test_changed_secret_is_served_without_a_restart(dev_kbs: KbsPod, dev: Rendered) -> None:
+    """The kubelet refreshes the projected Secret volume; LocalFs reads it on every request."""
+    assert dev_kbs.proc is not None
+    pid = dev_kbs.proc.pid
+    secret_name = kbs.resource_secret_name(SECRET)
+    old = dev.secrets[secret_name][kbs.RESOURCE_SECRET_KEY]
+    try:
+        dev_kbs.update_secret(secret_name, kbs.RESOURCE_SECRET_KEY, "rotated-value")
+        assert secret_of(dev_kbs.get_resource(SECRET, dev.initdata["hello"])) == "rotated-value"
+        assert dev_kbs.proc.poll() is None and dev_kbs.proc.pid == pid
+    finally:
+        dev_kbs.update_secret(secret_name, kbs.RESOURCE_SECRET_KEY, old)
+
+
+def test_changed_policy_rolls_the_pod_and_the_new_pod_enforces_it(
+    dev: Rendered, judge: Path
+) -> None:
+    """Policies are copied into the storage tree once per pod, so a change must roll it: the
+    pod template's config hash changes, and the new pod serves the new grants."""
+    config = dev_config()
+    config["coco:trustee"]["resources"][0]["readers"] = ["other"]
+    changed = render("dev", config)
+    hash_key = kbs.CONFIG_HASH_ANNOTATION
+    assert changed.template_annotations[hash_key] != dev.template_annotations[hash_key]
+    assert (
+        changed.config_maps[kbs.RESOURCE_POLICY_MAP_NAME]
+        != dev.config_maps[kbs.RESOURCE_POLICY_MAP_NAME]
+    )
+    for pod in start(changed, judge):
+        assert pod.get_resource(SECRET, changed.initdata["hello"]).returncode != 0
+        done = pod.get_resource(SECRET, changed.initdata["other"])
+        assert secret_of(done) == changed.resource_values[SECRET]
+
+
+def test_reference_values_that_do_not_match_are_not_affirming(judge: Path) -> None:
+    """The sample TEE reports svn "1": with svn ["2"] the token is not affirming, and the
+    resource policy (affirming required) releases nothing."""
+    config = dev_config()
+    config["coco:trustee"]["referenceValues"]["svn"] = ["2"]
+    rendered = render("dev", config)
+    for pod in start(rendered, judge):
+        cpu = pod.attest(rendered.initdata["hello"])["submods"]["cpu0"]
+        assert cpu["ear.status"] != "affirming"
+        assert cpu["ear.trustworthiness-vector"]["hardware"] != 2
+        assert pod.get_resource(SECRET, rendered.initdata["hello"]).returncode != 0
+
+
+# --------------------------------------------------------------------------- typed TEE values
+
+
+def test_snp_reference_values_are_read_by_the_rvps_with_their_types(judge: Path) -> None:
+    """The SNP stack's rendered reference value files, read back through the RVPS.
+
+    The admin API is closed in the rendered config (DenyAll), so this one probe opens it on the
+    local copy (`InsecureAllowAll`) to ask the RVPS what it parsed from each file."""
+    config = with_localhost(stack_config("baremetal-snp"))
+    rendered = render("baremetal-snp", config)
+    expected = config["coco:trustee"]["referenceValues"]
+    for pod in start(rendered, judge, admin_allow_all=True):
+        assert pod.get("/healthz")[0] == 200
+        for name, value in expected.items():
+            status, body = pod.get(f"/kbs/v0/reference-value/{name}")
+            assert status == 200, (name, body, pod.log_text())
+            assert parse_rv(body) == (sorted(value) if isinstance(value, list) else value), name
+
+
+def parse_rv(body: bytes) -> Any:
+    value = json.loads(body)
+    return sorted(value) if isinstance(value, list) else value
