@@ -22,6 +22,9 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
+import re
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from judges import judge_dir
 from kbs_harness import KbsPod, Rendered, render, stack_config
 
 from components import trustee as kbs
+from policies.attestation import REFERENCE_KINDS
 
 pytestmark = pytest.mark.conformance
 
@@ -215,3 +219,56 @@ def test_snp_reference_values_are_read_by_the_rvps_with_their_types(judge: Path)
 def parse_rv(body: bytes) -> Any:
     value = json.loads(body)
     return sorted(value) if isinstance(value, list) else value
+
+
+# --------------------------------------------------------------------------- upstream's policies
+
+SECTIONS = {
+    "Sample": "sample",
+    "SNP": "snp",
+    "TDX": "tdx",
+    "Azure vTPM SNP": "az-snp-vtpm",
+    "Azure vTPM TDX": "az-tdx-vtpm",
+    "IBM Secure Execution for Linux (SEL)": "se",
+}
+"""Sections of trustee's ear_default_policy_cpu.rego (`##### <name>`) -> coco's TEE names;
+`TPM` is not a coco platform."""
+
+_QUERY = re.compile(
+    r'^\s*(?P<lhs>.*?)\s+(?P<op>in|==|>=)\s+query_reference_value\("(?P<name>[^"]+)"\)'
+)
+
+
+def upstream_queries(judge: Path) -> dict[str, dict[str, str]]:
+    """TEE -> reference value name -> comparison (`in`, `==`, `>=`), read from the policies
+    in the pinned trustee archive the judge was built from."""
+    archive = Path(os.environ["COCO_UPSTREAM"]) / "trustee-0.21.0.tar.gz"
+    if not archive.is_file():
+        archive = Path(os.environ["COCO_JUDGES_HOME"]) / "upstream" / "trustee-0.21.0.tar.gz"
+    texts: dict[str, str] = {}
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            if member.name.endswith(("ear_default_policy_cpu.rego", "ear_default_policy_gpu.rego")):
+                f = tar.extractfile(member)
+                assert f is not None
+                texts[member.name.rsplit("_", 1)[-1]] = f.read().decode()
+    found: dict[str, dict[str, str]] = {}
+    section = None
+    for line in texts["cpu.rego"].splitlines():
+        if line.startswith("##### "):
+            section = SECTIONS.get(line.removeprefix("##### ").strip())
+        elif (m := _QUERY.match(line)) and not line.lstrip().startswith("#") and section:
+            found.setdefault(section, {})[m["name"]] = m["op"]
+    for line in texts["gpu.rego"].splitlines():
+        if (m := _QUERY.match(line)) and not line.lstrip().startswith("#"):
+            found.setdefault("nvidia", {})[m["name"]] = m["op"]
+    return found
+
+
+def test_reference_value_kinds_follow_the_upstream_default_policies(judge: Path) -> None:
+    """Every name the default policies query is typed, with a list exactly where they use `in`."""
+    queries = upstream_queries(judge)
+    for tee_name, kinds in REFERENCE_KINDS.items():
+        assert set(kinds) == set(queries.get(tee_name, {})), tee_name
+        for name, op in queries.get(tee_name, {}).items():
+            assert kinds[name].startswith("list[") == (op == "in"), (tee_name, name, op)
