@@ -214,7 +214,7 @@ class KbsPod:
         security = spec.get("securityContext") or {}
         self.uid = int(security.get("runAsUser", os.getuid()))
         self.gid = int(security.get("runAsGroup", os.getgid()))
-        self.fs_group = security.get("fsGroup")
+        self.fs_group = int(security["fsGroup"]) if "fsGroup" in security else None
         self.as_pod_user = os.geteuid() == 0
         (kbs_container,) = [c for c in spec["containers"] if c["name"] == "kbs"]
         self.container = kbs_container
@@ -246,7 +246,7 @@ class KbsPod:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.tmp")
         tmp.write_text(text)
-        os.chmod(tmp, mode)
+        os.chmod(tmp, int(mode))
         self._chown(tmp, self.fs_group)
         os.replace(tmp, dest)  # atomic, as the kubelet's atomic writer swaps ..data
 
@@ -304,6 +304,11 @@ class KbsPod:
     # ------------------------------------------------------------------ runtime
 
     def start(self) -> None:
+        self.layout()
+        self.launch()
+
+    def layout(self) -> None:
+        """Volumes, the init container, then the main container's mounts."""
         spec = self.rendered.pod_spec
         for c in spec.get("initContainers", []):
             for m in c["volumeMounts"]:
@@ -317,6 +322,9 @@ class KbsPod:
         for m in self.container["volumeMounts"]:
             if not self.path(m["mountPath"]).exists() or m["name"] not in ("state", "tmp"):
                 self.materialize(m["name"], m["mountPath"])
+
+    def launch(self) -> None:
+        """Start `kbs` on the rendered config and wait for `/healthz`."""
         config_path = self.container["command"][-1]
         config = self.path(config_path).read_text()
         config = config.replace(f'"0.0.0.0:{kbs.KBS_PORT}"', f'"127.0.0.1:{self.port}"')
