@@ -700,7 +700,9 @@ def layout_script(folders: Sequence[str], repository: bool) -> str:
     runtime create their parent folders as root 0755, and the KBS, running as uid 65532,
     then dies with EACCES. So nothing is mounted inside the tree except the resource
     repository, whose mount point this script creates (as 65532) before the runtime needs
-    it; everything else is copied here, with umask 077 (folders 0700, files 0600).
+    it; everything else is copied here, with umask 077 (folders 0700, files at most 0600).
+    It runs in the KBS image itself, whose final stage is ubuntu:24.04 (trustee
+    `kbs/docker/Dockerfile`), so `/bin/sh`, `mkdir` and `cp` are there and nothing else is pulled.
     """
     lines = ["set -eu", "umask 077", f"mkdir -p {STORAGE_DIR}"]
     for folder in folders:
