@@ -177,8 +177,10 @@ fi
 build() {
   cd "$BUILD"
   export CARGO_HOME="$COCO_CARGO_HOME" CARGO_TARGET_DIR="$COCO_CARGO_TARGET_DIR"
-  cargo build --release -j"${COCO_CARGO_JOBS:-2}" -p kbs --no-default-features --features coco-as-builtin
-  cargo build --release -j"${COCO_CARGO_JOBS:-2}" -p kbs-client
+  # One invocation: the two binaries share one feature resolution, so their common crates
+  # compile once (two invocations resolve features differently and rebuild each other's).
+  cargo build --release -j"${COCO_CARGO_JOBS:-2}" -p kbs -p kbs-client --no-default-features \
+    --features kbs/coco-as-builtin,kbs-client/default-tls
 }
 judge_timed kbs build
 
@@ -187,7 +189,7 @@ mkdir -p "$OUT.part/bin"
 cp "$COCO_CARGO_TARGET_DIR/release/kbs" "$COCO_CARGO_TARGET_DIR/release/kbs-client" "$OUT.part/bin/"
 cat >"$OUT.part/features" <<EOF
 kbs: --no-default-features --features coco-as-builtin (built-in AS + RVPS); verifiers: sample, snp
-kbs-client: default features (sample attester)
+kbs-client: default-tls (its default features; sample attester)
 toolchain: $toolchain
 trustee $TRUSTEE_REV, guest-components $GC_REV, sev $SEV_REV, corim-rs $CORIM_REV
 EOF
