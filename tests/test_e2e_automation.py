@@ -85,8 +85,9 @@ def production_stack_file(directory: Path, render_dir: Path) -> Path:
             "resources": [{"path": "default/key/1", "valueFrom": "appKey", "readers": ["app"]}],
             "referenceValues": {
                 "launch_digest": ["ab" * 48],
-                "major_version": ["1"],
-                "minimum_minor_version": ["0"],
+                # Typed as trustee's default policy compares them (== and >=): integers.
+                "major_version": 1,
+                "minimum_minor_version": 0,
                 "svn": ["1"],
             },
         },
