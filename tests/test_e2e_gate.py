@@ -40,8 +40,8 @@ def gate_stack(environment: str) -> dict[str, Any]:
             "resources": [{"path": "default/key/1", "valueFrom": "appKey", "readers": ["app"]}],
             "referenceValues": {
                 "launch_digest": ["ab" * 48],
-                "major_version": ["1"],
-                "minimum_minor_version": ["0"],
+                "major_version": 1,
+                "minimum_minor_version": 0,
                 "svn": ["1"],
             },
         },
@@ -165,6 +165,7 @@ def test_up_script_never_uses_the_public_passphrase_for_production(tmp_path: Pat
     config["coco:waivers"] = []
     config["coco:cluster"]["tee"] = "tdx"
     config["coco:workloads"][0]["runtimeClass"] = "kata-qemu-tdx"
+    config["coco:trustee"]["referenceValues"] = {"mr_td": ["ab" * 48]}
     project.init("prod-drop", config)
     project.env["PULUMI_CONFIG_PASSPHRASE"] = "coco-local-dev"
     out = project.run("bash", "scripts/up.sh", "prod-drop", check=False)
