@@ -47,7 +47,7 @@ from components.config_types import DnsLabel, Model, SecretKeyRef
 from components.layer_settings import LayerSettings
 from components.peerpods.settings import PeerPodsCluster
 from components.tee import Hardware
-from policies.agent import AgentPolicySpec, kubernetes_argv
+from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env
 
 NAMESPACE = "coco"
 TOP_LEVEL_KEYS = (
@@ -307,6 +307,21 @@ class ContainerSettings(Model):
     env: dict[str, str] = Field(default_factory=dict)
     ports: list[int] = Field(default_factory=list)
     resources: ContainerResources = ContainerResources()
+    working_dir: str | None = Field(
+        default=None, description="workingDir; pinned by the agent policy (default: the image's)."
+    )
+    run_as_user: int | None = Field(default=None, ge=0, description="securityContext.runAsUser.")
+    run_as_group: int | None = Field(default=None, ge=0, description="securityContext.runAsGroup.")
+    read_only_root_filesystem: bool = Field(
+        default=False, description="securityContext.readOnlyRootFilesystem."
+    )
+
+    @field_validator("working_dir")
+    @classmethod
+    def _absolute(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("/") or ".." in v.split("/")):
+            raise ValueError(f"workingDir {v!r} must be an absolute path without '..'")
+        return v
 
     @field_validator("image")
     @classmethod
@@ -356,6 +371,16 @@ class WorkloadSettings(Model):
         if len(set(names)) != len(names):
             raise ValueError("container names must be unique")
         policy = self.agent_policy
+        if policy.preset == "restrictive":
+            for i, c in enumerate(self.containers):
+                try:
+                    pod_env(c.env, f"containers[{i}] ({c.name})")
+                except ValueError as err:
+                    raise ValueError(
+                        f"{err}. The agent policy pins every env value as the container "
+                        "receives it: define the variable earlier in `env` (kubelet expands "
+                        "in name order here), or write a literal `$` as `$$`"
+                    ) from None
         if policy.preset == "restrictive" and policy.pin_commands:
             for i, c in enumerate(self.containers):
                 if c.command:

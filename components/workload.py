@@ -16,7 +16,8 @@ import pulumi_kubernetes as k8s
 
 from components import labels, tee
 from components.settings import WorkloadSettings, is_pinned
-from policies.agent import AgentPolicySpec, kubernetes_argv, render_agent_policy
+from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env, render_agent_policy
+from policies.agent_container import ContainerPin
 from policies.initdata import (
     INITDATA_ANNOTATION,
     KbsEndpoint,
@@ -37,7 +38,24 @@ def effective_agent_policy(settings: WorkloadSettings) -> AgentPolicySpec:
     """
     pinned = [image for image in settings.images if is_pinned(image)]
     spec = settings.agent_policy.with_workload_images(pinned)
-    return spec.with_container_commands(container_commands(settings))
+    spec = spec.with_container_commands(container_commands(settings))
+    return spec.with_containers(container_pins(settings), devices=settings.gpus > 0)
+
+
+def container_pins(settings: WorkloadSettings) -> dict[str, ContainerPin]:
+    """Container name -> what the agent policy pins besides image and argv: the env the pod
+    spec gives it (after kubelet's expansion), its working dir, user and group where the pod
+    spec sets them (the image's otherwise: not pinned), its read-only root."""
+    return {
+        c.name: ContainerPin(
+            env=pod_env(c.env, f"containers[{i}]"),
+            working_dir=c.working_dir,
+            uid=c.run_as_user,
+            gid=c.run_as_group,
+            read_only_root=c.read_only_root_filesystem,
+        )
+        for i, c in enumerate(settings.containers)
+    }
 
 
 def container_commands(settings: WorkloadSettings) -> dict[str, list[list[str]]]:
@@ -100,6 +118,19 @@ def pod_spec(settings: WorkloadSettings, runtime_class: str) -> dict[str, Any]:
             container["env"] = [{"name": k, "value": v} for k, v in sorted(c.env.items())]
         if c.ports:
             container["ports"] = [{"containerPort": p} for p in c.ports]
+        if c.working_dir is not None:
+            container["workingDir"] = c.working_dir
+        security = {
+            k: v
+            for k, v in (
+                ("runAsUser", c.run_as_user),
+                ("runAsGroup", c.run_as_group),
+                ("readOnlyRootFilesystem", c.read_only_root_filesystem or None),
+            )
+            if v is not None
+        }
+        if security:
+            container["securityContext"] = security
         if limits or requests:
             container["resources"] = {
                 k: dict(sorted(v.items()))
@@ -135,7 +166,8 @@ class ConfidentialWorkload(pulumi.ComponentResource):
         spec = tee.lookup(runtime_class)
         self.runtime_class = runtime_class
         self.algorithm = digest_algorithm(settings, runtime_class)
-        self.agent_policy = render_agent_policy(effective_agent_policy(settings))
+        effective = effective_agent_policy(settings)
+        self.agent_policy = render_agent_policy(effective)
         algorithm = self.algorithm
         policy = self.agent_policy
 
@@ -219,5 +251,6 @@ class ConfidentialWorkload(pulumi.ComponentResource):
                 "runtimeClass": runtime_class,
                 "initdataDigest": self.initdata_digest,
                 "algorithm": algorithm,
+                "agentPolicyRelaxations": effective.relaxations(),
             }
         )

@@ -14,14 +14,14 @@ Two presets:
   per-request decisions, each with its reason, are the `AGENT_REQUESTS` table below.
 
 Upstream sources, as checked:
-- Request names: kata-containers `src/kata-opa/allow-all.rego` (incl. the newer
-  `ReadContainerTerminationMessage`) and genpolicy `src/tools/genpolicy/rules.rego` (the
-  newer `AddSwapPathRequest`, `GetDiagnosticDataRequest`, `GetIPTablesRequest`,
-  `SetIPTablesRequest`, `ResizeVolumeRequest`, `VolumeStatsRequest`, `MemAgentCompactConfig`,
-  `MemAgentMemcgConfig`, and `AllowRequestsFailingPolicy`).
-- Request inputs: genpolicy `rules.rego` reads `input.OCI.Annotations[...]`,
-  `input.OCI.Process.Args`, `input.storages[_].driver/source`, `input.process.Args` (exec),
-  `input.path` (copy file), `input.guest_hook_path` and `input.kernel_modules` (sandbox).
+- Request names: exactly the request messages of the agent's service in kata-containers
+  4.1.0 `src/libs/protocols/protos/agent.proto` (allow-all.rego still names
+  `PullImageRequest`, `ReadContainerTerminationMessage`, `StartTracingRequest` and
+  `StopTracingRequest`, which that service no longer has); the judge tier parses each name
+  into its `protocols::agent` type.
+- Request inputs: serde JSON of the `protocols::agent` types (`src/agent/src/policy.rs`);
+  CopyFile as the agent's `PolicyCopyFileRequest` (`path`, `file_type`, `symlink_target`, no
+  data). Shapes as in genpolicy's captured requests (`tests/policy/testdata`).
 - Guest pull: kata runtime `virtcontainers/kata_agent.go` `handleImageGuestPullBlockVolume`
   builds an `image_guest_pull` storage whose `source` is `io.kubernetes.cri.image-name` for
   containers and the sentinel `"pause"` for the sandbox; the agent pulls `source` (or unpacks
@@ -36,9 +36,10 @@ Upstream sources, as checked:
   `Expand`: `$$` is a literal `$`, `$(NAME)` the variable's value, an unknown name or an
   unclosed `$(` stays as written).
 
-What `restrictive` pins: which images run (by digest) and, for containers whose pod spec
-sets `command`, their exact argv. It does not pin argv that comes from the image itself, nor
-the environment or mounts; genpolicy-style per-pod rules would be needed for those.
+What `restrictive` pins: which images run (by digest), for containers whose pod spec sets
+`command` their exact argv, and what each container is (env, mounts, capabilities, ...:
+`policies/agent_container.py`, docs/agent-policy.md). It does not pin what only the image
+config says (ENTRYPOINT/CMD, WORKDIR, USER where the pod spec leaves them to it).
 """
 
 from __future__ import annotations
@@ -50,6 +51,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
+from policies.agent_container import (
+    CONTAINER_MOUNTS,
+    CPATH,
+    DEFAULT_PATH,
+    SHARED_FILES,
+    ContainerPin,
+    image_volume,
+    render_container_rules,
+)
 
 PACKAGE = "agent_policy"
 
@@ -99,21 +110,26 @@ AGENT_REQUESTS: dict[str, RequestDefault] = {
         False,
         "with shared_fs=none the runtime copies ConfigMaps, Secrets, hosts and resolv.conf this "
         "way; anywhere else it would plant host files in the guest",
-        rule=f"path under {SHARED_CONTAINERS_DIR} with no '..' segment",
+        rule=f"a regular file, directory or relative symlink under one of the pod's entries in "
+        f"{SHARED_CONTAINERS_DIR} (hosts, hostname, resolv.conf, termination-log, "
+        "serviceaccount), with no '..' segment; no symlink at the top of the shared dir",
         spec_field="allow_copy_file",
     ),
     "CreateContainerRequest": _d(
         False,
         "the host chooses what runs: only the pause sandbox and allow-listed image digests",
-        rule="sandbox with the built-in pause image, or a container whose image name and every "
-        "guest-pull source is an allowed digest, started with its pinned argv if it has one; "
-        "no OCI hooks, no rootfs shadowing",
+        rule="sandbox with the built-in pause image, or a container whose image name and "
+        "guest-pull source are an allowed digest, started with its pinned argv if it has one, "
+        "its pod-spec env exactly and only image/runtime env besides, only the mounts the pod "
+        "spec implies (types, sources, options, read-only flags), default capabilities, masked "
+        "paths, containerd's sysctls, no devices, no OCI hooks, no shared PID namespace",
         spec_field="allowed_images",
     ),
     "CreateSandboxRequest": _d(
         False,
         "guest hooks and kernel modules would run host-chosen code in the guest",
-        rule="no guest_hook_path and no kernel_modules",
+        rule="no guest_hook_path, no kernel_modules, no shared PID namespace, only the "
+        "sandbox's /dev/shm storage",
     ),
     "DestroySandboxRequest": _d(True, "teardown; the host can stop the VM anyway"),
     "ExecProcessRequest": _d(
@@ -123,7 +139,11 @@ AGENT_REQUESTS: dict[str, RequestDefault] = {
         spec_field="allow_exec",
     ),
     "GetDiagnosticDataRequest": _d(
-        False, "diagnostic dumps (stacks, properties) expose guest internals to the host"
+        False,
+        "the agent serves only `termination_log`: a container's termination message, which "
+        "kubelet shows in the pod status (the file behind the pinned termination-log mount)",
+        rule='log_type "termination_log"',
+        spec_field="allow_termination_messages",
     ),
     "GetIPTablesRequest": _d(False, "exposes the guest packet filter; not needed (genpolicy)"),
     "GetMetricsRequest": _d(
@@ -140,15 +160,6 @@ AGENT_REQUESTS: dict[str, RequestDefault] = {
     ),
     "OnlineCPUMemRequest": _d(True, "onlines the CPUs and memory the host provisioned at start"),
     "PauseContainerRequest": _d(False, "freezing containers is not part of the pod lifecycle"),
-    "PullImageRequest": _d(
-        False,
-        "pulls an image into the guest; guest pull normally goes through container storages",
-        rule="image is an allowed digest",
-        spec_field="allowed_images",
-    ),
-    "ReadContainerTerminationMessage": _d(
-        False, "reads a guest file back to the host (the file path is host-influenced)"
-    ),
     "ReadStreamRequest": _d(
         False,
         "container stdout/stderr (kubectl logs, exec output) can carry secrets out of the TEE",
@@ -166,9 +177,7 @@ AGENT_REQUESTS: dict[str, RequestDefault] = {
     "SetPolicyRequest": _d(False, "the host could replace this policy with a permissive one"),
     "SignalProcessRequest": _d(True, "stopping containers; the host can kill the VM anyway"),
     "StartContainerRequest": _d(True, "only starts containers CreateContainerRequest admitted"),
-    "StartTracingRequest": _d(False, "tracing exports guest internals"),
     "StatsContainerRequest": _d(True, "cgroup resource statistics kubelet needs"),
-    "StopTracingRequest": _d(False, "pairs with StartTracingRequest"),
     "TtyWinResizeRequest": _d(True, "changes a terminal size; carries no data"),
     "UpdateContainerRequest": _d(
         False, "the host could change a running container's resources or devices (genpolicy)"
@@ -205,6 +214,22 @@ def docker_hub_aliases(image: str) -> tuple[str, ...]:
     return tuple(sorted({image, f"{full}@{digest}"}))
 
 
+def image_spellings(image: str) -> tuple[str, ...]:
+    """Every spelling of a digest-pinned reference that may reach the agent.
+
+    containerd presents `name:tag@sha256:...` without the tag (`internal/cri/server/
+    container_create.go` keeps the repo digest; genpolicy's captured `createcontainer/env_vars`
+    request shows `ghcr.io/.../gid@sha256:...` for a pod spec image `.../gid:latest@sha256:...`),
+    and Docker Hub names with or without `docker.io/library/` (`docker_hub_aliases`).
+    """
+    name, _, digest = image.partition("@")
+    out = set(docker_hub_aliases(image))
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        out.update(docker_hub_aliases(f"{name.rsplit(':', 1)[0]}@{digest}"))
+    return tuple(sorted(out))
+
+
 def _expand(value: str, env: Mapping[str, str], where: str) -> str:
     """Kubelet's `$(VAR)` expansion of one command/args element, refusing what we cannot see.
 
@@ -234,7 +259,7 @@ def _expand(value: str, env: Mapping[str, str], where: str) -> str:
             if name not in env:
                 raise ValueError(
                     f"{where}: $({name}) is not a literal env variable of this container, so the "
-                    "argv kubelet starts it with cannot be known here"
+                    "value kubelet expands it to cannot be known here"
                 )
             if "$" in env[name]:
                 raise ValueError(
@@ -247,6 +272,19 @@ def _expand(value: str, env: Mapping[str, str], where: str) -> str:
             out.append("$" + nxt)
             i += 2
     return "".join(out)
+
+
+def pod_env(env: Mapping[str, str], where: str) -> tuple[str, ...]:
+    """The pod spec's env as the container receives it, as `NAME=value` entries.
+
+    Kubelet (`pkg/kubelet/kubelet_pods.go` makeEnvironmentVariables) expands `$(VAR)` in a value
+    from the variables defined before it; coco's pod spec lists them sorted by name. A
+    reference this program cannot resolve is an error (`_expand`), not a guess.
+    """
+    seen: dict[str, str] = {}
+    for name in sorted(env):
+        seen[name] = _expand(env[name], seen, f"{where}.env.{name}")
+    return tuple(f"{k}={v}" for k, v in sorted(seen.items()))
 
 
 def kubernetes_argv(
@@ -309,6 +347,62 @@ class AgentPolicySpec(BaseModel):
     in by the workload component when `pin_commands` is on."""
     overrides: dict[str, bool] = {}
     """Per request name: a constant that replaces every default and rule for it."""
+    image_env: dict[str, str] = {"PATH": DEFAULT_PATH}
+    """Env entries the image config sets (`docker inspect`'s Config.Env), pinned exactly:
+    the pod spec does not say them, so list every one the image has (default: containerd's
+    default PATH, which most images repeat)."""
+    image_env_any: list[str] = []
+    """Relaxation: env names that may carry any value (e.g. an image env that changes per
+    build). Never a loader variable (`LD_*`)."""
+    allow_service_links: bool = True
+    """Relaxation: kubelet's service-link env (`<SVC>_SERVICE_HOST=<ip>`, ...) with any
+    service name, address and port: the network is the host's anyway, but a workload that
+    reads such a variable takes a host-chosen address from it."""
+    allow_termination_messages: bool = True
+    """GetDiagnosticDataRequest `termination_log`: the container's termination message (at
+    most 4 KiB of the pinned /dev/termination-log) goes to the host for the pod status."""
+    allow_devices: bool = False
+    """Relaxation: devices in CreateContainerRequest (filled on for GPU workloads, whose
+    devices the runtime passes through; their device list is not pinned)."""
+    image_volumes: list[str] = []
+    """Destinations of the VOLUMEs the image config declares (`docker inspect`'s
+    Config.Volumes): containerd bind-mounts a read-write shared-dir entry there, which the
+    policy then admits (and CopyFile below it)."""
+    containers: dict[str, ContainerPin] = {}
+    """Container name -> its pinned env and working dir. Empty: filled in by the workload
+    component from the pod spec; a policy without a pod spec admits no pod-spec env."""
+
+    @field_validator("image_env_any")
+    @classmethod
+    def _no_loader_env(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"imageEnvAny: {name!r} is not an env variable name")
+            if name.startswith("LD_"):
+                raise ValueError(
+                    f"imageEnvAny: {name} makes the dynamic loader run host-chosen code; pin "
+                    "its exact value in imageEnv instead"
+                )
+        return sorted(set(v))
+
+    @field_validator("image_volumes")
+    @classmethod
+    def _volume_paths(cls, v: list[str]) -> list[str]:
+        taken = {m.destination for m in CONTAINER_MOUNTS}
+        for path in v:
+            if not re.fullmatch(r"(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+", path) or "/../" in path + "/":
+                raise ValueError(f"imageVolumes: {path!r} must be an absolute path without '..'")
+            if path in taken:
+                raise ValueError(f"imageVolumes: {path} is a mount the runtime makes already")
+        return sorted(set(v))
+
+    @field_validator("image_env")
+    @classmethod
+    def _image_env_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"imageEnv: {name!r} is not an env variable name")
+        return dict(sorted(v.items()))
 
     @field_validator("allowed_images")
     @classmethod
@@ -399,6 +493,38 @@ class AgentPolicySpec(BaseModel):
         }
         return AgentPolicySpec.model_validate(data)
 
+    def with_containers(self, pins: Mapping[str, ContainerPin], devices: bool) -> AgentPolicySpec:
+        """This spec with `containers` defaulted to the pod spec's pins (never over an explicit
+        map) and devices allowed when the pod needs them."""
+        if self.preset == "allow-all":
+            return self
+        data = self.model_dump()
+        if not self.containers:
+            data["containers"] = {k: v.model_dump() for k, v in pins.items()}
+        data["allow_devices"] = self.allow_devices or devices
+        return AgentPolicySpec.model_validate(data)
+
+    def relaxations(self) -> list[str]:
+        """The options that open this policy beyond the closed default, for review (the
+        workload shows them in its outputs, so `pulumi preview` lists them)."""
+        if self.preset == "allow-all":
+            return ["preset: allow-all"]
+        out = [f"imageEnv: {k}={v}" for k, v in self.image_env.items()]
+        out += [f"imageEnvAny: {name}" for name in self.image_env_any]
+        out += [f"imageVolumes: {path}" for path in self.image_volumes]
+        flags = {
+            "allowServiceLinks": self.allow_service_links,
+            "allowTerminationMessages": self.allow_termination_messages,
+            "allowDevices": self.allow_devices,
+            "allowCopyFile": self.allow_copy_file,
+            "allowExec": self.allow_exec,
+            "allowLogs": self.allow_logs,
+            "pinCommands: false": not self.pin_commands,
+        }
+        out += [name for name, on in flags.items() if on]
+        out += [f"overrides: {k}={str(v).lower()}" for k, v in self.overrides.items()]
+        return out
+
     def decisions(self) -> dict[str, bool | str]:
         """Per request: True/False when constant, "rule" when a conditional rule decides.
 
@@ -426,6 +552,8 @@ def _decision(spec: AgentPolicySpec, name: str) -> bool | str:
         return "rule" if spec.exec_commands else True
     if name == "CopyFileRequest":
         return "rule" if spec.allow_copy_file else False
+    if name == "GetDiagnosticDataRequest":
+        return "rule" if spec.allow_termination_messages else False
     return "rule" if base.rule else base.allow
 
 
@@ -450,29 +578,34 @@ def _rego_set(values: Iterable[str]) -> str:
 
 _CREATE_CONTAINER_RULES = """\
 # CreateContainerRequest: the sandbox gets the guest's built-in pause bundle (its guest-pull
-# source is the runtime's "pause" sentinel); any other container must name an allowed image
-# and pull only allowed images. OCI hooks would run host binaries in the guest, and a
-# non-guest-pull storage mounted on the rootfs would replace the pulled image.
+# source is the runtime's "pause" sentinel); any other container must name an allowed image,
+# pull exactly that image onto its own rootfs, and be what the pod spec says it is
+# (policies/agent_container.py: env, mounts, capabilities, ...). OCI hooks would run host
+# binaries in the guest; any other storage could replace or add to what the image holds.
 CreateContainerRequest if {
 	input.OCI.Annotations["io.kubernetes.cri.container-type"] == "sandbox"
-	count(guest_pull_sources) == 1
-	every source in guest_pull_sources {
-		source == @PAUSE@
-	}
-	no_oci_hooks
-	not rootfs_shadowed
+	input.OCI.Annotations["io.katacontainers.pkg.oci.container_type"] == "pod_sandbox"
+	only_guest_pull(@PAUSE@)
+	input.OCI.Process.Args == ["/pause"]
+	env_closed([])
+	cwd_closed("/")
+	input.OCI.Root.Readonly == true
+	mounts_closed(sandbox_mounts)
+	oci_closed
 }
 
 CreateContainerRequest if {
 	input.OCI.Annotations["io.kubernetes.cri.container-type"] == "container"
-	input.OCI.Annotations["io.kubernetes.cri.image-name"] in allowed_images
-	count(guest_pull_sources) > 0
-	every source in guest_pull_sources {
-		source in allowed_images
-	}
+	input.OCI.Annotations["io.katacontainers.pkg.oci.container_type"] == "pod_container"
+	container_image in allowed_images
+	only_guest_pull(container_image)
 	container_args_allowed
-	no_oci_hooks
-	not rootfs_shadowed
+	pin := container_pin
+	env_closed(pin.env)
+	cwd_closed(pin.working_dir)
+	user_closed(pin)
+	mounts_closed(container_mounts)
+	oci_closed
 }
 
 # An image whose containers set `command` in the pod spec starts only with that argv; other
@@ -487,60 +620,108 @@ container_args_allowed if {
 
 container_image := input.OCI.Annotations["io.kubernetes.cri.image-name"]
 
-guest_pull_sources := [s.source | some s in input.storages; s.driver == "image_guest_pull"]
+# Exactly one storage: the guest pull of `source` onto this container's rootfs.
+only_guest_pull(source) if {
+	count(input.storages) == 1
+	some s in input.storages
+	s.driver == "image_guest_pull"
+	s.source == source
+	s.mount_point == rootfs_path
+}
 
 no_oci_hooks if {
 	input.OCI.Hooks == null
-}
-
-no_oci_hooks if {
-	not input.OCI.Hooks
-}
-
-rootfs_paths contains input.OCI.Root.Path
-
-rootfs_paths contains concat("/", ["/run/kata-containers", input.container_id, "rootfs"])
-
-rootfs_shadowed if {
-	some s in input.storages
-	s.driver != "image_guest_pull"
-	s.mount_point in rootfs_paths
 }
 """
 
 _CREATE_CONTAINER_RULES = _CREATE_CONTAINER_RULES.replace("@PAUSE@", json.dumps(PAUSE_SOURCE))
 
-_PULL_IMAGE_RULE = """\
-PullImageRequest if {
-	input.image in allowed_images
-}
-"""
-
 _CREATE_SANDBOX_RULES = """\
-# CreateSandboxRequest: guest hooks and kernel modules are host-chosen code in the guest.
+# CreateSandboxRequest: guest hooks and kernel modules are host-chosen code in the guest; a
+# shared PID namespace would let one container see and signal another's processes. The only
+# storage is the sandbox's /dev/shm (genpolicy-settings.json `sandbox.storages`).
 CreateSandboxRequest if {
-	not has_guest_hooks
-	not has_kernel_modules
+	input.guest_hook_path == ""
+	count(input.kernel_modules) == 0
+	input.sandbox_pidns == false
+	every s in input.storages {
+		sandbox_shm(s)
+	}
 }
 
-has_guest_hooks if {
-	input.guest_hook_path != ""
+sandbox_shm(s) if {
+	s.driver == "ephemeral"
+	s.source == "shm"
+	s.fstype == "tmpfs"
+	s.mount_point == "/run/kata-containers/sandbox/shm"
+	every o in s.options {
+		shm_option(o)
+	}
 }
 
-has_kernel_modules if {
-	count(input.kernel_modules) > 0
+shm_option(o) if {
+	o in ["noexec", "nosuid", "nodev", "mode=1777"]
+}
+
+shm_option(o) if {
+	regex.match("^size=[0-9]+$", o)
 }
 """
 
 _COPY_FILE_RULE = """\
-# CopyFileRequest: only into the per-container shared directory, never out of it.
+# CopyFileRequest (as the agent presents it: path, file_type, symlink_target, file_mode):
+# only into the
+# shared-dir entries this pod's mounts use, never into a rootfs, never a special file, and a
+# symlink only below an entry, relative and without '..' (genpolicy rules.rego
+# allow_copy_file).
 CopyFileRequest if {
-	startswith(input.path, @SHARED@)
-	every part in split(input.path, "/") {
-		part != ".."
-	}
+	input.file_type == "Directory"
+	copy_path_allowed("")
 }
-""".replace("@SHARED@", json.dumps(SHARED_CONTAINERS_DIR))
+
+# A regular file without execute bits: a host-written file the container could be started
+# with (an argv naming /etc/hosts, or a file below the token mount, which is not noexec)
+# must not be executable. Kubelet's files and the token are 0644.
+CopyFileRequest if {
+	input.file_type == "Regular"
+	bits.and(input.file_mode, 73) == 0
+	copy_path_allowed("")
+}
+
+CopyFileRequest if {
+	input.file_type == "Symlink"
+	copy_path_allowed("/.+")
+	no_dotdot(input.symlink_target)
+	not startswith(input.symlink_target, "/")
+}
+
+copy_path_allowed(suffix) if {
+	no_dotdot(input.path)
+	regex.match(concat("", [copy_prefix, "(/.*)?$"]), input.path)
+	regex.match(concat("", [copy_prefix, suffix]), input.path)
+}
+
+no_dotdot(path) if {
+	not regex.match("(^|/)\\\\.\\\\.($|/)", path)
+}
+"""
+
+
+def _copy_prefix(image_volumes: Iterable[str]) -> str:
+    """The shared-dir entries CopyFile may write below: kubelet's files, the token, and the
+    image VOLUMEs the spec lists."""
+    names = [*SHARED_FILES, *(image_volume(d).shared or "" for d in image_volumes)]
+    alternatives = "|".join(n.replace(".", "\\.") for n in names)
+    regex = f"^{CPATH}/(watchable/)?[a-z0-9]{{64}}-[a-z0-9]{{16}}-({alternatives})"
+    return f"copy_prefix := {_rego_str(regex)}\n"
+
+
+_DIAGNOSTIC_RULE = """\
+# GetDiagnosticDataRequest: only the termination message (the agent's one log_type).
+GetDiagnosticDataRequest if {
+	input.log_type == "termination_log"
+}
+"""
 
 _EXEC_RULE = """\
 # ExecProcessRequest: only these exact command lines.
@@ -586,17 +767,27 @@ def render_agent_policy(spec: AgentPolicySpec) -> str:
         lines.append(f"default {name} := {'true' if allow else 'false'}")
         if decision == "rule":
             names_with_rules.add(name)
-    if "CreateContainerRequest" in names_with_rules or "PullImageRequest" in names_with_rules:
-        rules.append(f"allowed_images := {_rego_set(_all_image_spellings(spec.allowed_images))}\n")
     if "CreateContainerRequest" in names_with_rules:
+        rules.append(f"allowed_images := {_rego_set(_all_image_spellings(spec.allowed_images))}\n")
         rules.append(_CREATE_CONTAINER_RULES)
         rules.append(_pinned_container_args(spec.container_commands))
-    if "PullImageRequest" in names_with_rules:
-        rules.append(_PULL_IMAGE_RULE)
+        rules.append(
+            render_container_rules(
+                spec.containers,
+                spec.image_env,
+                spec.image_env_any,
+                spec.allow_service_links,
+                spec.allow_devices,
+                spec.image_volumes,
+            )
+        )
     if "CreateSandboxRequest" in names_with_rules:
         rules.append(_CREATE_SANDBOX_RULES)
     if "CopyFileRequest" in names_with_rules:
         rules.append(_COPY_FILE_RULE)
+        rules.append(_copy_prefix(spec.image_volumes))
+    if "GetDiagnosticDataRequest" in names_with_rules:
+        rules.append(_DIAGNOSTIC_RULE)
     if "ExecProcessRequest" in names_with_rules:
         commands = ",\n".join("\t" + _rego_argv(argv) for argv in spec.exec_commands)
         rules.append(f"allowed_exec_commands := [\n{commands},\n]\n")
@@ -611,7 +802,7 @@ def _pinned_container_args(commands: Mapping[str, list[list[str]]]) -> str:
     """`pinned_container_args`: every spelling of each pinned image -> its argvs, one per line."""
     by_spelling: dict[str, list[list[str]]] = {}
     for image, argvs in commands.items():
-        for spelling in docker_hub_aliases(image):
+        for spelling in image_spellings(image):
             by_spelling[spelling] = _unique_argvs([*by_spelling.get(spelling, []), *argvs])
     if not by_spelling:
         return "pinned_container_args := {}\n"
@@ -627,5 +818,5 @@ def _pinned_container_args(commands: Mapping[str, list[list[str]]]) -> str:
 def _all_image_spellings(images: Iterable[str]) -> list[str]:
     out: set[str] = set()
     for image in images:
-        out.update(docker_hub_aliases(image))
+        out.update(image_spellings(image))
     return sorted(out)

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_requests import CID, SANDBOX, create_request
+from agent_requests import (
+    CID,
+    copy_file,
+    create_request,
+    create_sandbox_request,
+    exec_request,
+    pod_copy_files,
+    sandbox_request,
+    shared_source,
+)
 from opa import opa_check, opa_check_text, opa_eval, opa_test
 from pydantic import ValidationError
 
@@ -19,6 +29,7 @@ from policies.agent import (
     kubernetes_argv,
     render_agent_policy,
 )
+from policies.agent_container import ContainerPin
 
 REGO_DIR = Path(__file__).resolve().parent.parent / "policies" / "rego"
 
@@ -26,7 +37,25 @@ APP = "ghcr.io/acme/app@sha256:" + "a" * 64
 EVIL = "ghcr.io/evil/miner@sha256:" + "b" * 64
 HUB = "nginx@sha256:" + "c" * 64
 
-# The upstream allow-all list (kata-containers src/kata-opa/allow-all.rego).
+# The request messages of the agent's ttRPC service (kata-containers 4.1.0
+# src/libs/protocols/protos/agent.proto, `rpc` lines); the judge tier checks each parses.
+AGENT_PROTO_REQUESTS = {
+    "AddARPNeighborsRequest", "AddSwapPathRequest", "AddSwapRequest", "CloseStdinRequest",
+    "CopyFileRequest", "CreateContainerRequest", "CreateSandboxRequest", "DestroySandboxRequest",
+    "ExecProcessRequest", "GetDiagnosticDataRequest", "GetIPTablesRequest", "GetMetricsRequest",
+    "GetOOMEventRequest", "GuestDetailsRequest", "ListInterfacesRequest", "ListRoutesRequest",
+    "MemAgentCompactConfig", "MemAgentMemcgConfig", "MemHotplugByProbeRequest",
+    "OnlineCPUMemRequest", "PauseContainerRequest", "ReadStreamRequest", "RemoveContainerRequest",
+    "RemoveStaleVirtiofsShareMountsRequest", "ReseedRandomDevRequest", "ResizeVolumeRequest",
+    "ResumeContainerRequest", "SetGuestDateTimeRequest", "SetIPTablesRequest", "SetPolicyRequest",
+    "SignalProcessRequest", "StartContainerRequest", "StatsContainerRequest",
+    "TtyWinResizeRequest", "UpdateContainerRequest", "UpdateEphemeralMountsRequest",
+    "UpdateInterfaceRequest", "UpdateRoutesRequest", "VolumeStatsRequest", "WaitProcessRequest",
+    "WriteStreamRequest",
+}  # fmt: skip
+# The upstream allow-all list (kata-containers src/kata-opa/allow-all.rego); it still names
+# requests agent.proto no longer has (PullImageRequest, ReadContainerTerminationMessage,
+# StartTracingRequest, StopTracingRequest), which the policy leaves out.
 UPSTREAM_ALLOW_ALL = {
     "AddARPNeighborsRequest", "AddSwapRequest", "CloseStdinRequest", "CopyFileRequest",
     "CreateContainerRequest", "CreateSandboxRequest", "DestroySandboxRequest",
@@ -47,15 +76,6 @@ GENPOLICY_EXTRA = {
     "VolumeStatsRequest", "GetDiagnosticDataRequest", "MemAgentCompactConfig",
     "MemAgentMemcgConfig",
 }  # fmt: skip
-
-
-def exec_request(args: list[str]) -> dict[str, Any]:
-    return {
-        "container_id": CID,
-        "exec_id": "a1b2c3",
-        "string_user": None,
-        "process": {"Args": args, "Terminal": False, "Cwd": "/", "Env": []},
-    }
 
 
 def ask(policy: str, request: str, input_doc: Any) -> Any:
@@ -96,7 +116,10 @@ def test_every_policy_passes_opa_check(name: str) -> None:
 
 
 def test_request_table_covers_upstream_lists() -> None:
-    assert set(AGENT_REQUESTS) >= UPSTREAM_ALLOW_ALL | GENPOLICY_EXTRA
+    assert set(AGENT_REQUESTS) == AGENT_PROTO_REQUESTS
+    gone = {"PullImageRequest", "ReadContainerTerminationMessage"}
+    gone |= {"StartTracingRequest", "StopTracingRequest"}
+    assert set(AGENT_REQUESTS) == (UPSTREAM_ALLOW_ALL - gone) | GENPOLICY_EXTRA
     for name, info in AGENT_REQUESTS.items():
         assert info.reason, name
 
@@ -127,12 +150,143 @@ def test_listed_image_allowed(restrictive: str) -> None:
 def test_docker_hub_spelling_allowed(restrictive: str) -> None:
     full = "docker.io/library/" + HUB
     assert ask(restrictive, "CreateContainerRequest", create_request(full, [full])) is True
-    assert ask(restrictive, "CreateContainerRequest", create_request(HUB, [full])) is True
+    assert ask(restrictive, "CreateContainerRequest", create_request(HUB, [HUB])) is True
+    # The runtime's guest-pull source is the image-name annotation itself (kata runtime
+    # handleImageGuestPullBlockVolume): two spellings in one request are not a real request.
+    assert ask(restrictive, "CreateContainerRequest", create_request(HUB, [full])) is False
+
+
+def test_tagged_digest_presented_without_tag() -> None:
+    """containerd drops the tag of `name:tag@sha256:...` (genpolicy capture env_vars)."""
+    tagged = "ghcr.io/acme/app:1.2" + APP[len("ghcr.io/acme/app") :]
+    text = render_agent_policy(AgentPolicySpec(allowed_images=[tagged]))
+    assert ask(text, "CreateContainerRequest", create_request(APP, [APP])) is True
+    assert ask(text, "CreateContainerRequest", create_request(tagged, [tagged])) is True
 
 
 def test_pause_sandbox_allowed(restrictive: str) -> None:
-    req = create_request("registry.k8s.io/pause:3.10", ["pause"], "sandbox", SANDBOX)
-    assert ask(restrictive, "CreateContainerRequest", req) is True
+    assert ask(restrictive, "CreateContainerRequest", sandbox_request()) is True
+    for copied in pod_copy_files(CID):
+        assert ask(restrictive, "CopyFileRequest", copied) is True, copied
+
+
+def _tamper(change: Any) -> dict[str, Any]:
+    req = create_request(APP, [APP], env=["API_PORT=8443"])
+    change(req["OCI"])
+    return req
+
+
+PINNED = AgentPolicySpec(allowed_images=[APP]).with_containers(
+    {"app": ContainerPin(env=("API_PORT=8443",))}, devices=False
+)
+EVIL_SRC = shared_source(CID, "evil")
+
+
+@pytest.mark.parametrize(
+    ("change", "allowed"),
+    [
+        pytest.param(lambda o: None, True, id="as-rendered"),
+        pytest.param(
+            lambda o: o["Mounts"].append(
+                {
+                    "destination": "/app/server",
+                    "source": EVIL_SRC,
+                    "type_": "bind",
+                    "options": ["rbind"],
+                }
+            ),
+            False,
+            id="bind-over-binary",
+        ),
+        pytest.param(
+            lambda o: o["Process"]["Env"].append("LD_PRELOAD=/x.so"), False, id="ld-preload"
+        ),
+        pytest.param(
+            lambda o: o["Process"]["Env"].__setitem__(-1, "API_PORT=1"), False, id="env-changed"
+        ),
+        pytest.param(lambda o: o["Process"]["Env"].pop(), False, id="env-dropped"),
+        pytest.param(
+            lambda o: o["Process"]["Env"].append("REDIS_SERVICE_HOST=10.0.0.1"), True, id="svc-link"
+        ),
+        pytest.param(
+            lambda o: o["Mounts"][-1].update(options=["rbind", "rprivate", "rw"]),
+            False,
+            id="sa-token-writable",
+        ),
+        pytest.param(
+            lambda o: o["Process"]["Capabilities"]["Bounding"].append("CAP_SYS_ADMIN"),
+            False,
+            id="added-cap",
+        ),
+        pytest.param(lambda o: o["Linux"].update(MaskedPaths=[]), False, id="unmasked"),
+        pytest.param(lambda o: o["Linux"]["Sysctl"].update({"kernel.x": "1"}), False, id="sysctl"),
+    ],
+)
+def test_container_is_closed(change: Any, allowed: bool) -> None:
+    text = render_agent_policy(PINNED)
+    assert ask(text, "CreateContainerRequest", _tamper(change)) is allowed
+
+
+def test_user_cwd_and_read_only_root_pinned_where_set() -> None:
+    pin = ContainerPin(working_dir="/app", uid=10001, gid=10001, read_only_root=True)
+    text = render_agent_policy(
+        AgentPolicySpec(allowed_images=[APP]).with_containers({"app": pin}, devices=False)
+    )
+    good = dict(cwd="/app", uid=10001, read_only_root=True)
+    assert ask(text, "CreateContainerRequest", create_request(APP, [APP], **good)) is True
+    for bad in ({"uid": 0}, {"cwd": "/tmp"}, {"read_only_root": False}):
+        req = create_request(APP, [APP], **(good | bad))
+        assert ask(text, "CreateContainerRequest", req) is False, bad
+
+
+def test_image_volumes_admitted_only_when_listed() -> None:
+    """containerd mounts an image VOLUME from the shared dir (genpolicy image_volume)."""
+    req = create_request(APP, [APP])
+    source = shared_source(req["container_id"], "data")
+    req["OCI"]["Mounts"].append(
+        {"destination": "/data", "source": source, "type_": "bind", "options": ["rbind", "rw"]}
+    )
+    closed = render_agent_policy(AgentPolicySpec(allowed_images=[APP]))
+    assert ask(closed, "CreateContainerRequest", req) is False
+    listed = render_agent_policy(AgentPolicySpec(allowed_images=[APP], image_volumes=["/data"]))
+    assert ask(listed, "CreateContainerRequest", req) is True
+    assert ask(listed, "CopyFileRequest", copy_file(source + "/x")) is True
+    assert ask(closed, "CopyFileRequest", copy_file(source + "/x")) is False
+    with pytest.raises(ValidationError, match="absolute"):
+        AgentPolicySpec(image_volumes=["/data/../etc"])
+    with pytest.raises(ValidationError, match="already"):
+        AgentPolicySpec(image_volumes=["/etc/hosts"])
+
+
+def test_sandbox_pidns_denied(restrictive: str) -> None:
+    req = create_request(APP, [APP])
+    req["sandbox_pidns"] = True
+    assert ask(restrictive, "CreateContainerRequest", req) is False
+    sandbox = create_sandbox_request() | {"sandbox_pidns": True}
+    assert ask(restrictive, "CreateSandboxRequest", sandbox) is False
+
+
+def test_termination_messages(restrictive: str) -> None:
+    req = {"container_id": CID, "log_type": "termination_log"}
+    assert ask(restrictive, "GetDiagnosticDataRequest", req) is True
+    assert ask(restrictive, "GetDiagnosticDataRequest", req | {"log_type": "x"}) is False
+    off = render_agent_policy(AgentPolicySpec(allow_termination_messages=False))
+    assert ask(off, "GetDiagnosticDataRequest", req) is False
+
+
+def test_image_env_options() -> None:
+    spec = AgentPolicySpec(allowed_images=[APP], image_env_any=["BUILD_ID"])
+    req = create_request(APP, [APP])
+    req["OCI"]["Process"]["Env"].append("BUILD_ID=42")
+    assert ask(render_agent_policy(spec), "CreateContainerRequest", req) is True
+    req["OCI"]["Process"]["Env"].append("NODE_OPTIONS=--require /x")
+    assert ask(render_agent_policy(spec), "CreateContainerRequest", req) is False
+    with pytest.raises(ValidationError, match="LD_PRELOAD"):
+        AgentPolicySpec(image_env_any=["LD_PRELOAD"])
+    links = create_request(APP, [APP])
+    links["OCI"]["Process"]["Env"].append("REDIS_SERVICE_HOST=10.0.0.1")
+    no_links = AgentPolicySpec(allowed_images=[APP], allow_service_links=False)
+    assert ask(render_agent_policy(no_links), "CreateContainerRequest", links) is False
 
 
 @pytest.mark.parametrize(
@@ -181,7 +335,8 @@ def test_exec_any_argv_when_allowed_without_list() -> None:
     text = render_agent_policy(SPECS["exec-any"])
     assert ask(text, "ExecProcessRequest", exec_request(["/bin/sh"])) is True
     assert ask(text, "WriteStreamRequest", {"container_id": CID, "data": "aWQK"}) is True
-    assert ask(text, "CopyFileRequest", {"path": SHARED + "x"}) is False
+    copied = copy_file(shared_source(CID, "hosts"))
+    assert ask(text, "CopyFileRequest", copied) is False
 
 
 def test_set_policy_denied(restrictive: str) -> None:
@@ -201,7 +356,9 @@ SHARED = "/run/kata-containers/shared/containers/"
     ("path", "allowed"),
     [
         (SHARED + CID + "-8f2a1b3c4d5e6f70-hosts", True),
-        (SHARED + CID + "-0a1b2c3d4e5f6071-config/..data/app.yaml", True),
+        (SHARED + CID + "-0a1b2c3d4e5f6071-serviceaccount/..data/token", True),
+        (SHARED + CID + "-0a1b2c3d4e5f6071-config/..data/app.yaml", False),
+        (SHARED + CID + "/rootfs/bin/sh", False),
         ("/etc/passwd", False),
         (SHARED + "../../../usr/bin/kata-agent", False),
         (SHARED + CID + "/..", False),
@@ -209,23 +366,17 @@ SHARED = "/run/kata-containers/shared/containers/"
     ],
 )
 def test_copy_file_paths(restrictive: str, path: str, allowed: bool) -> None:
-    assert ask(restrictive, "CopyFileRequest", {"path": path, "data": ""}) is allowed
+    copied = copy_file(path)
+    assert ask(restrictive, "CopyFileRequest", copied) is allowed
 
 
 def test_create_sandbox_without_hooks_or_modules(restrictive: str) -> None:
-    base = {"hostname": "", "storages": [], "sandbox_id": SANDBOX, "sandbox_pidns": False}
-    assert ask(
-        restrictive, "CreateSandboxRequest", base | {"guest_hook_path": "", "kernel_modules": []}
-    )
+    base = create_sandbox_request()
+    assert ask(restrictive, "CreateSandboxRequest", base) is True
     hooks = base | {"guest_hook_path": "/usr/share/oci/hooks", "kernel_modules": []}
     assert ask(restrictive, "CreateSandboxRequest", hooks) is False
     mods = base | {"guest_hook_path": "", "kernel_modules": [{"name": "x", "parameters": []}]}
     assert ask(restrictive, "CreateSandboxRequest", mods) is False
-
-
-def test_pull_image_only_allowed(restrictive: str) -> None:
-    assert ask(restrictive, "PullImageRequest", {"image": APP, "container_id": CID}) is True
-    assert ask(restrictive, "PullImageRequest", {"image": EVIL, "container_id": CID}) is False
 
 
 def test_allow_all_allows_everything() -> None:
@@ -305,9 +456,16 @@ def test_decisions_summary() -> None:
 
 def test_rego_suite(tmp_path: Path) -> None:
     """policies/rego/agent_policy_test.rego against the policy for its fixture spec."""
-    (tmp_path / "agent_policy.rego").write_text(
-        render_agent_policy(AgentPolicySpec(allowed_images=[APP])), encoding="utf-8"
-    )
+    (tmp_path / "agent_policy.rego").write_text(render_agent_policy(PINNED), encoding="utf-8")
+    fixtures = {
+        "container": create_request(APP, [APP], env=["API_PORT=8443"]),
+        "pause": sandbox_request(),
+        "sandbox": create_sandbox_request(),
+        "exec": exec_request(["/bin/sh", "-c", "cat /proc/self/environ"]),
+        "copies": pod_copy_files(CID),
+        "evil_source": EVIL_SRC,
+    }
+    (tmp_path / "data.json").write_text(json.dumps({"fixtures": fixtures}), encoding="utf-8")
     shutil.copy(REGO_DIR / "agent_policy_test.rego", tmp_path)
     opa_check([tmp_path])
     results = opa_test(tmp_path)
@@ -362,8 +520,7 @@ def test_pinned_argv_holds_for_every_docker_hub_spelling() -> None:
 
 def test_pause_sandbox_unaffected_by_pins() -> None:
     text = render_agent_policy(SPECS["pinned-argv"])
-    req = create_request("registry.k8s.io/pause:3.10", ["pause"], "sandbox", SANDBOX, ["/pause"])
-    assert ask(text, "CreateContainerRequest", req) is True
+    assert ask(text, "CreateContainerRequest", sandbox_request()) is True
 
 
 @pytest.mark.parametrize(
@@ -437,3 +594,21 @@ def test_with_container_commands() -> None:
     )
     elsewhere = AgentPolicySpec(allowed_images=[HUB]).with_container_commands(pins)
     assert elsewhere.container_commands == {}
+
+
+def test_image_spellings() -> None:
+    from policies.agent import image_spellings
+
+    d = "@sha256:" + "c" * 64
+    assert set(image_spellings("ghcr.io/acme/app:1.2" + d)) == {
+        "ghcr.io/acme/app:1.2" + d,
+        "ghcr.io/acme/app" + d,
+    }
+    assert set(image_spellings("nginx:1.27" + d)) == {
+        "nginx:1.27" + d,
+        "docker.io/library/nginx:1.27" + d,
+        "nginx" + d,
+        "docker.io/library/nginx" + d,
+    }
+    # A registry port is not a tag.
+    assert image_spellings("localhost:5000/app" + d) == ("localhost:5000/app" + d,)

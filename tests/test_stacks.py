@@ -236,7 +236,19 @@ def test_container_argv_is_pinned_in_the_measured_agent_policy() -> None:
     expected = ["/app/payments-api", "--listen=:8443", "--kbs-secret=/run/secrets/payments-key"]
 
     def create(argv: list[str]) -> Any:
-        request = create_request(container["image"], [container["image"]], args=argv)
+        env = [f"{e['name']}={e['value']}" for e in container.get("env", [])]
+        security = container.get("securityContext", {})
+        request = create_request(
+            container["image"],
+            [container["image"]],
+            args=argv,
+            name=container["name"],
+            env=env,
+            cwd=container.get("workingDir", "/"),
+            uid=security.get("runAsUser", 0),
+            gid=security.get("runAsGroup"),
+            read_only_root=security.get("readOnlyRootFilesystem", False),
+        )
         return opa_eval(policy, request, None, "data.agent_policy.CreateContainerRequest")
 
     assert create(expected) is True

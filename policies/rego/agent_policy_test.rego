@@ -1,109 +1,87 @@
 # Allow/deny cases for the generated agent policy, run with `opa test`.
 #
 # tests/test_agent_policy.py renders policies/agent.py for the fixture spec
-#   AgentPolicySpec(allowed_images=[app_image])   (restrictive, no exec, no logs)
-# into a temporary directory next to this file and runs `opa test` on both.
-# Request inputs follow the shapes genpolicy's rules.rego reads (input.OCI.Annotations,
-# input.storages, input.process.Args, input.path) and the guest-pull storage the Kata runtime
-# builds (virtcontainers/kata_agent.go handleImageGuestPullBlockVolume).
+#   AgentPolicySpec(allowed_images=[app_image]) with container "app" pinned to env API_PORT=8443
+# into a temporary directory next to this file, together with `data.fixtures`: requests built
+# by tests/agent_requests.py in the shapes the agent really sends (genpolicy's captured requests,
+# kata-containers 4.1.0 src/tools/genpolicy/tests/policy/testdata), and runs `opa test`.
+# The same policies are judged by the agent's own engine in tests/conformance/test_agent_judge.py.
 package agent_policy_test
 
 import rego.v1
 
 import data.agent_policy
-
-app_image := "ghcr.io/acme/app@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+import data.fixtures
 
 evil_image := "ghcr.io/evil/miner@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
-sandbox_id := "1f8e4b7c3a2d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7"
-
-container_id := "9c2d7e1f0a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
-
-guest_pull(cid, source, ctype) := {
-	"driver": "image_guest_pull",
-	"driver_options": [concat("", ["image_guest_pull={\"metadata\":{\"io.kubernetes.cri.container-type\":\"", ctype, "\"}}"])],
-	"source": source,
-	"fstype": "overlay",
-	"options": [],
-	"mount_point": concat("/", ["/run/kata-containers", cid, "rootfs"]),
-	"fs_group": null,
-}
-
-create_input(cid, ctype, image_name, storages) := {
-	"container_id": cid,
-	"exec_id": cid,
-	"string_user": null,
-	"devices": [],
-	"storages": storages,
-	"sandbox_pidns": false,
-	"shared_mounts": [],
-	"OCI": {
-		"Version": "1.1.0",
-		"Annotations": {
-			"io.kubernetes.cri.container-type": ctype,
-			"io.kubernetes.cri.image-name": image_name,
-			"io.kubernetes.cri.sandbox-id": sandbox_id,
-			"io.kubernetes.cri.sandbox-name": "app-7d9c-xk2lp",
-			"io.kubernetes.cri.sandbox-namespace": "default",
-			"io.katacontainers.pkg.oci.container_type": "pod_container",
-		},
-		"Hooks": null,
-		"Root": {"Path": concat("/", ["/run/kata-containers", cid, "rootfs"]), "Readonly": false},
-		"Process": {"Args": ["/app/server", "--port=8080"], "Cwd": "/", "Env": ["PATH=/usr/bin"]},
-		"Mounts": [],
-	},
-}
-
-app_container := create_input(container_id, "container", app_image, [guest_pull(container_id, app_image, "container")])
-
-pause_sandbox := create_input(sandbox_id, "sandbox", "registry.k8s.io/pause:3.10", [guest_pull(sandbox_id, "pause", "sandbox")])
+app := fixtures.container
 
 test_listed_image_allowed if {
-	agent_policy.CreateContainerRequest with input as app_container
+	agent_policy.CreateContainerRequest with input as app
 }
 
 test_sandbox_with_builtin_pause_allowed if {
-	agent_policy.CreateContainerRequest with input as pause_sandbox
+	agent_policy.CreateContainerRequest with input as fixtures.pause
 }
 
 test_unlisted_image_denied if {
-	not agent_policy.CreateContainerRequest with input as create_input(
-		container_id, "container", evil_image,
-		[guest_pull(container_id, evil_image, "container")],
-	)
+	swapped := json.patch(app, [
+		{"op": "replace", "path": "/OCI/Annotations/io.kubernetes.cri.image-name", "value": evil_image},
+		{"op": "replace", "path": "/storages/0/source", "value": evil_image},
+	])
+	not agent_policy.CreateContainerRequest with input as swapped
 }
 
 test_listed_name_but_other_pull_source_denied if {
-	not agent_policy.CreateContainerRequest with input as create_input(
-		container_id, "container", app_image,
-		[guest_pull(container_id, evil_image, "container")],
-	)
+	swapped := json.patch(app, [{"op": "replace", "path": "/storages/0/source", "value": evil_image}])
+	not agent_policy.CreateContainerRequest with input as swapped
 }
 
 test_sandbox_pulling_a_real_image_denied if {
-	not agent_policy.CreateContainerRequest with input as create_input(
-		container_id, "sandbox", evil_image,
-		[guest_pull(container_id, evil_image, "sandbox")],
-	)
+	swapped := json.patch(fixtures.pause, [{"op": "replace", "path": "/storages/0/source", "value": evil_image}])
+	not agent_policy.CreateContainerRequest with input as swapped
 }
 
 test_container_without_guest_pull_denied if {
-	not agent_policy.CreateContainerRequest with input as create_input(container_id, "container", app_image, [])
+	not agent_policy.CreateContainerRequest with input as json.patch(app, [{"op": "replace", "path": "/storages", "value": []}])
 }
 
 test_oci_hooks_denied if {
-	hooked := json.patch(app_container, [{"op": "replace", "path": "/OCI/Hooks", "value": {"Prestart": [{"Path": "/bin/sh"}]}}])
+	hooked := json.patch(app, [{"op": "replace", "path": "/OCI/Hooks", "value": {"Prestart": [{"Path": "/bin/sh"}]}}])
 	not agent_policy.CreateContainerRequest with input as hooked
 }
 
+test_bind_mount_over_binary_denied if {
+	mount := {"destination": "/app/server", "source": fixtures.evil_source, "type_": "bind", "options": ["rbind", "ro"]}
+	not agent_policy.CreateContainerRequest with input as json.patch(app, [{"op": "add", "path": "/OCI/Mounts/-", "value": mount}])
+}
+
+test_ld_preload_denied if {
+	preload := concat("", ["LD_PRELOAD=", fixtures.evil_source, "/x.so"])
+	not agent_policy.CreateContainerRequest with input as json.patch(app, [{"op": "add", "path": "/OCI/Process/Env/-", "value": preload}])
+}
+
+test_changed_env_value_denied if {
+	changed := [e | some e in app.OCI.Process.Env; e != "API_PORT=8443"]
+	not agent_policy.CreateContainerRequest with input as json.patch(app, [{"op": "replace", "path": "/OCI/Process/Env", "value": array.concat(changed, ["API_PORT=1"])}])
+}
+
+test_privileged_denied if {
+	caps := array.concat(app.OCI.Process.Capabilities.Bounding, ["CAP_SYS_ADMIN"])
+	not agent_policy.CreateContainerRequest with input as json.patch(app, [
+		{"op": "replace", "path": "/OCI/Process/Capabilities/Bounding", "value": caps},
+		{"op": "replace", "path": "/OCI/Linux/MaskedPaths", "value": []},
+	])
+}
+
+test_sandbox_pidns_denied if {
+	not agent_policy.CreateContainerRequest with input as json.patch(app, [{"op": "replace", "path": "/sandbox_pidns", "value": true}])
+	not agent_policy.CreateSandboxRequest with input as json.patch(fixtures.sandbox, [{"op": "replace", "path": "/sandbox_pidns", "value": true}])
+}
+
 test_exec_denied if {
-	not agent_policy.ExecProcessRequest with input as {
-		"container_id": container_id,
-		"exec_id": "e1",
-		"string_user": null,
-		"process": {"Args": ["/bin/sh", "-c", "cat /proc/self/environ"], "Terminal": false},
-	}
+	not agent_policy.ExecProcessRequest with input as fixtures.exec
 }
 
 test_set_policy_denied if {
@@ -111,45 +89,52 @@ test_set_policy_denied if {
 }
 
 test_logs_denied if {
-	not agent_policy.ReadStreamRequest with input as {"container_id": container_id, "exec_id": container_id, "len": 1024}
+	not agent_policy.ReadStreamRequest with input as {"container_id": app.container_id, "exec_id": app.container_id, "len": 1024}
 }
 
-test_configmap_copy_allowed if {
-	agent_policy.CopyFileRequest with input as {
-		"path": concat("", ["/run/kata-containers/shared/containers/", container_id, "-5e1f2a3b4c5d6e7f-config/app.yaml"]),
-		"file_size": 12, "file_mode": 420, "dir_mode": 2147484141, "uid": 0, "gid": 0, "offset": 0, "data": "",
+test_termination_message_allowed if {
+	agent_policy.GetDiagnosticDataRequest with input as {"container_id": app.container_id, "log_type": "termination_log"}
+}
+
+test_pod_copies_allowed if {
+	every f in fixtures.copies {
+		agent_policy.CopyFileRequest with input as f
 	}
 }
 
 test_copy_outside_shared_dir_denied if {
-	not agent_policy.CopyFileRequest with input as {"path": "/etc/passwd", "data": ""}
+	not agent_policy.CopyFileRequest with input as {"path": "/etc/passwd", "file_type": "Regular", "file_mode": 33188}
 }
 
 test_copy_traversal_denied if {
-	not agent_policy.CopyFileRequest with input as {"path": "/run/kata-containers/shared/containers/../../../usr/bin/kata-agent", "data": ""}
+	not agent_policy.CopyFileRequest with input as {"path": "/run/kata-containers/shared/containers/../../../usr/bin/kata-agent", "file_type": "Regular", "file_mode": 33188}
+}
+
+test_copy_symlink_out_denied if {
+	link := json.patch(fixtures.copies[count(fixtures.copies) - 1], [{"op": "replace", "path": "/symlink_target", "value": "/etc/shadow"}])
+	not agent_policy.CopyFileRequest with input as link
 }
 
 test_sandbox_with_kernel_modules_denied if {
-	not agent_policy.CreateSandboxRequest with input as {
-		"hostname": "", "dns": [], "storages": [], "sandbox_pidns": false, "sandbox_id": sandbox_id,
-		"guest_hook_path": "", "kernel_modules": [{"name": "evil", "parameters": []}],
-	}
+	not agent_policy.CreateSandboxRequest with input as json.patch(fixtures.sandbox, [{"op": "replace", "path": "/kernel_modules", "value": [{"name": "evil", "parameters": []}]}])
 }
 
 test_plain_sandbox_allowed if {
-	agent_policy.CreateSandboxRequest with input as {
-		"hostname": "", "dns": [], "storages": [], "sandbox_pidns": false, "sandbox_id": sandbox_id,
-		"guest_hook_path": "", "kernel_modules": [],
-	}
+	agent_policy.CreateSandboxRequest with input as fixtures.sandbox
 }
 
 test_lifecycle_allowed if {
-	agent_policy.StartContainerRequest with input as {"container_id": container_id}
-	agent_policy.WaitProcessRequest with input as {"container_id": container_id, "exec_id": container_id}
-	agent_policy.RemoveContainerRequest with input as {"container_id": container_id, "timeout": 0}
+	agent_policy.StartContainerRequest with input as {"container_id": app.container_id}
+	agent_policy.WaitProcessRequest with input as {"container_id": app.container_id, "exec_id": app.container_id}
+	agent_policy.RemoveContainerRequest with input as {"container_id": app.container_id, "timeout": 0}
 	agent_policy.DestroySandboxRequest with input as {}
 }
 
 test_failures_never_allowed if {
 	agent_policy.AllowRequestsFailingPolicy == false
+}
+
+test_copy_executable_denied if {
+	planted := json.patch(fixtures.copies[0], [{"op": "replace", "path": "/file_mode", "value": 33261}])
+	not agent_policy.CopyFileRequest with input as planted
 }
