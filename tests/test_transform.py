@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 import yaml
-from mocks import RecordingMocks, fake_pem, resolve
+from mocks import DecodingMocks, fake_pem, resolve
 
 from components import labels, podspec
 from components.settings import WorkloadSettings
@@ -285,15 +285,6 @@ def test_render_is_deterministic() -> None:
     first = make_confidential(deployment(), TDX, KBS)
     second = make_confidential(deployment(), TDX, KBS)
     assert first == second
-
-
-class DecodingMocks(RecordingMocks):
-    """The provider's `kubernetes:yaml:decode` invoke is a YAML stream split into objects."""
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:  # type: ignore[type-arg]
-        if args.token == "kubernetes:yaml:decode":
-            return {"result": [d for d in yaml.safe_load_all(args.args["text"]) if d]}, []
-        return super().call(args)
 
 
 def test_config_group_transformation_under_mocks() -> None:
