@@ -51,7 +51,7 @@ def read_folder(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def options_for(
-    source: ManifestSource, runtime_class: str, production: bool
+    source: ManifestSource, runtime_class: str, production: bool, environment: str | None = None
 ) -> ConfidentialOptions:
     return ConfidentialOptions(
         runtime_class=runtime_class,
@@ -59,6 +59,7 @@ def options_for(
         gpus=source.gpus,
         require_digests=production,
         annotations=dict(source.annotations),
+        environment=environment,
     )
 
 
@@ -104,6 +105,7 @@ class ConfidentialManifests(pulumi.ComponentResource):
         source: ManifestSource,
         runtime_class: str,
         production: bool,
+        environment: str,
         kbs_url: pulumi.Input[str],
         kbs_cert_pem: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
@@ -111,7 +113,7 @@ class ConfidentialManifests(pulumi.ComponentResource):
         super().__init__("coco:workload:ConfidentialManifests", source.name, None, opts)
         self.runtime_class = runtime_class
         self.confidential = Confidential(
-            options_for(source, runtime_class, production), kbs_url, kbs_cert_pem
+            options_for(source, runtime_class, production, environment), kbs_url, kbs_cert_pem
         )
         child = pulumi.ResourceOptions(parent=self)
         group: pulumi.Resource

@@ -198,6 +198,7 @@ def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) ->
             m,
             runtime_classes[m.name],
             settings.production and not settings.waived("unpinned-images"),
+            env,
             kbs_url=tls.url,
             kbs_cert_pem=tls.certificate_pem,
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=deps)),

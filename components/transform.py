@@ -55,6 +55,10 @@ class ConfidentialOptions:
     require_digests: bool = False
     """Production: every image must be pinned by digest (a tag can be moved under the pod)."""
     annotations: Mapping[str, str] = field(default_factory=dict)
+    environment: str | None = None
+    """When set, the object and its pods get coco's labels (role `workload`, this
+    environment), so the policy pack's production checklist applies to them as to coco's own
+    workloads (policies/pack/objects.py `is_production`)."""
 
     def __post_init__(self) -> None:
         spec = tee.lookup(self.runtime_class)  # raises for an unknown class
@@ -129,7 +133,11 @@ def _pod_spec(obj: dict[str, Any], loc: podspec.Located) -> dict[str, Any]:
 
 
 def apply_spec(obj: dict[str, Any], loc: podspec.Located, options: ConfidentialOptions) -> None:
-    """Runtime class and GPU resources on the pod spec, in place."""
+    """Runtime class and GPU resources on the pod spec, coco's labels, in place."""
+    if options.environment is not None:
+        coco = labels.common(options.environment, labels.ROLE_WORKLOAD)
+        for meta in (obj.setdefault("metadata", {}), _pod_metadata(obj, loc)):
+            meta["labels"] = {**(meta.get("labels") or {}), **coco}
     spec = _pod_spec(obj, loc)
     spec["runtimeClassName"] = options.runtime_class
     if options.gpus:

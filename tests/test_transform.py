@@ -23,6 +23,7 @@ from components.transform import (
 from components.workload import effective_agent_policy, pod_spec
 from policies.agent import AgentPolicySpec, render_agent_policy
 from policies.initdata import INITDATA_ANNOTATION, KbsEndpoint, decode_annotation
+from policies.pack import checks, objects
 
 APP = "registry.example.com/app@sha256:" + "a" * 64
 KBS = KbsEndpoint(url="https://kbs.example.com:8080", cert_pem=fake_pem("CERTIFICATE", "kbs"))
@@ -337,3 +338,28 @@ def test_resource_transform_entry_point() -> None:
         opts=pulumi.ResourceOptions(),
     )
     assert transform.transform(other).props == {"data": {"a": "b"}}
+
+
+def test_policy_pack_checks_apply_to_transformed_workloads() -> None:
+    """The production checklist sees a transformed workload as it sees coco's own: the
+    init-data check passes, a tag is flagged, and the object is recognised as production."""
+    options = ConfidentialOptions("kata-qemu-tdx", environment="production")
+    out, _, _ = make_confidential(deployment(), options, KBS)
+    kind = "kubernetes:apps/v1:Deployment"
+    assert objects.is_production(kind, out)
+    assert checks.agent_policy_in_initdata(kind, out) == []
+    assert checks.runtime_class_hardware(kind, out) == []
+    assert checks.unpinned_images(kind, out) == []
+    tagged, _, _ = make_confidential(deployment(container(image="nginx:1.27")), options, KBS)
+    assert checks.unpinned_images(kind, tagged) == [
+        "containers[0] image 'nginx:1.27' is not pinned by digest: use name@sha256:<64 hex>"
+    ]
+    dev, _, _ = make_confidential(deployment(), ConfidentialOptions("kata-qemu-coco-dev"), KBS)
+    assert checks.coco_dev_runtime(kind, dev) != []
+    tampered = copy.deepcopy(out)
+    tampered["spec"]["template"]["metadata"]["annotations"][labels.INITDATA_DIGEST_ANNOTATION] = (
+        "0" * 96
+    )
+    assert (
+        "the KBS would bind the wrong value" in checks.agent_policy_in_initdata(kind, tampered)[0]
+    )
