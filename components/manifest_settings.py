@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from components.config_types import DnsLabel, Model
 from policies.agent import AgentPolicySpec
+from policies.registry import RegistryAccess
 
 
 class ManifestSource(Model):
@@ -32,6 +33,9 @@ class ManifestSource(Model):
     gpus: int = Field(default=0, ge=0, le=8)
     agent_policy: AgentPolicySpec = AgentPolicySpec()
     annotations: dict[str, str] = Field(default_factory=dict)
+    registry: RegistryAccess | None = Field(
+        default=None, description="Private registry under guest pull (policies/registry.py)."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ManifestSource:

@@ -60,6 +60,7 @@ def options_for(
         require_digests=production,
         annotations=dict(source.annotations),
         environment=environment,
+        registry=source.registry,
     )
 
 

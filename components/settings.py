@@ -49,6 +49,7 @@ from components.manifest_settings import ManifestSource
 from components.peerpods.settings import PeerPodsCluster
 from components.tee import Hardware
 from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env
+from policies.registry import RegistryAccess
 
 NAMESPACE = "coco"
 TOP_LEVEL_KEYS = (
@@ -364,6 +365,11 @@ class WorkloadSettings(Model):
         default=False,
         description="Also set io.containerd.cri.runtime-handler (legacy; off by default).",
     )
+    registry: RegistryAccess | None = Field(
+        default=None,
+        description="Private registry under guest pull: credentials as a KBS resource, "
+        "private CA roots (policies/registry.py).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> WorkloadSettings:
@@ -616,6 +622,7 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                             )
                         )
     problems += _manifest_problems(s, name_counts)
+    problems += _registry_problems(s)
     sources = {m.name for m in s.manifests}
     for i, r in enumerate(s.trustee.resources):
         key = f"{NAMESPACE}:trustee.resources[{i}]"
@@ -718,6 +725,36 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                 "and deliver the Secrets through your secret manager",
             )
         )
+    return problems
+
+
+def _registry_problems(s: StackSettings) -> list[Problem]:
+    """Registry credentials are a KBS resource granted to exactly the workloads that pull
+    with them: any other reader would get a key to the registry it does not need."""
+    problems: list[Problem] = []
+    pullers: dict[str, set[str]] = {}
+    for i, w in enumerate(s.workloads):
+        path = w.registry.credentials_resource if w.registry else None
+        if path is None:
+            continue
+        pullers.setdefault(path, set()).add(w.name)
+        if path not in {r.path for r in s.trustee.resources}:
+            problems.append(
+                Problem(
+                    f"{NAMESPACE}:workloads[{i}].registry.credentialsResource",
+                    f"{path!r} is not in coco:trustee.resources: add it with the Docker "
+                    "config.json as a secret (valueFrom) and this workload as its reader",
+                )
+            )
+    for i, r in enumerate(s.trustee.resources):
+        if r.path in pullers and set(r.readers) != pullers[r.path]:
+            problems.append(
+                Problem(
+                    f"{NAMESPACE}:trustee.resources[{i}].readers",
+                    f"registry credentials {r.path!r} go only to the workloads pulling with "
+                    f"them: set readers to {sorted(pullers[r.path])}",
+                )
+            )
     return problems
 
 

@@ -22,6 +22,7 @@ from components.peerpods.settings import PeerPodsCluster, attestation_platform
 from components.settings import BareMetalCluster, KbsResource, StackSettings, full_key
 from components.trustee import Trustee, TrusteeTls
 from components.workload import ConfidentialWorkload
+from policies.registry import check_docker_config
 from policies.resource import ResourceGrant
 
 
@@ -219,7 +220,13 @@ def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) ->
     delivery = settings.secrets_delivery()
     resource_values: dict[str, pulumi.Output[str]] = {}
     if delivery == "create":
-        resource_values = {r.path: secret_config(r.value_from) for r in settings.trustee.resources}
+        pulled = {w.registry.credentials_resource for w in settings.workloads if w.registry}
+        resource_values = {
+            r.path: registry_credentials(r, secret_config(r.value_from))
+            if r.path in pulled
+            else secret_config(r.value_from)
+            for r in settings.trustee.resources
+        }
     trustee = Trustee(
         "trustee",
         settings.trustee,
@@ -261,6 +268,22 @@ def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) ->
         )
         pulumi.export("requiredSecrets", trustee.required_secrets)
     return Stack(settings, provider, tls, workloads, trustee)
+
+
+def registry_credentials(resource: KbsResource, value: pulumi.Output[str]) -> pulumi.Output[str]:
+    """The secret value of a registry-credentials resource, checked to be a Docker
+    config.json image-rs can use (policies/registry.py) before the KBS serves it."""
+
+    def check(text: str) -> str:
+        try:
+            check_docker_config(text)
+        except ValueError as err:
+            raise ValueError(
+                f"{full_key(resource.value_from)}: registry credentials for {resource.path}: {err}"
+            ) from None
+        return text
+
+    return value.apply(check)
 
 
 def secret_config(ref: str) -> pulumi.Output[str]:

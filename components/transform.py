@@ -41,6 +41,7 @@ from policies.initdata import (
     initdata_claim_hex,
     render_initdata,
 )
+from policies.registry import RegistryAccess, image_pull_entries
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class ConfidentialOptions:
     """Production: every image must be pinned by digest (a tag can be moved under the pod)."""
     annotations: Mapping[str, str] = field(default_factory=dict)
     environment: str | None = None
+    registry: RegistryAccess | None = None
+    """Private registry under guest pull (policies/registry.py): the pod's imagePullSecrets
+    are refused, since they would hand the credentials to the host."""
     """When set, the object and its pods get coco's labels (role `workload`, this
     environment), so the policy pack's production checklist applies to them as to coco's own
     workloads (policies/pack/objects.py `is_production`)."""
@@ -91,6 +95,14 @@ def prepare(obj: Mapping[str, Any], options: ConfidentialOptions) -> Prepared:
     """Check a workload object and derive its agent policy; raise `PodSpecError` naming the
     object and field for anything coco cannot make confidential."""
     loc = podspec.check(obj, options.agent_policy)
+    if options.registry is not None and loc.pod_spec.get("imagePullSecrets"):
+        raise podspec.PodSpecError(
+            [
+                f"{loc.field('imagePullSecrets')}: with guest pull the registry credentials "
+                "come from the KBS (registry.credentialsResource); an imagePullSecret would "
+                "hand them to the host: remove it"
+            ]
+        )
     if options.require_digests:
         unpinned = [
             f"{loc.field(f, i, 'image')}: {c.get('image')!r} has a tag but no digest; "
@@ -155,7 +167,9 @@ def make_confidential(
     out = copy.deepcopy(dict(obj))
     apply_spec(out, prepared.loc, options)
     algorithm = options.digest_algorithm
-    initdata = render_initdata(kbs, prepared.policy_rego, algorithm)
+    initdata = render_initdata(
+        kbs, prepared.policy_rego, algorithm, image_pull=image_pull_entries(options.registry)
+    )
     digest = initdata_claim_hex(
         initdata, algorithm, tee.lookup(options.runtime_class).initdata_field_len
     )
@@ -196,7 +210,10 @@ class Confidential:
         algorithm = options.digest_algorithm
         field_len = tee.lookup(options.runtime_class).initdata_field_len
         policy = prepared.policy_rego
-        initdata = self._kbs.apply(lambda kbs: render_initdata(kbs, policy, algorithm))
+        pull = image_pull_entries(options.registry)
+        initdata = self._kbs.apply(
+            lambda kbs: render_initdata(kbs, policy, algorithm, image_pull=pull)
+        )
         digest = initdata.apply(lambda text: initdata_claim_hex(text, algorithm, field_len))
         meta = _pod_metadata(obj, prepared.loc)
         existing = dict(meta.get("annotations") or {})

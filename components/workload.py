@@ -25,6 +25,7 @@ from policies.initdata import (
     initdata_claim_hex,
     render_initdata,
 )
+from policies.registry import image_pull_entries
 
 LEGACY_RUNTIME_HANDLER_ANNOTATION = "io.containerd.cri.runtime-handler"
 
@@ -173,7 +174,10 @@ class ConfidentialWorkload(pulumi.ComponentResource):
 
         self.initdata = pulumi.Output.all(kbs_url, kbs_cert_pem).apply(
             lambda args: render_initdata(
-                KbsEndpoint(url=args[0], cert_pem=args[1]), policy, algorithm
+                KbsEndpoint(url=args[0], cert_pem=args[1]),
+                policy,
+                algorithm,
+                image_pull=image_pull_entries(settings.registry),
             )
         )
         self.initdata_digest = self.initdata.apply(
