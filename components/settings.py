@@ -47,6 +47,7 @@ from components.config_types import DnsLabel, Model, SecretKeyRef
 from components.layer_settings import LayerSettings
 from components.manifest_settings import ManifestSource
 from components.peerpods.settings import PeerPodsCluster
+from components.service import ServiceSettings
 from components.tee import Hardware
 from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env
 from policies.registry import RegistryAccess
@@ -364,6 +365,9 @@ class WorkloadSettings(Model):
     legacy_runtime_handler_annotation: bool = Field(
         default=False,
         description="Also set io.containerd.cri.runtime-handler (legacy; off by default).",
+    )
+    service: ServiceSettings | None = Field(
+        default=None, description="A Service in front of the pods (components/service.py)."
     )
     registry: RegistryAccess | None = Field(
         default=None,

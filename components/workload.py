@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels, tee
+from components.service import service_spec
 from components.settings import WorkloadSettings, is_pinned
 from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env, render_agent_policy
 from policies.agent_container import ContainerPin
@@ -247,6 +248,19 @@ class ConfidentialWorkload(pulumi.ComponentResource):
                     "annotations": annotations,
                 },
                 spec=template["spec"],
+                opts=child,
+            )
+
+        self.service: k8s.core.v1.Service | None = None
+        if settings.service is not None:
+            self.service = k8s.core.v1.Service(
+                f"{name}-service",
+                metadata={
+                    "name": settings.name,
+                    "namespace": settings.namespace,
+                    "labels": meta_labels,
+                },
+                spec=service_spec(settings.service, selector),
                 opts=child,
             )
 
