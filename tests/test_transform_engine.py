@@ -11,6 +11,7 @@ exactly what the chart made.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,7 +21,8 @@ import pytest
 import yaml
 from k8s_schema import validate_manifest
 from mocks import fake_pem
-from test_e2e_engine import engine_env, rendered
+from opa import opa_eval
+from test_e2e_engine import Project, by_role, ear_token, engine_env, rendered
 
 from components import labels
 from policies.initdata import INITDATA_ANNOTATION, decode_annotation
@@ -141,3 +143,48 @@ def test_refused_workload_fails_before_anything_is_created(tmp_path: Path) -> No
     assert "Deployment shop/webapp: spec.template.spec.containers.0.image" in text
     assert "has a tag but no digest" in text
     assert not (project / "out").exists() or not list((project / "out").rglob("*.yaml"))
+
+
+def test_stack_deploys_the_chart_as_confidential_workloads(tmp_path: Path) -> None:
+    """The dev stack with `coco:manifests` naming the fixture chart: through the real engine
+    the chart's Deployment renders confidential, a second preview proposes nothing, and the
+    rendered KBS resource policy releases the secret to that Deployment's digest only."""
+    project = Project(tmp_path, "dev")
+    project.write_stack_file("dev")
+    path = project.dir / "stacks" / "Pulumi.dev.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["coco:manifests"] = [
+        {
+            "name": "shop",
+            "chart": str(ROOT / "tests/fixtures/charts/webapp"),
+            "namespace": "shop",
+            "values": {"image": {"digest": DIGEST}},
+        }
+    ]
+    doc["config"]["coco:trustee"]["resources"].append(
+        {"path": "default/shop/key", "valueFrom": "demoKey", "readers": ["shop"]}
+    )
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    project.pulumi("stack", "init")
+    project.pulumi("up", "--yes", "--skip-preview")
+    project.pulumi("preview", "--expect-no-changes")
+    outputs = json.loads(project.pulumi("stack", "output", "--json").stdout)
+    digest = outputs["manifests"]["shop"]["Deployment/shop/shop-webapp"]
+
+    docs = rendered(project.render_dir)
+    for d in docs:
+        validate_manifest(d)
+    (web,) = [
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "shop-webapp"
+    ]
+    template = web["spec"]["template"]
+    assert template["spec"]["runtimeClassName"] == "kata-qemu-coco-dev"
+    assert template["metadata"]["annotations"][labels.INITDATA_DIGEST_ANNOTATION] == digest
+    assert template["metadata"]["labels"][labels.ENVIRONMENT] == "dev"
+    (policy_cm,) = by_role(docs, "resource-policy")
+    rego = policy_cm["data"]["policy.rego"]
+    data = {"resource-path": "default/shop/key", "plugin": "resource"}
+    assert opa_eval(rego, ear_token(digest, "sample"), data, "data.policy.allow") is True
+    other = outputs["workloads"]["hello"]["initdataDigest"]
+    assert opa_eval(rego, ear_token(other, "sample"), data, "data.policy.allow") is False
+    project.pulumi("destroy", "--yes", "--skip-preview")
