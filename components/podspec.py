@@ -281,8 +281,11 @@ def container_commands(loc: Located) -> dict[str, list[list[str]]]:
         if not c.get("command"):
             unpinnable.add(image)
             continue
-        env = dict(_literal_env(loc, field, i, c))
         try:
+            # kubelet expands command/args with the env it has already expanded
+            # (kubelet_pods.go makeEnvironmentVariables, then ExpandContainerCommandAndArgs).
+            expanded = declared_env(_literal_env(loc, field, i, c), f"{field}[{i}]")
+            env = dict(e.split("=", 1) for e in expanded)
             argv = kubernetes_argv(c["command"], c.get("args"), env)
         except ValueError as err:
             raise PodSpecError([f"{loc.field(field, i)}: {err}"]) from None

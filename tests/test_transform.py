@@ -363,3 +363,10 @@ def test_policy_pack_checks_apply_to_transformed_workloads() -> None:
     assert (
         "the KBS would bind the wrong value" in checks.agent_policy_in_initdata(kind, tampered)[0]
     )
+
+
+def test_argv_expands_with_the_expanded_env() -> None:
+    """kubelet expands command/args with env values it has already expanded."""
+    env = [{"name": "PORT", "value": "8443"}, {"name": "ADDR", "value": ":$(PORT)"}]
+    obj = deployment(container(command=["/web"], args=["--listen=$(ADDR)"], env=env))
+    assert podspec.container_commands(podspec.locate(obj)) == {APP: [["/web", "--listen=:8443"]]}
