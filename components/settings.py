@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -797,6 +798,14 @@ def _manifest_problems(s: StackSettings, workload_names: Counter[str]) -> list[P
             problems.append(
                 Problem(
                     f"{key}.agentPolicy.preset", "production refuses the allow-all agent policy"
+                )
+            )
+        if m.chart is not None and not (Path(m.chart) / "Chart.yaml").is_file():
+            problems.append(
+                Problem(
+                    f"{key}.chart",
+                    f"{m.chart!r} is not a Helm chart folder (no Chart.yaml): give the path of "
+                    "a local chart (relative to the project folder)",
                 )
             )
         if m.path is not None:

@@ -159,3 +159,10 @@ def test_not_yaml_and_unknown_reader(tmp_path: Path) -> None:
 def test_one_source_kind_only() -> None:
     text = problems({**config(Path("x")), "manifests": [{"name": "a", "path": "x", "chart": "y"}]})
     assert "coco:manifests[0]" in text and "exactly one of `path`" in text
+
+
+def test_chart_that_is_not_a_chart_names_the_key(tmp_path: Path) -> None:
+    data = config(tmp_path)
+    data["manifests"] = [{"name": "shop", "chart": str(tmp_path / "nochart")}]
+    text = problems(data)
+    assert "coco:manifests[0].chart" in text and "no Chart.yaml" in text

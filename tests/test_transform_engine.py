@@ -188,3 +188,45 @@ def test_stack_deploys_the_chart_as_confidential_workloads(tmp_path: Path) -> No
     other = outputs["workloads"]["hello"]["initdataDigest"]
     assert opa_eval(rego, ear_token(other, "sample"), data, "data.policy.allow") is False
     project.pulumi("destroy", "--yes", "--skip-preview")
+
+
+def test_chart_that_fails_to_render_fails_the_preview(tmp_path: Path) -> None:
+    """A chart whose template does not render: the preview fails naming the chart's template,
+    and nothing is rendered."""
+    chart = tmp_path / "webapp"
+    shutil.copytree(ROOT / "tests/fixtures/charts/webapp", chart)
+    broken = chart / "templates" / "service.yaml"
+    broken.write_text(broken.read_text() + "\n{{ .Values.service.port | nosuchfunction }}\n")
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "examples" / "confidential_chart", project)
+    doc = yaml.safe_load((project / "Pulumi.yaml").read_text())
+    doc["runtime"]["options"]["virtualenv"] = str(ROOT / ".venv")
+    (project / "Pulumi.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    (tmp_path / "kbs.pem").write_text(fake_pem("CERTIFICATE", "kbs"))
+    (project / "Pulumi.demo.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "config": {
+                    "confidential-chart:chart": str(chart),
+                    "confidential-chart:kbsUrl": "https://kbs.example.com:8080",
+                    "confidential-chart:kbsCertPath": str(tmp_path / "kbs.pem"),
+                    "confidential-chart:renderDir": "out",
+                }
+            }
+        )
+    )
+    backend = tmp_path / "state"
+    backend.mkdir()
+    env = {**engine_env(backend, "demo"), "PYTHONPATH": str(ROOT)}
+    _pulumi(project, env, "stack", "init")
+    out = subprocess.run(
+        ["pulumi", "preview", "--stack", "demo", "--non-interactive"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode != 0
+    assert "nosuchfunction" in out.stdout + out.stderr
+    assert not (project / "out").exists() or not list((project / "out").rglob("*.yaml"))
