@@ -178,6 +178,16 @@ def make_confidential(
     return out, initdata, digest
 
 
+def _copy_tree(value: Any) -> Any:
+    """A copy of the dicts and lists of `value`, sharing its leaves (which may be outputs or
+    the engine's unknowns, which cannot be deep-copied)."""
+    if isinstance(value, dict):
+        return {k: _copy_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_tree(v) for v in value]
+    return value
+
+
 class Confidential:
     """A transformation that makes every workload it sees confidential (see module doc)."""
 
@@ -256,7 +266,7 @@ class Confidential:
         """`ResourceOptions(transforms=[...])` entry for a program's own Kubernetes objects."""
         props = dict(args.props)
         if args.type_.startswith("kubernetes:") and podspec.is_workload(props):
-            props = copy.deepcopy(props)
+            props = _copy_tree(props)
             self._rewrite(props)
         return pulumi.ResourceTransformResult(props=props, opts=args.opts)
 

@@ -230,3 +230,64 @@ def test_chart_that_fails_to_render_fails_the_preview(tmp_path: Path) -> None:
     assert out.returncode != 0
     assert "nosuchfunction" in out.stdout + out.stderr
     assert not (project / "out").exists() or not list((project / "out").rglob("*.yaml"))
+
+
+PROGRAM = """
+import pulumi
+import pulumi_kubernetes as k8s
+from components.transform import confidential
+
+config = pulumi.Config()
+cert = open(config.require("cert")).read()
+coco = confidential("kata-qemu-tdx", "https://kbs.example.com:8080", cert)
+provider = k8s.Provider("k8s", render_yaml_to_directory="out")
+k8s.apps.v1.Deployment(
+    "web",
+    metadata={"name": "web", "namespace": "shop"},
+    spec={
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "%s"}]},
+        },
+    },
+    opts=pulumi.ResourceOptions(provider=provider, transforms=[coco.transform]),
+)
+k8s.core.v1.ConfigMap(
+    "cfg", metadata={"name": "cfg", "namespace": "shop"}, data={"a": "b"},
+    opts=pulumi.ResourceOptions(provider=provider, transforms=[coco.transform]),
+)
+"""
+
+
+def test_resource_transform_on_a_programs_own_objects(tmp_path: Path) -> None:
+    """`ResourceOptions(transforms=[coco.transform])` through the real engine."""
+    project = tmp_path / "project"
+    project.mkdir()
+    image = "registry.example.com/library/nginx@" + DIGEST
+    (project / "__main__.py").write_text(PROGRAM % image)
+    (project / "Pulumi.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "own-objects",
+                "runtime": {"name": "python", "options": {"virtualenv": str(ROOT / ".venv")}},
+            }
+        )
+    )
+    (tmp_path / "kbs.pem").write_text(fake_pem("CERTIFICATE", "kbs"))
+    (project / "Pulumi.demo.yaml").write_text(
+        yaml.safe_dump({"config": {"own-objects:cert": str(tmp_path / "kbs.pem")}})
+    )
+    backend = tmp_path / "state"
+    backend.mkdir()
+    env = {**engine_env(backend, "demo"), "PYTHONPATH": str(ROOT)}
+    _pulumi(project, env, "stack", "init")
+    _pulumi(project, env, "up", "--yes", "--skip-preview")
+    docs = rendered(project / "out")
+    (web,) = [d for d in docs if d["kind"] == "Deployment"]
+    template = web["spec"]["template"]
+    assert template["spec"]["runtimeClassName"] == "kata-qemu-tdx"
+    initdata = decode_annotation(template["metadata"]["annotations"][INITDATA_ANNOTATION])
+    assert image in initdata
+    (cfg,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    assert cfg["data"] == {"a": "b"}
