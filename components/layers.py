@@ -32,7 +32,15 @@ import pulumi_kubernetes as k8s
 
 from components import tee
 from components.settings import BareMetalCluster, StackSettings, TrusteeSettings
-from components.stack import Platform, Stack, build, build_platform, build_trust, platform_of
+from components.stack import (
+    Platform,
+    Stack,
+    all_runtime_classes,
+    build,
+    build_platform,
+    build_trust,
+    platform_of,
+)
 from components.trustee import TrusteeTls, certificate_names
 
 MUTABLE = {"enable_config_map_mutable": True, "enable_secret_mutable": True}
@@ -188,7 +196,7 @@ def build_trust_layer(settings: StackSettings) -> Stack:
     name = layer.platform_stack
     reference = pulumi.StackReference("platform", stack_name=name)
     classes = reference.get_output("runtimeClasses")
-    needed = sorted({settings.runtime_class_of(w) for w in settings.workloads})
+    needed = sorted(set(all_runtime_classes(settings).values()))
     checked = pulumi.Output.all(reference.get_output("hardware"), classes).apply(
         lambda a: check_platform(name, a[0], a[1], settings.hardware, needed)
     )

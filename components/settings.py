@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -48,10 +49,13 @@ from pydantic.alias_generators import to_camel
 from components import releases, tee
 from components.config_types import DnsLabel, Model, SecretKeyRef
 from components.layer_settings import LayerSettings
+from components.manifest_settings import ManifestSource
 from components.peerpods.settings import PeerPodsCluster
+from components.service import ServiceSettings
 from components.tee import Hardware
 from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env
 from policies.attestation import reference_value_problems
+from policies.registry import RegistryAccess
 
 NAMESPACE = "coco"
 TOP_LEVEL_KEYS = (
@@ -60,6 +64,7 @@ TOP_LEVEL_KEYS = (
     "cluster",
     "trustee",
     "workloads",
+    "manifests",
     "waivers",
     "protect",
     "layer",
@@ -380,6 +385,14 @@ class WorkloadSettings(Model):
         default=False,
         description="Also set io.containerd.cri.runtime-handler (legacy; off by default).",
     )
+    service: ServiceSettings | None = Field(
+        default=None, description="A Service in front of the pods (components/service.py)."
+    )
+    registry: RegistryAccess | None = Field(
+        default=None,
+        description="Private registry under guest pull: credentials as a KBS resource, "
+        "private CA roots (policies/registry.py).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> WorkloadSettings:
@@ -446,6 +459,11 @@ class StackSettings(Model):
     cluster: ClusterSettings
     trustee: TrusteeSettings = TrusteeSettings()
     workloads: list[WorkloadSettings] = Field(default_factory=list)
+    manifests: list[ManifestSource] = Field(
+        default_factory=list,
+        description="Your own YAML folders or Helm charts, made confidential "
+        "(components/manifests.py, docs/workloads.md).",
+    )
     waivers: list[Waiver] = Field(default_factory=list)
     protect: bool | None = Field(
         default=None,
@@ -490,6 +508,9 @@ class StackSettings(Model):
     @cached_property
     def _workloads_by_name(self) -> dict[str, WorkloadSettings]:
         return {w.name: w for w in self.workloads}
+
+    def manifest_runtime_class(self, source: ManifestSource) -> str:
+        return source.runtime_class or tee.default_class(self.hardware, wants_gpu=source.gpus > 0)
 
     def workload(self, name: str) -> WorkloadSettings:
         """The workload named `name` (a dict lookup: stacks may hold thousands)."""
@@ -623,15 +644,20 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                                 f"production needs images pinned by digest: {c.image!r}",
                             )
                         )
+    problems += _manifest_problems(s, name_counts)
+    problems += _registry_problems(s)
+    sources = {m.name for m in s.manifests}
     for i, r in enumerate(s.trustee.resources):
         key = f"{NAMESPACE}:trustee.resources[{i}]"
         for reader in r.readers:
+            if reader in sources and reader not in name_counts:
+                continue
             if reader not in name_counts:
                 problems.append(
                     Problem(
                         f"{key}.readers",
-                        f"{reader!r} is not a workload in coco:workloads (known: "
-                        f"{', '.join(names) or 'none'})",
+                        f"{reader!r} is not a workload in coco:workloads or coco:manifests "
+                        f"(known: {', '.join([*names, *sorted(sources)]) or 'none'})",
                     )
                 )
                 continue
@@ -727,6 +753,87 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                 "and deliver the Secrets through your secret manager",
             )
         )
+    return problems
+
+
+def _registry_problems(s: StackSettings) -> list[Problem]:
+    """Registry credentials are a KBS resource granted to exactly the workloads that pull
+    with them: any other reader would get a key to the registry it does not need."""
+    problems: list[Problem] = []
+    pullers: dict[str, set[str]] = {}
+    for i, w in enumerate(s.workloads):
+        path = w.registry.credentials_resource if w.registry else None
+        if path is None:
+            continue
+        pullers.setdefault(path, set()).add(w.name)
+        if path not in {r.path for r in s.trustee.resources}:
+            problems.append(
+                Problem(
+                    f"{NAMESPACE}:workloads[{i}].registry.credentialsResource",
+                    f"{path!r} is not in coco:trustee.resources: add it with the Docker "
+                    "config.json as a secret (valueFrom) and this workload as its reader",
+                )
+            )
+    for i, r in enumerate(s.trustee.resources):
+        if r.path in pullers and set(r.readers) != pullers[r.path]:
+            problems.append(
+                Problem(
+                    f"{NAMESPACE}:trustee.resources[{i}].readers",
+                    f"registry credentials {r.path!r} go only to the workloads pulling with "
+                    f"them: set readers to {sorted(pullers[r.path])}",
+                )
+            )
+    return problems
+
+
+def _manifest_problems(s: StackSettings, workload_names: Counter[str]) -> list[Problem]:
+    """coco:manifests: names, runtime class fit, and every object of a YAML folder checked
+    (schema, TEE, agent policy, digests in production) before anything is created."""
+    if not s.manifests:
+        return []
+    from components.manifests import folder_problems  # loads the Kubernetes schemas
+
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for i, m in enumerate(s.manifests):
+        key = f"{NAMESPACE}:manifests[{i}]"
+        if m.name in seen or m.name in workload_names:
+            problems.append(Problem(f"{key}.name", f"{m.name!r} is also another workload's name"))
+        seen.add(m.name)
+        if m.runtime_class is not None and (why := tee.mismatch(m.runtime_class, s.hardware)):
+            problems.append(Problem(f"{key}.runtimeClass", why))
+            continue
+        try:
+            rc = s.manifest_runtime_class(m)
+        except ValueError as exc:
+            problems.append(Problem(f"{key}.runtimeClass", str(exc)))
+            continue
+        if m.gpus and not tee.CATALOGUE[rc].gpu:
+            problems.append(Problem(f"{key}.gpus", f"runtime class {rc!r} has no GPU pass-through"))
+            continue
+        if s.production and rc == "kata-qemu-coco-dev" and not s.waived("coco-dev-runtime"):
+            problems.append(Problem(f"{key}.runtimeClass", "production refuses kata-qemu-coco-dev"))
+        if (
+            s.production
+            and m.agent_policy.preset == "allow-all"
+            and not s.waived("allow-all-agent-policy")
+        ):
+            problems.append(
+                Problem(
+                    f"{key}.agentPolicy.preset", "production refuses the allow-all agent policy"
+                )
+            )
+        if m.chart is not None and not (Path(m.chart) / "Chart.yaml").is_file():
+            problems.append(
+                Problem(
+                    f"{key}.chart",
+                    f"{m.chart!r} is not a Helm chart folder (no Chart.yaml): give the path of "
+                    "a local chart (relative to the project folder)",
+                )
+            )
+        if m.path is not None:
+            production = s.production and not s.waived("unpinned-images")
+            problems += [Problem(f"{key}.path", p) for p in folder_problems(m, rc, production)]
     return problems
 
 

@@ -9,6 +9,7 @@ nobody ever runs `sha384sum` by hand and a changed policy or image re-binds auto
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -16,10 +17,12 @@ import pulumi_kubernetes as k8s
 
 from components import labels, protection, tee
 from components.cluster import ConfidentialCluster
+from components.manifests import ConfidentialManifests
 from components.peerpods.settings import PeerPodsCluster, attestation_platform
 from components.settings import BareMetalCluster, KbsResource, StackSettings, full_key
 from components.trustee import Trustee, TrusteeTls
 from components.workload import ConfidentialWorkload
+from policies.registry import check_docker_config
 from policies.resource import ResourceGrant
 
 
@@ -49,19 +52,38 @@ def grant_for(
     resource: KbsResource,
     digests: dict[str, str],
     runtime_classes: dict[str, str],
+    manifest_digests: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ResourceGrant:
-    """The resource-policy rule for one KBS resource, from its readers' init-data digests."""
-    readers = [settings.workload(r) for r in resource.readers]
+    """The resource-policy rule for one KBS resource, from its readers' init-data digests.
+
+    A reader naming a `coco:manifests` source stands for every workload in it
+    (`manifest_digests`: source name -> `Kind/namespace/name` -> digest)."""
+    sources = manifest_digests or {}
+    readers = [settings.workload(r) for r in resource.readers if r not in sources]
+    source_names = [r for r in resource.readers if r in sources]
     require_gpu = resource.require_gpu
     if require_gpu is None:
-        require_gpu = any(w.gpus > 0 for w in readers)
+        require_gpu = any(w.gpus > 0 for w in readers) or any(
+            m.gpus > 0 for m in settings.manifests if m.name in source_names
+        )
+    named = [w.name for w in readers] + source_names
     return ResourceGrant(
         path=resource.path,
-        initdata_digests=sorted({digests[w.name] for w in readers}),
-        platforms=sorted({platform_of(settings, runtime_classes[w.name]) for w in readers}),
+        initdata_digests=sorted(
+            {digests[w.name] for w in readers}
+            | {d for n in source_names for d in sources[n].values()}
+        ),
+        platforms=sorted({platform_of(settings, runtime_classes[n]) for n in named}),
         min_trust=resource.min_trust,
         require_gpu=require_gpu,
     )
+
+
+def all_runtime_classes(settings: StackSettings) -> dict[str, str]:
+    """Workload or manifest-source name -> its runtime class (the cluster installs them all)."""
+    classes = {w.name: settings.runtime_class_of(w) for w in settings.workloads}
+    classes.update({m.name: settings.manifest_runtime_class(m) for m in settings.manifests})
+    return classes
 
 
 def _provider(settings: StackSettings) -> k8s.Provider:
@@ -94,7 +116,7 @@ def build_platform(settings: StackSettings, tls: TrusteeTls | None) -> Platform:
     env = settings.environment
     # State and identity (clusters, IAM, KBS keys) are `protect`ed in production.
     protect = protection.options(settings.protected)
-    runtime_classes = {w.name: settings.runtime_class_of(w) for w in settings.workloads}
+    runtime_classes = all_runtime_classes(settings)
     if isinstance(settings.cluster, BareMetalCluster):
         provider = _provider(settings)
         cluster = ConfidentialCluster(
@@ -140,12 +162,13 @@ def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) ->
     releases their secrets, and the stack outputs."""
     env = settings.environment
     protect = protection.options(settings.protected)
-    runtime_classes = {w.name: settings.runtime_class_of(w) for w in settings.workloads}
+    runtime_classes = all_runtime_classes(settings)
     provider, ready, offered = platform.provider, platform.ready, platform.offered
     k8s_opts = pulumi.ResourceOptions(providers={"kubernetes": provider})
 
     namespaces: dict[str, k8s.core.v1.Namespace] = {}
-    for ns in sorted({w.namespace for w in settings.workloads} - {"default"}):
+    wanted = {w.namespace for w in settings.workloads} | {m.namespace for m in settings.manifests}
+    for ns in sorted(wanted - {"default"}):
         namespaces[ns] = k8s.core.v1.Namespace(
             f"ns-{ns}",
             metadata={"name": ns, "labels": labels.common(env, labels.ROLE_WORKLOAD)},
@@ -167,17 +190,43 @@ def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) ->
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=deps)),
         )
 
+    manifests: dict[str, ConfidentialManifests] = {}
+    for m in settings.manifests:
+        deps = list(ready)
+        if m.namespace in namespaces:
+            deps.append(namespaces[m.namespace])
+        manifests[m.name] = ConfidentialManifests(
+            m,
+            runtime_classes[m.name],
+            settings.production and not settings.waived("unpinned-images"),
+            env,
+            kbs_url=tls.url,
+            kbs_cert_pem=tls.certificate_pem,
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=deps)),
+        )
     names = sorted(workloads)
+    sources = sorted(manifests)
     digests = pulumi.Output.all(*[workloads[n].initdata_digest for n in names]).apply(
         lambda ds: dict(zip(names, ds, strict=True))
     )
-    grants = digests.apply(
-        lambda d: [grant_for(settings, r, d, runtime_classes) for r in settings.trustee.resources]
+    source_digests = pulumi.Output.all(*[manifests[n].digests for n in sources]).apply(
+        lambda ds: dict(zip(sources, ds, strict=True))
+    )
+    grants = pulumi.Output.all(digests, source_digests).apply(
+        lambda d: [
+            grant_for(settings, r, d[0], runtime_classes, d[1]) for r in settings.trustee.resources
+        ]
     )
     delivery = settings.secrets_delivery()
     resource_values: dict[str, pulumi.Output[str]] = {}
     if delivery == "create":
-        resource_values = {r.path: secret_config(r.value_from) for r in settings.trustee.resources}
+        pulled = {w.registry.credentials_resource for w in settings.workloads if w.registry}
+        resource_values = {
+            r.path: registry_credentials(r, secret_config(r.value_from))
+            if r.path in pulled
+            else secret_config(r.value_from)
+            for r in settings.trustee.resources
+        }
     trustee = Trustee(
         "trustee",
         settings.trustee,
@@ -206,6 +255,8 @@ def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) ->
             for n, wl in workloads.items()
         },
     )
+    if manifests:
+        pulumi.export("manifests", {n: m.digests for n, m in manifests.items()})
     if settings.kubernetes.render_dir:
         pulumi.export("renderDir", settings.kubernetes.render_dir)
     if delivery == "reference":
@@ -217,6 +268,22 @@ def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) ->
         )
         pulumi.export("requiredSecrets", trustee.required_secrets)
     return Stack(settings, provider, tls, workloads, trustee)
+
+
+def registry_credentials(resource: KbsResource, value: pulumi.Output[str]) -> pulumi.Output[str]:
+    """The secret value of a registry-credentials resource, checked to be a Docker
+    config.json image-rs can use (policies/registry.py) before the KBS serves it."""
+
+    def check(text: str) -> str:
+        try:
+            check_docker_config(text)
+        except ValueError as err:
+            raise ValueError(
+                f"{full_key(resource.value_from)}: registry credentials for {resource.path}: {err}"
+            ) from None
+        return text
+
+    return value.apply(check)
 
 
 def secret_config(ref: str) -> pulumi.Output[str]:

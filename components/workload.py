@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels, tee
+from components.service import service_spec
 from components.settings import WorkloadSettings, is_pinned
 from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env, render_agent_policy
 from policies.agent_container import ContainerPin
@@ -25,6 +26,7 @@ from policies.initdata import (
     initdata_claim_hex,
     render_initdata,
 )
+from policies.registry import image_pull_entries
 
 LEGACY_RUNTIME_HANDLER_ANNOTATION = "io.containerd.cri.runtime-handler"
 
@@ -173,7 +175,10 @@ class ConfidentialWorkload(pulumi.ComponentResource):
 
         self.initdata = pulumi.Output.all(kbs_url, kbs_cert_pem).apply(
             lambda args: render_initdata(
-                KbsEndpoint(url=args[0], cert_pem=args[1]), policy, algorithm
+                KbsEndpoint(url=args[0], cert_pem=args[1]),
+                policy,
+                algorithm,
+                image_pull=image_pull_entries(settings.registry),
             )
         )
         self.initdata_digest = self.initdata.apply(
@@ -243,6 +248,19 @@ class ConfidentialWorkload(pulumi.ComponentResource):
                     "annotations": annotations,
                 },
                 spec=template["spec"],
+                opts=child,
+            )
+
+        self.service: k8s.core.v1.Service | None = None
+        if settings.service is not None:
+            self.service = k8s.core.v1.Service(
+                f"{name}-service",
+                metadata={
+                    "name": settings.name,
+                    "namespace": settings.namespace,
+                    "labels": meta_labels,
+                },
+                spec=service_spec(settings.service, selector),
                 opts=child,
             )
 

@@ -287,6 +287,16 @@ def pod_env(env: Mapping[str, str], where: str) -> tuple[str, ...]:
     return tuple(f"{k}={v}" for k, v in sorted(seen.items()))
 
 
+def declared_env(env: Sequence[tuple[str, str]], where: str) -> tuple[str, ...]:
+    """`pod_env` for a pod spec written by someone else: kubelet expands each value from the
+    variables defined before it in the order the list declares them (not sorted), and a
+    later entry of the same name replaces the earlier one's value."""
+    seen: dict[str, str] = {}
+    for name, value in env:
+        seen[name] = _expand(value, seen, f"{where}.env.{name}")
+    return tuple(f"{k}={v}" for k, v in sorted(seen.items()))
+
+
 def kubernetes_argv(
     command: Sequence[str], args: Sequence[str] | None, env: Mapping[str, str]
 ) -> list[str]:

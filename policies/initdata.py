@@ -36,6 +36,7 @@ import binascii
 import gzip
 import hashlib
 import re
+from collections.abc import Sequence
 from typing import Literal
 from urllib.parse import urlparse
 
@@ -181,7 +182,25 @@ def render_aa_toml(kbs: KbsEndpoint) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_cdh_toml(kbs: KbsEndpoint, image_security_policy_uri: str | None = None) -> str:
+def image_table_lines(entries: Sequence[tuple[str, str | Sequence[str]]]) -> list[str]:
+    """`key = value` lines of cdh.toml's `[image]` table (strings and string arrays), for
+    the image-pull settings of policies/registry.py; kept apart from `render_cdh_toml`'s
+    own keys so more `[image]` keys can join the same table."""
+    lines = []
+    for key, value in entries:
+        if isinstance(value, str):
+            lines.append(f"{key} = {toml_basic_string(value)}")
+        else:
+            items = ",\n".join(f"  {_multiline_basic(v)}" for v in value)
+            lines.append(f"{key} = [\n{items},\n]")
+    return lines
+
+
+def render_cdh_toml(
+    kbs: KbsEndpoint,
+    image_security_policy_uri: str | None = None,
+    image_pull: Sequence[tuple[str, str | Sequence[str]]] = (),
+) -> str:
     """The confidential data hub's config: the KBS it fetches secrets (and image policy) from.
 
     Keys from guest-components `confidential-data-hub/hub/src/config/mod.rs`: `[kbc]` `name`,
@@ -196,17 +215,17 @@ def render_cdh_toml(kbs: KbsEndpoint, image_security_policy_uri: str | None = No
     ]
     if kbs.cert_pem is not None:
         lines.append(f"kbs_cert = {_multiline_basic(kbs.cert_pem)}")
+    if image_security_policy_uri is not None and not _KBS_URI.match(image_security_policy_uri):
+        raise ValueError(
+            f"{image_security_policy_uri!r} is not a KBS resource URI (kbs:///<repo>/<type>/<tag>)"
+        )
+    image = image_table_lines(image_pull)
     if image_security_policy_uri is not None:
-        if not _KBS_URI.match(image_security_policy_uri):
-            raise ValueError(
-                f"{image_security_policy_uri!r} is not a KBS resource URI "
-                "(kbs:///<repo>/<type>/<tag>)"
-            )
-        lines += [
-            "",
-            "[image]",
-            f"image_security_policy_uri = {toml_basic_string(image_security_policy_uri)}",
-        ]
+        image.insert(
+            0, f"image_security_policy_uri = {toml_basic_string(image_security_policy_uri)}"
+        )
+    if image:
+        lines += ["", "[image]", *image]
     return "\n".join(lines) + "\n"
 
 
@@ -239,6 +258,7 @@ def render_initdata(
     policy_rego: str,
     algorithm: DigestAlgorithm = "sha384",
     image_security_policy_uri: str | None = None,
+    image_pull: Sequence[tuple[str, str | Sequence[str]]] = (),
 ) -> str:
     """The workload's init-data TOML: KBS location and certificate, and the agent policy.
 
@@ -249,7 +269,7 @@ def render_initdata(
     return render_initdata_document(
         {
             "aa.toml": render_aa_toml(kbs),
-            "cdh.toml": render_cdh_toml(kbs, image_security_policy_uri),
+            "cdh.toml": render_cdh_toml(kbs, image_security_policy_uri, image_pull),
             "policy.rego": policy_rego,
         },
         algorithm,

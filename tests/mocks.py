@@ -126,6 +126,18 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return [r for r in self.resources if r.type.startswith("kubernetes:")]
 
 
+class DecodingMocks(RecordingMocks):
+    """Also answers the Kubernetes provider's `kubernetes:yaml:decode` invoke (a YAML stream
+    split into objects), which yaml.ConfigGroup/ConfigFile call before their transformations."""
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:  # type: ignore[type-arg]
+        if args.token == "kubernetes:yaml:decode":
+            import yaml
+
+            return {"result": [d for d in yaml.safe_load_all(args.args["text"]) if d]}, []
+        return super().call(args)
+
+
 class CloudMocks(RecordingMocks):
     """The recorder, plus the computed outputs the cloud resources would return."""
 

@@ -118,13 +118,14 @@ def test_structured_values_are_json_and_strings_are_plain() -> None:
 
 def test_every_key_is_set_but_defaults_inside_are_left_out() -> None:
     dumped = settings_to_config(with_secrets(DEV).settings)
-    # Pulumi.yaml declares all six keys; a declared key without a default is required.
+    # Pulumi.yaml declares all seven keys; a declared key without a default is required.
     assert list(dumped) == [
         "environment",
         "kubernetes",
         "cluster",
         "trustee",
         "workloads",
+        "manifests",
         "waivers",
     ]
     assert dumped["environment"] == "dev" and dumped["waivers"] == []

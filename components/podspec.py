@@ -1,0 +1,308 @@
+"""Full Kubernetes pod templates: schema check, what a TEE cannot honour, what the policy pins.
+
+A workload someone else wrote (a folder of YAML, a chart's output) carries a complete pod
+template. Three questions decide whether coco can make it confidential, and each must be
+answered before anything is created:
+
+1. Is it Kubernetes at all? Checked against the real OpenAPI schema of the oldest supported
+   Kubernetes and the newest one `kubernetes-validate` ships, strictly (an unknown field is
+   an error), not against a hand-written subset.
+2. Can a TEE honour it? A pod VM shares nothing with the node: `hostNetwork`, `hostPID`,
+   `hostIPC`, `hostPath` volumes and privileged containers either reach the untrusted host
+   (so they void the protection) or are silently not what the user asked for.
+3. Can the restrictive agent policy pin it? The policy compares every `CreateContainerRequest`
+   with what the pod spec implies (policies/agent_container.py). Shapes it cannot pin yet
+   (volumes, env from ConfigMaps/Secrets, exec probes without `allowExec`) are refused here
+   with the reason, instead of rendering a pod that the agent would refuse inside the TEE.
+
+Kinds: Pod, Deployment, StatefulSet, Job, CronJob (and ReplicaSet, which a Deployment
+manages). DaemonSet is refused: it exists to run one pod on every node to act on that node
+(host paths, host network, node agents), which is exactly what a pod VM cannot reach, and
+it would start a TEE VM on every node whether or not the workload needs one there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import kubernetes_validate
+
+from policies.agent import AgentPolicySpec, declared_env, kubernetes_argv
+from policies.agent_container import ContainerPin
+
+OLDEST_SUPPORTED = "1.32"
+"""NVIDIA's Confidential Containers reference architecture supports Kubernetes 1.32+."""
+
+SCHEMA_VERSIONS: tuple[str, ...] = (OLDEST_SUPPORTED, kubernetes_validate.latest_version())
+
+POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+"""Where each workload kind keeps its pod spec; the template's metadata is its sibling."""
+
+REFUSED_KINDS: dict[str, str] = {
+    "DaemonSet": "a DaemonSet runs one pod per node to act on that node (host paths, host "
+    "network), which a pod VM cannot reach, and would start a TEE VM on every node; deploy "
+    "it as a Deployment, or keep it outside the confidential workloads",
+}
+
+HOST_FIELDS: dict[str, str] = {
+    "hostNetwork": "the pod VM has its own network stack; the node's is untrusted",
+    "hostPID": "the pod VM cannot see or share the node's processes",
+    "hostIPC": "the pod VM cannot share the node's IPC namespace",
+}
+
+TEE_VOLUME_REFUSALS: dict[str, str] = {
+    "hostPath": "a node directory is host-controlled data (and the pod VM cannot reach it)",
+}
+
+POLICY_PINNABLE_VOLUMES: frozenset[str] = frozenset()
+"""Volume kinds whose mounts the restrictive agent policy pins today: none (see
+docs/workloads.md); a pod spec with volumes needs the `allow-all` preset (dev only)."""
+
+
+class PodSpecError(ValueError):
+    """Problems with a workload object, each naming the object and the field."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(f"  - {p}" for p in self.problems))
+
+
+@dataclass(frozen=True)
+class Located:
+    """One pod spec inside a workload object, and how to name it in errors."""
+
+    kind: str
+    name: str
+    namespace: str | None
+    path: tuple[str, ...]
+    pod_spec: dict[str, Any]
+
+    @property
+    def where(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {ns}{self.name}"
+
+    def field(self, *rest: str | int) -> str:
+        parts = [*self.path, *(str(r) for r in rest)]
+        return f"{self.where}: {'.'.join(parts)}"
+
+
+def describe(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    ns = f"{meta.get('namespace')}/" if meta.get("namespace") else ""
+    return f"{obj.get('kind')} {ns}{meta.get('name')}"
+
+
+def is_workload(obj: Mapping[str, Any]) -> bool:
+    """True for the core/apps/batch kinds that carry a pod template (or are refused)."""
+    group = str(obj.get("apiVersion", "")).split("/")[0]
+    kind = obj.get("kind")
+    if kind == "Pod":
+        return obj.get("apiVersion") == "v1"
+    return group in {"apps", "batch"} and (kind in POD_SPEC_PATHS or kind in REFUSED_KINDS)
+
+
+def locate(obj: Mapping[str, Any]) -> Located:
+    """The pod spec of a workload object (a KeyError-free walk; missing levels are errors)."""
+    kind = str(obj.get("kind"))
+    if kind in REFUSED_KINDS:
+        raise PodSpecError([f"{describe(obj)}: kind {kind}: {REFUSED_KINDS[kind]}"])
+    path = POD_SPEC_PATHS[kind]
+    node: Any = obj
+    for i, key in enumerate(path):
+        node = node.get(key) if isinstance(node, Mapping) else None
+        if not isinstance(node, Mapping):
+            raise PodSpecError([f"{describe(obj)}: {'.'.join(path[: i + 1])} is missing"])
+    meta = obj.get("metadata") or {}
+    return Located(kind, str(meta.get("name")), meta.get("namespace"), path, dict(node))
+
+
+def schema_problems(obj: Mapping[str, Any]) -> list[str]:
+    """What the Kubernetes API of each supported version would reject, by field path."""
+    problems = []
+    for version in SCHEMA_VERSIONS:
+        try:
+            kubernetes_validate.validate(dict(obj), version, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            problems.append(f"{describe(obj)}: Kubernetes {version} has no such kind")
+        except kubernetes_validate.ValidationError as err:
+            path = ".".join(str(p) for p in err.absolute_path) or "<root>"
+            problems.append(
+                f"{describe(obj)}: {path}: {err.message} (not valid Kubernetes {version})"
+            )
+    return sorted(set(problems))
+
+
+def _containers(spec: Mapping[str, Any]) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    for field in ("initContainers", "containers"):
+        for i, c in enumerate(spec.get(field) or []):
+            yield field, i, c
+
+
+def tee_problems(loc: Located) -> list[str]:
+    """What a TEE cannot honour, each with the field and the reason."""
+    spec = loc.pod_spec
+    problems = [
+        f"{loc.field(field)}: {why}" for field, why in HOST_FIELDS.items() if spec.get(field)
+    ]
+    for i, volume in enumerate(spec.get("volumes") or []):
+        for kind, why in TEE_VOLUME_REFUSALS.items():
+            if kind in volume:
+                problems.append(f"{loc.field('volumes', i, kind)}: {why}")
+    if spec.get("ephemeralContainers"):
+        problems.append(
+            f"{loc.field('ephemeralContainers')}: debug containers are host-chosen code in the TEE"
+        )
+    for field, i, c in _containers(spec):
+        security = c.get("securityContext") or {}
+        if security.get("privileged"):
+            problems.append(
+                f"{loc.field(field, i, 'securityContext', 'privileged')}: a privileged "
+                "container gets every device and capability of the pod VM; the agent policy "
+                "admits only the default capabilities"
+            )
+        for j, port in enumerate(c.get("ports") or []):
+            if port.get("hostPort"):
+                problems.append(
+                    f"{loc.field(field, i, 'ports', j, 'hostPort')}: a node port reaches the pod "
+                    "VM through the untrusted host anyway; use a Service"
+                )
+    return problems
+
+
+def policy_problems(loc: Located, policy: AgentPolicySpec) -> list[str]:
+    """What the restrictive agent policy cannot pin yet: the agent would refuse the container
+    inside the TEE, so refuse it at preview instead, saying which relaxation exists."""
+    if policy.preset != "restrictive":
+        return []
+    spec = loc.pod_spec
+    problems = []
+    for i, volume in enumerate(spec.get("volumes") or []):
+        kind = next((k for k in volume if k != "name"), "?")
+        if kind not in POLICY_PINNABLE_VOLUMES and kind not in TEE_VOLUME_REFUSALS:
+            problems.append(
+                f"{loc.field('volumes', i, kind)}: the restrictive agent policy pins no volume "
+                "mounts yet (the agent would refuse the container); drop the volume or use "
+                "agentPolicy preset allow-all in a dev stack"
+            )
+    if spec.get("shareProcessNamespace"):
+        problems.append(
+            f"{loc.field('shareProcessNamespace')}: the agent policy refuses a shared PID "
+            "namespace (one container could read another's memory)"
+        )
+    for field, i, c in _containers(spec):
+        if c.get("envFrom"):
+            problems.append(
+                f"{loc.field(field, i, 'envFrom')}: values from ConfigMaps/Secrets are host data "
+                "the agent policy cannot pin; write literal env values"
+            )
+        for j, e in enumerate(c.get("env") or []):
+            if "valueFrom" in e:
+                problems.append(
+                    f"{loc.field(field, i, 'env', j, 'valueFrom')}: ({e.get('name')}) a value "
+                    "the host supplies at start cannot be pinned; write a literal value"
+                )
+        security = c.get("securityContext") or {}
+        if (security.get("capabilities") or {}).get("add"):
+            problems.append(
+                f"{loc.field(field, i, 'securityContext', 'capabilities', 'add')}: the agent "
+                "policy admits only containerd's default capabilities"
+            )
+        if not policy.allow_exec:
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                if "exec" in (c.get(probe) or {}):
+                    problems.append(
+                        f"{loc.field(field, i, probe, 'exec')}: an exec probe is an "
+                        "ExecProcessRequest, which the policy denies; use httpGet/tcpSocket/grpc "
+                        "or set agentPolicy.allowExec with execCommands"
+                    )
+            for hook in ("postStart", "preStop"):
+                if "exec" in ((c.get("lifecycle") or {}).get(hook) or {}):
+                    problems.append(
+                        f"{loc.field(field, i, 'lifecycle', hook, 'exec')}: an exec hook is an "
+                        "ExecProcessRequest, which the policy denies; set agentPolicy.allowExec"
+                    )
+    return problems
+
+
+def check(obj: Mapping[str, Any], policy: AgentPolicySpec) -> Located:
+    """Every problem with a workload object at once, or its located pod spec."""
+    problems = schema_problems(obj)
+    if problems:
+        raise PodSpecError(problems)
+    loc = locate(obj)
+    problems = tee_problems(loc) + policy_problems(loc, policy)
+    if problems:
+        raise PodSpecError(problems)
+    return loc
+
+
+def _literal_env(loc: Located, field: str, i: int, c: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return [(e["name"], e.get("value", "")) for e in c.get("env") or [] if "valueFrom" not in e]
+
+
+def container_pins(loc: Located) -> dict[str, ContainerPin]:
+    """Container name -> the env, working dir, user/group and read-only root the pod spec
+    gives it (init containers too: each is a CreateContainerRequest of its own)."""
+    pod_security = loc.pod_spec.get("securityContext") or {}
+    pins = {}
+    for field, i, c in _containers(loc.pod_spec):
+        security = c.get("securityContext") or {}
+        try:
+            env = declared_env(_literal_env(loc, field, i, c), f"{field}[{i}]")
+        except ValueError as err:
+            raise PodSpecError([f"{loc.where}: {err}"]) from None
+        pins[c["name"]] = ContainerPin(
+            env=env,
+            working_dir=c.get("workingDir"),
+            uid=security.get("runAsUser", pod_security.get("runAsUser")),
+            gid=security.get("runAsGroup", pod_security.get("runAsGroup")),
+            read_only_root=bool(security.get("readOnlyRootFilesystem", False)),
+        )
+    return pins
+
+
+def container_commands(loc: Located) -> dict[str, list[list[str]]]:
+    """Image -> the argvs its containers start with, for images whose every container sets
+    `command` (as `components.workload.container_commands`, from a raw pod spec)."""
+    argvs: dict[str, list[list[str]]] = {}
+    unpinnable: set[str] = set()
+    for field, i, c in _containers(loc.pod_spec):
+        image = c.get("image", "")
+        if not c.get("command"):
+            unpinnable.add(image)
+            continue
+        try:
+            # kubelet expands command/args with the env it has already expanded
+            # (kubelet_pods.go makeEnvironmentVariables, then ExpandContainerCommandAndArgs).
+            expanded = declared_env(_literal_env(loc, field, i, c), f"{field}[{i}]")
+            env = dict(e.split("=", 1) for e in expanded)
+            argv = kubernetes_argv(c["command"], c.get("args"), env)
+        except ValueError as err:
+            raise PodSpecError([f"{loc.field(field, i)}: {err}"]) from None
+        argvs.setdefault(image, []).append(argv)
+    return {image: found for image, found in argvs.items() if image not in unpinnable}
+
+
+def images(loc: Located) -> list[str]:
+    return [c.get("image", "") for _, _, c in _containers(loc.pod_spec)]
+
+
+def effective_policy(loc: Located, policy: AgentPolicySpec, devices: bool) -> AgentPolicySpec:
+    """The agent policy this pod spec gets: its own pinned images, argvs and containers
+    (the same steps as `components.workload.effective_agent_policy`)."""
+    from components.settings import is_pinned
+
+    spec = policy.with_workload_images([i for i in images(loc) if is_pinned(i)])
+    commands = {i: a for i, a in container_commands(loc).items() if is_pinned(i)}
+    spec = spec.with_container_commands(commands)
+    return spec.with_containers(container_pins(loc), devices=devices)
