@@ -172,7 +172,10 @@ def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) ->
         namespaces[ns] = k8s.core.v1.Namespace(
             f"ns-{ns}",
             metadata={"name": ns, "labels": labels.common(env, labels.ROLE_WORKLOAD)},
-            opts=k8s_opts,
+            # After the cluster is ready (its RuntimeClasses read or created): a preinstalled
+            # cluster missing a class then fails before any object exists, also on
+            # `up --skip-preview`, which has no preview to stop at.
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=ready)),
         )
 
     workloads: dict[str, ConfidentialWorkload] = {}
@@ -236,7 +239,10 @@ def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) ->
         resource_values=resource_values,
         secrets_delivery=delivery,
         tee_platforms=sorted({platform_of(settings, rc) for rc in runtime_classes.values()}),
-        opts=pulumi.ResourceOptions.merge(k8s_opts, protect),
+        opts=pulumi.ResourceOptions.merge(
+            k8s_opts,
+            pulumi.ResourceOptions.merge(protect, pulumi.ResourceOptions(depends_on=ready)),
+        ),
     )
 
     pulumi.export("environment", env)

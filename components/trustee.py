@@ -435,7 +435,11 @@ class Trustee(pulumi.ComponentResource):
                         "pod-security.kubernetes.io/enforce": "restricted",
                     },
                 },
-                opts=child,
+                # The component's own dependencies (the cluster being ready) hold its first
+                # object back too: a component's depends_on alone does not delay its children.
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=opts.depends_on if opts else None
+                ),
             )
             child = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
 

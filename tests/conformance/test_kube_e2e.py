@@ -365,3 +365,8 @@ def test_preinstalled_cluster_without_the_runtime_class_fails_at_preview(
         project.pulumi("up", "--yes")
     assert cluster.get("/api/v1/namespaces/payments") is None
     assert cluster.get("/api/v1/namespaces/trustee") is None
+    # Without a preview the failed read still comes first: nothing waits on no class.
+    with pytest.raises(PulumiError):
+        project.pulumi("up", "--yes", "--skip-preview")
+    assert cluster.get("/api/v1/namespaces/payments") is None
+    assert cluster.get("/api/v1/namespaces/trustee") is None
