@@ -36,6 +36,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -48,6 +51,7 @@ from components.layer_settings import LayerSettings
 from components.peerpods.settings import PeerPodsCluster
 from components.tee import Hardware
 from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env
+from policies.attestation import reference_value_problems
 
 NAMESPACE = "coco"
 TOP_LEVEL_KEYS = (
@@ -61,7 +65,11 @@ TOP_LEVEL_KEYS = (
     "layer",
 )
 
-_RESOURCE_PATH = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# trustee v0.21.0 kbs/src/plugins/implementations/resource/backend.rs `ResourceDesc`: each segment
+# starts with [a-zA-Z0-9_-] (never `.`), then [a-zA-Z0-9_.-]*; the KBS refuses any other path, so
+# a resource declared with one would be stored but never served.
+_RESOURCE_SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+_RESOURCE_PATH = re.compile(rf"^{_RESOURCE_SEGMENT}/{_RESOURCE_SEGMENT}/{_RESOURCE_SEGMENT}$")
 _DIGEST_REF = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 
 
@@ -234,7 +242,8 @@ class KbsResource(Model):
     def _path_shape(cls, v: str) -> str:
         if not _RESOURCE_PATH.match(v):
             raise ValueError(
-                f"{v!r} is not a KBS resource path: use repo/type/tag, e.g. default/key/1"
+                f"{v!r} is not a KBS resource path: use repo/type/tag, e.g. default/key/1, "
+                "each part made of letters, digits, `_`, `-`, `.` and not starting with `.`"
             )
         return v
 
@@ -272,7 +281,16 @@ class TrusteeSettings(Model):
     attestation_policy: str | None = Field(
         default=None, description="Custom AS policy (Rego); default: upstream default_cpu."
     )
-    reference_values: dict[str, list[str]] = Field(default_factory=dict)
+    reference_values: dict[
+        str, StrictStr | StrictBool | StrictInt | list[StrictStr | StrictBool | StrictInt]
+    ] = Field(
+        default_factory=dict,
+        description=(
+            "RVPS reference values by name, typed as the attestation policy compares them: "
+            "lists for `in` (e.g. mr_td: [hex]), scalars for `==` (e.g. snp_smt_enabled: "
+            "false, major_version: 1); see policies/attestation.py REFERENCE_KINDS."
+        ),
+    )
 
     @field_validator("url")
     @classmethod
@@ -639,6 +657,11 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
             )
     if is_secret is not None:
         problems += _secret_ref_problems(s, is_secret)
+    rv_problems = reference_value_problems(
+        s.trustee.reference_values, custom_policy=s.trustee.attestation_policy is not None
+    )
+    for rv_name, why in rv_problems.items():
+        problems.append(Problem(f"{NAMESPACE}:trustee.referenceValues.{rv_name}", why))
     if s.production and not s.trustee.reference_values and not s.waived("missing-reference-values"):
         problems.append(
             Problem(

@@ -18,7 +18,8 @@ Upstream formats, as checked against the pinned image
   (`sockets`, `insecure_http`, `private_key`, `certificate`), `[attestation_token]`
   (`trusted_certs_paths`, `insecure_header_jwk`, which v0.21 renamed from `insecure_key`),
   `[attestation_service]` `type = "coco_as_builtin"` with `[...attestation_token_broker]`
-  (`duration_min`, `[...signer]` `key_path`/`cert_path`, an RSA key) and `[...rvps_config]`
+  (`duration_min`, `[...signer]` `key_path`/`cert_path`: an EC P-256 key, whatever the doc
+  says, see `attestation-service/src/ear_token/broker.rs`) and `[...rvps_config]`
   `type = "BuiltIn"`, `[admin] authorization_mode` (`InsecureAllowAll` | `DenyAll` |
   `AuthenticatedAuthorization`; v0.21 replaced the Ed25519 `[admin] type = "Simple"`
   personas), `[storage_backend]` `storage_type = "LocalFs"` with
@@ -39,10 +40,12 @@ Upstream formats, as checked against the pinned image
   writes the same names. Reference values: RVPS stores each one in namespace `reference_value`
   (`rvps/src/lib.rs` `REFERENCE_VALUE_STORAGE_NAMESPACE`) under its name, the value being
   the JSON of `ReferenceValue {version, name, expiration, value}` (`verify_and_extract`
-  sets `v.name()` to `v.to_bytes()`; `query_reference_value` reads it back by name and
-  ignores it once expired), so its file is `<dir_path>/reference_value/<name>`.
+  sets `v.name()` to `v.to_bytes()`; `query_reference_value` reads it back by name and does
+  not check `expiration`: an expired value is still used), so its file is
+  `<dir_path>/reference_value/<name>`.
 - Deployment: trustee `kbs/config/kubernetes/base/deployment.yaml` (command
-  `/usr/local/bin/kbs --config-file <file>`, container port 8080).
+  `/usr/local/bin/kbs --config-file <file>`, container port 8080); `GET /healthz` and an
+  unauthenticated `GET /metrics` on the same port (`kbs/src/api_server.rs`).
 
 Why files and not the admin API: with `DenyAll` no one, including a compromised CI token, can
 rewrite a policy at runtime; what the KBS enforces is exactly what `pulumi preview` showed.
@@ -63,9 +66,10 @@ import pulumi_kubernetes as k8s
 
 from components import labels
 from components.settings import TrusteeSettings, full_key
-from components.tls import SelfSignedTls
+from components.tls import KeyAlgorithm, SelfSignedTls
 from policies.attestation import (
     ATTESTATION_POLICY_ID,
+    ReferenceValueData,
     attestation_policy,
     reference_values_json,
 )
@@ -104,6 +108,9 @@ AS_POLICY_DIR = f"{STORAGE_DIR}/attestation_service_policy"
 REFERENCE_VALUE_DIR = f"{STORAGE_DIR}/reference_value"
 RESOURCE_POLICY_FILE = f"{KBS_NAMESPACE_DIR}/resource-policy.rego"
 
+TOKEN_SIGNER_KEY_ALGORITHM: KeyAlgorithm = "ecdsa-p256"
+"""The only attestation-token signer the v0.21 AS accepts (ear_token/broker.rs)."""
+
 TOKEN_DURATION_MIN = 5
 """Attestation token lifetime (upstream default)."""
 
@@ -129,7 +136,7 @@ def _toml(value: str) -> str:
 def render_kbs_config(settings: TrusteeSettings) -> str:
     """The KBS config file for the pinned release. Pure and deterministic.
 
-    HTTPS only; tokens from the built-in AS are signed by a dedicated RSA key whose
+    HTTPS only; tokens from the built-in AS are signed by a dedicated EC P-256 key whose
     certificate the KBS trusts (`insecure_header_jwk = false`), so a token someone signed with
     their own key in the JWT header is refused even when sent as a bearer token; the admin API
     is off. `settings` is validated for the one thing the file depends on: the image must be a
@@ -203,7 +210,7 @@ def resource_secret_name(path: str) -> str:
     return f"kbs-resource-{slug}"[:53].rstrip("-") + f"-{digest}"
 
 
-def reference_value_files(values: Mapping[str, Sequence[str]]) -> dict[str, str]:
+def reference_value_files(values: Mapping[str, ReferenceValueData]) -> dict[str, str]:
     """One RVPS record per reference value name, keyed by the name (the storage key).
 
     Each record is one entry of `policies.attestation.reference_values_json` (trustee
@@ -477,13 +484,16 @@ class Trustee(pulumi.ComponentResource):
         )
 
         # ---- key material
-        # The AS signs attestation tokens with an RSA key (kbs/docs/config.md
-        # TokenSignerConfig); the KBS trusts exactly its certificate.
+        # The AS signs attestation tokens with an EC P-256 key: trustee v0.21.0
+        # attestation-service/src/ear_token/broker.rs loads the signer with
+        # `EcKey::private_key_from_pem` and refuses any other curve ("Only P-256 attestation
+        # token signing keys are supported"; kbs/docs/config.md saying RSA is stale). The KBS
+        # trusts exactly this certificate.
         signer_cert = SelfSignedTls(
             f"{name}-token-signer-cert",
             common_name=f"{SERVICE_NAME}.{ns} attestation token signer",
             validity_hours=settings.tls.validity_hours,
-            key_algorithm="rsa-3072",
+            key_algorithm=TOKEN_SIGNER_KEY_ALGORITHM,
             is_ca=True,
             early_renewal_hours=settings.tls.renewal_hours,
             opts=child,
@@ -616,9 +626,98 @@ class Trustee(pulumi.ComponentResource):
         )
 
 
-def _file_mount(volume: str, path: str, key: str) -> dict[str, Any]:
-    """One key of a ConfigMap volume as a single read-only file (subPath) at `path`."""
-    return {"name": volume, "mountPath": path, "subPath": key, "readOnly": True}
+SEED_DIR = "/etc/kbs-storage-seed"
+"""Where the layout init container reads the policies and reference values (one projected
+volume of their ConfigMaps, already in the storage tree's shape) before copying them."""
+
+LAYOUT_CONTAINER = "storage-layout"
+
+
+def _storage_seed(
+    as_policy_file: str | None, reference_values: Sequence[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """The projected ConfigMap volume holding the storage files, and its top-level folders.
+
+    Paths inside the volume are the paths under the storage directory (`kbs/resource-policy.rego`,
+    `attestation_service_policy/default_cpu.rego`, `reference_value/<name>`), so laying the
+    tree out is one recursive copy per folder.
+    """
+    sources: list[dict[str, Any]] = [
+        {
+            "configMap": {
+                "name": RESOURCE_POLICY_MAP_NAME,
+                "items": [{"key": RESOURCE_POLICY_KEY, "path": _relative(RESOURCE_POLICY_FILE)}],
+            }
+        }
+    ]
+    folders = [_relative(KBS_NAMESPACE_DIR)]
+    if as_policy_file is not None:
+        sources.append(
+            {
+                "configMap": {
+                    "name": ATTESTATION_POLICY_MAP_NAME,
+                    "items": [
+                        {
+                            "key": as_policy_file,
+                            "path": f"{_relative(AS_POLICY_DIR)}/{as_policy_file}",
+                        }
+                    ],
+                }
+            }
+        )
+        folders.append(_relative(AS_POLICY_DIR))
+    if reference_values:
+        sources.append(
+            {
+                "configMap": {
+                    "name": REFERENCE_VALUES_MAP_NAME,
+                    "items": [
+                        {"key": rv, "path": f"{_relative(REFERENCE_VALUE_DIR)}/{rv}"}
+                        for rv in sorted(reference_values)
+                    ],
+                }
+            }
+        )
+        folders.append(_relative(REFERENCE_VALUE_DIR))
+    return {
+        "name": "storage-seed",
+        "projected": {"defaultMode": 0o444, "sources": sources},
+    }, folders
+
+
+def _relative(path: str) -> str:
+    """`path` relative to the storage directory."""
+    return path.removeprefix(f"{STORAGE_DIR}/")
+
+
+def layout_script(folders: Sequence[str], repository: bool) -> str:
+    """The init container's shell script: the storage tree, owned by the KBS's own user.
+
+    Why: the KBS writes into its storage directory at start (`kbs_protocol_session/` in
+    trustee `kbs/src/attestation/backend.rs`, `default_gpu` and any missing policy under
+    `attestation_service_policy/`, every namespace folder via `deps/key-value-storage/src/
+    local_fs/mod.rs` `create_dir_all`). Files mounted into that tree with subPath make the
+    runtime create their parent folders as root 0755, and the KBS, running as uid 65532,
+    then dies with EACCES. So nothing is mounted inside the tree except the resource
+    repository, whose mount point this script creates (as 65532) before the runtime needs
+    it; everything else is copied here, with umask 077 (folders 0700, files at most 0600).
+    It runs in the KBS image itself, whose final stage is ubuntu:24.04 (trustee
+    `kbs/docker/Dockerfile`), so `/bin/sh`, `mkdir` and `cp` are there and nothing else is pulled.
+    """
+    lines = ["set -eu", "umask 077", f"mkdir -p {STORAGE_DIR}"]
+    for folder in folders:
+        lines.append(f"cp -RL {SEED_DIR}/{folder} {STORAGE_DIR}/")
+    if repository:
+        lines.append(f"mkdir -p {REPOSITORY_DIR}")
+    return "\n".join(lines) + "\n"
+
+
+_RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
 
 
 def kbs_pod_spec(
@@ -628,21 +727,23 @@ def kbs_pod_spec(
     reference_values: Sequence[str],
     resource_secrets: Mapping[str, str],
 ) -> dict[str, Any]:
-    """The KBS pod: read-only root, unprivileged, every input mounted where the KBS reads it.
+    """The KBS pod: read-only root, unprivileged, every input where the KBS reads it.
 
-    The storage directory is an emptyDir (sessions and anything the AS writes); the policies
-    and reference values are single files (subPath) inside it, so the directories stay clean
-    for the KBS's own `list` calls (a directory-mounted ConfigMap adds `..data` entries);
-    a change to them rolls the pod through the config hash. The resource repository is one
-    projected volume of all resource Secrets, refreshed in place by the kubelet.
+    The storage directory is an emptyDir that an init container (`layout_script`) fills with
+    the resource policy, attestation policy and reference values, so the KBS, as uid 65532,
+    owns the whole tree it writes into. A change to those files changes the pod template's
+    config hash and rolls the pod (the copy is made once per pod). The resource repository is
+    the one mount inside the tree: a projected volume of all resource Secrets, refreshed in
+    place by the kubelet and read by LocalFs on every request, so a changed secret value is
+    served without a restart.
     """
+    seed, folders = _storage_seed(as_policy_file, reference_values)
     mounts: list[dict[str, Any]] = [
         {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
         {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
         {"name": "token-signer", "mountPath": TOKEN_SIGNER_DIR, "readOnly": True},
         {"name": "state", "mountPath": STATE_DIR},
         {"name": "tmp", "mountPath": "/tmp"},
-        _file_mount("resource-policy", RESOURCE_POLICY_FILE, RESOURCE_POLICY_KEY),
     ]
     secret_mode = 0o440
     volumes: list[dict[str, Any]] = [
@@ -654,21 +755,8 @@ def kbs_pod_spec(
         },
         {"name": "state", "emptyDir": {}},
         {"name": "tmp", "emptyDir": {}},
-        {"name": "resource-policy", "configMap": {"name": RESOURCE_POLICY_MAP_NAME}},
+        seed,
     ]
-    if as_policy_file is not None:
-        mounts.append(
-            _file_mount("attestation-policy", f"{AS_POLICY_DIR}/{as_policy_file}", as_policy_file)
-        )
-        volumes.append(
-            {"name": "attestation-policy", "configMap": {"name": ATTESTATION_POLICY_MAP_NAME}}
-        )
-    if reference_values:
-        for rv in reference_values:
-            mounts.append(_file_mount("reference-values", f"{REFERENCE_VALUE_DIR}/{rv}", rv))
-        volumes.append(
-            {"name": "reference-values", "configMap": {"name": REFERENCE_VALUES_MAP_NAME}}
-        )
     if resource_secrets:
         mounts.append({"name": "repository", "mountPath": REPOSITORY_DIR, "readOnly": True})
         volumes.append(
@@ -693,6 +781,23 @@ def kbs_pod_spec(
                 },
             }
         )
+    # trustee v0.21.0 kbs/src/api_server.rs: `GET /healthz` answers 200 on the KBS port (HTTPS).
+    health = {"path": "/healthz", "port": KBS_PORT, "scheme": "HTTPS"}
+    layout: dict[str, Any] = {
+        "name": LAYOUT_CONTAINER,
+        "image": settings.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/bin/sh", "-c", layout_script(folders, bool(resource_secrets))],
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "16Mi"},
+            "limits": {"memory": "64Mi"},
+        },
+        "securityContext": dict(_RESTRICTED),
+        "volumeMounts": [
+            {"name": "state", "mountPath": STATE_DIR},
+            {"name": "storage-seed", "mountPath": SEED_DIR, "readOnly": True},
+        ],
+    }
     container: dict[str, Any] = {
         "name": "kbs",
         "image": settings.image,
@@ -700,28 +805,14 @@ def kbs_pod_spec(
         "command": [KBS_BINARY, "--config-file", f"{CONFIG_DIR}/{CONFIG_FILE}"],
         "env": [{"name": "HOME", "value": "/tmp"}],
         "ports": [{"name": "https", "containerPort": KBS_PORT, "protocol": "TCP"}],
-        # The KBS has no health endpoint in its API; an open TLS port is the signal.
-        "readinessProbe": {
-            "tcpSocket": {"port": KBS_PORT},
-            "initialDelaySeconds": 5,
-            "periodSeconds": 10,
-        },
-        "livenessProbe": {
-            "tcpSocket": {"port": KBS_PORT},
-            "initialDelaySeconds": 15,
-            "periodSeconds": 20,
-            "failureThreshold": 6,
-        },
+        "startupProbe": {"httpGet": health, "periodSeconds": 2, "failureThreshold": 60},
+        "readinessProbe": {"httpGet": health, "periodSeconds": 10},
+        "livenessProbe": {"httpGet": health, "periodSeconds": 20, "failureThreshold": 3},
         "resources": {
             "requests": {"cpu": "250m", "memory": "256Mi"},
             "limits": {"memory": "1Gi"},
         },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": dict(_RESTRICTED),
         "volumeMounts": mounts,
     }
     return {
@@ -734,6 +825,7 @@ def kbs_pod_spec(
             "fsGroup": RUN_AS,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
+        "initContainers": [layout],
         "containers": [container],
         "volumes": volumes,
     }

@@ -26,6 +26,7 @@ import base64
 import json
 import re
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 ATTESTATION_POLICY_ID = "default_cpu"
 """The AS policy id CoCo's KBS uses for CPU evidence (`default_gpu` for GPUs)."""
@@ -33,71 +34,90 @@ ATTESTATION_POLICY_ID = "default_cpu"
 RVPS_MESSAGE_VERSION = "0.1.0"
 REFERENCE_VALUE_VERSION = "0.1.0"
 
-TDX_REFERENCE_VALUES: tuple[str, ...] = (
-    "mr_seam",
-    "mr_td",
-    "rtmr_1",
-    "rtmr_2",
-    "tcb_svn",
-    "tdvfkernel",
-    "tdvfkernelparams",
-    "xfam",
-)
-"""Names the default CPU policy's TDX block queries."""
+# How the upstream default policies consume each reference value, per TEE: a list of accepted
+# values (`claim in query_reference_value(name)`) or one value (`claim == ...`, `claim >= ...`),
+# and of which JSON type, read off the claim the verifier emits. A value of another shape never
+# matches (an int claim is never `in` a list of strings), so attestation would silently stop
+# reaching `affirming`: the settings refuse it instead. Sources, trustee v0.21.0:
+# `attestation-service/src/ear_token/ear_default_policy_cpu.rego` and `_gpu.rego` (the
+# `query_reference_value` calls), `deps/verifier/src/snp/mod.rs` `parse_tee_evidence` (SNP TCB
+# fields and ABI are integers, policy/platform flags booleans, the measurement hex),
+# `deps/verifier/src/sample/mod.rs` (`svn` a string, `platform_version.major/minor` integers).
+# Names the policies never query (TDX `mr_seam`, commented out upstream; `tcb_svn`) are absent.
+ReferenceKind = Literal["str", "int", "bool", "list[str]", "list[int]", "list[bool]"]
 
-SNP_REFERENCE_VALUES: tuple[str, ...] = (
-    "snp_bootloader",
-    "snp_guest_abi_major",
-    "snp_guest_abi_minor",
-    "snp_launch_measurement",
-    "snp_microcode",
-    "snp_single_socket",
-    "snp_smt_allowed",
-    "snp_smt_enabled",
-    "snp_snp_svn",
-    "snp_tee_svn",
-    "snp_tsme_enabled",
-)
-"""Names the default CPU policy's SNP block queries (some compared with `==`: scalars)."""
+TDX_REFERENCE_KINDS: dict[str, ReferenceKind] = {
+    "mr_td": "list[str]",
+    "rtmr_1": "list[str]",
+    "rtmr_2": "list[str]",
+    "tdvfkernel": "str",
+    "tdvfkernelparams": "str",
+    "xfam": "list[str]",
+}
+SNP_REFERENCE_KINDS: dict[str, ReferenceKind] = {
+    "snp_bootloader": "list[int]",
+    "snp_guest_abi_major": "int",
+    "snp_guest_abi_minor": "int",
+    "snp_launch_measurement": "list[str]",
+    "snp_microcode": "list[int]",
+    "snp_single_socket": "bool",
+    "snp_smt_allowed": "bool",
+    "snp_smt_enabled": "bool",
+    "snp_snp_svn": "list[int]",
+    "snp_tee_svn": "list[int]",
+    "snp_tsme_enabled": "bool",
+}
+AZ_SNP_VTPM_REFERENCE_KINDS: dict[str, ReferenceKind] = {
+    "abi_major": "list[int]",
+    "abi_minor": "list[int]",
+    "measurement": "list[str]",
+    "single_socket": "list[bool]",
+    "smt_allowed": "list[bool]",
+    "smt_enabled": "list[bool]",
+    "snp_pcr11": "list[str]",
+    "tcb_bootloader": "list[int]",
+    "tcb_microcode": "list[int]",
+    "tcb_snp": "list[int]",
+    "tcb_tee": "list[int]",
+    "tsme_enabled": "list[bool]",
+}
+AZ_TDX_VTPM_REFERENCE_KINDS: dict[str, ReferenceKind] = {
+    "mr_td": "list[str]",
+    "tdx_pcr11": "list[str]",
+    "xfam": "list[str]",
+}
+SAMPLE_REFERENCE_KINDS: dict[str, ReferenceKind] = {
+    "launch_digest": "list[str]",
+    "major_version": "int",
+    "minimum_minor_version": "int",
+    "svn": "list[str]",
+}
+NVIDIA_GPU_REFERENCE_KINDS: dict[str, ReferenceKind] = {
+    "allowed_driver_versions": "list[str]",
+    "allowed_vbios_versions": "list[str]",
+}
 
-AZ_SNP_VTPM_REFERENCE_VALUES: tuple[str, ...] = (
-    "abi_major",
-    "abi_minor",
-    "measurement",
-    "single_socket",
-    "smt_allowed",
-    "smt_enabled",
-    "snp_pcr11",
-    "tcb_bootloader",
-    "tcb_microcode",
-    "tcb_snp",
-    "tcb_tee",
-    "tsme_enabled",
-)
-
-AZ_TDX_VTPM_REFERENCE_VALUES: tuple[str, ...] = ("mr_seam", "mr_td", "tcb_svn", "tdx_pcr11", "xfam")
-
-SAMPLE_REFERENCE_VALUES: tuple[str, ...] = (
-    "launch_digest",
-    "major_version",
-    "minimum_minor_version",
-    "svn",
-)
-
-NVIDIA_GPU_REFERENCE_VALUES: tuple[str, ...] = ("allowed_driver_versions", "allowed_vbios_versions")
-"""Names the default GPU policy queries (NRAS-verified Hopper GPUs)."""
+REFERENCE_KINDS: dict[str, dict[str, ReferenceKind]] = {
+    "tdx": TDX_REFERENCE_KINDS,
+    "snp": SNP_REFERENCE_KINDS,
+    "az-snp-vtpm": AZ_SNP_VTPM_REFERENCE_KINDS,
+    "az-tdx-vtpm": AZ_TDX_VTPM_REFERENCE_KINDS,
+    "sample": SAMPLE_REFERENCE_KINDS,
+    "nvidia": NVIDIA_GPU_REFERENCE_KINDS,
+    "se": {},
+}
+"""Per TEE, the reference values the upstream default policies query, and their shape. IBM SE
+has no reference-value checks in the default policy (it is marked TODO upstream)."""
 
 REFERENCE_VALUES: dict[str, tuple[str, ...]] = {
-    "tdx": TDX_REFERENCE_VALUES,
-    "snp": SNP_REFERENCE_VALUES,
-    "az-snp-vtpm": AZ_SNP_VTPM_REFERENCE_VALUES,
-    "az-tdx-vtpm": AZ_TDX_VTPM_REFERENCE_VALUES,
-    "sample": SAMPLE_REFERENCE_VALUES,
-    "nvidia": NVIDIA_GPU_REFERENCE_VALUES,
-    "se": (),
+    tee: tuple(sorted(kinds)) for tee, kinds in REFERENCE_KINDS.items()
 }
-"""Per TEE, the reference values the upstream default policies ask for. IBM SE has no
-reference-value checks in the default policy (it is marked TODO upstream)."""
+TDX_REFERENCE_VALUES = REFERENCE_VALUES["tdx"]
+SNP_REFERENCE_VALUES = REFERENCE_VALUES["snp"]
+AZ_SNP_VTPM_REFERENCE_VALUES = REFERENCE_VALUES["az-snp-vtpm"]
+AZ_TDX_VTPM_REFERENCE_VALUES = REFERENCE_VALUES["az-tdx-vtpm"]
+SAMPLE_REFERENCE_VALUES = REFERENCE_VALUES["sample"]
+NVIDIA_GPU_REFERENCE_VALUES = REFERENCE_VALUES["nvidia"]
 
 Scalar = str | int | bool
 ReferenceValueData = Scalar | Sequence[Scalar]
@@ -155,8 +175,10 @@ def reference_values_json(
     """The RVPS `LocalJson` file / operator `reference-values.json` ConfigMap value.
 
     `expiration` (`YYYY-MM-DDTHH:MM:SSZ`) is an explicit input rather than "now + 12 months"
-    (the RVPS default) so the output does not change on every preview; set a real date to
-    force periodic review of the measurements.
+    (the RVPS default) so the output does not change on every preview. It is a label only:
+    trustee v0.21.0's RVPS does not enforce it (`rvps/src/lib.rs` `query_reference_value`
+    returns the stored value without calling `ReferenceValue::expired`), so retiring a
+    measurement means removing it from the stack config.
     """
     if not _EXPIRATION.match(expiration):
         raise ValueError(f"expiration {expiration!r} must look like 2027-01-01T00:00:00Z")
@@ -196,3 +218,63 @@ def attestation_policy(custom: str | None, tee: str) -> str | None:
     if not _PACKAGE_POLICY.search(text):
         raise ValueError("an attestation policy must be `package policy` (AS evaluates it there)")
     return text if text.endswith("\n") else text + "\n"
+
+
+def _kind_of(value: ReferenceValueData) -> str:
+    def scalar(v: object) -> str:
+        # bool before int: in Python a bool is an int, in the Rego/JSON the policy sees it is not.
+        return "bool" if isinstance(v, bool) else "int" if isinstance(v, int) else "str"
+
+    if isinstance(value, str | int | bool):
+        return scalar(value)
+    kinds = sorted({scalar(v) for v in value})
+    return f"list[{'|'.join(kinds)}]"
+
+
+def reference_value_problems(
+    values: Mapping[str, ReferenceValueData], *, custom_policy: bool
+) -> dict[str, str]:
+    """Name -> why the default policies could never match it (empty when all fit).
+
+    A name one of the default policies queries must have the shape that policy compares it
+    with (`REFERENCE_KINDS`); a name none of them queries is dead config under the default
+    policy (refused), and free-form under a custom policy, which may query any name.
+    """
+    expected: dict[str, dict[ReferenceKind, list[str]]] = {}
+    for tee, kinds in REFERENCE_KINDS.items():
+        for name, kind in kinds.items():
+            expected.setdefault(name, {}).setdefault(kind, []).append(tee)
+    problems: dict[str, str] = {}
+    for name in sorted(values):
+        value = values[name]
+        if name not in expected:
+            if not custom_policy:
+                problems[name] = (
+                    "no default attestation policy queries this name, so it would never be "
+                    "read; remove it, or use a custom trustee.attestationPolicy that does"
+                )
+            continue
+        if not isinstance(value, str | int | bool) and not list(value):
+            problems[name] = "an empty list accepts nothing: list the accepted values"
+            continue
+        got = _kind_of(value)
+        wants = expected[name]
+        if got not in wants:
+            shapes = "; ".join(f"{kind} for {', '.join(tees)}" for kind, tees in wants.items())
+            problems[name] = (
+                f"the default attestation policy compares it as {shapes} "
+                f"(trustee ear_default_policy_cpu.rego), not {got}: e.g. "
+                + _example(next(iter(wants)))
+            )
+    return problems
+
+
+def _example(kind: ReferenceKind) -> str:
+    return {
+        "str": '"<hex digest>"',
+        "int": "1",
+        "bool": "false",
+        "list[str]": '["<hex digest>"]',
+        "list[int]": "[3, 4]",
+        "list[bool]": "[false]",
+    }[kind]

@@ -69,7 +69,8 @@ def _platform_alias(value: object) -> object:
 
 Platform = Annotated[PlatformName, BeforeValidator(_platform_alias)]
 
-_SEGMENT = re.compile(r"\A[A-Za-z0-9_.-]+\Z")
+# trustee resource/backend.rs `ResourceDesc`: no segment starts with `.`.
+_SEGMENT = re.compile(r"\A[A-Za-z0-9_-][A-Za-z0-9_.-]*\Z")
 _HEX = re.compile(r"\A(?:[0-9a-f]{2})+\Z")
 _CLAIM_HEX_LEN = (64, 512)
 """Smallest and largest fitted init-data field, in hex digits (SNP 32 bytes, SE 256)."""

@@ -16,6 +16,7 @@ from policies.attestation import (
     ReferenceValueData,
     attestation_policy,
     missing_reference_values,
+    reference_value_problems,
     reference_values_json,
     rvps_message,
 )
@@ -119,7 +120,9 @@ def test_reference_values_file() -> None:
 
 
 def test_reference_value_names_from_default_policy() -> None:
-    assert {"mr_td", "rtmr_1", "rtmr_2", "xfam", "mr_seam", "tcb_svn"} <= set(TDX_REFERENCE_VALUES)
+    assert {"mr_td", "rtmr_1", "rtmr_2", "xfam"} <= set(TDX_REFERENCE_VALUES)
+    # Not queried by any default policy (mr_seam is commented out upstream): no dead names.
+    assert not {"mr_seam", "tcb_svn"} & {n for names in REFERENCE_VALUES.values() for n in names}
     assert {
         "snp_launch_measurement",
         "snp_bootloader",
@@ -169,3 +172,33 @@ def test_custom_attestation_policy_validation() -> None:
     assert broken is not None
     with pytest.raises(OpaError):
         opa_check_text(broken)
+
+
+def test_reference_values_typed_as_the_default_policy_compares_them() -> None:
+    good: dict[str, ReferenceValueData] = {
+        "snp_bootloader": [3],
+        "snp_smt_enabled": False,
+        "snp_guest_abi_major": 0,
+        "snp_launch_measurement": ["ab" * 48],
+        "major_version": 1,
+        "svn": ["1"],
+        "tdvfkernel": "cd" * 48,
+    }
+    assert reference_value_problems(good, custom_policy=False) == {}
+    bad: dict[str, ReferenceValueData] = {
+        "snp_bootloader": ["3"],  # reported_tcb_bootloader is an integer claim
+        "snp_smt_enabled": [True],  # compared with ==, not `in`
+        "major_version": "1",
+        "svn": [1],  # the sample attester reports svn "1", a string
+        "tcb_svn": ["00"],  # queried by no default policy
+        "rtmr_1": [],
+    }
+    problems = reference_value_problems(bad, custom_policy=False)
+    assert set(problems) == set(bad)
+    assert "list[int]" in problems["snp_bootloader"]
+    assert "not list[str]" in problems["snp_bootloader"]
+    assert "bool for snp" in problems["snp_smt_enabled"]
+    assert "no default attestation policy" in problems["tcb_svn"]
+    # A custom policy may query any name; known names keep their shape.
+    custom = reference_value_problems(bad, custom_policy=True)
+    assert "tcb_svn" not in custom and "snp_bootloader" in custom

@@ -135,6 +135,20 @@ def test_resource_without_readers_must_say_so() -> None:
     assert "has no readers" in problems(raw(trustee=t))
 
 
+def test_reference_values_are_typed_per_tee_and_named_in_errors() -> None:
+    t = copy.deepcopy(BASE["trustee"])
+    t["referenceValues"] = {"mr_td": ["aa" * 48], "snp_bootloader": ["3"], "mr_seam": ["bb"]}
+    found = problems(raw(trustee=t))
+    assert "coco:trustee.referenceValues.snp_bootloader" in found
+    assert "coco:trustee.referenceValues.mr_seam" in found
+    assert "coco:trustee.referenceValues.mr_td" not in found
+    t["referenceValues"] = {"mr_td": ["aa" * 48], "snp_smt_enabled": False, "snp_bootloader": [3]}
+    ok = parse(raw(trustee=t), is_secret=lambda k: k == "coco:appKey")
+    assert ok.trustee.reference_values["snp_smt_enabled"] is False
+    t["referenceValues"] = {"mr_td": [{"nested": 1}]}
+    assert "coco:trustee.referenceValues.mr_td" in problems(raw(trustee=t))
+
+
 def test_production_needs_reference_values() -> None:
     t = copy.deepcopy(BASE["trustee"])
     t["referenceValues"] = {}
@@ -247,3 +261,18 @@ def test_certificate_renewal_window() -> None:
     tls = parse(raw(trustee=trustee), is_secret=lambda k: k == "coco:appKey").trustee.tls
     assert tls.renewal_hours == 12
     assert parse(BASE, is_secret=lambda k: k == "coco:appKey").trustee.tls.renewal_hours == 720
+
+
+@pytest.mark.parametrize("path", ["default/.key/1", ".default/key/1", "default/key/.1"])
+def test_resource_path_segment_cannot_start_with_a_dot(path: str) -> None:
+    # trustee resource/backend.rs ResourceDesc regex: such a path is refused by the KBS.
+    t = copy.deepcopy(BASE["trustee"])
+    t["resources"][0]["path"] = path
+    assert "coco:trustee.resources[0].path" in problems(raw(trustee=t))
+
+
+def test_resource_path_segment_may_contain_a_dot() -> None:
+    t = copy.deepcopy(BASE["trustee"])
+    t["resources"][0]["path"] = "default/key.v2/1.0"
+    s = parse(raw(trustee=t), is_secret=lambda k: k == "coco:appKey")
+    assert s.trustee.resources[0].path == "default/key.v2/1.0"

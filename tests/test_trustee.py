@@ -279,6 +279,9 @@ def test_create_mode_objects(mocks: RecordingMocks) -> None:
     } == names
     assert secret["key"] and secret["signer_key"] and not secret["cert"]
     assert values["url"] == "https://kbs.trustee.svc.cluster.local:8080"
+    # trustee v0.21.0 attestation-service/src/ear_token/broker.rs: P-256 signers only.
+    signer = mocks.named("trustee-token-signer-cert").inputs
+    assert signer["key_algorithm"] == "ecdsa-p256"
 
 
 def test_every_object_is_labelled_and_named(mocks: RecordingMocks) -> None:
@@ -364,7 +367,10 @@ def test_deployment_runs_the_kbs_as_upstream(mocks: RecordingMocks) -> None:
     assert c["image"] == SETTINGS.image
     assert c["command"] == ["/usr/local/bin/kbs", "--config-file", "/etc/kbs/kbs-config.toml"]
     assert c["ports"] == [{"name": "https", "containerPort": 8080, "protocol": "TCP"}]
-    assert c["readinessProbe"]["tcpSocket"] == {"port": 8080}
+    # trustee v0.21.0 kbs/src/api_server.rs serves GET /healthz on the KBS port.
+    health = {"path": "/healthz", "port": 8080, "scheme": "HTTPS"}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert c[probe]["httpGet"] == health, probe
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     pod = deployment(mocks)["spec"]["template"]["spec"]
@@ -372,20 +378,33 @@ def test_deployment_runs_the_kbs_as_upstream(mocks: RecordingMocks) -> None:
     assert pod["automountServiceAccountToken"] is False
 
 
+def pod_spec(mocks: RecordingMocks) -> dict[str, Any]:
+    spec: dict[str, Any] = deployment(mocks)["spec"]["template"]["spec"]
+    return spec
+
+
+def seed_items(mocks: RecordingMocks) -> dict[str, tuple[str, str]]:
+    """Storage-relative path -> (ConfigMap, key) of the layout init container's seed volume."""
+    volumes = {v["name"]: v for v in pod_spec(mocks)["volumes"]}
+    return {
+        item["path"]: (src["configMap"]["name"], item["key"])
+        for src in volumes["storage-seed"]["projected"]["sources"]
+        for item in src["configMap"]["items"]
+    }
+
+
 def test_files_land_where_the_kbs_reads_them(mocks: RecordingMocks) -> None:
     resolve(build_trustee())
     mounts = {m["mountPath"]: m for m in container(mocks)["volumeMounts"]}
-    assert mounts[RESOURCE_POLICY_FILE] == {
-        "name": "resource-policy",
-        "mountPath": f"{STORAGE_DIR}/kbs/resource-policy.rego",
-        "subPath": "policy.rego",
-        "readOnly": True,
+    assert seed_items(mocks) == {
+        "kbs/resource-policy.rego": ("kbs-resource-policy", "policy.rego"),
+        "reference_value/mr_td": ("kbs-reference-values", "mr_td"),
+        "reference_value/rtmr_1": ("kbs-reference-values", "rtmr_1"),
     }
-    assert mounts[f"{STORAGE_DIR}/reference_value/mr_td"]["subPath"] == "mr_td"
-    assert mounts[f"{STORAGE_DIR}/reference_value/rtmr_1"]["subPath"] == "rtmr_1"
+    assert f"{STORAGE_DIR}/kbs/resource-policy.rego" == RESOURCE_POLICY_FILE
     assert mounts[f"{STORAGE_DIR}/repository"]["name"] == "repository"
     assert mounts["/opt/confidential-containers"]["name"] == "state"
-    volumes = {v["name"]: v for v in deployment(mocks)["spec"]["template"]["spec"]["volumes"]}
+    volumes = {v["name"]: v for v in pod_spec(mocks)["volumes"]}
     items = {
         s["secret"]["name"]: s["secret"]["items"]
         for s in volumes["repository"]["projected"]["sources"]
@@ -400,6 +419,30 @@ def test_files_land_where_the_kbs_reads_them(mocks: RecordingMocks) -> None:
     assert "attestation-policy" not in volumes
 
 
+def test_nothing_but_the_repository_is_mounted_inside_the_storage_tree(
+    mocks: RecordingMocks,
+) -> None:
+    """A mount inside the tree makes the runtime create its parents as root, and the KBS
+    (uid 65532) could not write its storage: the layout container copies the files instead."""
+    resolve(build_trustee())
+    spec = pod_spec(mocks)
+    inside = [
+        m["mountPath"]
+        for m in container(mocks)["volumeMounts"]
+        if m["mountPath"].startswith(f"{STORAGE_DIR}/") or m["mountPath"] == STORAGE_DIR
+    ]
+    assert inside == [f"{STORAGE_DIR}/repository"]
+    assert not any("subPath" in m for m in container(mocks)["volumeMounts"])
+    (layout,) = spec["initContainers"]
+    assert layout["image"] == SETTINGS.image
+    assert layout["securityContext"]["runAsNonRoot"] is True
+    script = layout["command"][2]
+    assert script.splitlines()[:3] == ["set -eu", "umask 077", f"mkdir -p {STORAGE_DIR}"]
+    # The repository mount point is created by uid 65532 before the runtime mounts it.
+    assert script.splitlines()[-1] == f"mkdir -p {STORAGE_DIR}/repository"
+    assert spec["securityContext"]["runAsUser"] == 65532
+
+
 def test_custom_attestation_policy_is_mounted_as_default_cpu(mocks: RecordingMocks) -> None:
     custom = SETTINGS.model_copy(
         update={"attestation_policy": "package policy\n\ndefault allow := false\n"}
@@ -411,9 +454,12 @@ def test_custom_attestation_policy_is_mounted_as_default_cpu(mocks: RecordingMoc
         if r.metadata["labels"][labels.ROLE] == labels.ROLE_ATTESTATION_POLICY
     ]
     assert as_map.inputs["data"] == {"default_cpu.rego": custom.attestation_policy}
-    mounts = {m["mountPath"]: m for m in container(mocks)["volumeMounts"]}
-    mount = mounts[f"{STORAGE_DIR}/attestation_service_policy/default_cpu.rego"]
-    assert mount["subPath"] == "default_cpu.rego"
+    assert seed_items(mocks)["attestation_service_policy/default_cpu.rego"] == (
+        "kbs-attestation-policy",
+        "default_cpu.rego",
+    )
+    script = pod_spec(mocks)["initContainers"][0]["command"][2]
+    assert "cp -RL /etc/kbs-storage-seed/attestation_service_policy " in script
 
 
 def test_service_maps_the_settings_port_to_the_kbs(mocks: RecordingMocks) -> None:
