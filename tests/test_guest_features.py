@@ -373,3 +373,29 @@ def test_agent_policy_admits_exactly_the_sealed_reference() -> None:
     assert ask(["DB_PASSWORD=" + seal("default/db/other", private)]) is False
     assert ask(["DB_PASSWORD=hunter2"]) is False
     assert ask([]) is False
+
+
+def test_the_documented_example_renders() -> None:
+    """docs/guest-features.md's worked example, laid over the dev stack, passes the settings
+    checks and renders a sealed Secret and the image policy resource."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    doc = (root / "docs" / "guest-features.md").read_text()
+    block = doc.split("<!-- guest-features-example -->\n```yaml\n", 1)[1].split("```", 1)[0]
+    example = yaml.safe_load(block)["config"]
+    dev = yaml.safe_load((root / "stacks" / "Pulumi.dev.yaml").read_text())["config"]
+    config = {k.removeprefix("coco:"): v for k, v in dev.items() if k != "coco:demoKey"}
+    config["trustee"] = {**config["trustee"], **example["coco:trustee"]}
+    config["workloads"] = example["coco:workloads"]
+    mocks = render(config)
+    names = {r.metadata["name"] for r in mocks.of_type("core/v1:Secret")}
+    assert "hello-sealed-secrets" in names
+    (public,) = [
+        r
+        for r in mocks.of_type("core/v1:ConfigMap")
+        if r.metadata["name"] == kbs.PUBLIC_RESOURCES_MAP_NAME
+    ]
+    assert kbs.public_resource_key("coco/hello-image-policy/policy.json") in public.inputs["data"]
