@@ -311,3 +311,57 @@ def test_kbs_serves_the_generated_resources_to_their_reader_only(
             assert jwk["kty"] == "EC" and jwk["crv"] == "P-256" and "d" not in jwk
         denied = kbs_pod.get_resource(path, rendered.initdata["other"])
         assert denied.returncode != 0 and "PolicyDeny" in denied.stderr, path
+
+
+# --------------------------------------------------------------------------- agent policy
+
+
+def test_the_kata_agent_admits_exactly_the_sealed_reference(
+    rendered: Rendered, tmp_path: Path
+) -> None:
+    """The Kata agent's own policy engine (kata-policy judge) on `hello`'s rendered policy:
+    the container starts with the sealed reference kubelet copies from the Secret, and not
+    with another reference, a plain value, or without it."""
+    from agent_requests import create_request, presented_image
+    from test_agent_judge import Judge
+
+    data = tomllib.loads(rendered.initdata["hello"])["data"]
+    policy = tmp_path / "policy.rego"
+    policy.write_text(data["policy.rego"], encoding="utf-8")
+    (hello_settings,) = [w for w in load_settings(guest_config()).workloads if w.name == "hello"]
+    container = hello_settings.containers[0]
+    sealed = sealed_of(rendered)
+    judge = Judge(judge_dir("kata-policy") / "bin" / "kata-policy-judge")
+    try:
+
+        def starts(env: list[str]) -> bool:
+            request = create_request(
+                presented_image(container.image),
+                name=container.name,
+                env=env,
+                namespace=hello_settings.namespace,
+                pod="hello-6674f9448-xjrzf",
+                cwd="/srv",
+                uid=65532,
+            )
+            return judge.allowed(policy, "CreateContainerRequest", request)
+
+        assert starts([f"DEMO_KEY={sealed}"])
+        other_ref = sealed.replace(
+            sealed.split(".")[2],
+            base64.urlsafe_b64encode(json.dumps({"name": kbs_uri("default/key/2")}).encode())
+            .rstrip(b"=")
+            .decode(),
+        )
+        assert not starts([f"DEMO_KEY={other_ref}"])
+        assert not starts(["DEMO_KEY=plain-text"])
+        assert not starts([])
+    finally:
+        judge.close()
+
+
+def load_settings(config: dict[str, Any]) -> Any:
+    from components.settings import parse, strip_namespace
+
+    plain = {k: v for k, v in config.items() if not (isinstance(v, dict) and "secure" in v)}
+    return parse(strip_namespace(plain))
