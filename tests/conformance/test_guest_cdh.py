@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -82,8 +83,16 @@ def kbs_judge() -> Path:
     return judge_dir("kbs")
 
 
+CDH_RECIPE = Path(__file__).resolve().parents[2] / "scripts" / "judges" / "cdh" / "build.sh"
+
+
 @pytest.fixture(scope="module")
 def cdh_judge() -> Path:
+    # Gate: scripts/judges.sh builds only executable recipes. The cdh recipe stays
+    # non-executable until a full build of it has been seen to pass here (see
+    # docs/guest-features.md); until then these tests skip, saying so, even in CI.
+    if not os.access(CDH_RECIPE, os.X_OK):
+        pytest.skip("judge cdh not enabled yet (scripts/judges/cdh/build.sh is not executable)")
     return judge_dir("cdh")
 
 
