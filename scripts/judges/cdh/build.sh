@@ -126,6 +126,21 @@ ehsm_client = {{ path = "{stubs}/ehsm_client" }}
 root.write_text(text)
 PY
 
+# loopdev (an image-rs dependency) generates its bindings with bindgen, which loads libclang; the
+# ttrpc/protobuf code generators need protoc. Both from Debian when missing.
+need_deb() {
+  local pkg="$1"
+  judge_log "$pkg missing: installing it from Debian"
+  command -v apt-get >/dev/null || judge_die "$pkg is needed and apt-get is not available: install it"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get install -y -q "$pkg" >&2 ||
+    { $sudo apt-get update -q >&2 && $sudo apt-get install -y -q "$pkg" >&2; } ||
+    judge_die "could not install $pkg"
+}
+command -v protoc >/dev/null || need_deb protobuf-compiler
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || [ -n "${LIBCLANG_PATH:-}" ] || need_deb libclang-dev
+
 build() {
   cd "$BUILD"
   export CARGO_HOME="$COCO_CARGO_HOME" CARGO_TARGET_DIR="$COCO_CARGO_TARGET_DIR"
