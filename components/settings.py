@@ -48,6 +48,7 @@ from pydantic.alias_generators import to_camel
 
 from components import releases, tee
 from components.config_types import DnsLabel, Model, SecretKeyRef
+from components.guest_features import ImageSignatures, SealedEnvVar, guest_problems
 from components.layer_settings import LayerSettings
 from components.manifest_settings import ManifestSource
 from components.peerpods.settings import PeerPodsCluster
@@ -338,6 +339,10 @@ class ContainerSettings(Model):
     read_only_root_filesystem: bool = Field(
         default=False, description="securityContext.readOnlyRootFilesystem."
     )
+    sealed_env: list[SealedEnvVar] = Field(
+        default_factory=list,
+        description="Env vars unsealed in the guest from KBS resources (docs/guest-features.md).",
+    )
 
     @field_validator("working_dir")
     @classmethod
@@ -392,6 +397,14 @@ class WorkloadSettings(Model):
         default=None,
         description="Private registry under guest pull: credentials as a KBS resource, "
         "private CA roots (policies/registry.py).",
+    )
+    image_signatures: ImageSignatures | None = Field(
+        default=None,
+        description="Keys that must have signed every image, verified by the guest's image-rs.",
+    )
+    image_decryption_keys: list[str] = Field(
+        default_factory=list,
+        description="kbs:///repo/type/tag key ids the workload's encrypted images name.",
     )
 
     @model_validator(mode="after")
@@ -681,6 +694,7 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                     "or waive 'unbound-resource-policy' with a reason",
                 )
             )
+    problems += guest_problems(s)
     if is_secret is not None:
         problems += _secret_ref_problems(s, is_secret)
     rv_problems = reference_value_problems(

@@ -93,6 +93,7 @@ REFERENCE_VALUES_KEY = "reference-values.json"
 TLS_SECRET_NAME = "kbs-tls"
 TOKEN_SIGNER_SECRET_NAME = "kbs-token-signer"
 RESOURCE_SECRET_KEY = "value"
+PUBLIC_RESOURCES_MAP_NAME = "kbs-public-resources"
 """The key holding the bytes of a KBS resource in its Secret."""
 
 CONFIG_DIR = "/etc/kbs"
@@ -198,6 +199,12 @@ def repository_file_name(path: str) -> str:
     return path.replace("/", "\\x2F")
 
 
+def public_resource_key(path: str) -> str:
+    """ConfigMap key of a generated public resource (`\\x2F` is not a valid key character)."""
+    slug = re.sub(r"[^a-z0-9.]+", "-", path.lower()).strip("-")
+    return f"{slug[:200]}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
+
+
 def resource_secret_name(path: str) -> str:
     """Deterministic Secret name for a KBS resource path.
 
@@ -261,16 +268,24 @@ def certificate_names(settings: TrusteeSettings) -> tuple[list[str], list[str]]:
     return sorted(dns), sorted(ips)
 
 
-def render_resource_policy_for(settings: TrusteeSettings, grants: list[ResourceGrant]) -> str:
+def render_resource_policy_for(
+    settings: TrusteeSettings, grants: list[ResourceGrant], generated: Sequence[str] = ()
+) -> str:
     """The resource policy for `grants`, checked against the resources the stack declares.
 
     A grant for a path the stack does not serve, or an unbound grant (no init-data digests)
     for a resource that did not opt into `allowUnbound`, is an error rather than a policy.
+    `generated` are the public resources the program makes (image policies, verification
+    keys): always bound to their readers.
     """
     declared = {r.path: r for r in settings.resources}
     unbound = False
     for grant in grants:
         resource = declared.get(grant.path)
+        if grant.path in generated:
+            if not grant.initdata_digests:
+                raise ValueError(f"generated resource {grant.path!r} has no reader digests")
+            continue
         if resource is None:
             raise ValueError(
                 f"resource policy grant for {grant.path!r}, which is not in trustee.resources"
@@ -394,8 +409,16 @@ class Trustee(pulumi.ComponentResource):
         secrets_delivery: SecretsDelivery,
         tee_platforms: Sequence[str],
         opts: pulumi.ResourceOptions | None = None,
+        public_resources: Mapping[str, pulumi.Input[str]] | None = None,
     ) -> None:
+        """`public_resources`: resources the program generates whose values are public
+        (image policies, signature and sealed-secret verification keys), by path; served
+        from a ConfigMap in the same repository volume, released by the same policy."""
         super().__init__("coco:trustee:Trustee", name, None, opts)
+        public = dict(sorted((public_resources or {}).items()))
+        clash = sorted(set(public) & {r.path for r in settings.resources})
+        if clash:
+            raise ValueError(f"generated KBS resources {clash} are also in trustee.resources")
         ns = settings.namespace
         paths = [r.path for r in settings.resources]
         if secrets_delivery == "create":
@@ -453,7 +476,7 @@ class Trustee(pulumi.ComponentResource):
             )
         )
         self.resource_policy = pulumi.Output.from_input(grants).apply(
-            lambda gs: render_resource_policy_for(settings, list(gs))
+            lambda gs: render_resource_policy_for(settings, list(gs), sorted(public))
         )
         objects.append(
             k8s.core.v1.ConfigMap(
@@ -506,6 +529,16 @@ class Trustee(pulumi.ComponentResource):
         self.token_signer_private_key_pem = pulumi.Output.secret(signer_cert.private_key_pem)
 
         resource_secrets = {p: resource_secret_name(p) for p in sorted(paths)}
+        public_keys = {p: public_resource_key(p) for p in public}
+        if public:
+            objects.append(
+                k8s.core.v1.ConfigMap(
+                    f"{name}-public-resources",
+                    metadata=meta(PUBLIC_RESOURCES_MAP_NAME, labels.ROLE_KBS_RESOURCE),
+                    data={public_keys[p]: v for p, v in public.items()},
+                    opts=child,
+                )
+            )
         self.required_secrets = {
             TLS_SECRET_NAME: ["tls.crt", "tls.key"],
             TOKEN_SIGNER_SECRET_NAME: ["tls.crt", "tls.key"],
@@ -572,6 +605,7 @@ class Trustee(pulumi.ComponentResource):
             as_policy_file=as_policy_file if as_policy is not None else None,
             reference_values=sorted(rv_files),
             resource_secrets=resource_secrets,
+            public_resources=public_keys,
         )
         selector = {"app.kubernetes.io/name": "kbs", labels.ROLE: labels.ROLE_KBS}
         deployment = k8s.apps.v1.Deployment(
@@ -730,6 +764,7 @@ def kbs_pod_spec(
     as_policy_file: str | None,
     reference_values: Sequence[str],
     resource_secrets: Mapping[str, str],
+    public_resources: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The KBS pod: read-only root, unprivileged, every input where the KBS reads it.
 
@@ -761,7 +796,21 @@ def kbs_pod_spec(
         {"name": "tmp", "emptyDir": {}},
         seed,
     ]
-    if resource_secrets:
+    public_resources = public_resources or {}
+    if resource_secrets or public_resources:
+        public_sources: list[dict[str, Any]] = []
+        if public_resources:
+            public_sources.append(
+                {
+                    "configMap": {
+                        "name": PUBLIC_RESOURCES_MAP_NAME,
+                        "items": [
+                            {"key": key, "path": repository_file_name(path)}
+                            for path, key in sorted(public_resources.items())
+                        ],
+                    }
+                }
+            )
         mounts.append({"name": "repository", "mountPath": REPOSITORY_DIR, "readOnly": True})
         volumes.append(
             {
@@ -781,7 +830,8 @@ def kbs_pod_spec(
                             }
                         }
                         for path, secret_name in sorted(resource_secrets.items())
-                    ],
+                    ]
+                    + public_sources,
                 },
             }
         )
@@ -791,7 +841,11 @@ def kbs_pod_spec(
         "name": LAYOUT_CONTAINER,
         "image": settings.image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["/bin/sh", "-c", layout_script(folders, bool(resource_secrets))],
+        "command": [
+            "/bin/sh",
+            "-c",
+            layout_script(folders, bool(resource_secrets or public_resources)),
+        ],
         "resources": {
             "requests": {"cpu": "10m", "memory": "16Mi"},
             "limits": {"memory": "64Mi"},

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels, tee
+from components.guest_features import image_policy_path
 from components.service import service_spec
 from components.settings import WorkloadSettings, is_pinned
 from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env, render_agent_policy
@@ -27,6 +28,7 @@ from policies.initdata import (
     render_initdata,
 )
 from policies.registry import image_pull_entries
+from policies.sealed import kbs_uri, seal, sealed_env_pattern
 
 LEGACY_RUNTIME_HANDLER_ANNOTATION = "io.containerd.cri.runtime-handler"
 
@@ -55,6 +57,7 @@ def container_pins(settings: WorkloadSettings) -> dict[str, ContainerPin]:
             uid=c.run_as_user,
             gid=c.run_as_group,
             read_only_root=c.read_only_root_filesystem,
+            sealed_env=tuple(sealed_env_pattern(v.name, v.sealed_from) for v in c.sealed_env),
         )
         for i, c in enumerate(settings.containers)
     }
@@ -79,6 +82,22 @@ def container_commands(settings: WorkloadSettings) -> dict[str, list[list[str]]]
         argv = kubernetes_argv(container.command, container.args, container.env)
         argvs.setdefault(container.image, []).append(argv)
     return {image: found for image, found in argvs.items() if image not in unpinnable}
+
+
+def sealed_secret_name(settings: WorkloadSettings) -> str:
+    """The Kubernetes Secret holding a workload's sealed references (never a value)."""
+    return f"{settings.name}-sealed-secrets"
+
+
+def sealed_secret_key(container: str, var: str) -> str:
+    return f"{container}.{var}"
+
+
+def image_security_policy_uri(settings: WorkloadSettings) -> str | None:
+    """cdh.toml `[image] image_security_policy_uri`: the workload's policy.json in the KBS."""
+    if settings.image_signatures is None:
+        return None
+    return kbs_uri(image_policy_path(settings.name))
 
 
 def digest_algorithm(settings: WorkloadSettings, runtime_class: str) -> tee.DigestAlgorithm:
@@ -116,8 +135,23 @@ def pod_spec(settings: WorkloadSettings, runtime_class: str) -> dict[str, Any]:
             container["command"] = list(c.command)
         if c.args is not None:
             container["args"] = list(c.args)
-        if c.env:
-            container["env"] = [{"name": k, "value": v} for k, v in sorted(c.env.items())]
+        env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(c.env.items())]
+        # Sealed secrets: kubelet copies the Secret's sealed reference into the env; the Kata
+        # agent hands `sealed.`-prefixed values to the CDH, which unseals them in the guest.
+        env += [
+            {
+                "name": v.name,
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": sealed_secret_name(settings),
+                        "key": sealed_secret_key(c.name, v.name),
+                    }
+                },
+            }
+            for v in c.sealed_env
+        ]
+        if env:
+            container["env"] = env
         if c.ports:
             container["ports"] = [{"containerPort": p} for p in c.ports]
         if c.working_dir is not None:
@@ -163,7 +197,10 @@ class ConfidentialWorkload(pulumi.ComponentResource):
         kbs_url: pulumi.Input[str],
         kbs_cert_pem: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
+        sealing_key_pem: pulumi.Output[str] | None = None,
     ) -> None:
+        """`sealing_key_pem`: the stack's sealed-secret signing key (a secret), needed when
+        a container has `sealedEnv`."""
         super().__init__("coco:workload:ConfidentialWorkload", name, None, opts)
         spec = tee.lookup(runtime_class)
         self.runtime_class = runtime_class
@@ -172,12 +209,14 @@ class ConfidentialWorkload(pulumi.ComponentResource):
         self.agent_policy = render_agent_policy(effective)
         algorithm = self.algorithm
         policy = self.agent_policy
+        policy_uri = image_security_policy_uri(settings)
 
         self.initdata = pulumi.Output.all(kbs_url, kbs_cert_pem).apply(
             lambda args: render_initdata(
                 KbsEndpoint(url=args[0], cert_pem=args[1]),
                 policy,
                 algorithm,
+                policy_uri,
                 image_pull=image_pull_entries(settings.registry),
             )
         )
@@ -217,6 +256,32 @@ class ConfidentialWorkload(pulumi.ComponentResource):
             },
             opts=child,
         )
+
+        sealed = {
+            sealed_secret_key(c.name, v.name): v.sealed_from
+            for c in settings.containers
+            for v in c.sealed_env
+        }
+        if sealed:
+            if sealing_key_pem is None:
+                raise ValueError(f"workload {settings.name!r} has sealedEnv but no signing key")
+            # The sealed form is a signed reference, not the value: the Secret is not secret
+            # to the host by design, but stays a Pulumi secret (signature over stack state).
+            self.sealed_secret = k8s.core.v1.Secret(
+                f"{name}-sealed-secrets",
+                metadata={
+                    "name": sealed_secret_name(settings),
+                    "namespace": settings.namespace,
+                    "labels": labels.common(
+                        environment, labels.ROLE_WORKLOAD, **{labels.WORKLOAD: settings.name}
+                    ),
+                },
+                type="Opaque",
+                string_data=sealing_key_pem.apply(
+                    lambda pem: {k: seal(path, pem) for k, path in sorted(sealed.items())}
+                ),
+                opts=child,
+            )
 
         template = {
             "metadata": {"labels": pod_labels, "annotations": annotations},

@@ -612,6 +612,7 @@ CreateContainerRequest if {
 	container_args_allowed
 	pin := container_pin
 	env_closed(pin.env)
+	sealed_env_closed(pin.sealed_env)
 	cwd_closed(pin.working_dir)
 	user_closed(pin)
 	mounts_closed(container_mounts)

@@ -198,6 +198,11 @@ class ContainerPin(BaseModel):
     """`runAsGroup`; None: the image's group (not pinned)."""
     read_only_root: bool = False
     """`readOnlyRootFilesystem`: the OCI `Root.Readonly` the container must have."""
+    sealed_env: tuple[str, ...] = ()
+    """Anchored regexes, one per sealed-secret env var (`policies/sealed.py`
+    `sealed_env_pattern`): an entry matching each must be present, and it is the only value
+    that name may have. The value comes from a Secret (`secretKeyRef`), so the pod spec does
+    not say it; the pattern pins the sealed reference and key id, not the signature."""
 
 
 def _rego(value: object) -> str:
@@ -243,7 +248,7 @@ def render_container_rules(
         "}",
         "",
         'container_pin := {"env": [], "working_dir": null, "uid": null, "gid": null, '
-        '"read_only_root": false} if {',
+        '"read_only_root": false, "sealed_env": []} if {',
         "\tcount(container_pins) == 0",
         "}",
         "",
@@ -395,6 +400,19 @@ env_entry_allowed(e, _, pinned_names) if {
 
 env_unpinned_allowed(e) if {
 	e in image_env
+}
+
+env_unpinned_allowed(e) if {
+	some p in container_pin.sealed_env
+	regex.match(p, e)
+}
+
+# Sealed secrets: each pinned sealed reference is present (the CDH unseals it in the guest).
+sealed_env_closed(patterns) if {
+	every p in patterns {
+		some e in input.OCI.Process.Env
+		regex.match(p, e)
+	}
 }
 
 env_unpinned_allowed(e) if {

@@ -78,6 +78,9 @@ class Rendered:
     resource_values: dict[str, str]
     """KBS resource path -> the configured secret value."""
     certificate_pem: str
+    workload_secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Secrets the program creates outside the Trustee namespace (e.g. a workload's sealed
+    references), by name."""
 
 
 def stack_config(name: str) -> dict[str, Any]:
@@ -175,6 +178,11 @@ def render(stack: str, config: dict[str, Any]) -> Rendered:
         initdata=initdata,
         resource_values=resource_values,
         certificate_pem=handed["tls.crt"],
+        workload_secrets={
+            r.metadata["name"]: dict(r.inputs.get("stringData") or {})
+            for r in mocks.of_type("core/v1:Secret")
+            if r.metadata.get("namespace") != ns
+        },
     )
 
 
