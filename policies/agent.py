@@ -600,7 +600,7 @@ CreateContainerRequest if {
 	env_closed([])
 	cwd_closed("/")
 	input.OCI.Root.Readonly == true
-	mounts_closed(sandbox_mounts)
+	mounts_closed(sandbox_mounts, [])
 	oci_closed
 }
 
@@ -614,7 +614,7 @@ CreateContainerRequest if {
 	env_closed(pin.env)
 	cwd_closed(pin.working_dir)
 	user_closed(pin)
-	mounts_closed(container_mounts)
+	mounts_closed(container_mounts, pin.volume_mounts)
 	oci_closed
 }
 
@@ -717,10 +717,11 @@ no_dotdot(path) if {
 """
 
 
-def _copy_prefix(image_volumes: Iterable[str]) -> str:
-    """The shared-dir entries CopyFile may write below: kubelet's files, the token, and the
-    image VOLUMEs the spec lists."""
-    names = [*SHARED_FILES, *(image_volume(d).shared or "" for d in image_volumes)]
+def _copy_prefix(image_volumes: Iterable[str], volume_entries: Iterable[str] = ()) -> str:
+    """The shared-dir entries CopyFile may write below: kubelet's files, the token, the
+    image VOLUMEs the spec lists and the pod spec's configMap/secret/projected mounts."""
+    extra = sorted({*(image_volume(d).shared or "" for d in image_volumes), *volume_entries})
+    names = [*SHARED_FILES, *(n for n in extra if n not in SHARED_FILES)]
     alternatives = "|".join(n.replace(".", "\\.") for n in names)
     regex = f"^{CPATH}/(watchable/)?[a-z0-9]{{64}}-[a-z0-9]{{16}}-({alternatives})"
     return f"copy_prefix := {_rego_str(regex)}\n"
@@ -795,7 +796,8 @@ def render_agent_policy(spec: AgentPolicySpec) -> str:
         rules.append(_CREATE_SANDBOX_RULES)
     if "CopyFileRequest" in names_with_rules:
         rules.append(_COPY_FILE_RULE)
-        rules.append(_copy_prefix(spec.image_volumes))
+        entries = [m.shared or "" for pin in spec.containers.values() for m in pin.volume_mounts]
+        rules.append(_copy_prefix(spec.image_volumes, entries))
     if "GetDiagnosticDataRequest" in names_with_rules:
         rules.append(_DIAGNOSTIC_RULE)
     if "ExecProcessRequest" in names_with_rules:

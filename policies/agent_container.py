@@ -182,6 +182,21 @@ def image_volume(destination: str) -> MountPin:
     return _m(destination, "bind", ["rbind", "rprivate", "rw"], shared=name)
 
 
+HOST_FILE_VOLUMES = ("configMap", "secret", "projected")
+"""Volume kinds whose files kubelet writes on the host and the runtime copies into the
+shared dir (CopyFile under shared_fs=none): each volumeMount is a read-only bind from the
+shared-dir entry named after the mount path's last segment (genpolicy
+`mount_and_storage.rs` get_config_map_mount_and_storage and get_shared_bind_mount with
+"rprivate", "ro"; genpolicy-settings.json `volumes.configMap`). kubelet mounts these
+read-only whatever the pod spec says (AtomicWriter volumes), so `ro` is always required."""
+
+
+def host_file_volume_mount(destination: str) -> MountPin:
+    """The mount a configMap/secret/projected volumeMount becomes in the OCI spec."""
+    name = destination.rstrip("/").rsplit("/", 1)[-1]
+    return _m(destination, "bind", ["rbind", "rprivate", "ro"], shared=name, required=["ro"])
+
+
 class ContainerPin(BaseModel):
     """What the policy pins for one container of the pod spec, by container name."""
 
@@ -198,6 +213,9 @@ class ContainerPin(BaseModel):
     """`runAsGroup`; None: the image's group (not pinned)."""
     read_only_root: bool = False
     """`readOnlyRootFilesystem`: the OCI `Root.Readonly` the container must have."""
+    volume_mounts: tuple[MountPin, ...] = ()
+    """The container's volumeMounts of host-file volumes (`host_file_volume_mount`): these
+    destinations, and no others, besides the runtime's `CONTAINER_MOUNTS`."""
 
 
 def _rego(value: object) -> str:
@@ -243,7 +261,7 @@ def render_container_rules(
         "}",
         "",
         'container_pin := {"env": [], "working_dir": null, "uid": null, "gid": null, '
-        '"read_only_root": false} if {',
+        '"read_only_root": false, "volume_mounts": []} if {',
         "\tcount(container_pins) == 0",
         "}",
         "",
@@ -340,13 +358,24 @@ termination_path_closed if {
 	input.OCI.Annotations[termination_path] == "/dev/termination-log"
 }
 
-# Mounts: only the listed destinations, each at most once, with its type, source and options.
-mounts_closed(table) if {
+# Mounts: only the listed destinations (the table's, and the container's own volume mounts),
+# each at most once, with its type, source and options.
+mounts_closed(table, volume_mounts) if {
 	destinations := [m.destination | some m in input.OCI.Mounts]
 	count(destinations) == count({d | some d in destinations})
 	every m in input.OCI.Mounts {
-		mount_allowed(table[m.destination], m)
+		mount_listed(table, volume_mounts, m)
 	}
+}
+
+mount_listed(table, _, m) if {
+	mount_allowed(table[m.destination], m)
+}
+
+mount_listed(_, volume_mounts, m) if {
+	some pin in volume_mounts
+	pin.destination == m.destination
+	mount_allowed(pin, m)
 }
 
 mount_allowed(pin, m) if {
