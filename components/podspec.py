@@ -36,6 +36,7 @@ from policies.agent_container import (
     HOST_FILE_VOLUMES,
     ContainerPin,
     host_file_volume_mount,
+    memory_empty_dir_mount,
 )
 
 OLDEST_SUPPORTED = "1.32"
@@ -71,8 +72,9 @@ TEE_VOLUME_REFUSALS: dict[str, str] = {
 
 POLICY_PINNABLE_VOLUMES: frozenset[str] = frozenset(HOST_FILE_VOLUMES)
 """Volume kinds whose mounts the restrictive agent policy pins today: configMap, secret and
-projected (read-only shared-dir binds, policies/agent_container.py `HOST_FILE_VOLUMES`).
-emptyDir, persistentVolumeClaim, downwardAPI and the rest still need the `allow-all` preset
+projected (read-only shared-dir binds, policies/agent_container.py `HOST_FILE_VOLUMES`); also
+`emptyDir` with `medium: Memory` (a guest tmpfs, `memory_empty_dir_mount`). Disk emptyDir,
+persistentVolumeClaim, downwardAPI and the rest still need the `allow-all` preset
 (dev only); see docs/workloads.md."""
 
 _MOUNT_PATH = re.compile(r"(/[A-Za-z0-9_][A-Za-z0-9_.-]*)+")
@@ -199,12 +201,13 @@ def policy_problems(loc: Located, policy: AgentPolicySpec) -> list[str]:
     problems = []
     for i, volume in enumerate(spec.get("volumes") or []):
         kind = next((k for k in volume if k != "name"), "?")
-        if kind not in POLICY_PINNABLE_VOLUMES and kind not in TEE_VOLUME_REFUSALS:
+        pinnable = kind in POLICY_PINNABLE_VOLUMES or _is_memory_empty_dir(volume)
+        if not pinnable and kind not in TEE_VOLUME_REFUSALS:
             problems.append(
                 f"{loc.field('volumes', i, kind)}: the restrictive agent policy pins only "
-                "configMap, secret and projected volume mounts so far (the agent would refuse "
-                "the container); drop the volume or use agentPolicy preset allow-all in a dev "
-                "stack"
+                "configMap, secret, projected and memory emptyDir volume mounts so far (the "
+                "agent would refuse the container); drop the volume or use agentPolicy preset "
+                "allow-all in a dev stack"
             )
     problems += _host_file_mount_problems(loc)
     if spec.get("shareProcessNamespace"):
@@ -256,6 +259,15 @@ def _host_file_volumes(spec: Mapping[str, Any]) -> dict[str, int]:
     }
 
 
+def _is_memory_empty_dir(volume: Mapping[str, Any]) -> bool:
+    return "emptyDir" in volume and (volume["emptyDir"] or {}).get("medium") == "Memory"
+
+
+def _memory_empty_dirs(spec: Mapping[str, Any]) -> set[str]:
+    """Names of the pod's `medium: Memory` emptyDirs (a guest tmpfs, pinned by the policy)."""
+    return {v.get("name", "") for v in spec.get("volumes") or [] if _is_memory_empty_dir(v)}
+
+
 def _mode_problems(loc: Located, i: int, volume: Mapping[str, Any]) -> list[str]:
     """File modes with execute bits: CopyFile admits no executable file (a host-written file
     the container could run), so the agent would refuse the copy."""
@@ -289,9 +301,10 @@ def _host_file_mount_problems(loc: Located) -> list[str]:
     for i in volumes.values():
         problems += _mode_problems(loc, i, spec["volumes"][i])
     taken = {m.destination for m in CONTAINER_MOUNTS}
+    pinned = set(volumes) | _memory_empty_dirs(spec)
     for field, i, c in _containers(spec):
         for j, vm in enumerate(c.get("volumeMounts") or []):
-            if vm.get("name") not in volumes:
+            if vm.get("name") not in pinned:
                 continue
             where = loc.field(field, i, "volumeMounts", j)
             path = str(vm.get("mountPath", ""))
@@ -331,6 +344,7 @@ def container_pins(loc: Located) -> dict[str, ContainerPin]:
     gives it (init containers too: each is a CreateContainerRequest of its own)."""
     pod_security = loc.pod_spec.get("securityContext") or {}
     host_files = _host_file_volumes(loc.pod_spec)
+    memory = _memory_empty_dirs(loc.pod_spec)
     pins = {}
     for field, i, c in _containers(loc.pod_spec):
         security = c.get("securityContext") or {}
@@ -346,8 +360,15 @@ def container_pins(loc: Located) -> dict[str, ContainerPin]:
             read_only_root=bool(security.get("readOnlyRootFilesystem", False)),
             volume_mounts=tuple(
                 host_file_volume_mount(vm["mountPath"])
-                for vm in c.get("volumeMounts") or []
                 if vm.get("name") in host_files
+                else memory_empty_dir_mount(vm["mountPath"], vm["name"], bool(vm.get("readOnly")))
+                for vm in c.get("volumeMounts") or []
+                if vm.get("name") in host_files or vm.get("name") in memory
+            ),
+            ephemeral_volumes=tuple(
+                sorted(
+                    {vm["name"] for vm in c.get("volumeMounts") or [] if vm.get("name") in memory}
+                )
             ),
         )
     return pins

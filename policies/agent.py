@@ -608,9 +608,9 @@ CreateContainerRequest if {
 	input.OCI.Annotations["io.kubernetes.cri.container-type"] == "container"
 	input.OCI.Annotations["io.katacontainers.pkg.oci.container_type"] == "pod_container"
 	container_image in allowed_images
-	only_guest_pull(container_image)
-	container_args_allowed
 	pin := container_pin
+	container_storages(container_image, pin.ephemeral_volumes)
+	container_args_allowed
 	env_closed(pin.env)
 	cwd_closed(pin.working_dir)
 	user_closed(pin)
@@ -637,6 +637,36 @@ only_guest_pull(source) if {
 	s.driver == "image_guest_pull"
 	s.source == source
 	s.mount_point == rootfs_path
+}
+
+# A container's storages: exactly one guest pull of its image onto its rootfs, and the guest
+# tmpfs of each memory emptyDir (by volume name) its pod spec mounts (kata runtime-rs
+# `volume/ephemeral_volume.rs`: driver "ephemeral", source and fstype "tmpfs", mount point
+# /run/kata-containers/sandbox/ephemeral/<name>, options only `fsgid=<gid>`).
+container_storages(source, ephemeral) if {
+	count([s | some s in input.storages; s.driver == "image_guest_pull"]) == 1
+	every s in input.storages {
+		storage_listed(s, source, ephemeral)
+	}
+}
+
+storage_listed(s, source, _) if {
+	s.driver == "image_guest_pull"
+	s.source == source
+	s.mount_point == rootfs_path
+}
+
+storage_listed(s, _, ephemeral) if {
+	s.driver == "ephemeral"
+	s.source == "tmpfs"
+	s.fstype == "tmpfs"
+	count(s.driver_options) == 0
+	s.fs_group == null
+	some name in ephemeral
+	s.mount_point == concat("/", ["/run/kata-containers/sandbox/ephemeral", name])
+	every o in s.options {
+		regex.match("^fsgid=[0-9]+$", o)
+	}
 }
 
 no_oci_hooks if {
@@ -796,7 +826,9 @@ def render_agent_policy(spec: AgentPolicySpec) -> str:
         rules.append(_CREATE_SANDBOX_RULES)
     if "CopyFileRequest" in names_with_rules:
         rules.append(_COPY_FILE_RULE)
-        entries = [m.shared or "" for pin in spec.containers.values() for m in pin.volume_mounts]
+        entries = [
+            m.shared for pin in spec.containers.values() for m in pin.volume_mounts if m.shared
+        ]
         rules.append(_copy_prefix(spec.image_volumes, entries))
     if "GetDiagnosticDataRequest" in names_with_rules:
         rules.append(_DIAGNOSTIC_RULE)

@@ -197,6 +197,27 @@ def host_file_volume_mount(destination: str) -> MountPin:
     return _m(destination, "bind", ["rbind", "rprivate", "ro"], shared=name, required=["ro"])
 
 
+EPHEMERAL_DIR = "/run/kata-containers/sandbox/ephemeral"
+"""Where the agent mounts the guest tmpfs of a memory emptyDir (kata runtime-rs
+`volume/ephemeral_volume.rs`, kata_types `KATA_EPHEMERAL_VOLUME_TYPE`)."""
+
+
+def memory_empty_dir_mount(destination: str, volume: str, read_only: bool) -> MountPin:
+    """The mount a `medium: Memory` emptyDir volumeMount becomes: a bind from the guest tmpfs
+    the agent creates for the volume (its kubelet directory's last segment is the volume
+    name), with containerd's `rbind, rprivate` and `ro` or `rw` as the pod spec says (genpolicy
+    `mount_and_storage.rs` get_guest_empty_dir_mount_and_storage, genpolicy-settings.json
+    `volumes.emptyDir_memory`). Guest memory never reaches the host."""
+    access = "ro" if read_only else "rw"
+    return _m(
+        destination,
+        "bind",
+        ["rbind", "rprivate", access],
+        source=f"{EPHEMERAL_DIR}/{volume}",
+        required=[access] if read_only else (),
+    )
+
+
 class ContainerPin(BaseModel):
     """What the policy pins for one container of the pod spec, by container name."""
 
@@ -216,6 +237,9 @@ class ContainerPin(BaseModel):
     volume_mounts: tuple[MountPin, ...] = ()
     """The container's volumeMounts of host-file volumes (`host_file_volume_mount`): these
     destinations, and no others, besides the runtime's `CONTAINER_MOUNTS`."""
+    ephemeral_volumes: tuple[str, ...] = ()
+    """Names of the memory emptyDirs the container mounts: each may come with its guest-tmpfs
+    storage in the CreateContainerRequest."""
 
 
 def _rego(value: object) -> str:
@@ -261,7 +285,7 @@ def render_container_rules(
         "}",
         "",
         'container_pin := {"env": [], "working_dir": null, "uid": null, "gid": null, '
-        '"read_only_root": false, "volume_mounts": []} if {',
+        '"read_only_root": false, "volume_mounts": [], "ephemeral_volumes": []} if {',
         "\tcount(container_pins) == 0",
         "}",
         "",

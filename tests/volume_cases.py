@@ -40,6 +40,8 @@ def pod() -> dict[str, Any]:
                         {"name": "config", "mountPath": "/config", "readOnly": True},
                         {"name": "creds", "mountPath": "/var/run/creds"},
                         {"name": "bundle", "mountPath": "/opt/bundle"},
+                        {"name": "scratch", "mountPath": "/scratch"},
+                        {"name": "seed", "mountPath": "/seed", "readOnly": True},
                     ],
                 }
             ],
@@ -61,6 +63,8 @@ def pod() -> dict[str, Any]:
                         ]
                     },
                 },
+                {"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+                {"name": "seed", "emptyDir": {"medium": "Memory"}},
             ],
         },
     }
@@ -71,6 +75,24 @@ def policy_text(obj: dict[str, Any] | None = None) -> str:
     base = AgentPolicySpec()
     loc = podspec.check(obj or pod(), base)
     return render_agent_policy(podspec.effective_policy(loc, base, devices=False))
+
+
+EPHEMERAL = "/run/kata-containers/sandbox/ephemeral"
+MEMORY = {"/scratch": ("scratch", "rw"), "/seed": ("seed", "ro")}
+"""mountPath -> (memory emptyDir name, access): a bind from the guest tmpfs the agent makes
+(kata runtime-rs `volume/ephemeral_volume.rs`; genpolicy `emptyDir_memory`)."""
+
+
+def ephemeral_storage(name: str, options: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "driver": "ephemeral",
+        "driver_options": [],
+        "fs_group": None,
+        "fstype": "tmpfs",
+        "mount_point": f"{EPHEMERAL}/{name}",
+        "options": options or [],
+        "source": "tmpfs",
+    }
 
 
 def good_request() -> dict[str, Any]:
@@ -85,6 +107,16 @@ def good_request() -> dict[str, Any]:
                 "type_": "bind",
             }
         )
+    for dest, (name, access) in MEMORY.items():
+        req["OCI"]["Mounts"].append(
+            {
+                "destination": dest,
+                "options": ["rbind", "rprivate", access],
+                "source": f"{EPHEMERAL}/{name}",
+                "type_": "bind",
+            }
+        )
+    req["storages"] += [ephemeral_storage("scratch", ["fsgid=2000"]), ephemeral_storage("seed")]
     return req
 
 
@@ -141,6 +173,35 @@ def tampered() -> dict[str, dict[str, Any]]:
     req = copy.deepcopy(good)
     req["OCI"]["Mounts"].append(copy.deepcopy(_mount(good, "/config")))
     out["mount twice"] = req
+
+    req = copy.deepcopy(good)
+    _mount(req, "/seed")["options"] = ["rbind", "rprivate", "rw"]
+    out["memory emptyDir: readOnly dropped"] = req
+
+    req = copy.deepcopy(good)
+    _mount(req, "/scratch")["source"] = shared_source(cid, "scratch")
+    out["memory emptyDir: host shared dir instead of guest tmpfs"] = req
+
+    req = copy.deepcopy(good)
+    req["storages"].append(ephemeral_storage("other"))
+    out["storage: tmpfs of no volume"] = req
+
+    req = copy.deepcopy(good)
+    req["storages"][-1]["driver_options"] = ["create_filesystem"]
+    out["storage: driver option added"] = req
+
+    req = copy.deepcopy(good)
+    req["storages"][-1]["options"] = ["mode=0777", "exec"]
+    out["storage: option other than fsgid"] = req
+
+    req = copy.deepcopy(good)
+    req["storages"][-1]["driver"] = "local"
+    out["storage: other driver"] = req
+
+    req = copy.deepcopy(good)
+    req["storages"].append(copy.deepcopy(req["storages"][0]))
+    req["storages"][-1]["source"] = "ghcr.io/evil/miner@sha256:" + "b" * 64
+    out["storage: second guest pull"] = req
 
     req = copy.deepcopy(good)
     req["OCI"]["Annotations"]["io.kubernetes.cri.container-name"] = "other"
