@@ -313,6 +313,11 @@ def _host_file_mount_problems(loc: Located) -> list[str]:
                     f"{where}.subPath: a subPath mount's source is a kubelet bind the policy "
                     "cannot pin; mount the whole volume (use items to pick keys)"
                 )
+            if vm.get("mountPropagation") not in (None, "None"):
+                problems.append(
+                    f"{where}.mountPropagation: the policy pins `rprivate` mounts (a shared or "
+                    "slave mount would see what the host mounts later); drop mountPropagation"
+                )
             if not _MOUNT_PATH.fullmatch(path) or "/../" in path + "/" or "/./" in path + "/":
                 problems.append(
                     f"{where}.mountPath: {path!r}: the policy pins absolute paths of plain "

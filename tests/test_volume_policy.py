@@ -65,12 +65,14 @@ def test_unpinnable_volume_shapes_refused() -> None:
     spec["volumes"][1]["secret"]["defaultMode"] = 0o500
     spec["containers"][0]["volumeMounts"][1]["mountPath"] = "/etc/hosts"
     spec["containers"][0]["volumeMounts"][2]["mountPath"] = "/opt/a b"
+    spec["containers"][0]["volumeMounts"][3]["mountPropagation"] = "HostToContainer"
     message = _problems(obj)
     assert "volumeMounts.0.subPath" in message
     assert "configMap.items.0.mode: mode 0o755" in message
     assert "secret.defaultMode: mode 0o500" in message
     assert "volumeMounts.1.mountPath: /etc/hosts" in message
     assert "volumeMounts.2.mountPath: '/opt/a b'" in message
+    assert "volumeMounts.3.mountPropagation" in message
 
 
 @pytest.mark.parametrize(
