@@ -23,6 +23,7 @@ it would start a TEE VM on every node whether or not the workload needs one ther
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,13 @@ from typing import Any
 import kubernetes_validate
 
 from policies.agent import AgentPolicySpec, declared_env, kubernetes_argv
-from policies.agent_container import ContainerPin
+from policies.agent_container import (
+    CONTAINER_MOUNTS,
+    HOST_FILE_VOLUMES,
+    ContainerPin,
+    host_file_volume_mount,
+    memory_empty_dir_mount,
+)
 
 OLDEST_SUPPORTED = "1.32"
 """NVIDIA's Confidential Containers reference architecture supports Kubernetes 1.32+."""
@@ -63,9 +70,15 @@ TEE_VOLUME_REFUSALS: dict[str, str] = {
     "hostPath": "a node directory is host-controlled data (and the pod VM cannot reach it)",
 }
 
-POLICY_PINNABLE_VOLUMES: frozenset[str] = frozenset()
-"""Volume kinds whose mounts the restrictive agent policy pins today: none (see
-docs/workloads.md); a pod spec with volumes needs the `allow-all` preset (dev only)."""
+POLICY_PINNABLE_VOLUMES: frozenset[str] = frozenset(HOST_FILE_VOLUMES)
+"""Volume kinds whose mounts the restrictive agent policy pins today: configMap, secret and
+projected (read-only shared-dir binds, policies/agent_container.py `HOST_FILE_VOLUMES`); also
+`emptyDir` with `medium: Memory` (a guest tmpfs, `memory_empty_dir_mount`). Disk emptyDir,
+persistentVolumeClaim, downwardAPI and the rest still need the `allow-all` preset
+(dev only); see docs/workloads.md."""
+
+_MOUNT_PATH = re.compile(r"(/[A-Za-z0-9_][A-Za-z0-9_.-]*)+")
+"""A mount path whose last segment names a shared-dir entry the policy can match literally."""
 
 
 class PodSpecError(ValueError):
@@ -188,12 +201,15 @@ def policy_problems(loc: Located, policy: AgentPolicySpec) -> list[str]:
     problems = []
     for i, volume in enumerate(spec.get("volumes") or []):
         kind = next((k for k in volume if k != "name"), "?")
-        if kind not in POLICY_PINNABLE_VOLUMES and kind not in TEE_VOLUME_REFUSALS:
+        pinnable = kind in POLICY_PINNABLE_VOLUMES or _is_memory_empty_dir(volume)
+        if not pinnable and kind not in TEE_VOLUME_REFUSALS:
             problems.append(
-                f"{loc.field('volumes', i, kind)}: the restrictive agent policy pins no volume "
-                "mounts yet (the agent would refuse the container); drop the volume or use "
-                "agentPolicy preset allow-all in a dev stack"
+                f"{loc.field('volumes', i, kind)}: the restrictive agent policy pins only "
+                "configMap, secret, projected and memory emptyDir volume mounts so far (the "
+                "agent would refuse the container); drop the volume or use agentPolicy preset "
+                "allow-all in a dev stack"
             )
+    problems += _host_file_mount_problems(loc)
     if spec.get("shareProcessNamespace"):
         problems.append(
             f"{loc.field('shareProcessNamespace')}: the agent policy refuses a shared PID "
@@ -234,6 +250,84 @@ def policy_problems(loc: Located, policy: AgentPolicySpec) -> list[str]:
     return problems
 
 
+def _host_file_volumes(spec: Mapping[str, Any]) -> dict[str, int]:
+    """Name -> index of the pod's configMap/secret/projected volumes."""
+    return {
+        v.get("name", ""): i
+        for i, v in enumerate(spec.get("volumes") or [])
+        if any(k in v for k in HOST_FILE_VOLUMES)
+    }
+
+
+def _is_memory_empty_dir(volume: Mapping[str, Any]) -> bool:
+    return "emptyDir" in volume and (volume["emptyDir"] or {}).get("medium") == "Memory"
+
+
+def _memory_empty_dirs(spec: Mapping[str, Any]) -> set[str]:
+    """Names of the pod's `medium: Memory` emptyDirs (a guest tmpfs, pinned by the policy)."""
+    return {v.get("name", "") for v in spec.get("volumes") or [] if _is_memory_empty_dir(v)}
+
+
+def _mode_problems(loc: Located, i: int, volume: Mapping[str, Any]) -> list[str]:
+    """File modes with execute bits: CopyFile admits no executable file (a host-written file
+    the container could run), so the agent would refuse the copy."""
+    problems = []
+    kind = next(k for k in HOST_FILE_VOLUMES if k in volume)
+    source = volume[kind] or {}
+    modes: list[tuple[tuple[str | int, ...], Any]] = [
+        ((kind, "defaultMode"), source.get("defaultMode"))
+    ]
+    for j, item in enumerate(source.get("items") or []):
+        modes.append(((kind, "items", j, "mode"), item.get("mode")))
+    for k, src in enumerate(source.get("sources") or []):
+        for sub, body in src.items():
+            for j, item in enumerate((body or {}).get("items") or []):
+                modes.append(((kind, "sources", k, sub, "items", j, "mode"), item.get("mode")))
+    for path, mode in modes:
+        if isinstance(mode, int) and mode & 0o111:
+            problems.append(
+                f"{loc.field('volumes', i, *path)}: mode {mode:#o} has execute bits; the agent "
+                "policy copies host files in only without them (drop the x bits)"
+            )
+    return problems
+
+
+def _host_file_mount_problems(loc: Located) -> list[str]:
+    """volumeMounts of configMap/secret/projected volumes the policy cannot pin as a plain
+    read-only shared-dir bind."""
+    spec = loc.pod_spec
+    volumes = _host_file_volumes(spec)
+    problems = []
+    for i in volumes.values():
+        problems += _mode_problems(loc, i, spec["volumes"][i])
+    taken = {m.destination for m in CONTAINER_MOUNTS}
+    pinned = set(volumes) | _memory_empty_dirs(spec)
+    for field, i, c in _containers(spec):
+        for j, vm in enumerate(c.get("volumeMounts") or []):
+            if vm.get("name") not in pinned:
+                continue
+            where = loc.field(field, i, "volumeMounts", j)
+            path = str(vm.get("mountPath", ""))
+            if vm.get("subPath") or vm.get("subPathExpr"):
+                problems.append(
+                    f"{where}.subPath: a subPath mount's source is a kubelet bind the policy "
+                    "cannot pin; mount the whole volume (use items to pick keys)"
+                )
+            if vm.get("mountPropagation") not in (None, "None"):
+                problems.append(
+                    f"{where}.mountPropagation: the policy pins `rprivate` mounts (a shared or "
+                    "slave mount would see what the host mounts later); drop mountPropagation"
+                )
+            if not _MOUNT_PATH.fullmatch(path) or "/../" in path + "/" or "/./" in path + "/":
+                problems.append(
+                    f"{where}.mountPath: {path!r}: the policy pins absolute paths of plain "
+                    "segments (letters, digits, '_', '.', '-'; no '..')"
+                )
+            elif path in taken:
+                problems.append(f"{where}.mountPath: {path} is a mount the runtime makes already")
+    return problems
+
+
 def check(obj: Mapping[str, Any], policy: AgentPolicySpec) -> Located:
     """Every problem with a workload object at once, or its located pod spec."""
     problems = schema_problems(obj)
@@ -254,6 +348,8 @@ def container_pins(loc: Located) -> dict[str, ContainerPin]:
     """Container name -> the env, working dir, user/group and read-only root the pod spec
     gives it (init containers too: each is a CreateContainerRequest of its own)."""
     pod_security = loc.pod_spec.get("securityContext") or {}
+    host_files = _host_file_volumes(loc.pod_spec)
+    memory = _memory_empty_dirs(loc.pod_spec)
     pins = {}
     for field, i, c in _containers(loc.pod_spec):
         security = c.get("securityContext") or {}
@@ -267,6 +363,18 @@ def container_pins(loc: Located) -> dict[str, ContainerPin]:
             uid=security.get("runAsUser", pod_security.get("runAsUser")),
             gid=security.get("runAsGroup", pod_security.get("runAsGroup")),
             read_only_root=bool(security.get("readOnlyRootFilesystem", False)),
+            volume_mounts=tuple(
+                host_file_volume_mount(vm["mountPath"])
+                if vm.get("name") in host_files
+                else memory_empty_dir_mount(vm["mountPath"], vm["name"], bool(vm.get("readOnly")))
+                for vm in c.get("volumeMounts") or []
+                if vm.get("name") in host_files or vm.get("name") in memory
+            ),
+            ephemeral_volumes=tuple(
+                sorted(
+                    {vm["name"] for vm in c.get("volumeMounts") or [] if vm.get("name") in memory}
+                )
+            ),
         )
     return pins
 

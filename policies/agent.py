@@ -600,7 +600,7 @@ CreateContainerRequest if {
 	env_closed([])
 	cwd_closed("/")
 	input.OCI.Root.Readonly == true
-	mounts_closed(sandbox_mounts)
+	mounts_closed(sandbox_mounts, [])
 	oci_closed
 }
 
@@ -608,14 +608,14 @@ CreateContainerRequest if {
 	input.OCI.Annotations["io.kubernetes.cri.container-type"] == "container"
 	input.OCI.Annotations["io.katacontainers.pkg.oci.container_type"] == "pod_container"
 	container_image in allowed_images
-	only_guest_pull(container_image)
-	container_args_allowed
 	pin := container_pin
+	container_storages(container_image, pin.ephemeral_volumes)
+	container_args_allowed
 	env_closed(pin.env)
 	sealed_env_closed(pin.sealed_env)
 	cwd_closed(pin.working_dir)
 	user_closed(pin)
-	mounts_closed(container_mounts)
+	mounts_closed(container_mounts, pin.volume_mounts)
 	oci_closed
 }
 
@@ -638,6 +638,36 @@ only_guest_pull(source) if {
 	s.driver == "image_guest_pull"
 	s.source == source
 	s.mount_point == rootfs_path
+}
+
+# A container's storages: exactly one guest pull of its image onto its rootfs, and the guest
+# tmpfs of each memory emptyDir (by volume name) its pod spec mounts (kata runtime-rs
+# `volume/ephemeral_volume.rs`: driver "ephemeral", source and fstype "tmpfs", mount point
+# /run/kata-containers/sandbox/ephemeral/<name>, options only `fsgid=<gid>`).
+container_storages(source, ephemeral) if {
+	count([s | some s in input.storages; s.driver == "image_guest_pull"]) == 1
+	every s in input.storages {
+		storage_listed(s, source, ephemeral)
+	}
+}
+
+storage_listed(s, source, _) if {
+	s.driver == "image_guest_pull"
+	s.source == source
+	s.mount_point == rootfs_path
+}
+
+storage_listed(s, _, ephemeral) if {
+	s.driver == "ephemeral"
+	s.source == "tmpfs"
+	s.fstype == "tmpfs"
+	count(s.driver_options) == 0
+	s.fs_group == null
+	some name in ephemeral
+	s.mount_point == concat("/", ["/run/kata-containers/sandbox/ephemeral", name])
+	every o in s.options {
+		regex.match("^fsgid=[0-9]+$", o)
+	}
 }
 
 no_oci_hooks if {
@@ -718,10 +748,11 @@ no_dotdot(path) if {
 """
 
 
-def _copy_prefix(image_volumes: Iterable[str]) -> str:
-    """The shared-dir entries CopyFile may write below: kubelet's files, the token, and the
-    image VOLUMEs the spec lists."""
-    names = [*SHARED_FILES, *(image_volume(d).shared or "" for d in image_volumes)]
+def _copy_prefix(image_volumes: Iterable[str], volume_entries: Iterable[str] = ()) -> str:
+    """The shared-dir entries CopyFile may write below: kubelet's files, the token, the
+    image VOLUMEs the spec lists and the pod spec's configMap/secret/projected mounts."""
+    extra = sorted({*(image_volume(d).shared or "" for d in image_volumes), *volume_entries})
+    names = [*SHARED_FILES, *(n for n in extra if n not in SHARED_FILES)]
     alternatives = "|".join(n.replace(".", "\\.") for n in names)
     regex = f"^{CPATH}/(watchable/)?[a-z0-9]{{64}}-[a-z0-9]{{16}}-({alternatives})"
     return f"copy_prefix := {_rego_str(regex)}\n"
@@ -796,7 +827,10 @@ def render_agent_policy(spec: AgentPolicySpec) -> str:
         rules.append(_CREATE_SANDBOX_RULES)
     if "CopyFileRequest" in names_with_rules:
         rules.append(_COPY_FILE_RULE)
-        rules.append(_copy_prefix(spec.image_volumes))
+        entries = [
+            m.shared for pin in spec.containers.values() for m in pin.volume_mounts if m.shared
+        ]
+        rules.append(_copy_prefix(spec.image_volumes, entries))
     if "GetDiagnosticDataRequest" in names_with_rules:
         rules.append(_DIAGNOSTIC_RULE)
     if "ExecProcessRequest" in names_with_rules:

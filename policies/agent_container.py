@@ -182,6 +182,42 @@ def image_volume(destination: str) -> MountPin:
     return _m(destination, "bind", ["rbind", "rprivate", "rw"], shared=name)
 
 
+HOST_FILE_VOLUMES = ("configMap", "secret", "projected")
+"""Volume kinds whose files kubelet writes on the host and the runtime copies into the
+shared dir (CopyFile under shared_fs=none): each volumeMount is a read-only bind from the
+shared-dir entry named after the mount path's last segment (genpolicy
+`mount_and_storage.rs` get_config_map_mount_and_storage and get_shared_bind_mount with
+"rprivate", "ro"; genpolicy-settings.json `volumes.configMap`). kubelet mounts these
+read-only whatever the pod spec says (AtomicWriter volumes), so `ro` is always required."""
+
+
+def host_file_volume_mount(destination: str) -> MountPin:
+    """The mount a configMap/secret/projected volumeMount becomes in the OCI spec."""
+    name = destination.rstrip("/").rsplit("/", 1)[-1]
+    return _m(destination, "bind", ["rbind", "rprivate", "ro"], shared=name, required=["ro"])
+
+
+EPHEMERAL_DIR = "/run/kata-containers/sandbox/ephemeral"
+"""Where the agent mounts the guest tmpfs of a memory emptyDir (kata runtime-rs
+`volume/ephemeral_volume.rs`, kata_types `KATA_EPHEMERAL_VOLUME_TYPE`)."""
+
+
+def memory_empty_dir_mount(destination: str, volume: str, read_only: bool) -> MountPin:
+    """The mount a `medium: Memory` emptyDir volumeMount becomes: a bind from the guest tmpfs
+    the agent creates for the volume (its kubelet directory's last segment is the volume
+    name), with containerd's `rbind, rprivate` and `ro` or `rw` as the pod spec says (genpolicy
+    `mount_and_storage.rs` get_guest_empty_dir_mount_and_storage, genpolicy-settings.json
+    `volumes.emptyDir_memory`). Guest memory never reaches the host."""
+    access = "ro" if read_only else "rw"
+    return _m(
+        destination,
+        "bind",
+        ["rbind", "rprivate", access],
+        source=f"{EPHEMERAL_DIR}/{volume}",
+        required=[access] if read_only else (),
+    )
+
+
 class ContainerPin(BaseModel):
     """What the policy pins for one container of the pod spec, by container name."""
 
@@ -203,6 +239,12 @@ class ContainerPin(BaseModel):
     `sealed_env_pattern`): an entry matching each must be present, and it is the only value
     that name may have. The value comes from a Secret (`secretKeyRef`), so the pod spec does
     not say it; the pattern pins the sealed reference and key id, not the signature."""
+    volume_mounts: tuple[MountPin, ...] = ()
+    """The container's volumeMounts of host-file volumes (`host_file_volume_mount`): these
+    destinations, and no others, besides the runtime's `CONTAINER_MOUNTS`."""
+    ephemeral_volumes: tuple[str, ...] = ()
+    """Names of the memory emptyDirs the container mounts: each may come with its guest-tmpfs
+    storage in the CreateContainerRequest."""
 
 
 def _rego(value: object) -> str:
@@ -248,7 +290,8 @@ def render_container_rules(
         "}",
         "",
         'container_pin := {"env": [], "working_dir": null, "uid": null, "gid": null, '
-        '"read_only_root": false, "sealed_env": []} if {',
+        '"read_only_root": false, "sealed_env": [], "volume_mounts": [], '
+        '"ephemeral_volumes": []} if {',
         "\tcount(container_pins) == 0",
         "}",
         "",
@@ -345,13 +388,24 @@ termination_path_closed if {
 	input.OCI.Annotations[termination_path] == "/dev/termination-log"
 }
 
-# Mounts: only the listed destinations, each at most once, with its type, source and options.
-mounts_closed(table) if {
+# Mounts: only the listed destinations (the table's, and the container's own volume mounts),
+# each at most once, with its type, source and options.
+mounts_closed(table, volume_mounts) if {
 	destinations := [m.destination | some m in input.OCI.Mounts]
 	count(destinations) == count({d | some d in destinations})
 	every m in input.OCI.Mounts {
-		mount_allowed(table[m.destination], m)
+		mount_listed(table, volume_mounts, m)
 	}
+}
+
+mount_listed(table, _, m) if {
+	mount_allowed(table[m.destination], m)
+}
+
+mount_listed(_, volume_mounts, m) if {
+	some pin in volume_mounts
+	pin.destination == m.destination
+	mount_allowed(pin, m)
 }
 
 mount_allowed(pin, m) if {

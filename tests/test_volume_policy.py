@@ -1,0 +1,91 @@
+"""configMap/secret/projected volumes under the restrictive agent policy (OPA): the pod
+starts, every tampered mount or copy is denied, and the pod-spec checks refuse what the
+policy cannot pin (subPath, executable modes, a runtime mount's path, other volume kinds)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from opa import opa_check_text, opa_eval
+from volume_cases import bad_copies, good_copies, good_request, pod, policy_text, tampered
+
+from components import podspec
+from policies.agent import AgentPolicySpec
+
+
+def ask(policy: str, request: str, input_doc: object) -> object:
+    return opa_eval(policy, input_doc, None, f"data.agent_policy.{request}")
+
+
+@pytest.fixture(scope="module")
+def text() -> str:
+    rendered = policy_text()
+    opa_check_text(rendered)
+    return rendered
+
+
+def test_pod_with_volumes_starts(text: str) -> None:
+    req = good_request()
+    assert ask(text, "CreateContainerRequest", req) is True
+    for c in good_copies(req["container_id"]):
+        assert ask(text, "CopyFileRequest", c) is True, c
+
+
+@pytest.mark.parametrize("case", sorted(tampered()))
+def test_tampered_mount_denied(text: str, case: str) -> None:
+    assert ask(text, "CreateContainerRequest", tampered()[case]) is False
+
+
+@pytest.mark.parametrize("case", sorted(bad_copies("0" * 64)))
+def test_bad_copy_denied(text: str, case: str) -> None:
+    req = good_request()
+    assert ask(text, "CopyFileRequest", bad_copies(req["container_id"])[case]) is False
+
+
+def test_policy_without_the_volumes_denies_their_mounts() -> None:
+    """The old behaviour for a pod spec without volumes: the same mounts are not admitted."""
+    plain = copy.deepcopy(pod())
+    plain["spec"].pop("volumes")
+    plain["spec"]["containers"][0].pop("volumeMounts")
+    assert ask(policy_text(plain), "CreateContainerRequest", good_request()) is False
+
+
+def _problems(obj: dict[str, object]) -> str:
+    with pytest.raises(podspec.PodSpecError) as err:
+        podspec.check(obj, AgentPolicySpec())
+    return str(err.value)
+
+
+def test_unpinnable_volume_shapes_refused() -> None:
+    obj = pod()
+    spec = obj["spec"]
+    spec["containers"][0]["volumeMounts"][0]["subPath"] = "simple_value1"
+    spec["volumes"][0]["configMap"]["items"][0]["mode"] = 0o755
+    spec["volumes"][1]["secret"]["defaultMode"] = 0o500
+    spec["containers"][0]["volumeMounts"][1]["mountPath"] = "/etc/hosts"
+    spec["containers"][0]["volumeMounts"][2]["mountPath"] = "/opt/a b"
+    spec["containers"][0]["volumeMounts"][3]["mountPropagation"] = "HostToContainer"
+    message = _problems(obj)
+    assert "volumeMounts.0.subPath" in message
+    assert "configMap.items.0.mode: mode 0o755" in message
+    assert "secret.defaultMode: mode 0o500" in message
+    assert "volumeMounts.1.mountPath: /etc/hosts" in message
+    assert "volumeMounts.2.mountPath: '/opt/a b'" in message
+    assert "volumeMounts.3.mountPropagation" in message
+
+
+@pytest.mark.parametrize(
+    "volume",
+    [
+        {"emptyDir": {}},
+        {"downwardAPI": {"items": [{"path": "l", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+        {"persistentVolumeClaim": {"claimName": "data"}},
+    ],
+)
+def test_other_volume_kinds_still_refused(volume: dict[str, object]) -> None:
+    obj = pod()
+    obj["spec"]["volumes"].append({"name": "other", **volume})
+    kind = next(iter(volume))
+    index = len(obj["spec"]["volumes"]) - 1
+    assert f"volumes.{index}.{kind}: the restrictive agent policy pins" in _problems(obj)
