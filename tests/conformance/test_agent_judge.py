@@ -14,6 +14,7 @@ import json
 import select
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,13 +87,20 @@ class Judge:
             self.proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def judge() -> Iterator[Judge]:
+@contextmanager
+def kata_policy_judge() -> Iterator[Judge]:
+    """A kata-policy judge process, closed when the block ends (one per test module)."""
     running = Judge(judge_dir("kata-policy") / "bin" / "kata-policy-judge")
     try:
         yield running
     finally:
         running.close()
+
+
+@pytest.fixture(scope="module")
+def judge() -> Iterator[Judge]:
+    with kata_policy_judge() as running:
+        yield running
 
 
 def stack_workloads(name: str) -> list[WorkloadSettings]:

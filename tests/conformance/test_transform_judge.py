@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 from agent_requests import container_id, create_request, presented_image
-from judges import judge_dir
-from test_agent_judge import Judge
+from test_agent_judge import Judge, kata_policy_judge
 
 from components import podspec
 from components.transform import ConfidentialOptions, prepare
@@ -31,11 +30,8 @@ POD = "web-0"
 
 @pytest.fixture(scope="module")
 def judge() -> Iterator[Judge]:
-    running = Judge(judge_dir("kata-policy") / "bin" / "kata-policy-judge")
-    try:
+    with kata_policy_judge() as running:
         yield running
-    finally:
-        running.close()
 
 
 def statefulset() -> dict[str, Any]:

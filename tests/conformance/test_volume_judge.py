@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 from agent_requests import create_sandbox_request, pod_copy_files, sandbox_request
-from judges import judge_dir
-from test_agent_judge import Judge
+from test_agent_judge import Judge, kata_policy_judge
 from volume_cases import bad_copies, good_copies, good_request, policy_text, tampered
 
 pytestmark = pytest.mark.conformance
@@ -21,11 +20,8 @@ pytestmark = pytest.mark.conformance
 
 @pytest.fixture(scope="module")
 def judge() -> Iterator[Judge]:
-    running = Judge(judge_dir("kata-policy") / "bin" / "kata-policy-judge")
-    try:
+    with kata_policy_judge() as running:
         yield running
-    finally:
-        running.close()
 
 
 @pytest.fixture(scope="module")
