@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pack_stacks import gate_stack
 from pydantic import SecretStr
 
 import automation
@@ -33,7 +34,6 @@ pytestmark = pytest.mark.e2e
 
 PACK = PROJECT_DIR / "policies" / "pack"
 DEV_FILE = PROJECT_DIR / "stacks" / "Pulumi.dev.yaml"
-IMAGE = "registry.example.com/coco/hello@sha256:" + "1d" * 32
 LOCAL_DEV_PASSPHRASE = "coco-local-dev"
 """The public passphrase scripts/env.sh sets for local dev stacks (stacks/Pulumi.dev.yaml)."""
 
@@ -76,31 +76,7 @@ def rendered_files(directory: Path) -> list[Path]:
 
 def production_stack_file(directory: Path, render_dir: Path) -> Path:
     """A production stack that settings accept (a reasoned coco-dev waiver) but the pack refuses."""
-    config: dict[str, Any] = {
-        "coco:environment": "production",
-        "coco:kubernetes": {"renderDir": str(render_dir)},
-        "coco:cluster": {"kind": "baremetal", "tee": "none", "install": {"method": "preinstalled"}},
-        "coco:trustee": {
-            "url": "https://kbs.trustee.svc.cluster.local:8080",
-            "resources": [{"path": "default/key/1", "valueFrom": "appKey", "readers": ["app"]}],
-            "referenceValues": {
-                "launch_digest": ["ab" * 48],
-                # Typed as trustee's default policy compares them (== and >=): integers.
-                "major_version": 1,
-                "minimum_minor_version": 0,
-                "svn": ["1"],
-            },
-        },
-        "coco:workloads": [
-            {"name": "app", "namespace": "prod", "containers": [{"name": "app", "image": IMAGE}]}
-        ],
-        "coco:waivers": [
-            {
-                "check": "coco-dev-runtime",
-                "reason": "e2e test: the settings waiver does not bind the pack",
-            }
-        ],
-    }
+    config = gate_stack("production", str(render_dir))
     path = directory / "Pulumi.prod-render.yaml"
     path.write_text(yaml.safe_dump({"config": config}), encoding="utf-8")
     return path

@@ -21,40 +21,12 @@ from typing import Any
 
 import pytest
 import yaml
+from pack_stacks import gate_stack
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("__main__.py", "Pulumi.yaml", "pyproject.toml", "components", "policies", "automation")
-IMAGE = "registry.example.com/coco/app@sha256:" + "1d" * 32
-
-
-def gate_stack(environment: str) -> dict[str, Any]:
-    """A stack the settings accept (a reasoned coco-dev waiver) but the pack objects to."""
-    return {
-        "coco:environment": environment,
-        "coco:kubernetes": {"renderDir": "out/gate"},
-        "coco:cluster": {"kind": "baremetal", "tee": "none", "install": {"method": "preinstalled"}},
-        "coco:trustee": {
-            "url": "https://kbs.trustee.svc.cluster.local:8080",
-            "resources": [{"path": "default/key/1", "valueFrom": "appKey", "readers": ["app"]}],
-            "referenceValues": {
-                "launch_digest": ["ab" * 48],
-                "major_version": 1,
-                "minimum_minor_version": 0,
-                "svn": ["1"],
-            },
-        },
-        "coco:workloads": [
-            {"name": "app", "namespace": "prod", "containers": [{"name": "app", "image": IMAGE}]}
-        ],
-        "coco:waivers": [
-            {
-                "check": "coco-dev-runtime",
-                "reason": "e2e: the settings waiver does not bind the pack",
-            }
-        ],
-    }
 
 
 class Copy:
