@@ -238,6 +238,18 @@ def test_a_tampered_sealed_secret_is_refused(rendered: Rendered, hello: Guest) -
     assert done.returncode != 0
 
 
+def config_judge(bin_dir: Path, kind: str, path: Path) -> subprocess.CompletedProcess[str]:
+    """`cdh-config-judge KIND PATH`: the hub's (or image-rs's) own types on a rendered file;
+    stdout is a JSON verdict listing the keys those types ignored."""
+    return subprocess.run(
+        [str(bin_dir / "cdh-config-judge"), kind, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
 def test_cdh_fetches_the_image_policy_and_key(rendered: Rendered, hello: Guest) -> None:
     policy = _decoded(hello.resource(image_policy_path("hello")))
     assert json.loads(policy)["default"] == [{"type": "reject"}]
@@ -245,13 +257,7 @@ def test_cdh_fetches_the_image_policy_and_key(rendered: Rendered, hello: Guest) 
     assert b"BEGIN PUBLIC KEY" in key
     path = hello.root / "policy.json"
     path.write_bytes(policy)
-    judged = subprocess.run(
-        [str(hello.bin / "cdh-config-judge"), "policy", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    judged = config_judge(hello.bin, "policy", path)
     assert judged.returncode == 0, judged.stdout + judged.stderr
 
 
@@ -268,13 +274,7 @@ def test_rendered_cdh_toml_parses_with_the_hubs_own_types(
 ) -> None:
     cdh = tomllib.loads(rendered.initdata[workload])["data"]["cdh.toml"]
     (tmp_path / "cdh.toml").write_text(cdh)
-    done = subprocess.run(
-        [str(cdh_judge / "bin" / "cdh-config-judge"), "cdh", str(tmp_path / "cdh.toml")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = config_judge(cdh_judge / "bin", "cdh", tmp_path / "cdh.toml")
     verdict = json.loads(done.stdout)
     assert done.returncode == 0 and verdict["ignored"] == [], verdict
 
@@ -285,13 +285,7 @@ def test_a_misspelled_cdh_key_is_caught(cdh_judge: Path, tmp_path: Path) -> None
         '[kbc]\nname = "cc_kbc"\nurl = "https://kbs.example:8080"\n\n'
         '[image]\nimage_security_policy_url = "kbs:///a/b/c"\n'
     )
-    done = subprocess.run(
-        [str(cdh_judge / "bin" / "cdh-config-judge"), "cdh", str(tmp_path / "cdh.toml")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = config_judge(cdh_judge / "bin", "cdh", tmp_path / "cdh.toml")
     verdict = json.loads(done.stdout)
     assert done.returncode == 1 and verdict["ignored"] == ["image.image_security_policy_url"]
 
