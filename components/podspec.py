@@ -11,9 +11,9 @@ answered before anything is created:
    `hostIPC`, `hostPath` volumes and privileged containers either reach the untrusted host
    (so they void the protection) or are silently not what the user asked for.
 3. Can the restrictive agent policy pin it? The policy compares every `CreateContainerRequest`
-   with what the pod spec implies (policies/agent_container.py). Shapes it cannot pin yet
-   (volumes, env from ConfigMaps/Secrets, exec probes without `allowExec`) are refused here
-   with the reason, instead of rendering a pod that the agent would refuse inside the TEE.
+   with what the pod spec implies (policies/agent_container.py). Shapes it cannot pin
+   (PersistentVolumeClaims, env from ConfigMaps/Secrets, exec probes without `allowExec`) are
+   refused here with the reason, instead of rendering a pod the agent would refuse in the TEE.
 
 Kinds: Pod, Deployment, StatefulSet, Job, CronJob (and ReplicaSet, which a Deployment
 manages). DaemonSet is refused: it exists to run one pod on every node to act on that node
@@ -35,6 +35,8 @@ from policies.agent_container import (
     CONTAINER_MOUNTS,
     HOST_FILE_VOLUMES,
     ContainerPin,
+    MountPin,
+    block_empty_dir_mount,
     host_file_volume_mount,
     memory_empty_dir_mount,
 )
@@ -70,12 +72,25 @@ TEE_VOLUME_REFUSALS: dict[str, str] = {
     "hostPath": "a node directory is host-controlled data (and the pod VM cannot reach it)",
 }
 
-POLICY_PINNABLE_VOLUMES: frozenset[str] = frozenset(HOST_FILE_VOLUMES)
-"""Volume kinds whose mounts the restrictive agent policy pins today: configMap, secret and
-projected (read-only shared-dir binds, policies/agent_container.py `HOST_FILE_VOLUMES`); also
-`emptyDir` with `medium: Memory` (a guest tmpfs, `memory_empty_dir_mount`). Disk emptyDir,
-persistentVolumeClaim, downwardAPI and the rest still need the `allow-all` preset
-(dev only); see docs/workloads.md."""
+POLICY_PINNABLE_VOLUMES: frozenset[str] = frozenset({*HOST_FILE_VOLUMES, "emptyDir"})
+"""Volume kinds whose mounts the restrictive agent policy pins: configMap, secret, projected
+and downwardAPI (read-only shared-dir binds of host files copied in, policies/agent_container.py
+`HOST_FILE_VOLUMES`); emptyDir with `medium: Memory` (a guest tmpfs,
+`memory_empty_dir_mount`) or on disk (a block device the guest encrypts with a key only it
+holds, `block_empty_dir_mount`). persistentVolumeClaim is refused (`POLICY_REFUSED_VOLUMES`);
+the rest need the `allow-all` preset (dev only); see docs/workloads.md."""
+
+POLICY_REFUSED_VOLUMES: dict[str, str] = {
+    "persistentVolumeClaim": "a PersistentVolume's contents are whatever the host (node, "
+    "storage driver, cloud) puts there: it can read everything written and plant or roll back "
+    "what the workload reads, and under shared_fs=none the Kata runtime copies the volume into "
+    "the guest once, so writes never reach it (kata runtime-rs share_fs_volume.rs); use an "
+    "emptyDir (guest-encrypted) for scratch data, and keep persistent state encrypted by the "
+    "workload with a key from the KBS",
+}
+"""Volume kinds the restrictive policy refuses on purpose, with the reason (docs/workloads.md
+"Volumes"): not a gap to fill later, but data whose confidentiality and integrity the host
+controls."""
 
 _MOUNT_PATH = re.compile(r"(/[A-Za-z0-9_][A-Za-z0-9_.-]*)+")
 """A mount path whose last segment names a shared-dir entry the policy can match literally."""
@@ -201,13 +216,23 @@ def policy_problems(loc: Located, policy: AgentPolicySpec) -> list[str]:
     problems = []
     for i, volume in enumerate(spec.get("volumes") or []):
         kind = next((k for k in volume if k != "name"), "?")
-        pinnable = kind in POLICY_PINNABLE_VOLUMES or _is_memory_empty_dir(volume)
-        if not pinnable and kind not in TEE_VOLUME_REFUSALS:
+        if kind in POLICY_REFUSED_VOLUMES:
+            problems.append(f"{loc.field('volumes', i, kind)}: {POLICY_REFUSED_VOLUMES[kind]}")
+        elif kind not in POLICY_PINNABLE_VOLUMES and kind not in TEE_VOLUME_REFUSALS:
             problems.append(
                 f"{loc.field('volumes', i, kind)}: the restrictive agent policy pins only "
-                "configMap, secret, projected and memory emptyDir volume mounts so far (the "
+                "configMap, secret, projected, downwardAPI and emptyDir volume mounts (the "
                 "agent would refuse the container); drop the volume or use agentPolicy preset "
                 "allow-all in a dev stack"
+            )
+        elif kind == "emptyDir" and (volume["emptyDir"] or {}).get("medium") not in (
+            None,
+            "",
+            "Memory",
+        ):
+            problems.append(
+                f"{loc.field('volumes', i, 'emptyDir', 'medium')}: the policy pins the "
+                "default (disk, guest-encrypted) and Memory media only"
             )
     problems += _host_file_mount_problems(loc)
     if spec.get("shareProcessNamespace"):
@@ -263,9 +288,18 @@ def _is_memory_empty_dir(volume: Mapping[str, Any]) -> bool:
     return "emptyDir" in volume and (volume["emptyDir"] or {}).get("medium") == "Memory"
 
 
+def _is_disk_empty_dir(volume: Mapping[str, Any]) -> bool:
+    return "emptyDir" in volume and (volume["emptyDir"] or {}).get("medium") in (None, "")
+
+
 def _memory_empty_dirs(spec: Mapping[str, Any]) -> set[str]:
     """Names of the pod's `medium: Memory` emptyDirs (a guest tmpfs, pinned by the policy)."""
     return {v.get("name", "") for v in spec.get("volumes") or [] if _is_memory_empty_dir(v)}
+
+
+def _disk_empty_dirs(spec: Mapping[str, Any]) -> set[str]:
+    """Names of the pod's disk emptyDirs (a guest-encrypted block device, pinned)."""
+    return {v.get("name", "") for v in spec.get("volumes") or [] if _is_disk_empty_dir(v)}
 
 
 def _mode_problems(loc: Located, i: int, volume: Mapping[str, Any]) -> list[str]:
@@ -301,7 +335,7 @@ def _host_file_mount_problems(loc: Located) -> list[str]:
     for i in volumes.values():
         problems += _mode_problems(loc, i, spec["volumes"][i])
     taken = {m.destination for m in CONTAINER_MOUNTS}
-    pinned = set(volumes) | _memory_empty_dirs(spec)
+    pinned = set(volumes) | _memory_empty_dirs(spec) | _disk_empty_dirs(spec)
     for field, i, c in _containers(spec):
         for j, vm in enumerate(c.get("volumeMounts") or []):
             if vm.get("name") not in pinned:
@@ -350,6 +384,7 @@ def container_pins(loc: Located) -> dict[str, ContainerPin]:
     pod_security = loc.pod_spec.get("securityContext") or {}
     host_files = _host_file_volumes(loc.pod_spec)
     memory = _memory_empty_dirs(loc.pod_spec)
+    disk = _disk_empty_dirs(loc.pod_spec)
     pins = {}
     for field, i, c in _containers(loc.pod_spec):
         security = c.get("securityContext") or {}
@@ -357,6 +392,7 @@ def container_pins(loc: Located) -> dict[str, ContainerPin]:
             env = declared_env(_literal_env(loc, field, i, c), f"{field}[{i}]")
         except ValueError as err:
             raise PodSpecError([f"{loc.where}: {err}"]) from None
+        mounts = c.get("volumeMounts") or []
         pins[c["name"]] = ContainerPin(
             env=env,
             working_dir=c.get("workingDir"),
@@ -364,19 +400,30 @@ def container_pins(loc: Located) -> dict[str, ContainerPin]:
             gid=security.get("runAsGroup", pod_security.get("runAsGroup")),
             read_only_root=bool(security.get("readOnlyRootFilesystem", False)),
             volume_mounts=tuple(
-                host_file_volume_mount(vm["mountPath"])
-                if vm.get("name") in host_files
-                else memory_empty_dir_mount(vm["mountPath"], vm["name"], bool(vm.get("readOnly")))
-                for vm in c.get("volumeMounts") or []
-                if vm.get("name") in host_files or vm.get("name") in memory
+                _volume_mount_pin(vm, host_files, memory, disk)
+                for vm in mounts
+                if vm.get("name") in {*host_files, *memory, *disk}
             ),
             ephemeral_volumes=tuple(
-                sorted(
-                    {vm["name"] for vm in c.get("volumeMounts") or [] if vm.get("name") in memory}
-                )
+                sorted({vm["name"] for vm in mounts if vm.get("name") in memory})
             ),
+            block_volumes=sum(1 for vm in mounts if vm.get("name") in disk),
+            fs_group=pod_security.get("fsGroup") or None,
         )
     return pins
+
+
+def _volume_mount_pin(
+    vm: Mapping[str, Any], host_files: Mapping[str, int], memory: set[str], disk: set[str]
+) -> MountPin:
+    """The mount one pinned volumeMount becomes in the OCI spec (by its volume's kind)."""
+    name, path, read_only = vm["name"], vm["mountPath"], bool(vm.get("readOnly"))
+    if name in host_files:
+        return host_file_volume_mount(path)
+    if name in memory:
+        return memory_empty_dir_mount(path, name, read_only)
+    assert name in disk
+    return block_empty_dir_mount(path, read_only)
 
 
 def container_commands(loc: Located) -> dict[str, list[list[str]]]:

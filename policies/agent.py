@@ -53,10 +53,12 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from policies.agent_container import (
+    BLOCK_EMPTY_DIR_DRIVER_OPTIONS,
     CONTAINER_MOUNTS,
     CPATH,
     DEFAULT_PATH,
     SHARED_FILES,
+    STORAGE_DIR,
     ContainerPin,
     image_volume,
     render_container_rules,
@@ -609,7 +611,7 @@ CreateContainerRequest if {
 	input.OCI.Annotations["io.katacontainers.pkg.oci.container_type"] == "pod_container"
 	container_image in allowed_images
 	pin := container_pin
-	container_storages(container_image, pin.ephemeral_volumes)
+	container_storages(container_image, pin)
 	container_args_allowed
 	env_closed(pin.env)
 	sealed_env_closed(pin.sealed_env)
@@ -640,14 +642,20 @@ only_guest_pull(source) if {
 	s.mount_point == rootfs_path
 }
 
-# A container's storages: exactly one guest pull of its image onto its rootfs, and the guest
+# A container's storages: exactly one guest pull of its image onto its rootfs, the guest
 # tmpfs of each memory emptyDir (by volume name) its pod spec mounts (kata runtime-rs
 # `volume/ephemeral_volume.rs`: driver "ephemeral", source and fstype "tmpfs", mount point
-# /run/kata-containers/sandbox/ephemeral/<name>, options only `fsgid=<gid>`).
-container_storages(source, ephemeral) if {
+# /run/kata-containers/sandbox/ephemeral/<name>, options only `fsgid=<gid>`), and at most one
+# guest-encrypted block storage per disk-emptyDir mount (runtime-rs
+# `volume/block_emptydir_volume.rs`, genpolicy rules.rego allow_storage with blk/scsi and
+# allow_mount_point_by_device_id): a virtio-blk PCI path or SCSI address, LUKS2 with an
+# ephemeral in-guest key over a filesystem the guest creates, mounted at
+# /run/kata-containers/sandbox/storage/<base64url of the source>, group as the pod's fsGroup.
+container_storages(source, pin) if {
 	count([s | some s in input.storages; s.driver == "image_guest_pull"]) == 1
+	count([s | some s in input.storages; s.driver in {"blk", "scsi"}]) <= pin.block_volumes
 	every s in input.storages {
-		storage_listed(s, source, ephemeral)
+		storage_listed(s, source, pin)
 	}
 }
 
@@ -657,17 +665,47 @@ storage_listed(s, source, _) if {
 	s.mount_point == rootfs_path
 }
 
-storage_listed(s, _, ephemeral) if {
+storage_listed(s, _, pin) if {
 	s.driver == "ephemeral"
 	s.source == "tmpfs"
 	s.fstype == "tmpfs"
 	count(s.driver_options) == 0
 	s.fs_group == null
-	some name in ephemeral
+	some name in pin.ephemeral_volumes
 	s.mount_point == concat("/", ["/run/kata-containers/sandbox/ephemeral", name])
 	every o in s.options {
 		regex.match("^fsgid=[0-9]+$", o)
 	}
+}
+
+storage_listed(s, _, pin) if {
+	block_device(s)
+	s.driver_options == @BLOCK_OPTIONS@
+	s.fstype == "ext4"
+	count(s.options) == 0
+	s.shared == true
+	s.mount_point == concat("/", [@STORAGE_DIR@, base64url.encode(s.source)])
+	fs_group_pinned(s.fs_group, pin.fs_group)
+}
+
+block_device(s) if {
+	s.driver == "blk"
+	regex.match("^[0-9a-f]{2}(/[0-9a-f]{2})?$", s.source)
+}
+
+block_device(s) if {
+	s.driver == "scsi"
+	regex.match("^[0-9]+:[0-9]+$", s.source)
+}
+
+fs_group_pinned(have, want) if {
+	want == null
+	have == null
+}
+
+fs_group_pinned(have, want) if {
+	want != null
+	have.group_id == want
 }
 
 no_oci_hooks if {
@@ -675,7 +713,11 @@ no_oci_hooks if {
 }
 """
 
-_CREATE_CONTAINER_RULES = _CREATE_CONTAINER_RULES.replace("@PAUSE@", json.dumps(PAUSE_SOURCE))
+_CREATE_CONTAINER_RULES = (
+    _CREATE_CONTAINER_RULES.replace("@PAUSE@", json.dumps(PAUSE_SOURCE))
+    .replace("@BLOCK_OPTIONS@", json.dumps(list(BLOCK_EMPTY_DIR_DRIVER_OPTIONS)))
+    .replace("@STORAGE_DIR@", json.dumps(STORAGE_DIR))
+)
 
 _CREATE_SANDBOX_RULES = """\
 # CreateSandboxRequest: guest hooks and kernel modules are host-chosen code in the guest; a

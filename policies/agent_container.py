@@ -106,6 +106,9 @@ class MountPin(BaseModel):
     """Every option the mount may carry (the runtime varies these between releases)."""
     required: tuple[str, ...] = ()
     """Options that must be present: `ro` where the content must not be writable."""
+    block: bool = False
+    """The source must be the guest mount point of one of the request's encrypted block
+    storages (a disk emptyDir, `block_empty_dir_mount`)."""
 
 
 def _m(
@@ -182,13 +185,17 @@ def image_volume(destination: str) -> MountPin:
     return _m(destination, "bind", ["rbind", "rprivate", "rw"], shared=name)
 
 
-HOST_FILE_VOLUMES = ("configMap", "secret", "projected")
+HOST_FILE_VOLUMES = ("configMap", "secret", "projected", "downwardAPI")
 """Volume kinds whose files kubelet writes on the host and the runtime copies into the
-shared dir (CopyFile under shared_fs=none): each volumeMount is a read-only bind from the
-shared-dir entry named after the mount path's last segment (genpolicy
-`mount_and_storage.rs` get_config_map_mount_and_storage and get_shared_bind_mount with
-"rprivate", "ro"; genpolicy-settings.json `volumes.configMap`). kubelet mounts these
-read-only whatever the pod spec says (AtomicWriter volumes), so `ro` is always required."""
+shared dir (CopyFile under shared_fs=none; kata runtime-rs `volume/share_fs_volume.rs` copies
+the directory and watches the four `kubernetes.io~{configmap,secret,projected,downward-api}`
+kinds for updates): each volumeMount is a read-only bind from the shared-dir entry named
+after the mount path's last segment (genpolicy `mount_and_storage.rs`
+get_config_map_mount_and_storage, get_shared_bind_mount and get_downward_api_mount, all
+"rbind", "rprivate", "ro"; genpolicy-settings.json `volumes.configMap`). kubelet mounts these
+read-only whatever the pod spec says (AtomicWriter volumes), so `ro` is always required. A
+downwardAPI volume's files (labels, annotations, names, resource limits) are host data like a
+ConfigMap's: the API server and kubelet choose them and may rewrite them while the pod runs."""
 
 
 def host_file_volume_mount(destination: str) -> MountPin:
@@ -218,6 +225,35 @@ def memory_empty_dir_mount(destination: str, volume: str, read_only: bool) -> Mo
     )
 
 
+STORAGE_DIR = "/run/kata-containers/sandbox/storage"
+"""Where the agent mounts a block storage: `<dir>/<base64url of the storage source>` (kata
+runtime-rs `volume/block_emptydir_volume.rs`; genpolicy-settings.json `common.spath` and
+`$(b64_device_id)`)."""
+
+BLOCK_EMPTY_DIR_DRIVER_OPTIONS = ("encryption_key=ephemeral", "create_filesystem")
+"""A disk emptyDir's storage under `emptydir_mode = "block-encrypted"`, the default of kata
+4.1.0's CoCo runtime classes (runtime-rs Makefile `DEFEMPTYDIRMODE_COCO`; genpolicy-settings.json
+`cluster_config.emptydir_type` and `volumes.emptyDir_encrypted`): the runtime plugs a fresh
+sparse disk image and the agent has the CDH format it as LUKS2 with a random key that never
+leaves the guest (agent `storage/block_handler.rs` `cdh_secure_mount("block-device", ...,
+"luks2", ...)`), so the host only ever holds ciphertext and cannot seed the volume's content."""
+
+
+def block_empty_dir_mount(destination: str, read_only: bool) -> MountPin:
+    """The mount a disk emptyDir volumeMount becomes under block-encrypted emptyDirs: a bind
+    from the mount point of the guest-encrypted block storage, `rbind, rprivate` and `ro` or
+    `rw` as the pod spec says (genpolicy `mount_and_storage.rs`
+    get_guest_empty_dir_mount_and_storage with `emptyDir_encrypted`; rules.rego allow_mount 2
+    admits exactly a source that is a blk/scsi storage's mount point)."""
+    access = "ro" if read_only else "rw"
+    return _m(
+        destination,
+        "bind",
+        ["rbind", "rprivate", access],
+        required=[access] if read_only else (),
+    ).model_copy(update={"block": True})
+
+
 class ContainerPin(BaseModel):
     """What the policy pins for one container of the pod spec, by container name."""
 
@@ -245,6 +281,14 @@ class ContainerPin(BaseModel):
     ephemeral_volumes: tuple[str, ...] = ()
     """Names of the memory emptyDirs the container mounts: each may come with its guest-tmpfs
     storage in the CreateContainerRequest."""
+    block_volumes: int = 0
+    """How many disk-emptyDir volumeMounts the container has: at most that many encrypted
+    block storages may come with its CreateContainerRequest (the runtime sends one per
+    mount, genpolicy's captured `createcontainer/volumes/emptydir`)."""
+    fs_group: int | None = None
+    """The pod's `securityContext.fsGroup` (None for 0 or unset): the `fs_group.group_id` each
+    block storage must carry (kubelet gives the emptyDir directory that group, and the
+    runtime copies the directory's group, `block_emptydir_volume.rs`), or none at all."""
 
 
 def _rego(value: object) -> str:
@@ -291,7 +335,7 @@ def render_container_rules(
         "",
         'container_pin := {"env": [], "working_dir": null, "uid": null, "gid": null, '
         '"read_only_root": false, "sealed_env": [], "volume_mounts": [], '
-        '"ephemeral_volumes": []} if {',
+        '"ephemeral_volumes": [], "block_volumes": 0, "fs_group": null} if {',
         "\tcount(container_pins) == 0",
         "}",
         "",
@@ -422,6 +466,13 @@ mount_allowed(pin, m) if {
 mount_source_allowed(pin, source) if {
 	pin.source != null
 	source == pin.source
+}
+
+mount_source_allowed(pin, source) if {
+	pin.block == true
+	some s in input.storages
+	s.driver in {"blk", "scsi"}
+	s.mount_point == source
 }
 
 mount_source_allowed(pin, source) if {

@@ -219,9 +219,9 @@ def test_exec_probe_allowed_with_allow_exec_and_allow_all_skips_pinning() -> Non
     prepare(obj, ConfidentialOptions("kata-qemu-tdx", AgentPolicySpec(allow_exec=True)))
     vol = deployment(
         container(volumeMounts=[{"name": "d", "mountPath": "/d"}]),
-        volumes=[{"name": "d", "emptyDir": {}}],
+        volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}],
     )
-    with pytest.raises(podspec.PodSpecError, match=r"volumes\.0\.emptyDir"):
+    with pytest.raises(podspec.PodSpecError, match=r"volumes\.0\.persistentVolumeClaim"):
         prepare(vol, TDX)
     prepare(vol, ConfidentialOptions("kata-qemu-coco-dev", AgentPolicySpec(preset="allow-all")))
 

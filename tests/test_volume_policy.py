@@ -1,6 +1,7 @@
-"""configMap/secret/projected volumes under the restrictive agent policy (OPA): the pod
-starts, every tampered mount or copy is denied, and the pod-spec checks refuse what the
-policy cannot pin (subPath, executable modes, a runtime mount's path, other volume kinds)."""
+"""configMap/secret/projected/downwardAPI and emptyDir volumes under the restrictive agent
+policy (OPA): the pod starts, every tampered mount, storage or copy is denied, and the pod-spec
+checks refuse what the policy cannot pin (subPath, executable modes, a runtime mount's path,
+PersistentVolumeClaims, other volume kinds)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ import copy
 
 import pytest
 from opa import opa_check_text, opa_eval
-from volume_cases import bad_copies, good_copies, good_request, pod, policy_text, tampered
+from volume_cases import (
+    BLOCK,
+    bad_copies,
+    block_storage,
+    good_copies,
+    good_request,
+    pod,
+    policy_text,
+    tampered,
+)
 
 from components import podspec
 from policies.agent import AgentPolicySpec
@@ -75,17 +85,47 @@ def test_unpinnable_volume_shapes_refused() -> None:
     assert "volumeMounts.3.mountPropagation" in message
 
 
+def test_persistent_volume_claim_refused_with_the_reason() -> None:
+    obj = pod()
+    obj["spec"]["volumes"].append({"name": "data", "persistentVolumeClaim": {"claimName": "d"}})
+    index = len(obj["spec"]["volumes"]) - 1
+    message = _problems(obj)
+    assert f"volumes.{index}.persistentVolumeClaim: a PersistentVolume's contents" in message
+    assert "writes never reach it" in message
+
+
 @pytest.mark.parametrize(
-    "volume",
+    ("volume", "field"),
     [
-        {"emptyDir": {}},
-        {"downwardAPI": {"items": [{"path": "l", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
-        {"persistentVolumeClaim": {"claimName": "data"}},
+        ({"nfs": {"server": "nfs.example", "path": "/export"}}, "nfs"),
+        ({"emptyDir": {"medium": "HugePages"}}, "emptyDir.medium"),
     ],
 )
-def test_other_volume_kinds_still_refused(volume: dict[str, object]) -> None:
+def test_other_volume_kinds_still_refused(volume: dict[str, object], field: str) -> None:
     obj = pod()
     obj["spec"]["volumes"].append({"name": "other", **volume})
-    kind = next(iter(volume))
     index = len(obj["spec"]["volumes"]) - 1
-    assert f"volumes.{index}.{kind}: the restrictive agent policy pins" in _problems(obj)
+    assert f"volumes.{index}.{field}: the " in _problems(obj)
+
+
+def test_downward_api_executable_mode_refused() -> None:
+    obj = pod()
+    podinfo = next(v for v in obj["spec"]["volumes"] if v["name"] == "podinfo")
+    podinfo["downwardAPI"]["items"][0]["mode"] = 0o755
+    assert "downwardAPI.items.0.mode: mode 0o755 has execute bits" in _problems(obj)
+
+
+def test_disk_empty_dir_without_fs_group_pins_no_group() -> None:
+    """Without a pod fsGroup the block storage must carry none (the runtime sends none for a
+    root-owned emptyDir directory); with one, exactly that group."""
+    obj = pod()
+    obj["spec"].pop("securityContext")
+    text = policy_text(obj)
+    req = good_request()
+    req["storages"] = [
+        block_storage(s["source"], None) if s["driver"] == "blk" else s for s in req["storages"]
+    ]
+    assert ask(text, "CreateContainerRequest", req) is True
+    source = next(iter(BLOCK.values()))[0]
+    next(s for s in req["storages"] if s["source"] == source)["fs_group"] = {"group_id": 2000}
+    assert ask(text, "CreateContainerRequest", req) is False

@@ -1,16 +1,25 @@
-"""A pod spec with configMap/secret/projected volumes, the requests its pod makes, and the
-tampered variants the agent policy must deny (shared by the OPA unit tests and the judge tier).
+"""A pod spec with every volume kind the restrictive policy pins, the requests its pod makes,
+and the tampered variants the agent policy must deny (shared by the OPA unit tests and the
+judge tier).
 
 Mount shapes follow genpolicy (kata-containers 4.1.0 `src/tools/genpolicy/src/
-mount_and_storage.rs` get_config_map_mount_and_storage / get_shared_bind_mount and
-genpolicy-settings.json `volumes.configMap`): a bind from the shared-dir entry
-`<cid>-<16 hex>-<last segment of mountPath>`, options `rbind, rprivate, ro`. The pod spec is
-genpolicy's captured `createcontainer/volumes/config_map/pod.yaml`, grown by a secret and a
-projected volume.
+mount_and_storage.rs`):
+- configMap/secret/projected/downwardAPI (get_config_map_mount_and_storage,
+  get_shared_bind_mount, get_downward_api_mount; genpolicy-settings.json `volumes.configMap`):
+  a bind from the shared-dir entry `<cid>-<16 hex>-<last segment of mountPath>`, options
+  `rbind, rprivate, ro`, its files copied in with CopyFile;
+- memory emptyDir (`volumes.emptyDir_memory`): a bind from the agent's guest tmpfs;
+- disk emptyDir (`volumes.emptyDir_encrypted`, the CoCo default `emptydir_mode`): one blk
+  storage per mount, encrypted in the guest, mounted at `<spath>/<base64url of the PCI path>`,
+  and a bind from there; storage shape as genpolicy's captured
+  `createcontainer/volumes/emptydir` and `security_context/fsgroup` requests.
+The pod spec is genpolicy's captured `createcontainer/volumes/config_map/pod.yaml`, grown by a
+secret, a projected, a downwardAPI volume and emptyDirs.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 from typing import Any
 
@@ -20,8 +29,14 @@ from components import podspec
 from policies.agent import AgentPolicySpec, render_agent_policy
 
 IMAGE = "ghcr.io/acme/app@sha256:" + "a" * 64
+FS_GROUP = 2000
 RO = ["rbind", "rprivate", "ro"]
-MOUNTS = {"/config": "config", "/var/run/creds": "creds", "/opt/bundle": "bundle"}
+MOUNTS = {
+    "/config": "config",
+    "/var/run/creds": "creds",
+    "/opt/bundle": "bundle",
+    "/etc/podinfo": "podinfo",
+}
 """mountPath -> the shared-dir entry the runtime names after its last segment."""
 
 
@@ -42,6 +57,9 @@ def pod() -> dict[str, Any]:
                         {"name": "bundle", "mountPath": "/opt/bundle"},
                         {"name": "scratch", "mountPath": "/scratch"},
                         {"name": "seed", "mountPath": "/seed", "readOnly": True},
+                        {"name": "podinfo", "mountPath": "/etc/podinfo"},
+                        {"name": "cache", "mountPath": "/cache"},
+                        {"name": "cache", "mountPath": "/spool", "readOnly": True},
                     ],
                 }
             ],
@@ -65,7 +83,30 @@ def pod() -> dict[str, Any]:
                 },
                 {"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
                 {"name": "seed", "emptyDir": {"medium": "Memory"}},
+                {
+                    "name": "podinfo",
+                    "downwardAPI": {
+                        "defaultMode": 0o444,
+                        "items": [
+                            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                            {
+                                "path": "annotations",
+                                "fieldRef": {"fieldPath": "metadata.annotations"},
+                            },
+                            {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+                            {
+                                "path": "cpu_limit",
+                                "resourceFieldRef": {
+                                    "containerName": "app",
+                                    "resource": "limits.cpu",
+                                },
+                            },
+                        ],
+                    },
+                },
+                {"name": "cache", "emptyDir": {"sizeLimit": "1Gi"}},
             ],
+            "securityContext": {"fsGroup": FS_GROUP},
         },
     }
 
@@ -95,6 +136,31 @@ def ephemeral_storage(name: str, options: list[str] | None = None) -> dict[str, 
     }
 
 
+STORAGE_DIR = "/run/kata-containers/sandbox/storage"
+BLOCK = {"/cache": ("02/00", "rw"), "/spool": ("03/00", "ro")}
+"""mountPath -> (virtio-blk PCI path of its disk, access): one encrypted block storage per
+disk-emptyDir mount (genpolicy's captured `createcontainer/volumes/emptydir`)."""
+
+
+def block_mount_point(source: str) -> str:
+    return f"{STORAGE_DIR}/{base64.urlsafe_b64encode(source.encode()).decode()}"
+
+
+def block_storage(source: str, fs_group: int | None = FS_GROUP) -> dict[str, Any]:
+    """A disk emptyDir's storage as kata runtime-rs `block_emptydir_volume.rs` sends it under
+    `emptydir_mode = "block-encrypted"`."""
+    return {
+        "driver": "blk",
+        "driver_options": ["encryption_key=ephemeral", "create_filesystem"],
+        "fs_group": None if fs_group is None else {"group_id": fs_group},
+        "fstype": "ext4",
+        "mount_point": block_mount_point(source),
+        "options": [],
+        "shared": True,
+        "source": source,
+    }
+
+
 def good_request() -> dict[str, Any]:
     req = create_request(IMAGE, [IMAGE], args=["/app/server"], name="app")
     cid = req["container_id"]
@@ -117,7 +183,22 @@ def good_request() -> dict[str, Any]:
             }
         )
     req["storages"] += [ephemeral_storage("scratch", ["fsgid=2000"]), ephemeral_storage("seed")]
+    for dest, (source, access) in BLOCK.items():
+        req["OCI"]["Mounts"].append(
+            {
+                "destination": dest,
+                "options": ["rbind", "rprivate", access],
+                "source": block_mount_point(source),
+                "type_": "bind",
+            }
+        )
+        req["storages"].append(block_storage(source))
     return req
+
+
+def _storage(req: dict[str, Any], source: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(s for s in req["storages"] if s["source"] == source)
+    return found
 
 
 def _mount(req: dict[str, Any], dest: str) -> dict[str, Any]:
@@ -204,6 +285,73 @@ def tampered() -> dict[str, dict[str, Any]]:
     out["storage: second guest pull"] = req
 
     req = copy.deepcopy(good)
+    _mount(req, "/etc/podinfo")["options"] = ["rbind", "rprivate", "rw"]
+    out["downwardAPI: ro dropped"] = req
+
+    req = copy.deepcopy(good)
+    _mount(req, "/etc/podinfo")["source"] = shared_source(cid, "config")
+    out["downwardAPI: another volume's entry"] = req
+
+    req = copy.deepcopy(good)
+    _mount(req, "/cache")["source"] = shared_source(cid, "cache")
+    out["disk emptyDir: host shared dir instead of the encrypted disk"] = req
+
+    req = copy.deepcopy(good)
+    _mount(req, "/cache")["source"] = block_mount_point("09/00")
+    out["disk emptyDir: storage dir of no storage"] = req
+
+    req = copy.deepcopy(good)
+    _mount(req, "/spool")["options"] = ["rbind", "rprivate", "rw"]
+    out["disk emptyDir: readOnly dropped"] = req
+
+    req = copy.deepcopy(good)
+    _mount(req, "/cache")["destination"] = "/app/bin"
+    out["disk emptyDir: destination changed"] = req
+
+    req = copy.deepcopy(good)
+    _storage(req, "02/00")["driver_options"] = ["create_filesystem"]
+    _storage(req, "02/00")["options"] = ["discard"]
+    out["block storage: unencrypted (block-plain)"] = req
+
+    req = copy.deepcopy(good)
+    _storage(req, "02/00")["driver_options"] = []
+    out["block storage: host-written filesystem, not created in the guest"] = req
+
+    req = copy.deepcopy(good)
+    _storage(req, "02/00")["driver_options"] = ["encryption_key=ephemeral"]
+    out["block storage: encrypted but no fresh filesystem"] = req
+
+    req = copy.deepcopy(good)
+    _storage(req, "02/00")["mount_point"] = block_mount_point("03/00")
+    out["block storage: mount point of another device"] = req
+
+    req = copy.deepcopy(good)
+    _storage(req, "02/00")["fs_group"] = {"group_id": 0}
+    out["block storage: host-chosen group"] = req
+
+    req = copy.deepcopy(good)
+    _storage(req, "02/00")["fs_group"] = None
+    out["block storage: pod fsGroup dropped"] = req
+
+    req = copy.deepcopy(good)
+    _storage(req, "02/00")["options"] = ["exec"]
+    out["block storage: mount option added"] = req
+
+    req = copy.deepcopy(good)
+    _storage(req, "02/00")["fstype"] = "xfs"
+    out["block storage: other filesystem"] = req
+
+    req = copy.deepcopy(good)
+    _storage(req, "02/00")["source"] = "../../../dev/sda"
+    _storage(req, "../../../dev/sda")["mount_point"] = block_mount_point("../../../dev/sda")
+    _mount(req, "/cache")["source"] = block_mount_point("../../../dev/sda")
+    out["block storage: source not a PCI path"] = req
+
+    req = copy.deepcopy(good)
+    req["storages"].append(block_storage("04/00"))
+    out["block storage: one more than the disk mounts"] = req
+
+    req = copy.deepcopy(good)
     req["OCI"]["Annotations"]["io.kubernetes.cri.container-name"] = "other"
     out["another container name"] = req
     return out
@@ -217,6 +365,7 @@ def good_copies(cid: str) -> list[dict[str, Any]]:
         ("config", ["simple_value1"]),
         ("creds", ["password"]),
         ("bundle", ["ca.crt", "k"]),
+        ("podinfo", ["annotations", "cpu_limit", "labels", "name"]),
     ):
         root = shared_source(cid, entry)
         out += [copy_file(root, "Directory"), copy_file(f"{root}/{stamp}", "Directory")]
