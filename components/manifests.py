@@ -20,7 +20,7 @@ import yaml
 
 from components import podspec
 from components.manifest_settings import ManifestSource
-from components.transform import Confidential, ConfidentialOptions, prepare
+from components.transform import Confidential, ConfidentialOptions, dropped_hook, prepare
 
 
 def yaml_files(folder: Path) -> list[Path]:
@@ -74,6 +74,8 @@ def folder_problems(source: ManifestSource, runtime_class: str, production: bool
     options = options_for(source, runtime_class, production)
     problems = []
     for path, obj in objects:
+        if dropped_hook(obj) is not None:
+            continue  # left out when deployed (components/transform.py `dropped_hook`)
         if podspec.is_workload(obj):
             try:
                 prepare(with_namespace(obj, source.namespace), options)

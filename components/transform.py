@@ -11,7 +11,11 @@ Contrast's `contrast generate` and AKS's `katapolicygen` do, but inside the Pulu
   use), the GPU resource and annotations, exactly as `ConfidentialWorkload` renders them;
 - its init-data digest is collected in `digests`, so the KBS resource policy can be bound to
   it (policies/resource.py `ResourceGrant.initdata_digests`);
-- every other object (Service, ConfigMap, CRDs...) passes unchanged.
+- every other object (Service, ConfigMap, CRDs...) passes unchanged;
+- Helm hooks that only run outside an install (`test`, `*-delete`, `*-rollback`) are dropped
+  (`dropped_hook`): `helm.v3.Chart` renders hooks as ordinary objects, so Pulumi would create
+  `helm create`'s `test-connection` Pod, or a cleanup Job, at every deploy; install and
+  upgrade hooks (a migration Job) are the app's own workloads, made confidential like the rest.
 
 Two entry points, one behaviour:
 - `Confidential.transformation`: a `transformations=[...]` entry for
@@ -83,6 +87,32 @@ class Prepared:
 
     loc: podspec.Located
     policy_rego: str
+
+
+HELM_HOOK_ANNOTATION = "helm.sh/hook"
+INSTALL_HOOKS = frozenset({"pre-install", "post-install", "pre-upgrade", "post-upgrade"})
+"""Hook phases a deploy stands for: created with the release (Helm runs them around install
+and upgrade), so a hook naming one of them is kept as an ordinary object."""
+
+
+def dropped_hook(obj: Mapping[str, Any]) -> str | None:
+    """The hook phases of a Helm hook object that no deploy runs (`helm test`'s
+    `test`/`test-success`/`test-failure`, `pre-delete`/`post-delete`,
+    `pre-rollback`/`post-rollback`), or None for an object coco keeps.
+
+    Helm runs such a hook only on `helm test`, uninstall or rollback, and never installs it
+    (helm `pkg/release/hook.go` lists the phases; `helm install` skips `test` hooks). A
+    Pulumi render of the chart has no such moments: applied, the object would run at deploy
+    time (a delete hook's cleanup on the first sync), so coco leaves it out, as the kata-deploy
+    render does (components/cluster.py `_drop_helm_hook`)."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(HELM_HOOK_ANNOTATION)
+    if not isinstance(value, str):
+        return None
+    phases = {p.strip() for p in value.split(",") if p.strip()}
+    if not phases or phases & INSTALL_HOOKS:
+        return None
+    return ",".join(sorted(phases))
 
 
 def key(obj: Mapping[str, Any]) -> str:
@@ -204,6 +234,19 @@ class Confidential:
         self.digests: dict[str, pulumi.Output[str]] = {}
         """`Kind/namespace/name` -> init-data digest hex, for the KBS resource policy."""
         self.initdata: dict[str, pulumi.Output[str]] = {}
+        self.dropped: dict[str, str] = {}
+        """`Kind/namespace/name` -> hook phases of the Helm hooks left out (`dropped_hook`)."""
+
+    def _drop_hook(self, obj: dict[str, Any]) -> bool:
+        """Replace a hook no deploy runs by an empty `v1/List` (which registers nothing,
+        pulumi-kubernetes' documented way to omit an object); True when it was one."""
+        phases = dropped_hook(obj)
+        if phases is None:
+            return False
+        self.dropped[key(obj)] = phases
+        obj.clear()
+        obj.update({"apiVersion": "v1", "kind": "List", "items": []})
+        return True
 
     def _rewrite(self, obj: dict[str, Any]) -> None:
         """Check `obj` now (errors fail the program before anything is registered), then
@@ -249,7 +292,8 @@ class Confidential:
 
     def __call__(self, obj: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
         """Rewrite one plain manifest in place (see `transformation`)."""
-        self._rewrite(obj)
+        if not self._drop_hook(obj):
+            self._rewrite(obj)
 
     @property
     def transformation(self) -> Callable[[dict[str, Any], pulumi.ResourceOptions], None]:
@@ -258,7 +302,8 @@ class Confidential:
         each transformation's `__dict__` (this object's holds outputs, which cannot be)."""
 
         def transformation(obj: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
-            self._rewrite(obj)
+            if not self._drop_hook(obj):
+                self._rewrite(obj)
 
         return transformation
 
