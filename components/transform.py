@@ -13,9 +13,11 @@ Contrast's `contrast generate` and AKS's `katapolicygen` do, but inside the Pulu
   it (policies/resource.py `ResourceGrant.initdata_digests`);
 - every other object (Service, ConfigMap, CRDs...) passes unchanged;
 - Helm hooks that only run outside an install (`test`, `*-delete`, `*-rollback`) are dropped
-  (`dropped_hook`): `helm.v3.Chart` renders hooks as ordinary objects, so Pulumi would create
-  `helm create`'s `test-connection` Pod, or a cleanup Job, at every deploy; install and
-  upgrade hooks (a migration Job) are the app's own workloads, made confidential like the rest.
+  (`dropped_hook`): `helm.v3.Chart` leaves `test` hooks out itself but renders delete and
+  rollback hooks as ordinary objects (tests/conformance/test_kube_chart.py shows both), and
+  `helm template` output in a folder holds every hook, so Pulumi would run a cleanup Job or
+  `helm create`'s `test-connection` Pod at every deploy; install and upgrade hooks (a
+  migration Job) are the app's own workloads, made confidential like the rest.
 
 Two entry points, one behaviour:
 - `Confidential.transformation`: a `transformations=[...]` entry for
@@ -100,11 +102,10 @@ def dropped_hook(obj: Mapping[str, Any]) -> str | None:
     `test`/`test-success`/`test-failure`, `pre-delete`/`post-delete`,
     `pre-rollback`/`post-rollback`), or None for an object coco keeps.
 
-    Helm runs such a hook only on `helm test`, uninstall or rollback, and never installs it
-    (helm `pkg/release/hook.go` lists the phases; `helm install` skips `test` hooks). A
-    Pulumi render of the chart has no such moments: applied, the object would run at deploy
-    time (a delete hook's cleanup on the first sync), so coco leaves it out, as the kata-deploy
-    render does (components/cluster.py `_drop_helm_hook`)."""
+    Helm runs such a hook only on `helm test`, uninstall or rollback, never at install. A
+    Pulumi deploy has no such moments: applied, the object would run at deploy time (a delete
+    hook's cleanup on the first sync), so coco leaves it out, as the kata-deploy render does
+    (components/cluster.py `_drop_helm_hook`)."""
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     value = annotations.get(HELM_HOOK_ANNOTATION)
     if not isinstance(value, str):

@@ -1,11 +1,12 @@
 """Helm hooks in the confidential transform: what a deploy runs is kept, the rest left out.
 
-`helm.v3.Chart` renders hook objects as ordinary ones. `helm create`'s own chart ships a
-`helm.sh/hook: test` Pod (`templates/tests/test-connection.yaml`, image `busybox` by tag):
-applied, Pulumi would start it at every deploy, and production would refuse the chart for a
-Pod `helm install` never creates. Install/upgrade hooks (a migration Job) are the app's own
-workloads and are made confidential like the rest.
-"""
+`helm create`'s own chart ships a `helm.sh/hook: test` Pod
+(`templates/tests/test-connection.yaml`, image `busybox` by tag), and `helm template` output
+in a folder keeps it: deployed, Pulumi would start it at every deploy, and production would
+refuse the folder for a Pod `helm install` never creates. Delete and rollback hooks would run
+their cleanup at deploy time. Install/upgrade hooks (a migration Job) are the app's own
+workloads and are made confidential like the rest. (The chart path through the real engine:
+tests/conformance/test_kube_chart.py.)"""
 
 from __future__ import annotations
 
