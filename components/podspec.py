@@ -235,6 +235,15 @@ def policy_problems(loc: Located, policy: AgentPolicySpec) -> list[str]:
                 "default (disk, guest-encrypted) and Memory media only"
             )
     problems += _host_file_mount_problems(loc)
+    declared = {v.get("name") for v in spec.get("volumes") or []}
+    for field, i, c in _containers(spec):
+        for j, vm in enumerate(c.get("volumeMounts") or []):
+            if vm.get("name") not in declared:
+                problems.append(
+                    f"{loc.field(field, i, 'volumeMounts', j, 'name')}: {vm.get('name')!r} is no "
+                    "volume of the pod spec, so a StatefulSet volumeClaimTemplate: "
+                    + POLICY_REFUSED_VOLUMES["persistentVolumeClaim"]
+                )
     if spec.get("shareProcessNamespace"):
         problems.append(
             f"{loc.field('shareProcessNamespace')}: the agent policy refuses a shared PID "

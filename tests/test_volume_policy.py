@@ -94,6 +94,37 @@ def test_persistent_volume_claim_refused_with_the_reason() -> None:
     assert "writes never reach it" in message
 
 
+def test_stateful_set_volume_claim_template_refused() -> None:
+    """A StatefulSet's claim templates become PVC volumes the pod spec does not list: the
+    mount naming one is refused for the PVC reason (the old code let it through to the agent,
+    which would refuse the container inside the TEE)."""
+    template = pod()
+    template["spec"]["containers"][0]["volumeMounts"].append({"name": "data", "mountPath": "/d"})
+    obj = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "db"},
+        "spec": {
+            "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}}, "spec": template["spec"]},
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "1Gi"}},
+                    },
+                }
+            ],
+        },
+    }
+    index = len(template["spec"]["containers"][0]["volumeMounts"]) - 1
+    message = _problems(obj)
+    assert f"containers.0.volumeMounts.{index}.name: 'data' is no volume of the pod" in message
+    assert "a PersistentVolume's contents" in message
+
+
 @pytest.mark.parametrize(
     ("volume", "field"),
     [
