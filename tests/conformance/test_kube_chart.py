@@ -18,23 +18,35 @@ second preview against the live objects proposes nothing; destroy removes it all
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from agent_requests import (
+    container_id,
+    copy_file,
+    create_request,
+    pod_copy_files,
+    presented_image,
+    shared_source,
+)
 from judges import judge_dir
 from k8s_schema import validate_manifest
 from kube_cluster import KubeCluster, start_cluster
 from kube_stack import KubeProject, cluster_settings, preinstall_runtime_classes
 from opa import opa_eval
+from test_agent_judge import kata_policy_judge
 from test_e2e_engine import Project, by_role, ear_token, rendered
 from test_kube_e2e import TEE_NODES, ready, runtime_classes
+from volume_cases import block_storage
 
 from components import labels, tee
 from policies.initdata import INITDATA_ANNOTATION, decode_annotation
@@ -66,12 +78,33 @@ def chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+VOLUMES = [
+    {"name": "cache", "emptyDir": {}},
+    {
+        "name": "podinfo",
+        "downwardAPI": {
+            "items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]
+        },
+    },
+]
+VOLUME_MOUNTS = [
+    {"name": "cache", "mountPath": "/var/cache/nginx"},
+    {"name": "podinfo", "mountPath": "/etc/podinfo", "readOnly": True},
+]
+"""Through the chart's own `volumes`/`volumeMounts` values: a disk emptyDir (nginx writes its
+cache there) and a downwardAPI volume, both pinned by the restrictive policy."""
+
+
 def source(chart: Path) -> dict[str, Any]:
     return {
         "name": "shop",
         "chart": str(chart),
         "namespace": "shop",
-        "values": {"image": {"repository": REPOSITORY, "tag": TAG}},
+        "values": {
+            "image": {"repository": REPOSITORY, "tag": TAG},
+            "volumes": VOLUMES,
+            "volumeMounts": VOLUME_MOUNTS,
+        },
     }
 
 
@@ -95,6 +128,8 @@ def check_template(template: dict[str, Any], runtime_class: str, digest: str) ->
     assert IMAGE.replace(":1.27.3", "") in initdata  # the pinned image, as containerd names it
     (container,) = template["spec"]["containers"]
     assert container["image"] == IMAGE
+    # The chart's mounts (a live pod also has the token volume admission adds).
+    assert container["volumeMounts"][: len(VOLUME_MOUNTS)] == VOLUME_MOUNTS
     # The chart's probes as it wrote them (the API server adds its defaults).
     assert container["livenessProbe"]["httpGet"].items() >= {"path": "/", "port": "http"}.items()
 
@@ -173,6 +208,49 @@ def test_render_mode_leaves_a_delete_hook_out(
     project.pulumi("destroy", "--yes", "--skip-preview")
 
 
+def judge_pod_policy(pod: dict[str, Any], tmp_path: Path) -> None:
+    """The agent policy in the live pod's init-data, judged by the Kata agent's own engine:
+    nginx starts with its encrypted cache disk and the downwardAPI files; an unencrypted disk
+    or a writable downwardAPI mount is denied."""
+    initdata = tomllib.loads(decode_annotation(pod["metadata"]["annotations"][INITDATA_ANNOTATION]))
+    policy = tmp_path / "pod-policy.rego"
+    policy.write_text(initdata["data"]["policy.rego"], encoding="utf-8")
+    cid = container_id("shop", pod["metadata"]["name"])
+    name = presented_image(IMAGE)
+    req = create_request(
+        name, [name], cid=cid, args=["nginx", "-g", "daemon off;"], name="shop",
+        namespace="shop", pod=pod["metadata"]["name"],
+    )  # fmt: skip
+    disk = block_storage("02/00", fs_group=None)
+    req["storages"].append(disk)
+    req["OCI"]["Mounts"] += [
+        {
+            "destination": "/var/cache/nginx",
+            "options": ["rbind", "rprivate", "rw"],
+            "source": disk["mount_point"],
+            "type_": "bind",
+        },
+        {
+            "destination": "/etc/podinfo",
+            "options": ["rbind", "rprivate", "ro"],
+            "source": shared_source(cid, "podinfo"),
+            "type_": "bind",
+        },
+    ]
+    with kata_policy_judge() as judge:
+        assert judge.allowed(policy, "CreateContainerRequest", req)
+        for copy_req in pod_copy_files(cid):
+            assert judge.allowed(policy, "CopyFileRequest", copy_req)
+        labels_file = copy_file(f"{shared_source(cid, 'podinfo')}/labels")
+        assert judge.allowed(policy, "CopyFileRequest", labels_file)
+        plain = copy.deepcopy(req)
+        plain["storages"][-1]["driver_options"] = ["create_filesystem"]
+        assert not judge.allowed(policy, "CreateContainerRequest", plain)
+        writable = copy.deepcopy(req)
+        writable["OCI"]["Mounts"][-1]["options"] = ["rbind", "rprivate", "rw"]
+        assert not judge.allowed(policy, "CreateContainerRequest", writable)
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[KubeCluster]:
     bin_dir = judge_dir("kube") / "bin"
@@ -228,6 +306,8 @@ def test_real_control_plane(tmp_path: Path, cluster: KubeCluster, chart: Path) -
     assert released(rego, digest, "tdx")
     native = outputs["workloads"][config["coco:workloads"][0]["name"]]["initdataDigest"]
     assert not released(rego, native, "tdx")
+
+    judge_pod_policy(pods[0], tmp_path)
 
     project.pulumi("preview", "--refresh", "--expect-no-changes", "--diff")
     project.pulumi("destroy", "--yes", "--skip-preview")
