@@ -241,8 +241,10 @@ def policy_problems(loc: Located, policy: AgentPolicySpec) -> list[str]:
             if vm.get("name") not in declared:
                 problems.append(
                     f"{loc.field(field, i, 'volumeMounts', j, 'name')}: {vm.get('name')!r} is no "
-                    "volume of the pod spec, so a StatefulSet volumeClaimTemplate: "
+                    "volume of the pod spec (a StatefulSet's volumeClaimTemplate, a "
+                    "PersistentVolumeClaim, is refused: "
                     + POLICY_REFUSED_VOLUMES["persistentVolumeClaim"]
+                    + ")"
                 )
     if spec.get("shareProcessNamespace"):
         problems.append(
