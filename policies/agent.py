@@ -123,7 +123,8 @@ AGENT_REQUESTS: dict[str, RequestDefault] = {
         rule="sandbox with the built-in pause image, or a container whose image name and "
         "guest-pull source are an allowed digest, started with its pinned argv if it has one, "
         "its pod-spec env exactly and only image/runtime env besides, only the mounts the pod "
-        "spec implies (types, sources, options, read-only flags), default capabilities, masked "
+        "spec implies (types, sources, options, read-only flags) and only the storages its "
+        "emptyDirs need (guest tmpfs, guest-encrypted fresh disks), default capabilities, masked "
         "paths, containerd's sysctls, no devices, no OCI hooks, no shared PID namespace",
         spec_field="allowed_images",
     ),
