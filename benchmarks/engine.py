@@ -99,7 +99,15 @@ def _program_project(root: Path) -> Path:
     (proj / "stacks").mkdir()
     shutil.copy2(measure.REPO / "stacks" / f"Pulumi.{STACK}.yaml", proj / "stacks")
     (proj / ".venv").symlink_to(measure.REPO / ".venv")
+    _link_charts(proj)
     return proj
+
+
+def _link_charts(proj: Path) -> None:
+    """The repo's `.charts/` (scripts/charts.sh): the dev stack renders kata-deploy from it."""
+    charts = measure.REPO / ".charts"
+    if charts.is_dir():
+        (proj / ".charts").symlink_to(charts, target_is_directory=True)
 
 
 def _baseline_project(root: Path) -> tuple[Path, int]:
@@ -110,6 +118,7 @@ def _baseline_project(root: Path) -> tuple[Path, int]:
     (proj / "Pulumi.yaml").write_text(BASELINE_PULUMI_YAML.format(venv=measure.REPO / ".venv"))
     (proj / "__main__.py").write_text(BASELINE_MAIN)
     shutil.copy2(Path(__file__).with_name("baseline.py"), proj / "baseline.py")
+    _link_charts(proj)
     return proj, int(captured.result["resources"])
 
 

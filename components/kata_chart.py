@@ -61,15 +61,21 @@ def image_values(image: str | None) -> dict[str, Any]:
     return {"image": {"reference": image}}
 
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+"""The project folder (Pulumi.yaml, stacks/): where Pulumi runs the program, so where the
+provider's `helm template` resolves a relative chart path. Checks resolve against it, not the
+caller's working directory, so `python -m automation` or examples/embed_dev.py run from
+anywhere judge the path as the engine will."""
+
+
 def local_chart_problem(chart: str, version: str, base: Path | None = None) -> str | None:
     """Why the local chart folder `chart` cannot be rendered with `version` values, or None.
 
-    Relative paths are taken from `base` (default: the working directory, which is the project
-    folder when Pulumi runs the program, as for the provider's `helm template`).
+    A relative path is taken from `base` (default: `PROJECT_ROOT`).
     """
     import yaml  # only stacks naming a local chart pay for it
 
-    path = Path(chart) if base is None else base / chart
+    path = (PROJECT_ROOT if base is None else base) / chart
     fix = (
         "run scripts/setup.sh (it extracts kata-deploy 4.1.0 from the pinned kata-containers "
         f"archive and links it as {SETUP_CHART}), or set it to the OCI reference "

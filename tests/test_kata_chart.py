@@ -76,13 +76,15 @@ def test_setup_linked_the_chart_the_dev_stack_names() -> None:
     chart = ROOT / kata_chart.SETUP_CHART
     assert chart.is_symlink(), "run `bash scripts/setup.sh` (scripts/charts.sh links it)"
     assert kata_chart.local_chart_problem(kata_chart.SETUP_CHART, "4.1.0", ROOT) is None
+    assert kata_chart.PROJECT_ROOT == ROOT
     assert not chart.resolve().is_relative_to(ROOT), "the chart lives outside the repository"
 
 
 def test_missing_chart_folder_is_refused_naming_the_key_and_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # a checkout where setup.sh has not run
+    monkeypatch.setattr(kata_chart, "PROJECT_ROOT", tmp_path)  # setup.sh has not run there
+    monkeypatch.chdir(ROOT)  # the working directory does not matter
     found = problems(dev_raw())
     message = found["coco:cluster.install.chart"]
     assert "no Chart.yaml" in message and "scripts/setup.sh" in message
@@ -101,7 +103,7 @@ def test_local_chart_of_another_version_or_name_is_refused(tmp_path: Path) -> No
 
 
 def test_oci_reference_needs_no_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(kata_chart, "PROJECT_ROOT", tmp_path)
     settings = parse(dev_raw(chart=releases.KATA_DEPLOY.chart))
     assert isinstance(settings.cluster, BareMetalCluster)
     assert not kata_chart.is_local_chart(settings.cluster.install.chart)
