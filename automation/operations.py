@@ -26,6 +26,7 @@ from automation.events import EventHandler, EventLog
 from automation.results import Operation, OperationResult, StackOutputs, op_counts
 from automation.spec import PROJECT_DIR, Backend, StackSpec, validate
 from automation.workspace import open_stack, remove_workspace
+from components import kata_chart
 from components.settings import (
     NAMESPACE,
     BareMetalCluster,
@@ -280,8 +281,9 @@ def render_settings(
     """The spec retargeted to `renderDir: <out_dir>` (absolute), and notes on what changed.
 
     Rendering writes Kubernetes objects only, so what is not one is left to the GitOps
-    tool, each change stated in a note: the kata-deploy and GPU Operator Helm releases
-    (the stack then expects them installed: `preinstalled`), node labels (they patch live
+    tool, each change stated in a note: kata-deploy from a registry and the GPU Operator
+    (Helm releases; the stack then expects them installed: `preinstalled`; kata-deploy from a
+    local chart folder is rendered, as the dev stack does), node labels (they patch live
     Nodes), and Secrets (delivered by reference: a rendered Secret is plain text in Git).
     A peer-pods stack is refused: its cloud networks and identities have no YAML form.
     """
@@ -299,11 +301,17 @@ def render_settings(
             spec.name,
         )
     notes: list[str] = []
-    if cluster.install.method == "chart":
+    if cluster.install.method == "chart" and kata_chart.is_local_chart(cluster.install.chart):
+        notes.append(
+            f"kata-deploy {cluster.install.version} is rendered from {cluster.install.chart} "
+            "(Helm hooks dropped: its post-delete cleanup Job is not applied by GitOps)"
+        )
+    elif cluster.install.method == "chart":
         install = cluster.install
         notes.append(
             f"kata-deploy is a Helm release: install {install.chart} {install.version} "
-            f"(namespace {install.namespace}) with your GitOps tool; rendering as 'preinstalled'"
+            f"(namespace {install.namespace}) with your GitOps tool; rendering as 'preinstalled' "
+            "(a local chart folder in install.chart is rendered instead: docs/charts.md)"
         )
         cluster = cluster.model_copy(
             update={"install": install.model_copy(update={"method": "preinstalled"})}

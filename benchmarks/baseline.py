@@ -12,7 +12,10 @@ Only the standard library, pulumi and pulumi_kubernetes are imported here, so th
 benchmark can copy this file into a bare project that knows nothing of coco.
 
 Spec format (JSON list): `{"type": token, "name": str, "inputs": {...}}`; a value the engine
-received as a secret is `{"__secret__": value}`.
+received as a secret is `{"__secret__": value}`. A chart the program renders (`helm.v3.Chart`,
+the dev stack's kata-deploy) is `{"type": CHART_TYPE, "name": release, "inputs": <the options
+of its helm:template invoke>}` and is registered as the same plain `helm.v3.Chart` (Helm hooks
+dropped, as coco does), so both sides pay for templating the same chart.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import pulumi_kubernetes as k8s
 
 SECRET_MARK = "__secret__"
 PROVIDER_TYPE = "pulumi:providers:kubernetes"
+CHART_TYPE = "kubernetes:helm.sh/v3:Chart"
 _SET_BY_CLASS = frozenset({"apiVersion", "kind"})
 """Inputs every typed Kubernetes class fills in itself."""
 _PROVIDER_IMPLICIT = frozenset({"version"})
@@ -93,7 +97,7 @@ def provider_value(value: Any) -> Any:
 class Prepared:
     """One spec resolved to the callable that registers it (done outside the timed region)."""
 
-    factory: Callable[..., pulumi.CustomResource]
+    factory: Callable[..., pulumi.Resource]
     name: str
     kwargs: dict[str, Any]
     kubernetes: bool
@@ -110,7 +114,9 @@ def prepare(specs: Iterable[dict[str, Any]]) -> list[Prepared]:
     prepared: list[Prepared] = []
     for spec in specs:
         token, name, inputs = spec["type"], spec["name"], spec["inputs"]
-        if token == PROVIDER_TYPE or token.startswith("kubernetes:"):
+        if token == CHART_TYPE:
+            prepared.append(Prepared(_chart, name, {"options": inputs}, kubernetes=True))
+        elif token == PROVIDER_TYPE or token.startswith("kubernetes:"):
             cls = kubernetes_class(token)
             params = _init_params(cls)
             kwargs: dict[str, Any] = {}
@@ -129,14 +135,39 @@ def prepare(specs: Iterable[dict[str, Any]]) -> list[Prepared]:
     return prepared
 
 
-def register(prepared: list[Prepared]) -> list[pulumi.CustomResource]:
+def _drop_hook(obj: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
+    """The same transformation as coco's `components.cluster._drop_helm_hook`."""
+    if "helm.sh/hook" in ((obj.get("metadata") or {}).get("annotations") or {}):
+        obj.clear()
+        obj.update({"apiVersion": "v1", "kind": "List", "items": []})
+
+
+def _chart(name: str, options: dict[str, Any], opts: pulumi.ResourceOptions) -> k8s.helm.v3.Chart:
+    """A plain `helm.v3.Chart` of the captured template options (local path or chart ref)."""
+    common = {"namespace": options.get("namespace"), "values": options.get("values") or {}}
+    config: k8s.helm.v3.ChartOpts | k8s.helm.v3.LocalChartOpts
+    if "path" in options:
+        config = k8s.helm.v3.LocalChartOpts(
+            path=options["path"], transformations=[_drop_hook], **common
+        )
+    else:
+        config = k8s.helm.v3.ChartOpts(
+            chart=options["chart"],
+            version=options.get("version"),
+            transformations=[_drop_hook],
+            **common,
+        )
+    return k8s.helm.v3.Chart(name, config, opts=opts)
+
+
+def register(prepared: list[Prepared]) -> list[pulumi.Resource]:
     """The baseline program proper: one plain registration per object.
 
     Every Kubernetes object goes through the one explicit provider (as coco's do), created
     first from its own spec.
     """
     provider: pulumi.ProviderResource | None = None
-    created: list[pulumi.CustomResource] = []
+    created: list[pulumi.Resource] = []
     for p in prepared:
         kwargs = revive_secrets(p.kwargs)
         if p.generic_type is not None:
@@ -146,6 +177,10 @@ def register(prepared: list[Prepared]) -> list[pulumi.CustomResource]:
             assert isinstance(made, pulumi.ProviderResource)
             provider = made
             created.append(made)
+        elif p.factory is _chart:
+            # A component: its objects get the provider through `providers`, as coco's do.
+            charts = pulumi.ResourceOptions(providers=[provider] if provider else None)
+            created.append(_chart(p.name, opts=charts, **kwargs))
         else:
             opts = pulumi.ResourceOptions(provider=provider)
             created.append(p.factory(p.name, opts=opts, **kwargs))

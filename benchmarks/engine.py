@@ -3,9 +3,12 @@
 The mocks part isolates the Python program; this part shows what a user waits for: the
 CLI, the language host, the Python program, the Kubernetes provider's checks and the
 diffs. The program side is a copy of this project (Pulumi.yaml, __main__.py, components/,
-policies/, the dev stack file) with the repo's virtualenv linked in; the baseline is a bare
-project whose `__main__.py` registers the same Kubernetes objects (captured from the dev
-stack under mocks, provider settings included) with plain pulumi-kubernetes. Both run on a
+policies/, the dev stack file) with the repo's virtualenv and `.charts/` linked in; the
+baseline is a bare project whose `__main__.py` registers the same Kubernetes objects (captured
+from the dev stack under mocks, provider settings included) with plain pulumi-kubernetes, and
+templates the same kata-deploy chart with a plain `helm.v3.Chart` (the dev stack renders it;
+under mocks the chart's objects are not known, so the baseline does what the program does:
+hand the chart to the provider's `helm template`). Both run on a
 fresh temporary file backend with the engine built by scripts/setup.sh (scripts/env.sh sets
 PATH, PULUMI_HOME and the local passphrase), each once to warm the disk cache, then
 alternately, so load on the machine hits both sides alike.
@@ -99,7 +102,15 @@ def _program_project(root: Path) -> Path:
     (proj / "stacks").mkdir()
     shutil.copy2(measure.REPO / "stacks" / f"Pulumi.{STACK}.yaml", proj / "stacks")
     (proj / ".venv").symlink_to(measure.REPO / ".venv")
+    _link_charts(proj)
     return proj
+
+
+def _link_charts(proj: Path) -> None:
+    """The repo's `.charts/` (scripts/charts.sh): the dev stack renders kata-deploy from it."""
+    charts = measure.REPO / ".charts"
+    if charts.is_dir():
+        (proj / ".charts").symlink_to(charts, target_is_directory=True)
 
 
 def _baseline_project(root: Path) -> tuple[Path, int]:
@@ -110,6 +121,7 @@ def _baseline_project(root: Path) -> tuple[Path, int]:
     (proj / "Pulumi.yaml").write_text(BASELINE_PULUMI_YAML.format(venv=measure.REPO / ".venv"))
     (proj / "__main__.py").write_text(BASELINE_MAIN)
     shutil.copy2(Path(__file__).with_name("baseline.py"), proj / "baseline.py")
+    _link_charts(proj)
     return proj, int(captured.result["resources"])
 
 

@@ -199,7 +199,7 @@ def capture_stack(stack: str, specs_path: Path) -> dict[str, Any]:
     """
     import pulumi
 
-    from benchmarks.baseline import PROVIDER_TYPE
+    from benchmarks.baseline import CHART_TYPE, PROVIDER_TYPE
 
     _preload_program()
     config, secret_keys = stack_pulumi_config(stack)
@@ -210,6 +210,11 @@ def capture_stack(stack: str, specs_path: Path) -> dict[str, Any]:
         s
         for s in _specs_of(mocks)
         if s["type"] == PROVIDER_TYPE or s["type"].startswith("kubernetes:")
+    ]
+    # A rendered chart (the dev stack's kata-deploy): the baseline templates the same chart
+    # with the same options through its own plain `helm.v3.Chart`.
+    specs += [
+        {"type": CHART_TYPE, "name": opts["release_name"], "inputs": opts} for opts in mocks.charts
     ]
     specs_path.write_text(json.dumps(specs))
     return {"resources": len(specs), "all_custom": mocks.count, "components": mocks.components}

@@ -48,7 +48,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels, releases, tee
+from components import kata_chart, labels, releases, tee
 from components.settings import BareMetalCluster
 
 # --------------------------------------------------------------------------- pins and names
@@ -283,6 +283,7 @@ def kata_deploy_values(
         # CRD exists, so the same stack would render differently depending on install order.
         "nodeFeatureRules": {"create": tee_keys_advertised(settings)},
         "nodeSelector": dict(sorted(node_selector.items())),
+        **kata_chart.image_values(settings.install.image),
     }
 
 
@@ -534,7 +535,7 @@ class ConfidentialCluster(pulumi.ComponentResource):
         )
         chart = settings.install.chart
         config: k8s.helm.v3.ChartOpts | k8s.helm.v3.LocalChartOpts
-        if chart.startswith(("/", "./", "../")):
+        if kata_chart.is_local_chart(chart):
             # A chart folder (Helm's own rule: a path starts with / or .); its version is
             # what its Chart.yaml says, which the render test compares with the pin.
             config = k8s.helm.v3.LocalChartOpts(

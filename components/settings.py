@@ -46,7 +46,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from components import releases, tee
+from components import kata_chart, releases, tee
 from components.config_types import DnsLabel, Model, SecretKeyRef
 from components.guest_features import ImageSignatures, SealedEnvVar, guest_problems
 from components.layer_settings import LayerSettings
@@ -143,6 +143,18 @@ class KataInstall(Model):
     )
     namespace: DnsLabel = "kata-system"
     snapshotter: Literal["nydus", "none"] = "nydus"
+    image: str | None = Field(
+        default=None,
+        description=(
+            "kata-deploy's DaemonSet image pinned by digest (name@sha256:<hex>); default: the "
+            "chart's tag (quay.io/kata-containers/kata-deploy:<version>). docs/charts.md."
+        ),
+    )
+
+    @field_validator("image")
+    @classmethod
+    def _digest(cls, v: str | None) -> str | None:
+        return None if v is None else kata_chart.check_image(v)
 
 
 class BareMetalCluster(Model):
@@ -728,6 +740,14 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                     "nodes yourself, or deploy to a cluster",
                 )
             )
+    if (
+        isinstance(s.cluster, BareMetalCluster)
+        and s.cluster.install.method == "chart"
+        and kata_chart.is_local_chart(s.cluster.install.chart)
+    ):
+        why = kata_chart.local_chart_problem(s.cluster.install.chart, s.cluster.install.version)
+        if why:
+            problems.append(Problem(f"{NAMESPACE}:cluster.install.chart", why))
     if (
         isinstance(s.cluster, BareMetalCluster)
         and s.cluster.install.method == "chart"

@@ -5,8 +5,9 @@
     python examples/embed_dev.py --state-dir /tmp/s --render-dir /tmp/out
 
 The dev stack runs the coco-dev runtime and renders its manifests to a folder, so this
-needs no cluster: `up` writes the manifests, policies and init-data, `destroy` removes
-them again. The test suite runs this file (tests/test_e2e_automation.py).
+needs no cluster: `up` writes the manifests (kata-deploy's included, from the local chart
+scripts/setup.sh links), policies and init-data, `destroy` removes them again. The test
+suite runs this file (tests/test_e2e_automation.py).
 """
 
 from __future__ import annotations

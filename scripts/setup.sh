@@ -10,6 +10,7 @@
 #   COCO_TOOLS_HOME   where engine binaries go (default ~/.cache/coco-tools; never inside the repo)
 #   COCO_PYTHON       interpreter for creating .venv (default python3; needs >=3.11,<3.14)
 #   COCO_SKIP_VENV=1  skip the virtualenv step;  COCO_SKIP_ENGINE=1  skip the engine step
+#   COCO_SKIP_CHARTS=1  skip the local charts step (scripts/charts.sh: the dev stack's kata-deploy chart)
 #   COCO_FORCE_PIP=1  run pip even if pyproject.toml is unchanged
 #   COCO_BUILD_ENGINE=1  build the pinned engine even when your own Pulumi (>= the SDK's release,
 #                     with its Python language host) and kubernetes plugin could be used
@@ -283,6 +284,21 @@ setup_engine() {
   install_plugins
 }
 
+# ----------------------------------------------------------------------------------------------------
+# 3. Local charts (scripts/charts.sh): the kata-deploy chart the dev stack renders, from the pinned
+#    upstream archive into the tools cache, linked as .charts/. Not fatal when the archive cannot be
+#    had: only stacks naming a local chart need it, and their preview says so (coco:cluster.install.chart).
+# ----------------------------------------------------------------------------------------------------
+setup_charts() {
+  local rc=0
+  bash "$REPO/scripts/charts.sh" || rc=$?
+  case "$rc" in
+    0) ;;
+    3) log "WARNING: no kata-deploy chart for the dev stack (see above); it needs one to render" ;;
+    *) die "scripts/charts.sh failed ($rc)" ;;
+  esac
+}
+
 main() {
   # One setup at a time per tools home (several work trees may share it).
   local tools_home="${COCO_TOOLS_HOME:-$HOME/.cache/coco-tools}"
@@ -294,6 +310,7 @@ main() {
   fi
   [ "${COCO_SKIP_VENV:-0}" = 1 ] || setup_venv
   [ "${COCO_SKIP_ENGINE:-0}" = 1 ] || setup_engine
+  [ "${COCO_SKIP_CHARTS:-0}" = 1 ] || setup_charts
   # shellcheck source=scripts/env.sh
   source "$REPO/scripts/env.sh"
   log "done. bin dir: $COCO_TOOLS_BIN"

@@ -95,6 +95,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def __init__(self) -> None:
         self.resources: list[Recorded] = []
+        self.helm_templates: list[dict[str, Any]] = []
+        """The options of each `kubernetes:helm:template` invoke (a rendered `helm.v3.Chart`),
+        answered with no objects: the Helm tier renders them with real Helm."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:  # type: ignore[type-arg]
         raw = dict(args.inputs)
@@ -107,6 +110,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:  # type: ignore[type-arg]
+        if args.token == "kubernetes:helm:template":
+            self.helm_templates.append(json.loads(args.args["jsonOpts"]))
+            return {"result": []}, []
         return dict(args.args), []
 
     # ------------------------------------------------------------------ queries for tests
@@ -195,7 +201,7 @@ class CloudMocks(RecordingMocks):
         if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
             config = base64.b64encode(b"apiVersion: v1\nkind: Config\n").decode()
             return {"kubeconfigs": [{"name": "clusterUser", "value": config}]}, []
-        return dict(args.args), []
+        return super().call(args)
 
 
 def resolve(build: Callable[[], Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, bool]]:

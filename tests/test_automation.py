@@ -132,7 +132,7 @@ def test_every_key_is_set_but_defaults_inside_are_left_out() -> None:
     assert dumped["cluster"] == {
         "kind": "baremetal",
         "tee": "none",
-        "install": {"method": "preinstalled"},
+        "install": {"chart": "./.charts/kata-deploy-4.1.0"},
     }
 
 
@@ -492,6 +492,16 @@ def test_render_retargets_and_says_what_it_leaves_to_gitops(tmp_path: Path) -> N
     assert settings.cluster.gpu is not None and not settings.cluster.gpu.operator.install
     assert any("kata-deploy" in n for n in notes) and any("GPU Operator" in n for n in notes)
     assert automation.validate(rendered).secrets_delivery() == "reference"
+
+
+def test_render_keeps_kata_deploy_from_a_local_chart(tmp_path: Path) -> None:
+    """The dev stack's kata-deploy comes from a local chart folder: rendered, not left out."""
+    spec = with_secrets(DEV)
+    rendered, notes = operations.render_settings(spec, tmp_path / "out")
+    assert isinstance(rendered.settings.cluster, BareMetalCluster)
+    assert rendered.settings.cluster.install.method == "chart"
+    assert rendered.settings.cluster.install.chart == "./.charts/kata-deploy-4.1.0"
+    assert any("rendered from ./.charts/kata-deploy-4.1.0" in n for n in notes), notes
 
 
 def test_missing_stack_is_a_deployment_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -80,8 +80,20 @@ class Project:
             pytest.fail(f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}")
         return out
 
-    def write_stack_file(self, name: str) -> dict[str, Any]:
-        """The repo's stack file, retargeted to render into this project's out/ folder."""
+    def link_local_charts(self) -> None:
+        """The repo's `.charts/` (scripts/charts.sh), so a stack naming `./.charts/...`
+        renders its chart offline from this copy as from the repo."""
+        charts = ROOT / ".charts"
+        if not (charts / "kata-deploy-4.1.0" / "Chart.yaml").is_file():
+            pytest.fail("no .charts/kata-deploy-4.1.0: run `bash scripts/setup.sh`")
+        (self.dir / ".charts").symlink_to(charts, target_is_directory=True)
+
+    def write_stack_file(self, name: str, local_chart: bool = False) -> dict[str, Any]:
+        """The repo's stack file, retargeted to render into this project's out/ folder.
+
+        kata-deploy is taken as `preinstalled` (no chart fetched), unless `local_chart` and
+        the stack names a local chart folder (the dev stack): that one is rendered as in the
+        repo."""
         doc = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text())
         # The example's KMS/Vault provider cannot be reached offline: the copy uses the
         # passphrase provider (with a private passphrase, see engine_env).
@@ -89,7 +101,11 @@ class Project:
         config = doc["config"]
         config["coco:kubernetes"] = {"renderDir": f"out/{self.stack}"}
         cluster = config["coco:cluster"]
-        cluster.setdefault("install", {})["method"] = "preinstalled"
+        install = cluster.setdefault("install", {})
+        if local_chart and str(install.get("chart", "")).startswith("./"):
+            self.link_local_charts()
+        else:
+            install["method"] = "preinstalled"
         if "gpu" in cluster:
             cluster["gpu"].setdefault("operator", {})["install"] = False
         path = self.dir / "stacks" / f"Pulumi.{self.stack}.yaml"
@@ -128,7 +144,7 @@ def ear_token(claim: str, platform: str) -> dict[str, Any]:
 @pytest.mark.parametrize("name", STACKS)
 def test_stack_lifecycle_with_the_real_engine(tmp_path: Path, name: str) -> None:
     project = Project(tmp_path, name)
-    config = project.write_stack_file(name)
+    config = project.write_stack_file(name, local_chart=True)
     project.pulumi("stack", "init")
     known_secrets = {}
     for key in secret_keys(config):
@@ -159,6 +175,11 @@ def test_stack_lifecycle_with_the_real_engine(tmp_path: Path, name: str) -> None
     for doc in docs:
         validate_manifest(doc)
     assert not [d for d in docs if d["kind"] == "Secret"], "rendering references Secrets only"
+    # The dev stack renders kata-deploy from its local chart (the whole cluster side), with
+    # no Helm hook (its post-delete cleanup Job would uninstall Kata on the first sync).
+    daemonsets = [d["metadata"]["name"] for d in docs if d["kind"] == "DaemonSet"]
+    assert daemonsets == (["kata-deploy"] if name == "dev" else [])
+    assert not [d for d in docs if "helm.sh/hook" in (d["metadata"].get("annotations") or {})]
 
     # Rendered Rego: OPA accepts it, and the KBS releases the secret to the rendered pod.
     (policy_cm,) = by_role(docs, "resource-policy")

@@ -48,6 +48,9 @@ class Copy:
         shutil.copytree(
             ROOT / "scripts", self.dir / "scripts", ignore=shutil.ignore_patterns("judges")
         )
+        # scripts/charts.sh (run by setup.sh) uses the judges' upstream_archive helper.
+        (self.dir / "scripts" / "judges").mkdir()
+        shutil.copy(ROOT / "scripts" / "judges" / "lib.sh", self.dir / "scripts" / "judges")
         (self.dir / "stacks").mkdir()
         (self.dir / ".venv").symlink_to(ROOT / ".venv", target_is_directory=True)
         self.state = tmp / "state"

@@ -108,3 +108,65 @@ def test_render_mode_renders_kata_deploy_offline(tmp_path: Path) -> None:
 
     project.pulumi("destroy", "--yes", "--skip-preview")
     assert not [p for p in project.render_dir.rglob("*") if p.is_file()]
+
+
+def _files(render_dir: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(render_dir)): p.read_bytes()
+        for p in sorted(render_dir.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_dev_stack_renders_the_whole_cluster_side_wherever_the_chart_lives(
+    tmp_path: Path,
+) -> None:
+    """The dev stack as shipped (`./.charts/kata-deploy-4.1.0`, the link scripts/setup.sh
+    makes) renders kata-deploy into out/dev offline: exactly `helm template --no-hooks` of
+    the program's values. Pointing `install.chart` at another copy of the same chart (the helm
+    judge's folder, by absolute path) changes nothing: no diff, byte-identical files."""
+    home = judge_dir("helm")
+    project = Project(tmp_path, "dev")
+    config = project.write_stack_file("dev", local_chart=True)
+    assert config["coco:cluster"]["install"]["chart"] == "./.charts/kata-deploy-4.1.0"
+    project.pulumi("stack", "init")
+    project.pulumi("up", "--yes", "--skip-preview")
+    before = _files(project.render_dir)
+
+    docs = rendered(project.render_dir)
+    plain = {k: v for k, v in config.items() if not (isinstance(v, dict) and "secure" in v)}
+    cluster = parse(strip_namespace(plain)).cluster
+    assert isinstance(cluster, BareMetalCluster)
+    values = kata_deploy_values(cluster, ["kata-qemu-coco-dev"])
+    chart = home / "charts" / "kata-deploy-4.1.0"
+    kata = {
+        (d["kind"], d["metadata"]["name"])
+        for d in docs
+        if "coco.confidentialcontainers.org/role" not in (d["metadata"].get("labels") or {})
+    }
+    assert kata == _helm_no_hooks(home, chart, values, tmp_path)
+    assert ("DaemonSet", "kata-deploy") in kata
+
+    # The same chart from another folder: nothing to change, and the same bytes.
+    path = project.dir / "stacks" / "Pulumi.dev.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["coco:cluster"]["install"]["chart"] = str(chart)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    project.pulumi("preview", "--expect-no-changes")
+    project.pulumi("up", "--yes", "--skip-preview")
+    assert _files(project.render_dir) == before
+    project.pulumi("destroy", "--yes", "--skip-preview")
+
+
+def test_dev_stack_without_its_chart_fails_at_preview_naming_the_key(tmp_path: Path) -> None:
+    project = Project(tmp_path, "dev")
+    path = project.dir / "stacks" / "Pulumi.dev.yaml"
+    doc = yaml.safe_load((ROOT / "stacks" / "Pulumi.dev.yaml").read_text())
+    doc["config"]["coco:kubernetes"] = {"renderDir": "out/dev"}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))  # no .charts/ in this copy
+    project.pulumi("stack", "init")
+    out = project.pulumi("preview", check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "coco:cluster.install.chart" in text and "scripts/setup.sh" in text, text
+    assert "Traceback" not in text

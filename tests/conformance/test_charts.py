@@ -32,6 +32,8 @@ from judges import judge_dir
 from test_stacks import STACK_NAMES, Run, run_stack
 
 from components import releases, tee
+from components.cluster import kata_deploy_values
+from components.settings import BareMetalCluster, parse, strip_namespace
 
 pytestmark = pytest.mark.conformance
 
@@ -88,10 +90,37 @@ class Install:
     name: str
     namespace: str
     values: dict[str, Any]
+    path: Path | None = None
+    """A local chart folder (render mode's `helm.v3.Chart`), rendered instead of the judge's."""
 
     @property
     def chart_name(self) -> str:
         return self.chart.rstrip("/").rsplit("/", 1)[-1]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def template_install(opts: dict[str, Any]) -> Install:
+    """A rendered `helm.v3.Chart` (the options of its `kubernetes:helm:template` invoke) as an
+    Install: a local chart's name and version are what its Chart.yaml says, which is what
+    the provider's `helm template` renders."""
+    name = opts["release_name"]
+    if "path" in opts:
+        path = ROOT / opts["path"]
+        meta = yaml.safe_load((path / "Chart.yaml").read_text())
+        chart, version = str(meta["name"]), str(meta["version"])
+    else:
+        path, chart, version = None, opts["chart"], opts["version"]
+    return Install(
+        resource=f"{name}-chart",
+        chart=chart,
+        version=version,
+        name=name,
+        namespace=opts["namespace"],
+        values=opts.get("values") or {},
+        path=path,
+    )
 
 
 def chart_dir(home: Path, chart_name: str, version: str) -> Path:
@@ -209,13 +238,15 @@ def render_stack(home: Path, stack: str, tmp: Path) -> StackRender:
                 values=i.get("values") or {},
             )
         )
+    # Render mode: kata-deploy as a client-side `helm.v3.Chart` (the dev stack).
+    installs += [template_install(opts) for opts in run.mocks.helm_templates]
     out = StackRender(stack, run, installs, release_depends_on=depends)
     for install in installs:
         if install.chart_name in NOT_RENDERED:
             continue
         out.rendered[install.resource] = helm_template(
             home,
-            chart_dir(home, install.chart_name, install.version),
+            install.path or chart_dir(home, install.chart_name, install.version),
             install.name,
             install.namespace,
             install.values,
@@ -285,14 +316,20 @@ def test_every_release_renders_from_the_pinned_chart(
 def test_release_set_is_what_the_stacks_install(renders: dict[str, StackRender]) -> None:
     """One release set: every stack installs the versions components/releases.py pins."""
     pins = {
-        releases.KATA_DEPLOY.chart: releases.KATA_DEPLOY.version,
-        releases.PEERPODS.chart: releases.PEERPODS.version,
-        releases.GPU_OPERATOR.chart: releases.GPU_OPERATOR.version,
-        releases.CERT_MANAGER.chart: releases.CERT_MANAGER.version,
+        pin.chart: pin.version
+        for pin in (
+            releases.KATA_DEPLOY,
+            releases.PEERPODS,
+            releases.GPU_OPERATOR,
+            releases.CERT_MANAGER,
+        )
     }
+    # A local chart folder (the dev stack's) is pinned by the name and version it holds.
+    local = {ref.rsplit("/", 1)[-1]: version for ref, version in pins.items()}
     for r in renders.values():
         for install in r.installs:
-            assert install.version == pins[install.chart], (r.stack, install.chart)
+            want = pins[install.chart] if install.path is None else local[install.chart_name]
+            assert install.version == want, (r.stack, install.chart)
 
 
 # --------------------------------------------------------------------------- kata-deploy
@@ -328,6 +365,45 @@ def test_kata_deploy_installs_exactly_the_needed_shims(
     assert env[f"PULL_TYPE_MAPPING_{arch}"] == ",".join(f"{s}:guest-pull" for s in shims)
     assert f"EXPERIMENTAL_FORCE_GUEST_PULL_{arch}" not in env
     assert f"ALLOWED_HYPERVISOR_ANNOTATIONS_{arch}" not in env
+
+
+KATA_DEPLOY_DIGEST = "quay.io/kata-containers/kata-deploy@sha256:" + "5e" * 32
+
+
+@pytest.mark.parametrize("image", [None, KATA_DEPLOY_DIGEST])
+def test_kata_deploy_image_is_the_pinned_override_or_the_charts_tag(
+    helm_home: Path, tmp_path: Path, image: str | None
+) -> None:
+    """`coco:cluster.install.image` reaches the DaemonSet exactly as given (kata-deploy
+    4.1.0 `_helpers.tpl` `kata-deploy.image` uses a reference containing `@` as is); without
+    it, the chart's default is the mutable tag `:<appVersion>`: no pinned source publishes a
+    digest for it."""
+    config = {
+        k: v
+        for k, v in yaml.safe_load((ROOT / "stacks" / "Pulumi.dev.yaml").read_text())[
+            "config"
+        ].items()
+        if not (isinstance(v, dict) and "secure" in v)
+    }
+    if image is not None:
+        config["coco:cluster"]["install"]["image"] = image
+    cluster = parse(strip_namespace(config)).cluster
+    assert isinstance(cluster, BareMetalCluster)
+    values = kata_deploy_values(cluster, ["kata-qemu-coco-dev"])
+    objects = helm_template(
+        helm_home,
+        chart_dir(helm_home, "kata-deploy", releases.KATA_DEPLOY.version),
+        "kata-deploy",
+        "kata-system",
+        values,
+        tmp_path,
+    )
+    (ds,) = [
+        o for o in objects if o["kind"] == "DaemonSet" and o["metadata"]["name"] == "kata-deploy"
+    ]
+    images = [c["image"] for c in ds["spec"]["template"]["spec"]["containers"]]
+    want = image or f"quay.io/kata-containers/kata-deploy:{releases.KATA_DEPLOY.app_version}"
+    assert images == [want]
 
 
 @pytest.mark.parametrize("stack", BARE_METAL)
