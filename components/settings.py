@@ -13,6 +13,7 @@ Config layout (namespace `coco:`), one structured key each:
     coco:trustee       KBS/AS/RVPS, TLS, resources (KBS secrets), policies, reference values
     coco:workloads     confidential pods/deployments
     coco:waivers       explicit, reasoned exceptions to the production checklist
+    coco:checklist     optional checks a stack opts in to (components/checklist.py)
     coco:protect       Pulumi `protect` on clusters, identities, KBS keys (default: production)
     coco:layer         two-stack layout: {kind: platform} or {kind: trust, platformStack}
 
@@ -47,6 +48,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from components import releases, tee
+from components.checklist import ChecklistSettings, signed_images_problems
 from components.config_types import DnsLabel, Model, SecretKeyRef
 from components.guest_features import ImageSignatures, SealedEnvVar, guest_problems
 from components.layer_settings import LayerSettings
@@ -67,6 +69,7 @@ TOP_LEVEL_KEYS = (
     "workloads",
     "manifests",
     "waivers",
+    "checklist",
     "protect",
     "layer",
 )
@@ -449,6 +452,7 @@ Check = Literal[
     "unbound-resource-policy",
     "missing-reference-values",
     "unpinned-images",
+    "unsigned-images",
 ]
 CHECK_TEXT: dict[str, str] = {
     "coco-dev-runtime": "runtime class kata-qemu-coco-dev gives no hardware protection",
@@ -456,6 +460,8 @@ CHECK_TEXT: dict[str, str] = {
     "unbound-resource-policy": "a resource without init-data binding goes to any workload",
     "missing-reference-values": "without reference values the AS cannot affirm any measurement",
     "unpinned-images": "an image not pinned by digest can change under the same name",
+    "unsigned-images": "an image no signature policy covers runs whatever the registry serves "
+    "(only with coco:checklist.requireSignedImages)",
 }
 
 
@@ -478,6 +484,11 @@ class StackSettings(Model):
         "(components/manifests.py, docs/workloads.md).",
     )
     waivers: list[Waiver] = Field(default_factory=list)
+    checklist: ChecklistSettings | None = Field(
+        default=None,
+        description="Optional checks the stack opts in to (components/checklist.py); "
+        "default: none.",
+    )
     protect: bool | None = Field(
         default=None,
         description="Pulumi `protect` on clusters, cloud identities and KBS keys "
@@ -695,6 +706,7 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                 )
             )
     problems += guest_problems(s)
+    problems += signed_images_problems(s)
     if is_secret is not None:
         problems += _secret_ref_problems(s, is_secret)
     rv_problems = reference_value_problems(
