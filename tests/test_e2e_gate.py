@@ -147,3 +147,26 @@ def test_up_script_never_uses_the_public_passphrase_for_production(tmp_path: Pat
     assert "PULUMI_CONFIG_PASSPHRASE" in text, "the engine asks for the stack's own passphrase"
     project.env["PULUMI_CONFIG_PASSPHRASE"] = "e2e-gate-private-passphrase"
     assert project.resources("prod-drop") == []
+
+
+def test_up_script_enforces_the_optional_signature_check_once_opted_in(tmp_path: Path) -> None:
+    """A valid production stack opted in to coco:checklist.requireSignedImages, its settings
+    check waived (the settings waiver does not bind the pack): the generated policy config
+    makes images-signature-verified mandatory, and the engine refuses the unsigned workload.
+    The rule reads init-data, unknown on a first preview, so it bites during `up`."""
+    project = Copy(tmp_path, passphrase="e2e-gate-private-passphrase")
+    config = gate_stack("production")
+    config["coco:cluster"]["tee"] = "tdx"
+    config["coco:workloads"][0]["runtimeClass"] = "kata-qemu-tdx"
+    config["coco:trustee"]["referenceValues"] = {"mr_td": ["ab" * 48]}
+    config["coco:checklist"] = {"requireSignedImages": True}
+    config["coco:waivers"] = [
+        {"check": "unsigned-images", "reason": "e2e: the settings waiver does not bind the pack"}
+    ]
+    project.init("prod-signed", config)
+    out = project.run("bash", "scripts/up.sh", "prod-signed", check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, text[-6000:]
+    assert "images-signature-verified" in text and "[mandatory]" in text, text[-6000:]
+    assert "image_security_policy_uri" in text
+    assert "no-coco-dev-runtime" not in text, "only the opted-in rule objects"
