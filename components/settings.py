@@ -50,7 +50,7 @@ from pydantic.alias_generators import to_camel
 from components import releases, tee
 from components.checklist import ChecklistSettings, signed_images_problems
 from components.config_types import DnsLabel, Model, SecretKeyRef
-from components.guest_features import ImageSignatures, SealedEnvVar, guest_problems
+from components.guest_features import ImageSignatures, SealedEnvVar, SealedFile, guest_problems
 from components.layer_settings import LayerSettings
 from components.manifest_settings import ManifestSource
 from components.peerpods.settings import PeerPodsCluster
@@ -345,6 +345,10 @@ class ContainerSettings(Model):
     sealed_env: list[SealedEnvVar] = Field(
         default_factory=list,
         description="Env vars unsealed in the guest from KBS resources (docs/guest-features.md).",
+    )
+    sealed_files: list[SealedFile] = Field(
+        default_factory=list,
+        description="Files unsealed in the guest from KBS resources (docs/guest-features.md).",
     )
 
     @field_validator("working_dir")
