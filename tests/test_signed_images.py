@@ -396,3 +396,21 @@ def test_the_programs_unsigned_objects_fail_the_rule(tmp_path: Path) -> None:
     resources = [Resource(r) for r in render(config).kubernetes()]
     findings = images_signature_verified(resources)
     assert len(findings) == 2 and all("image_security_policy_uri" in f.message for f in findings)
+
+
+def test_the_worked_example_stack_opts_in_and_passes_the_rule() -> None:
+    """stacks/Pulumi.baremetal-snp.yaml, the README's worked example: sealed env and file, a
+    signed and an encrypted image, opted in; what the program renders for it passes the rule,
+    which its generated policy config makes mandatory."""
+    from test_stacks import run_stack
+
+    from automation.operations import policy_config
+
+    run = run_stack("baremetal-snp")
+    (w,) = run.settings.workloads
+    (c,) = w.containers
+    assert c.sealed_env and c.sealed_files and w.image_signatures and w.image_decryption_keys
+    assert policy_config(run.settings)[POLICY]["enforcementLevel"] == "mandatory"
+    resources = [Resource(r) for r in run.mocks.kubernetes()]
+    assert [r for r in resources if confidential_pod(r.resource_type, r.props)]
+    assert images_signature_verified(resources) == []
