@@ -60,12 +60,12 @@ class ConfidentialOptions:
     registry: RegistryAccess | None = None
     """Private registry under guest pull (policies/registry.py): the pod's imagePullSecrets
     are refused, since they would hand the credentials to the host."""
-    image_security_policy_uri: str | None = None
-    """`kbs:///...` of the image signature policy the guest's image-rs enforces (cdh.toml
-    `[image]`), for a `coco:manifests` source with `imageSignatures`."""
     """When set, the object and its pods get coco's labels (role `workload`, this
     environment), so the policy pack's production checklist applies to them as to coco's own
     workloads (policies/pack/objects.py `is_production`)."""
+    image_security_policy_uri: str | None = None
+    """`kbs:///...` of the image signature policy the guest's image-rs enforces (cdh.toml
+    `[image]`), for a `coco:manifests` source with `imageSignatures`."""
 
     def __post_init__(self) -> None:
         spec = tee.lookup(self.runtime_class)  # raises for an unknown class
