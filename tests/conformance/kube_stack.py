@@ -180,7 +180,8 @@ def install_nfd_crds(cluster: KubeCluster, chart: Path) -> list[str]:
         path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
         while not any(
             c["type"] == "Established" and c["status"] == "True"
-            for c in (cluster.get(path) or {}).get("status", {}).get("conditions", [])
+            # A CRD just created may report `status: {conditions: null}`: not yet established.
+            for c in ((cluster.get(path) or {}).get("status") or {}).get("conditions") or []
         ):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"CRD {name} not Established within 60 s")
