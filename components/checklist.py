@@ -6,7 +6,9 @@ pipeline, keys): those are opt-in here, so production stacks that never asked fo
 passing, and a stack that asks gets the same two gates as the mandatory ones: settings
 validation refuses it at preview naming the key (waivable with a reasoned
 `coco:waivers[].check`), and the policy pack's matching rule is switched on in the stack's
-policy config (policies/pack/production.py `stack_policy_config`).
+policy config (policies/pack/production.py `stack_policy_config`). Opting in is explicit, so
+the settings refuse in every environment; the pack rule is mandatory in production and
+advisory elsewhere, like the rest of the pack.
 
 - `requireSignedImages` (waiver `unsigned-images`, pack rule `images-signature-verified`):
   every image of every confidential workload, coco's own (`coco:workloads`) and transformed
