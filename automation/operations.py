@@ -118,7 +118,10 @@ def policy_config(
 ) -> dict[str, Any]:
     """The coco pack's `--policy-pack-config` document for a stack (levels and hardware)."""
     return stack_policy_config(
-        settings.environment, settings.hardware, load_policy_exceptions(exceptions)
+        settings.environment,
+        settings.hardware,
+        load_policy_exceptions(exceptions),
+        opted_in=settings.checklist.opted_in_policies() if settings.checklist else (),
     )
 
 

@@ -36,6 +36,29 @@ def fake_pem(label: str, seed: str) -> str:
     )
 
 
+SEALED_SECRET_SIGNER = "sealed-secret-signer"
+"""components/stack.py's ES256 key signs sealed secrets while the program runs: it must be a
+real P-256 key (derived from the name, so runs stay identical)."""
+
+
+def p256_from_seed(seed: str) -> tuple[str, str]:
+    """(private PKCS#8 PEM, public PEM) of a P-256 key derived from `seed`."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    scalar = int.from_bytes(hashlib.sha256(seed.encode()).digest(), "big") % (2**255) + 1
+    key = ec.derive_private_key(scalar, ec.SECP256R1())
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
 @dataclass(frozen=True)
 class Registration:
     """One custom resource as the engine saw it (inputs with secret wrappers left in)."""
@@ -75,6 +98,10 @@ class BenchMocks(pulumi.runtime.Mocks):
             state["private_key_pem"] = rpc.wrap_rpc_secret(fake_pem("PRIVATE KEY", args.name))
             state["public_key_pem"] = fake_pem("PUBLIC KEY", "pub:" + args.name)
             state["cert_pem"] = fake_pem("CERTIFICATE", "cert:" + args.name)
+            if args.name == SEALED_SECRET_SIGNER:
+                private, public = p256_from_seed(args.name)
+                state["private_key_pem"] = rpc.wrap_rpc_secret(private)
+                state["public_key_pem"] = public
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:  # type: ignore[type-arg]

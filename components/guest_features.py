@@ -59,6 +59,74 @@ class SealedEnvVar(Model):
         return _resource_path(v)
 
 
+UNSEAL_SKIPPED_SUFFIXES = ("resolv.conf", "termination-log", "hostname", "hosts", "serviceaccount")
+"""kata-containers 4.1.0 `src/agent/src/rpc.rs` `is_sealed_secret_path`: a mount whose shared
+source (`.../<cid>-<16 hex>-<last segment of mountPath>`) *ends with* one of these is never
+unsealed, so a sealed file's directory may not end with one."""
+_FILE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class SealedFile(Model):
+    """A file the Kata agent unseals in the guest from a KBS resource (a Secret volume).
+
+    kata-containers 4.1.0 `src/agent/src/rpc.rs` `cdh_handler_sealed_secrets` runs for every
+    CreateContainer: each mount whose source is in the guest's shared dir
+    (`is_sealed_secret_path`) goes to `confidential_data_hub/mod.rs` `unseal_file`, which
+    reads every regular file (or symlink to one: kubelet's AtomicWriter layout) starting
+    with `sealed.`, has the CDH unseal it, writes the value beside it as `<file>.unsealed` and
+    points the entry's symlink there. The program mounts the file's directory from a Secret
+    holding the sealed reference.
+    """
+
+    path: str = Field(
+        description="Absolute path of the file in the container; its directory becomes a "
+        "read-only Secret volume holding only this container's sealed files."
+    )
+    sealed_from: str = Field(
+        description="The KBS resource (repo/type/tag, declared in coco:trustee.resources) "
+        "holding the value; the Secret holds only a signed reference to it."
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        parts = v.split("/")
+        if not v.startswith("/") or v.endswith("/") or len(parts) < 3:
+            raise ValueError(
+                f"{v!r}: give an absolute file path below a directory, e.g. /run/secrets/db/key "
+                "(the directory is mounted as a Secret volume)"
+            )
+        if any(p in ("", ".", "..") for p in parts[1:]):
+            raise ValueError(f"{v!r} has an empty, '.' or '..' segment")
+        if not _FILE_NAME.match(parts[-1]) or parts[-1].startswith(".."):
+            raise ValueError(
+                f"{v!r}: the file name must be letters, digits, '_', '-', '.' and not start "
+                "with '..' (kubelet's own entries)"
+            )
+        directory = v.rsplit("/", 1)[0]
+        skipped = [x for x in UNSEAL_SKIPPED_SUFFIXES if directory.endswith(x)]
+        if skipped:
+            raise ValueError(
+                f"{v!r}: the Kata agent never unseals a mount whose directory ends with "
+                f"{skipped[0]!r} (kata 4.1.0 src/agent/src/rpc.rs is_sealed_secret_path): "
+                "use another directory name"
+            )
+        return v
+
+    @field_validator("sealed_from")
+    @classmethod
+    def _resource(cls, v: str) -> str:
+        return _resource_path(v)
+
+    @property
+    def directory(self) -> str:
+        return self.path.rsplit("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[1]
+
+
 def public_key_problem(pem: str) -> str | None:
     """Why `pem` is not a public key cosign verifies with (ECDSA P-256/P-384, RSA, Ed25519)."""
     try:
@@ -166,6 +234,27 @@ def guest_problems(s: StackSettings) -> list[Problem]:
                     )
                 seen.add(var.name)
                 check_resource(f"{key}.sealedFrom", var.sealed_from, w.name, "sealed secret")
+            paths: set[str] = set()
+            for k, f in enumerate(c.sealed_files):
+                key = f"{wkey}.containers[{j}].sealedFiles[{k}]"
+                if f.path in paths:
+                    problems.append(Problem(f"{key}.path", f"{f.path!r} is listed twice"))
+                paths.add(f.path)
+                if f.path in {x.directory for x in c.sealed_files}:
+                    problems.append(
+                        Problem(f"{key}.path", f"{f.path!r} is another sealed file's directory")
+                    )
+                shadowed = shadowed_runtime_mount(f.directory)
+                if shadowed:
+                    problems.append(
+                        Problem(
+                            f"{key}.path",
+                            f"the directory {f.directory!r} would be mounted over or inside "
+                            f"{shadowed!r}, which the runtime mounts itself: use a directory of "
+                            "your own, e.g. /run/secrets/<name>",
+                        )
+                    )
+                check_resource(f"{key}.sealedFrom", f.sealed_from, w.name, "sealed secret")
         if w.image_signatures is not None:
             for j, c in enumerate(w.containers):
                 if not is_pinned(c.image):
@@ -227,5 +316,19 @@ def guest_problems(s: StackSettings) -> list[Problem]:
 
 
 def sealed_users(s: StackSettings) -> list[str]:
-    """Workloads with at least one sealed env var (they read the signing key resource)."""
-    return sorted({w.name for w in s.workloads for c in w.containers if c.sealed_env})
+    """Workloads with at least one sealed env var or file (they read the signing key)."""
+    return sorted(
+        {w.name for w in s.workloads for c in w.containers if c.sealed_env or c.sealed_files}
+    )
+
+
+def shadowed_runtime_mount(directory: str) -> str | None:
+    """The runtime mount (policies/agent_container.py `CONTAINER_MOUNTS`) a volume at
+    `directory` would cover or sit inside, None when it touches none."""
+    from policies.agent_container import CONTAINER_MOUNTS
+
+    for m in CONTAINER_MOUNTS:
+        d = m.destination
+        if directory == d or d.startswith(directory + "/") or directory.startswith(d + "/"):
+            return d
+    return None

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from components.config_types import DnsLabel, Model
+from components.guest_features import ImageSignatures
 from policies.agent import AgentPolicySpec
 from policies.registry import RegistryAccess
 
@@ -35,6 +36,12 @@ class ManifestSource(Model):
     annotations: dict[str, str] = Field(default_factory=dict)
     registry: RegistryAccess | None = Field(
         default=None, description="Private registry under guest pull (policies/registry.py)."
+    )
+    image_signatures: ImageSignatures | None = Field(
+        default=None,
+        description="Keys that must have signed every image of every workload of the source "
+        "(any image: a chart's images are known only once it renders); images must be pinned "
+        "by digest (docs/guest-features.md).",
     )
 
     @model_validator(mode="after")

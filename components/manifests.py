@@ -19,8 +19,10 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components import podspec
+from components.guest_features import image_policy_path
 from components.manifest_settings import ManifestSource
 from components.transform import Confidential, ConfidentialOptions, dropped_hook, prepare
+from policies.sealed import kbs_uri
 
 
 def yaml_files(folder: Path) -> list[Path]:
@@ -57,10 +59,13 @@ def options_for(
         runtime_class=runtime_class,
         agent_policy=source.agent_policy,
         gpus=source.gpus,
-        require_digests=production,
+        require_digests=production or source.image_signatures is not None,
         annotations=dict(source.annotations),
         environment=environment,
         registry=source.registry,
+        image_security_policy_uri=(
+            kbs_uri(image_policy_path(source.name)) if source.image_signatures else None
+        ),
     )
 
 

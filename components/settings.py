@@ -13,6 +13,7 @@ Config layout (namespace `coco:`), one structured key each:
     coco:trustee       KBS/AS/RVPS, TLS, resources (KBS secrets), policies, reference values
     coco:workloads     confidential pods/deployments
     coco:waivers       explicit, reasoned exceptions to the production checklist
+    coco:checklist     optional checks a stack opts in to (components/checklist.py)
     coco:protect       Pulumi `protect` on clusters, identities, KBS keys (default: production)
     coco:layer         two-stack layout: {kind: platform} or {kind: trust, platformStack}
 
@@ -47,8 +48,9 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from components import kata_chart, releases, tee
+from components.checklist import ChecklistSettings, signed_images_problems
 from components.config_types import DnsLabel, Model, SecretKeyRef
-from components.guest_features import ImageSignatures, SealedEnvVar, guest_problems
+from components.guest_features import ImageSignatures, SealedEnvVar, SealedFile, guest_problems
 from components.layer_settings import LayerSettings
 from components.manifest_settings import ManifestSource
 from components.peerpods.settings import PeerPodsCluster
@@ -67,6 +69,7 @@ TOP_LEVEL_KEYS = (
     "workloads",
     "manifests",
     "waivers",
+    "checklist",
     "protect",
     "layer",
 )
@@ -355,6 +358,10 @@ class ContainerSettings(Model):
         default_factory=list,
         description="Env vars unsealed in the guest from KBS resources (docs/guest-features.md).",
     )
+    sealed_files: list[SealedFile] = Field(
+        default_factory=list,
+        description="Files unsealed in the guest from KBS resources (docs/guest-features.md).",
+    )
 
     @field_validator("working_dir")
     @classmethod
@@ -461,6 +468,7 @@ Check = Literal[
     "unbound-resource-policy",
     "missing-reference-values",
     "unpinned-images",
+    "unsigned-images",
 ]
 CHECK_TEXT: dict[str, str] = {
     "coco-dev-runtime": "runtime class kata-qemu-coco-dev gives no hardware protection",
@@ -468,6 +476,8 @@ CHECK_TEXT: dict[str, str] = {
     "unbound-resource-policy": "a resource without init-data binding goes to any workload",
     "missing-reference-values": "without reference values the AS cannot affirm any measurement",
     "unpinned-images": "an image not pinned by digest can change under the same name",
+    "unsigned-images": "an image no signature policy covers runs whatever the registry serves "
+    "(only with coco:checklist.requireSignedImages)",
 }
 
 
@@ -490,6 +500,11 @@ class StackSettings(Model):
         "(components/manifests.py, docs/workloads.md).",
     )
     waivers: list[Waiver] = Field(default_factory=list)
+    checklist: ChecklistSettings | None = Field(
+        default=None,
+        description="Optional checks the stack opts in to (components/checklist.py); "
+        "default: none.",
+    )
     protect: bool | None = Field(
         default=None,
         description="Pulumi `protect` on clusters, cloud identities and KBS keys "
@@ -707,6 +722,7 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                 )
             )
     problems += guest_problems(s)
+    problems += signed_images_problems(s)
     if is_secret is not None:
         problems += _secret_ref_problems(s, is_secret)
     rv_problems = reference_value_problems(

@@ -24,7 +24,7 @@ from components.settings import BareMetalCluster, KbsResource, StackSettings, fu
 from components.tls import SelfSignedTls
 from components.trustee import Trustee, TrusteeTls
 from components.workload import ConfidentialWorkload
-from policies.image_policy import render_image_policy
+from policies.image_policy import render_any_image_policy, render_image_policy
 from policies.registry import check_docker_config
 from policies.resource import ResourceGrant
 from policies.sealed import SIGNING_KEY_RESOURCE, public_jwk
@@ -96,11 +96,17 @@ def generated_grant(
     readers: list[str],
     digests: dict[str, str],
     runtime_classes: dict[str, str],
+    manifest_digests: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ResourceGrant:
-    """The rule for a resource the program generates, released to `readers` only."""
+    """The rule for a resource the program generates, released to `readers` only (a reader
+    naming a `coco:manifests` source stands for every workload in it)."""
+    sources = manifest_digests or {}
     return ResourceGrant(
         path=path,
-        initdata_digests=sorted({digests[r] for r in readers}),
+        initdata_digests=sorted(
+            {digests[r] for r in readers if r not in sources}
+            | {d for r in readers if r in sources for d in sources[r].values()}
+        ),
         platforms=sorted({platform_of(settings, runtime_classes[r]) for r in readers}),
     )
 
@@ -110,7 +116,8 @@ def public_resources(
 ) -> tuple[dict[str, pulumi.Input[str]], dict[str, list[str]]]:
     """The generated public KBS resources (path -> value) and their readers (path -> names):
     the sealed-secret verification key (a P-256 JWK, the `kid` every sealed secret names),
-    and per workload with `imageSignatures` its policy.json and cosign public keys."""
+    and per workload or manifests source with `imageSignatures` its policy.json and cosign
+    public keys (a source's policy needs the keys for any image: its chart renders later)."""
     values: dict[str, pulumi.Input[str]] = {}
     readers: dict[str, list[str]] = {}
     users = sealed_users(settings)
@@ -127,6 +134,16 @@ def public_resources(
         for k, path in zip(w.image_signatures.keys, key_paths, strict=True):
             values[path] = k.public_key
             readers[path] = [w.name]
+    for m in settings.manifests:
+        if m.image_signatures is None:
+            continue
+        key_paths = [image_key_path(m.name, k.name) for k in m.image_signatures.keys]
+        policy = image_policy_path(m.name)
+        values[policy] = render_any_image_policy(key_paths)
+        readers[policy] = [m.name]
+        for k, path in zip(m.image_signatures.keys, key_paths, strict=True):
+            values[path] = k.public_key
+            readers[path] = [m.name]
     return values, readers
 
 
@@ -279,7 +296,7 @@ def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) ->
                 for r in settings.trustee.resources
             ]
             + [
-                generated_grant(settings, p, public_readers[p], d[0], runtime_classes)
+                generated_grant(settings, p, public_readers[p], d[0], runtime_classes, d[1])
                 for p in sorted(public)
             ]
         )

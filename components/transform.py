@@ -69,6 +69,9 @@ class ConfidentialOptions:
     """When set, the object and its pods get coco's labels (role `workload`, this
     environment), so the policy pack's production checklist applies to them as to coco's own
     workloads (policies/pack/objects.py `is_production`)."""
+    image_security_policy_uri: str | None = None
+    """`kbs:///...` of the image signature policy the guest's image-rs enforces (cdh.toml
+    `[image]`), for a `coco:manifests` source with `imageSignatures`."""
 
     def __post_init__(self) -> None:
         spec = tee.lookup(self.runtime_class)  # raises for an unknown class
@@ -137,7 +140,7 @@ def prepare(obj: Mapping[str, Any], options: ConfidentialOptions) -> Prepared:
     if options.require_digests:
         unpinned = [
             f"{loc.field(f, i, 'image')}: {c.get('image')!r} has a tag but no digest; "
-            "production pins every image (name@sha256:...)"
+            "production and signature verification pin every image (name@sha256:...)"
             for f, i, c in podspec._containers(loc.pod_spec)
             if not is_pinned(c.get("image", ""))
         ]
@@ -199,7 +202,11 @@ def make_confidential(
     apply_spec(out, prepared.loc, options)
     algorithm = options.digest_algorithm
     initdata = render_initdata(
-        kbs, prepared.policy_rego, algorithm, image_pull=image_pull_entries(options.registry)
+        kbs,
+        prepared.policy_rego,
+        algorithm,
+        options.image_security_policy_uri,
+        image_pull=image_pull_entries(options.registry),
     )
     digest = initdata_claim_hex(
         initdata, algorithm, tee.lookup(options.runtime_class).initdata_field_len
@@ -265,8 +272,9 @@ class Confidential:
         field_len = tee.lookup(options.runtime_class).initdata_field_len
         policy = prepared.policy_rego
         pull = image_pull_entries(options.registry)
+        uri = options.image_security_policy_uri
         initdata = self._kbs.apply(
-            lambda kbs: render_initdata(kbs, policy, algorithm, image_pull=pull)
+            lambda kbs: render_initdata(kbs, policy, algorithm, uri, image_pull=pull)
         )
         digest = initdata.apply(lambda text: initdata_claim_hex(text, algorithm, field_len))
         meta = _pod_metadata(obj, prepared.loc)

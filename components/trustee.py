@@ -73,7 +73,7 @@ from policies.attestation import (
     attestation_policy,
     reference_values_json,
 )
-from policies.resource import ResourceGrant, render_resource_policy
+from policies.resource import ResourceGrant, public_resource_key, render_resource_policy
 
 # --------------------------------------------------------------------------- fixed layout
 
@@ -197,12 +197,6 @@ def render_kbs_config(settings: TrusteeSettings) -> str:
 def repository_file_name(path: str) -> str:
     """The file LocalFs reads for resource `repo/type/tag` (`/` stored as `\\x2F`)."""
     return path.replace("/", "\\x2F")
-
-
-def public_resource_key(path: str) -> str:
-    """ConfigMap key of a generated public resource (`\\x2F` is not a valid key character)."""
-    slug = re.sub(r"[^a-z0-9.]+", "-", path.lower()).strip("-")
-    return f"{slug[:200]}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
 
 
 def resource_secret_name(path: str) -> str:

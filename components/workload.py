@@ -9,6 +9,7 @@ digest as an output so the composition root can bind the workload's KBS secrets 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pulumi
@@ -17,9 +18,9 @@ import pulumi_kubernetes as k8s
 from components import labels, tee
 from components.guest_features import image_policy_path
 from components.service import service_spec
-from components.settings import WorkloadSettings, is_pinned
+from components.settings import ContainerSettings, WorkloadSettings, is_pinned
 from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env, render_agent_policy
-from policies.agent_container import ContainerPin
+from policies.agent_container import ContainerPin, host_file_volume_mount
 from policies.initdata import (
     INITDATA_ANNOTATION,
     KbsEndpoint,
@@ -58,6 +59,9 @@ def container_pins(settings: WorkloadSettings) -> dict[str, ContainerPin]:
             gid=c.run_as_group,
             read_only_root=c.read_only_root_filesystem,
             sealed_env=tuple(sealed_env_pattern(v.name, v.sealed_from) for v in c.sealed_env),
+            # A sealed file's directory is a Secret volume: a read-only bind from the shared
+            # dir, whose files the runtime copies in (CopyFile) and the agent unseals.
+            volume_mounts=tuple(host_file_volume_mount(d) for d in sealed_dirs(c)),
         )
         for i, c in enumerate(settings.containers)
     }
@@ -91,6 +95,41 @@ def sealed_secret_name(settings: WorkloadSettings) -> str:
 
 def sealed_secret_key(container: str, var: str) -> str:
     return f"{container}.{var}"
+
+
+def sealed_file_key(container: str, path: str) -> str:
+    """The Secret key of a sealed file (a path is not a valid key; env keys have no `-`)."""
+    return f"{container}.file-{hashlib.sha256(path.encode()).hexdigest()[:16]}"
+
+
+def sealed_dirs(container: ContainerSettings) -> list[str]:
+    """The directories of a container's sealed files, one Secret volume each."""
+    return sorted({f.directory for f in container.sealed_files})
+
+
+def sealed_volume_name(container: str, directory: str) -> str:
+    """A volume name (DNS label) per container and directory."""
+    digest = hashlib.sha256(f"{container}\0{directory}".encode()).hexdigest()[:16]
+    return f"sealed-{digest}"
+
+
+def sealed_volumes(settings: WorkloadSettings) -> list[dict[str, Any]]:
+    """The pod's Secret volumes for sealed files: each holds only its directory's files."""
+    return [
+        {
+            "name": sealed_volume_name(c.name, d),
+            "secret": {
+                "secretName": sealed_secret_name(settings),
+                "items": [
+                    {"key": sealed_file_key(c.name, f.path), "path": f.name}
+                    for f in sorted(c.sealed_files, key=lambda f: f.path)
+                    if f.directory == d
+                ],
+            },
+        }
+        for c in settings.containers
+        for d in sealed_dirs(c)
+    ]
 
 
 def image_security_policy_uri(settings: WorkloadSettings) -> str | None:
@@ -152,6 +191,14 @@ def pod_spec(settings: WorkloadSettings, runtime_class: str) -> dict[str, Any]:
         ]
         if env:
             container["env"] = env
+        # Sealed files: each directory a read-only Secret volume; the Kata agent unseals its
+        # `sealed.` files through the CDH before the container starts.
+        mounts = [
+            {"name": sealed_volume_name(c.name, d), "mountPath": d, "readOnly": True}
+            for d in sealed_dirs(c)
+        ]
+        if mounts:
+            container["volumeMounts"] = mounts
         if c.ports:
             container["ports"] = [{"containerPort": p} for p in c.ports]
         if c.working_dir is not None:
@@ -174,7 +221,11 @@ def pod_spec(settings: WorkloadSettings, runtime_class: str) -> dict[str, Any]:
                 if v
             }
         containers.append(container)
-    return {"runtimeClassName": runtime_class, "containers": containers}
+    spec: dict[str, Any] = {"runtimeClassName": runtime_class, "containers": containers}
+    volumes = sealed_volumes(settings)
+    if volumes:
+        spec["volumes"] = volumes
+    return spec
 
 
 class ConfidentialWorkload(pulumi.ComponentResource):
@@ -200,7 +251,7 @@ class ConfidentialWorkload(pulumi.ComponentResource):
         sealing_key_pem: pulumi.Output[str] | None = None,
     ) -> None:
         """`sealing_key_pem`: the stack's sealed-secret signing key (a secret), needed when
-        a container has `sealedEnv`."""
+        a container has `sealedEnv` or `sealedFiles`."""
         super().__init__("coco:workload:ConfidentialWorkload", name, None, opts)
         spec = tee.lookup(runtime_class)
         self.runtime_class = runtime_class
@@ -261,10 +312,16 @@ class ConfidentialWorkload(pulumi.ComponentResource):
             sealed_secret_key(c.name, v.name): v.sealed_from
             for c in settings.containers
             for v in c.sealed_env
+        } | {
+            sealed_file_key(c.name, f.path): f.sealed_from
+            for c in settings.containers
+            for f in c.sealed_files
         }
         if sealed:
             if sealing_key_pem is None:
-                raise ValueError(f"workload {settings.name!r} has sealedEnv but no signing key")
+                raise ValueError(
+                    f"workload {settings.name!r} has sealedEnv or sealedFiles but no signing key"
+                )
             # The sealed form is a signed reference, not the value: the Secret is not secret
             # to the host by design, but stays a Pulumi secret (signature over stack state).
             self.sealed_secret = k8s.core.v1.Secret(

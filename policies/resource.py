@@ -34,6 +34,7 @@ Upstream shapes this accepts, because they changed across trustee releases (all 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Annotated, Literal
@@ -42,6 +43,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from pydantic.alias_generators import to_camel
 
 from policies.initdata import claim_hex_to_base64
+
+
+def public_resource_key(path: str) -> str:
+    """ConfigMap key of a generated public KBS resource (`\\x2F` is not a valid key
+    character); components/trustee.py mounts each at its path, the policy pack reads it."""
+    slug = re.sub(r"[^a-z0-9.]+", "-", path.lower()).strip("-")
+    return f"{slug[:200]}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
+
 
 TrustLevel = Literal["affirming", "warning"]
 """EAR `ear.status` tiers a grant may require; `contraindicated` never releases anything."""

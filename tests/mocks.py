@@ -55,6 +55,29 @@ def _secret_paths(value: Any, prefix: str = "") -> Iterator[str]:
             yield from _secret_paths(v, f"{prefix}[{i}]")
 
 
+SEALED_SECRET_SIGNER = "sealed-secret-signer"
+"""components/stack.py's ES256 key: the program signs sealed secrets with it while it runs,
+so the mocks answer with a real P-256 key (derived from the name: renders stay identical)."""
+
+
+def p256_from_seed(seed: str) -> tuple[str, str]:
+    """(private PKCS#8 PEM, public PEM) of a P-256 key derived from `seed`."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    scalar = int.from_bytes(hashlib.sha256(seed.encode()).digest(), "big") % (2**255) + 1
+    key = ec.derive_private_key(scalar, ec.SECP256R1())
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
 def fake_pem(label: str, seed: str) -> str:
     """A PEM-shaped block whose body is derived from `seed` (stable across runs)."""
     body = base64.b64encode(hashlib.sha512(seed.encode()).digest() * 2).decode()
@@ -107,6 +130,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["private_key_pem"] = rpc.wrap_rpc_secret(fake_pem("PRIVATE KEY", args.name))
             state["public_key_pem"] = fake_pem("PUBLIC KEY", "pub:" + args.name)
             state["cert_pem"] = fake_pem("CERTIFICATE", "cert:" + args.name)
+            if args.name == SEALED_SECRET_SIGNER:
+                private, public = p256_from_seed(args.name)
+                state["private_key_pem"] = rpc.wrap_rpc_secret(private)
+                state["public_key_pem"] = public
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:  # type: ignore[type-arg]

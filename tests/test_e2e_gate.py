@@ -150,3 +150,54 @@ def test_up_script_never_uses_the_public_passphrase_for_production(tmp_path: Pat
     assert "PULUMI_CONFIG_PASSPHRASE" in text, "the engine asks for the stack's own passphrase"
     project.env["PULUMI_CONFIG_PASSPHRASE"] = "e2e-gate-private-passphrase"
     assert project.resources("prod-drop") == []
+
+
+def test_up_script_enforces_the_optional_signature_check_once_opted_in(tmp_path: Path) -> None:
+    """A valid production stack opted in to coco:checklist.requireSignedImages, its settings
+    check waived (the settings waiver does not bind the pack): the generated policy config
+    makes images-signature-verified mandatory, and the engine refuses the unsigned workload.
+    The rule reads init-data, unknown on a first preview, so it bites during `up`."""
+    project = Copy(tmp_path, passphrase="e2e-gate-private-passphrase")
+    config = gate_stack("production")
+    config["coco:cluster"]["tee"] = "tdx"
+    config["coco:workloads"][0]["runtimeClass"] = "kata-qemu-tdx"
+    config["coco:trustee"]["referenceValues"] = {"mr_td": ["ab" * 48]}
+    config["coco:checklist"] = {"requireSignedImages": True}
+    config["coco:waivers"] = [
+        {"check": "unsigned-images", "reason": "e2e: the settings waiver does not bind the pack"}
+    ]
+    project.init("prod-signed", config)
+    out = project.run("bash", "scripts/up.sh", "prod-signed", check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, text[-6000:]
+    assert "images-signature-verified" in text and "[mandatory]" in text, text[-6000:]
+    assert "image_security_policy_uri" in text
+    assert "no-coco-dev-runtime" not in text, "only the opted-in rule objects"
+
+
+def test_up_script_deploys_the_worked_example_with_the_signature_check_mandatory(
+    tmp_path: Path,
+) -> None:
+    """stacks/Pulumi.baremetal-snp.yaml (the README's worked example: sealed env and file,
+    signed and encrypted image, opted in), rendered: its policy config makes
+    images-signature-verified mandatory, and what the program renders passes it."""
+    project = Copy(tmp_path, passphrase="e2e-gate-private-passphrase")
+    doc = yaml.safe_load((ROOT / "stacks" / "Pulumi.baremetal-snp.yaml").read_text())
+    config = doc["config"]
+    config["coco:kubernetes"] = {"renderDir": "out/snp-example"}
+    config["coco:cluster"]["install"] = {"method": "preinstalled"}
+    project.write_stack("snp-example", config)
+    project.run("pulumi", "stack", "init", "snp-example", "--non-interactive")
+    for r in config["coco:trustee"]["resources"]:
+        project.pulumi("snp-example", "config", "set", "--secret", r["valueFrom"], "e2e-x-5c1d")
+    cfg = project.run("python", "-m", "automation", "policy-config", "--stack", "snp-example")
+    assert json.loads(cfg.stdout)["images-signature-verified"]["enforcementLevel"] == "mandatory"
+    out = project.run("bash", "scripts/up.sh", "snp-example", check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-6000:]
+    # The preview cannot run the rule (init-data unknown before the first update); `up`
+    # runs it on the real values at mandatory, and passes (the stack's Policies line: ✅).
+    assert "[mandatory]" not in text, text[-6000:]
+    rendered = "\n".join(p.read_text() for p in (project.dir / "out").rglob("*.yaml"))
+    assert "kbs:///coco/batch-signer-image-policy/policy.json" in rendered
+    project.pulumi("snp-example", "destroy", "--yes", "--skip-preview")

@@ -175,7 +175,7 @@ def trustee_objects(
 
 def test_one_policy_per_check_at_the_packs_level() -> None:
     names = [p.name for p in POLICIES]
-    assert len(names) == len(set(names)) == 6
+    assert len(names) == len(set(names)) == 7
     assert not [n for n in names if n.endswith("-advisory")], "no mandatory/advisory twins"
     # No level of their own: the pack's (mandatory) unless the stack's config sets one.
     assert all(p.enforcement_level is None for p in POLICIES)
@@ -191,7 +191,12 @@ def test_stack_config_sets_every_policys_level(environment: str, level: str) -> 
     tdx = tee.Hardware(host="baremetal", arch="x86_64", tee="tdx")
     config = stack_policy_config(environment, tdx)
     assert sorted(config) == sorted(p.name for p in POLICIES)
-    assert {c["enforcementLevel"] for c in config.values()} == {level}
+    # Optional rules (coco:checklist) are off for a stack that did not opt in.
+    assert {n for n, c in config.items() if c["enforcementLevel"] == "disabled"} == {
+        "images-signature-verified"
+    }
+    mandatory = {k: c for k, c in config.items() if k != "images-signature-verified"}
+    assert {c["enforcementLevel"] for c in mandatory.values()} == {level}
     assert config["runtime-class-matches-hardware"]["hardware"]["tee"] == "tdx"
     assert [k for k, c in config.items() if set(c) != {"enforcementLevel"}] == [
         "runtime-class-matches-hardware"

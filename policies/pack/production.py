@@ -29,7 +29,7 @@ carries the hardware the stack's `coco:cluster` declares.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Literal
 
 from pulumi_policy import (
@@ -44,7 +44,7 @@ from pulumi_policy import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from components import tee
-from policies.pack import checks
+from policies.pack import checks, signatures
 
 PACK_NAME = "coco-production"
 RUNTIME_CLASS_POLICY = "runtime-class-matches-hardware"
@@ -88,6 +88,11 @@ def hardware_config(hardware: tee.Hardware) -> dict[str, Any]:
 
 
 Level = Literal["mandatory", "advisory", "disabled"]
+
+OPTIONAL_POLICIES = frozenset({signatures.SIGNED_IMAGES_POLICY})
+"""Rules a stack opts in to (`coco:checklist`, components/checklist.py): `disabled` in the
+generated config of a stack that did not. Without any config they are mandatory like the
+rest (the run fails closed: it cannot know what the stack asked for)."""
 
 
 class PolicyException(BaseModel):
@@ -135,16 +140,26 @@ def stack_policy_config(
     environment: str,
     hardware: tee.Hardware | None,
     exceptions: Mapping[str, PolicyException] | None = None,
+    opted_in: Collection[str] = (),
 ) -> dict[str, Any]:
     """The `--policy-pack-config` document for one stack: a level for every policy (and the
-    declared hardware), exceptions laid over it. Sorted keys: the same stack, the same file."""
+    declared hardware), exceptions laid over it. Sorted keys: the same stack, the same file.
+
+    An `OPTIONAL_POLICIES` rule is `disabled` unless the stack opted in to it (`opted_in`,
+    from `coco:checklist`), then levelled like the others."""
+    unknown = sorted(set(opted_in) - OPTIONAL_POLICIES)
+    if unknown:
+        raise ValueError(f"not optional policies of {PACK_NAME}: {', '.join(unknown)}")
     config: dict[str, Any] = {}
     for policy in POLICIES:
-        entry: dict[str, Any] = {"enforcementLevel": level_for(environment)}
+        level: Level = level_for(environment)
+        if policy.name in OPTIONAL_POLICIES and policy.name not in opted_in:
+            level = "disabled"
+        entry: dict[str, Any] = {"enforcementLevel": level}
         if policy.name == RUNTIME_CLASS_POLICY and hardware is not None:
             entry |= hardware_config(hardware)
         exception = (exceptions or {}).get(policy.name)
-        if exception is not None:
+        if exception is not None and level != "disabled":  # an exception never raises
             entry["enforcementLevel"] = exception.enforcement_level
         config[policy.name] = entry
     return dict(sorted(config.items()))
@@ -214,6 +229,13 @@ POLICIES: list[Policy] = [
         "Reference values are provisioned to the RVPS (a non-empty reference-values ConfigMap).",
         checks.reference_values_provisioned,
     ),
+    _stack_policy(
+        signatures.SIGNED_IMAGES_POLICY,
+        "Optional (coco:checklist.requireSignedImages): every image of a confidential pod is "
+        "covered by the signature-verifying image policy its init-data's cdh.toml names and "
+        "the KBS serves.",
+        signatures.images_signature_verified,
+    ),
 ]
 """Every policy of the pack, one per check; levels come from the stack's config."""
 
@@ -223,5 +245,6 @@ SETTINGS_CHECKS: dict[str, str] = {
     "kbs-resource-policy-bound": "unbound-resource-policy",
     "reference-values-provisioned": "missing-reference-values",
     "images-pinned-by-digest": "unpinned-images",
+    signatures.SIGNED_IMAGES_POLICY: "unsigned-images",
 }
 """Pack policy -> the settings waiver (`coco:waivers[].check`) covering the same rule."""

@@ -23,6 +23,7 @@ import pytest
 import yaml
 from agent_requests import container_id as make_cid
 from agent_requests import (
+    copy_file,
     create_request,
     create_sandbox_request,
     exec_request,
@@ -32,10 +33,15 @@ from agent_requests import (
     shared_source,
 )
 from judges import judge_dir
+from mocks import p256_from_seed
 
 from components.settings import WorkloadSettings, parse, strip_namespace
-from components.workload import effective_agent_policy
+from components.workload import effective_agent_policy, sealed_dirs
 from policies.agent import AGENT_REQUESTS, AgentPolicySpec, render_agent_policy
+from policies.sealed import seal
+
+SEALING_KEY, _ = p256_from_seed("test-agent-judge")
+"""Any P-256 key: the policy pins a sealed env var's reference and key id, not the signature."""
 
 pytestmark = pytest.mark.conformance
 
@@ -138,12 +144,14 @@ class Pod:
         pin = self.spec.containers[c.name]
         argvs = self.spec.container_commands.get(c.image)
         argv = argvs[0] if argvs else ["/docker-entrypoint.sh", "serve"]
-        return create_request(
+        # Sealed env vars arrive as kubelet copies them from the Secret: the sealed reference.
+        sealed = [f"{v.name}={seal(v.sealed_from, SEALING_KEY)}" for v in c.sealed_env]
+        request = create_request(
             presented_image(c.image),
             cid=self.cid(c.name, attempt),
             args=list(argv),
             name=c.name,
-            env=pin.env,
+            env=[*pin.env, *sealed],
             namespace=self.settings.namespace,
             pod=self.pod,
             sandbox=self.sandbox,
@@ -153,6 +161,26 @@ class Pod:
             gid=pin.gid,
             read_only_root=pin.read_only_root,
         )
+        # Sealed files: each directory a Secret volume, bound read-only from the shared dir.
+        for d in sealed_dirs(c):
+            source = shared_source(request["container_id"], d.rsplit("/", 1)[1])
+            request["OCI"]["Mounts"].append(_mount(d, source, ["rbind", "rprivate", "ro"]))
+        return request
+
+
+def sealed_copies(c: Any, cid: str) -> list[dict[str, Any]]:
+    """What the runtime copies for a container's sealed-file Secret volumes (kubelet's
+    AtomicWriter layout: a timestamped directory, `..data` and one symlink per file)."""
+    stamp = "..2026_11_30_11_00_00.123456789"
+    out = []
+    for d in sealed_dirs(c):
+        root = shared_source(cid, d.rsplit("/", 1)[1])
+        names = [f.name for f in c.sealed_files if f.directory == d]
+        out += [copy_file(root, "Directory"), copy_file(f"{root}/{stamp}", "Directory")]
+        out += [copy_file(f"{root}/{stamp}/{n}") for n in names]
+        out.append(copy_file(f"{root}/..data", "Symlink", stamp))
+        out += [copy_file(f"{root}/{n}", "Symlink", f"..data/{n}") for n in names]
+    return out
 
 
 @pytest.fixture(params=WORKLOADS, ids=IDS)
@@ -186,7 +214,7 @@ def test_the_pod_starts_and_restarts(judge: Judge, pod: Pod) -> None:
     for attempt in (0, 1):
         for i, c in enumerate(pod.settings.containers):
             cid = pod.cid(c.name, attempt)
-            for copied in pod_copy_files(cid):
+            for copied in [*pod_copy_files(cid), *sealed_copies(c, cid)]:
                 assert ok("CopyFileRequest", copied), copied
             assert ok("CreateContainerRequest", pod.container(i, attempt)), c.name
             assert ok("StartContainerRequest", {"container_id": cid})

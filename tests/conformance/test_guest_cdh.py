@@ -43,13 +43,16 @@ from judges import judge_dir
 from kbs_harness import KbsPod, Rendered, render, stack_config
 
 from components.guest_features import image_key_path, image_policy_path
-from components.workload import sealed_secret_key
+from components.workload import sealed_file_key, sealed_secret_key
 from policies.sealed import SIGNING_KEY_RESOURCE, kbs_uri
 
 pytestmark = pytest.mark.conformance
 
 SECRET = "default/key/1"
 TIMEOUT_S = 90
+
+
+SEALED_FILE = "/run/secrets/demo/key"
 
 
 def _cosign_public_key() -> str:
@@ -62,17 +65,20 @@ def _cosign_public_key() -> str:
 
 
 def guest_config() -> dict[str, Any]:
-    """The dev stack; `hello` gets a sealed env var (from default/key/1) and image signatures,
+    """The dev stack; `hello` gets a sealed env var and file (from default/key/1) and image
+    signatures,
     and a second workload `other` (another image, so another init-data) reads nothing."""
     config = copy.deepcopy(stack_config("dev"))
     tls = config["coco:trustee"].setdefault("tls", {})
     tls["dnsNames"] = sorted({*tls.get("dnsNames", []), "localhost"})
     (hello,) = config["coco:workloads"]
     hello["containers"][0]["sealedEnv"] = [{"name": "DEMO_KEY", "sealedFrom": SECRET}]
+    hello["containers"][0]["sealedFiles"] = [{"path": SEALED_FILE, "sealedFrom": SECRET}]
     hello["imageSignatures"] = {"keys": [{"name": "release", "publicKey": _cosign_public_key()}]}
     other = {**copy.deepcopy(hello), "name": "other"}
     other.pop("imageSignatures")
     other["containers"][0].pop("sealedEnv")
+    other["containers"][0].pop("sealedFiles")
     other["containers"][0]["image"] = "registry.example.com/coco/other@sha256:" + "ab" * 32
     config["coco:workloads"] = [hello, other]
     return config
@@ -228,6 +234,15 @@ def test_cdh_unseals_the_programs_sealed_secret(rendered: Rendered, hello: Guest
     assert _decoded(hello.unseal(sealed)).decode() == rendered.resource_values[SECRET]
 
 
+def test_cdh_unseals_the_programs_sealed_file(rendered: Rendered, hello: Guest) -> None:
+    """A sealed file's content (the Secret item the agent finds in the mounted directory and
+    hands to the CDH, kata 4.1.0 `unseal_file`) unseals the same way; another init-data gets
+    nothing."""
+    content = rendered.workload_secrets["hello-sealed-secrets"][sealed_file_key("app", SEALED_FILE)]
+    assert content.startswith("sealed.") and rendered.resource_values[SECRET] not in content
+    assert _decoded(hello.unseal(content)).decode() == rendered.resource_values[SECRET]
+
+
 def test_a_tampered_sealed_secret_is_refused(rendered: Rendered, hello: Guest) -> None:
     """Same signature, another reference (the host pointing at another resource): refused."""
     header, payload, signature = sealed_of(rendered).removeprefix("sealed.").split(".")
@@ -324,7 +339,7 @@ def test_the_kata_agent_admits_exactly_the_sealed_reference(
     """The Kata agent's own policy engine (kata-policy judge) on `hello`'s rendered policy:
     the container starts with the sealed reference kubelet copies from the Secret, and not
     with another reference, a plain value, or without it."""
-    from agent_requests import create_request, presented_image
+    from agent_requests import create_request, presented_image, shared_source
     from test_agent_judge import Judge
 
     data = tomllib.loads(rendered.initdata["hello"])["data"]
@@ -358,6 +373,27 @@ def test_the_kata_agent_admits_exactly_the_sealed_reference(
         assert not starts([f"DEMO_KEY={other_ref}"])
         assert not starts(["DEMO_KEY=plain-text"])
         assert not starts([])
+
+        def with_mount(destination: str, options: list[str]) -> bool:
+            """The sealed file's directory as the runtime mounts a Secret volume."""
+            request = create_request(
+                presented_image(container.image),
+                name=container.name,
+                env=[f"DEMO_KEY={sealed}"],
+                namespace=hello_settings.namespace,
+                pod="hello-6674f9448-xjrzf",
+                cwd="/srv",
+                uid=65532,
+            )
+            source = shared_source(request["container_id"], "demo")
+            request["OCI"]["Mounts"].append(
+                {"destination": destination, "options": options, "source": source, "type_": "bind"}
+            )
+            return judge.allowed(policy, "CreateContainerRequest", request)
+
+        assert with_mount("/run/secrets/demo", ["rbind", "rprivate", "ro"])
+        assert not with_mount("/run/secrets/other", ["rbind", "rprivate", "ro"])
+        assert not with_mount("/run/secrets/demo", ["rbind", "rprivate", "rw"])
     finally:
         judge.close()
 
