@@ -35,14 +35,13 @@ ROLE = "coco.confidentialcontainers.org/role"
 
 
 class Consumer:
-    """A copy of the example project, its plugin path pointed at this checkout's package."""
+    """A copy of the example project, its `packages.coco` pointed at this checkout's package."""
 
     def __init__(self, tmp: Path, host: Path) -> None:
         self.dir = tmp / "consumer"
         shutil.copytree(EXAMPLE, self.dir, ignore=shutil.ignore_patterns("out"))
         doc = yaml.safe_load((self.dir / "Pulumi.yaml").read_text())
-        (plugin,) = doc["plugins"]["providers"]
-        plugin["path"] = str(ROOT / "package")
+        doc["packages"]["coco"] = str(ROOT / "package")
         (self.dir / "Pulumi.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
         (tmp / "state").mkdir()
         self.env = {
