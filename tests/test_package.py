@@ -15,11 +15,27 @@ import pytest
 from mocks import RecordingMocks, resolve
 from pulumi.provider.experimental.analyzer import Analyzer
 from pulumi.provider.experimental.schema import generate_schema
+from pydantic import BaseModel
 
 from components import tokens
 from components.package import components as package
+from components.package.args import (
+    ConfidentialWorkloadArgs,
+    ContainerArgs,
+    ContainerResourcesArgs,
+    InitDataArgs,
+    TlsArgs,
+    TrusteeArgs,
+)
 from components.package.provider import schema
-from components.settings import WorkloadSettings
+from components.settings import (
+    ContainerResources,
+    ContainerSettings,
+    InitDataSettings,
+    TlsSettings,
+    TrusteeSettings,
+    WorkloadSettings,
+)
 from components.workload import ConfidentialWorkload
 
 APP = "registry.example.com/app@sha256:" + "a" * 64
@@ -216,3 +232,52 @@ def test_bad_trustee_args_name_the_argument(mocks: RecordingMocks) -> None:
     text = str(err.value)
     assert "args.resources[0].path" in text and "repo/type/tag" in text
     assert "args.resources[0].platforms" in text
+
+
+# Settings fields the package deliberately does not offer, with the reason (docs/embedding.md).
+NOT_OFFERED = {
+    WorkloadSettings: {
+        "image_signatures": "needs KBS resources the program's stack builder generates",
+        "image_decryption_keys": "needs KBS resources the program's stack builder generates",
+    },
+    ContainerSettings: {"sealed_env": "needs the stack's sealed-secret signing key"},
+    TlsSettings: {
+        "mode": "only self-signed: provided reads the program's stack config keys",
+        "certificate_from": "a stack config key",
+        "private_key_from": "a stack config key",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("args_type", "model", "context"),
+    [
+        (
+            ConfidentialWorkloadArgs,
+            WorkloadSettings,
+            {"environment", "kbs_url", "kbs_certificate_pem"},
+        ),
+        (ContainerArgs, ContainerSettings, set()),
+        (ContainerResourcesArgs, ContainerResources, set()),
+        (InitDataArgs, InitDataSettings, set()),
+        (
+            TrusteeArgs,
+            TrusteeSettings,
+            {"environment", "kbs_certificate_pem", "kbs_private_key_pem", "tee_platforms"},
+        ),
+        (TlsArgs, TlsSettings, set()),
+    ],
+)
+def test_typed_args_mirror_the_settings_models(
+    args_type: type, model: type[BaseModel], context: set[str]
+) -> None:
+    """Every settings field is an argument of the same name or listed as not offered, and
+    every argument is a settings field or one the component takes itself: a field added to
+    the settings without the package (or the reverse) fails here."""
+    offered = set(args_type.__annotations__) - context
+    fields = set(model.model_fields)
+    skipped = set(NOT_OFFERED.get(model, {}))
+    # (TrusteeArgs.resources has its own type, KbsResourceArgs: a value and the readers'
+    # digests passed in, where the settings name a config key and workloads.)
+    assert offered <= fields, offered - fields
+    assert fields - offered == skipped
