@@ -31,6 +31,7 @@ pytestmark = pytest.mark.conformance
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "package_yaml"
+PLUGIN_DIR = ROOT / "package"
 ROLE = "coco.confidentialcontainers.org/role"
 
 
@@ -41,7 +42,7 @@ class Consumer:
         self.dir = tmp / "consumer"
         shutil.copytree(EXAMPLE, self.dir, ignore=shutil.ignore_patterns("out"))
         doc = yaml.safe_load((self.dir / "Pulumi.yaml").read_text())
-        doc["packages"]["coco"] = str(ROOT / "package")
+        doc["packages"]["coco"] = str(PLUGIN_DIR)
         (self.dir / "Pulumi.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
         (tmp / "state").mkdir()
         self.env = {
@@ -126,6 +127,10 @@ def test_a_yaml_program_deploys_coco_components_through_the_package(consumer: Co
     consumer.pulumi("preview", "--expect-no-changes")
     consumer.pulumi("destroy", "--yes", "--skip-preview")
     assert not [p for p in (consumer.dir / "out").rglob("*") if p.is_file()]
+    # The YAML host caches a plugin's schema as `schema-<name>.json` next to the plugin path it
+    # was given (pulumi sdk v3.215.0 workspace/plugins.go, when the plugin reports a version):
+    # through `packages:` it writes none, so the checkout stays clean.
+    assert not list(ROOT.glob("schema-coco*.json")) and not list(PLUGIN_DIR.glob("schema-*"))
 
 
 def test_a_bad_argument_is_refused_naming_it(consumer: Consumer) -> None:
