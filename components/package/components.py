@@ -31,7 +31,6 @@ from components.package.args import (
 from components.settings import (
     KbsResource,
     Problem,
-    SettingsError,
     TrusteeSettings,
     WorkloadSettings,
     check_resource_path,
@@ -49,8 +48,17 @@ _TRUSTEE_CONTEXT = (
 )
 
 
-class PackageArgsError(SettingsError):
-    """Invalid component arguments, each problem addressed as `args.<property>`."""
+class PackageArgsError(ValueError):
+    """Invalid component arguments, each problem addressed as `args.<property>` (the form of
+    `SettingsError`, whose problems name `coco:` config keys)."""
+
+    def __init__(self, problems: Iterable[Problem], where: str) -> None:
+        self.problems = list(problems)
+        n = len(self.problems)
+        lines = "\n".join(str(p) for p in self.problems)
+        super().__init__(
+            f"invalid arguments of {where} ({n} problem{'s' if n != 1 else ''}):\n{lines}"
+        )
 
 
 def _plain(value: Any) -> Any:
