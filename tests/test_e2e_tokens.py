@@ -2,7 +2,8 @@
 
 A stack deployed by the previous release holds URNs with the old tokens
 (`coco:workload:ConfidentialWorkload`, `coco:trustee:Tls`, ...) on the components and, through
-the parent type chain, on every child. The test deploys the dev stack (render mode), rewrites
+the parent type chain, on every child. The test deploys the dev stack with a `coco:manifests`
+chart (render mode: cluster, TLS, Trustee, workload and manifests components), rewrites
 its exported state to the old tokens as if the previous release had written it, imports it,
 and checks that the engine plans nothing but `same` steps (the aliases match components and,
 inherited, their children: no create, delete or replace) and that an `up` then moves the state
@@ -16,7 +17,8 @@ import re
 from pathlib import Path
 
 import pytest
-from test_e2e_engine import Project
+import yaml
+from test_e2e_engine import ROOT, Project
 
 from components import tokens
 
@@ -50,12 +52,26 @@ def change_summary(project: Project) -> dict[str, int]:
 def test_a_stack_deployed_with_the_old_tokens_keeps_its_resources(tmp_path: Path) -> None:
     project = Project(tmp_path, "dev")
     project.write_stack_file("dev")
+    # A `coco:manifests` chart too: its objects sit two components deep
+    # (ConfidentialManifests > helm Chart > objects), so their URNs carry both parent types.
+    path = project.dir / "stacks" / "Pulumi.dev.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["coco:manifests"] = [
+        {
+            "name": "shop",
+            "chart": str(ROOT / "tests/fixtures/charts/webapp"),
+            "namespace": "shop",
+            "values": {"image": {"digest": "sha256:" + "c" * 64}},
+        }
+    ]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
     project.pulumi("stack", "init")
     project.pulumi("up", "--yes", "--skip-preview")
     current = project.pulumi("stack", "export").stdout
     urns = [r["urn"] for r in json.loads(current)["deployment"]["resources"]]
     assert any("coco:index:ConfidentialWorkload" in u for u in urns)
     assert any("coco:index:TrusteeTls$" in u for u in urns), "children embed the parent type"
+    assert any("coco:index:ConfidentialManifests$kubernetes:helm.sh" in u for u in urns)
     before = {p: p.read_text() for p in sorted(project.render_dir.rglob("*.yaml"))}
 
     # The previous release's state: every URN, type and parent with the old tokens.
