@@ -48,7 +48,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import kata_chart, labels, releases, tee
+from components import kata_chart, labels, releases, tee, tokens
 from components.settings import BareMetalCluster
 
 # --------------------------------------------------------------------------- pins and names
@@ -390,7 +390,8 @@ class ConfidentialCluster(pulumi.ComponentResource):
         rendering: bool,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("coco:cluster:ConfidentialCluster", name, None, opts)
+        kind = "ConfidentialCluster"
+        super().__init__(tokens.token(kind), name, None, tokens.options(kind, opts))
         check_renderable(settings, rendering)
         check_selectable(settings)
         self.hardware = settings.hardware

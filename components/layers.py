@@ -30,7 +30,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import tee
+from components import tee, tokens
 from components.settings import BareMetalCluster, StackSettings, TrusteeSettings
 from components.stack import (
     Platform,
@@ -86,7 +86,9 @@ class ReferencedTls(TrusteeTls):
         exported: pulumi.Output[Any],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        pulumi.ComponentResource.__init__(self, "coco:trustee:Tls", name, None, opts)
+        pulumi.ComponentResource.__init__(
+            self, tokens.token("TrusteeTls"), name, None, tokens.options("TrusteeTls", opts)
+        )
         self.url = settings.service_url()
         self.dns_names, self.ip_addresses = certificate_names(settings)
         self.certificate_pem = pulumi.Output.unsecret(exported.apply(lambda t: t["certificatePem"]))

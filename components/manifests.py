@@ -18,7 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components import podspec
+from components import podspec, tokens
 from components.guest_features import image_policy_path
 from components.manifest_settings import ManifestSource
 from components.transform import Confidential, ConfidentialOptions, dropped_hook, prepare
@@ -118,7 +118,12 @@ class ConfidentialManifests(pulumi.ComponentResource):
         kbs_cert_pem: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("coco:workload:ConfidentialManifests", source.name, None, opts)
+        super().__init__(
+            tokens.token("ConfidentialManifests"),
+            source.name,
+            None,
+            tokens.options("ConfidentialManifests", opts),
+        )
         self.runtime_class = runtime_class
         self.confidential = Confidential(
             options_for(source, runtime_class, production, environment), kbs_url, kbs_cert_pem

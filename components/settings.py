@@ -82,6 +82,16 @@ _RESOURCE_PATH = re.compile(rf"^{_RESOURCE_SEGMENT}/{_RESOURCE_SEGMENT}/{_RESOUR
 _DIGEST_REF = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 
 
+def check_resource_path(v: str) -> str:
+    """A KBS resource path the KBS will serve, or a ValueError saying how to write one."""
+    if not _RESOURCE_PATH.match(v):
+        raise ValueError(
+            f"{v!r} is not a KBS resource path: use repo/type/tag, e.g. default/key/1, "
+            "each part made of letters, digits, `_`, `-`, `.` and not starting with `.`"
+        )
+    return v
+
+
 def is_pinned(image: str) -> bool:
     """True when an image reference names its content by sha256 digest."""
     return bool(_DIGEST_REF.match(image))
@@ -261,12 +271,7 @@ class KbsResource(Model):
     @field_validator("path")
     @classmethod
     def _path_shape(cls, v: str) -> str:
-        if not _RESOURCE_PATH.match(v):
-            raise ValueError(
-                f"{v!r} is not a KBS resource path: use repo/type/tag, e.g. default/key/1, "
-                "each part made of letters, digits, `_`, `-`, `.` and not starting with `.`"
-            )
-        return v
+        return check_resource_path(v)
 
     @model_validator(mode="after")
     def _bound(self) -> KbsResource:

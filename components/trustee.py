@@ -58,13 +58,13 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels
+from components import labels, tokens
 from components.settings import TrusteeSettings, full_key
 from components.tls import KeyAlgorithm, SelfSignedTls
 from policies.attestation import (
@@ -306,6 +306,15 @@ def _config_secret(ref: str) -> pulumi.Output[str]:
 # --------------------------------------------------------------------------- TLS
 
 
+class KbsIdentity(Protocol):
+    """What the Trustee serves HTTPS with: a `TrusteeTls`, or (in the component package,
+    components/package/) the certificate and key another component issued, passed in."""
+
+    url: str
+    certificate_pem: pulumi.Output[str]
+    private_key_pem: pulumi.Output[str]
+
+
 class TrusteeTls(pulumi.ComponentResource):
     """The KBS HTTPS identity: URL, certificate (public) and private key (secret).
 
@@ -331,7 +340,7 @@ class TrusteeTls(pulumi.ComponentResource):
         settings: TrusteeSettings,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("coco:trustee:Tls", name, None, opts)
+        super().__init__(tokens.token("TrusteeTls"), name, None, tokens.options("TrusteeTls", opts))
         self.url = settings.service_url()
         self.dns_names, self.ip_addresses = certificate_names(settings)
         child = pulumi.ResourceOptions(parent=self)
@@ -397,7 +406,7 @@ class Trustee(pulumi.ComponentResource):
         name: str,
         settings: TrusteeSettings,
         environment: str,
-        tls: TrusteeTls,
+        tls: KbsIdentity,
         grants: pulumi.Input[list[ResourceGrant]],
         resource_values: Mapping[str, pulumi.Output[str]],
         secrets_delivery: SecretsDelivery,
@@ -408,7 +417,7 @@ class Trustee(pulumi.ComponentResource):
         """`public_resources`: resources the program generates whose values are public
         (image policies, signature and sealed-secret verification keys), by path; served
         from a ConfigMap in the same repository volume, released by the same policy."""
-        super().__init__("coco:trustee:Trustee", name, None, opts)
+        super().__init__(tokens.token("Trustee"), name, None, tokens.options("Trustee", opts))
         public = dict(sorted((public_resources or {}).items()))
         clash = sorted(set(public) & {r.path for r in settings.resources})
         if clash:

@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels, tee
+from components import labels, tee, tokens
 from components.guest_features import image_policy_path
 from components.service import service_spec
 from components.settings import ContainerSettings, WorkloadSettings, is_pinned
@@ -237,7 +237,7 @@ class ConfidentialWorkload(pulumi.ComponentResource):
     """Hex of the digest as fitted to the TEE field: the value the attestation token carries."""
     agent_policy: str
     runtime_class: str
-    algorithm: tee.DigestAlgorithm
+    algorithm: str
 
     def __init__(
         self,
@@ -252,13 +252,18 @@ class ConfidentialWorkload(pulumi.ComponentResource):
     ) -> None:
         """`sealing_key_pem`: the stack's sealed-secret signing key (a secret), needed when
         a container has `sealedEnv` or `sealedFiles`."""
-        super().__init__("coco:workload:ConfidentialWorkload", name, None, opts)
+        super().__init__(
+            tokens.token("ConfidentialWorkload"),
+            name,
+            None,
+            tokens.options("ConfidentialWorkload", opts),
+        )
         spec = tee.lookup(runtime_class)
         self.runtime_class = runtime_class
-        self.algorithm = digest_algorithm(settings, runtime_class)
+        algorithm = digest_algorithm(settings, runtime_class)
+        self.algorithm = algorithm
         effective = effective_agent_policy(settings)
         self.agent_policy = render_agent_policy(effective)
-        algorithm = self.algorithm
         policy = self.agent_policy
         policy_uri = image_security_policy_uri(settings)
 

@@ -50,7 +50,7 @@ STACK_FILES = sorted((PROJECT_DIR / "stacks").glob("Pulumi.*.yaml"))
 DEV = PROJECT_DIR / "stacks" / "Pulumi.dev.yaml"
 STACK_URN = "urn:pulumi:prod::coco::pulumi:pulumi:Stack::coco-prod"
 DEPLOY_URN = (
-    "urn:pulumi:prod::coco::coco:workload:ConfidentialWorkload$kubernetes:apps/v1:Deployment::api"
+    "urn:pulumi:prod::coco::coco:index:ConfidentialWorkload$kubernetes:apps/v1:Deployment::api"
 )
 
 

@@ -441,7 +441,7 @@ def test_preinstalled_rendering_reads_nothing(mocks: ClusterMocks) -> None:
         preinstalled("none"), ["kata-qemu-coco-dev"], rendering=True
     )["cluster"]
     assert mocks.reads == []
-    assert [r.type for r in mocks.resources] == ["coco:cluster:ConfidentialCluster"]
+    assert [r.type for r in mocks.resources] == ["coco:index:ConfidentialCluster"]
     assert cluster.ready == []
     assert cluster.runtime_classes == ["kata-qemu-coco-dev"]
 

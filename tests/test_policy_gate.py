@@ -25,7 +25,7 @@ from automation.operations import PACK_DIR, gate_packs, policy_config
 from automation.spec import PROJECT_DIR
 
 DEPLOY_URN = (
-    "urn:pulumi:prod::coco::coco:workload:ConfidentialWorkload$kubernetes:apps/v1:Deployment::app"
+    "urn:pulumi:prod::coco::coco:index:ConfidentialWorkload$kubernetes:apps/v1:Deployment::app"
 )
 
 

@@ -50,7 +50,7 @@ RUNTIME_CLASS = "kubernetes:node.k8s.io/v1:RuntimeClass"
 
 
 def urn(kind: str, name: str) -> str:
-    return f"urn:pulumi:prod::coco::coco:workload:ConfidentialWorkload${kind}::{name}"
+    return f"urn:pulumi:prod::coco::coco:index:ConfidentialWorkload${kind}::{name}"
 
 
 def initdata_for(runtime_class: str, preset: str = "restrictive") -> tuple[str, str]:

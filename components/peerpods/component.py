@@ -38,7 +38,7 @@ from typing import Any, Protocol, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels, tee
+from components import labels, tee, tokens
 from components.peerpods.common import NODE_LABEL, CloudSide, common_config, k8s_provider
 from components.peerpods.settings import (
     AwsPeerPods,
@@ -152,7 +152,7 @@ class PeerPods(pulumi.ComponentResource):
         kbs_cert_pem: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("coco:peerpods:PeerPods", name, None, opts)
+        super().__init__(tokens.token("PeerPods"), name, None, tokens.options("PeerPods", opts))
         self.runtime_classes = list(RUNTIME_CLASSES)
         self.hardware = settings.hardware
         self.attestation_platform = attestation_platform(settings.cloud)
