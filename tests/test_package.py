@@ -240,7 +240,10 @@ NOT_OFFERED = {
         "image_signatures": "needs KBS resources the program's stack builder generates",
         "image_decryption_keys": "needs KBS resources the program's stack builder generates",
     },
-    ContainerSettings: {"sealed_env": "needs the stack's sealed-secret signing key"},
+    ContainerSettings: {
+        "sealed_env": "needs the stack's sealed-secret signing key",
+        "sealed_files": "needs the stack's sealed-secret signing key",
+    },
     TlsSettings: {
         "mode": "only self-signed: provided reads the program's stack config keys",
         "certificate_from": "a stack config key",

@@ -277,8 +277,16 @@ def test_edit_behind_pulumis_back_is_drift(tmp_path: Path, cluster: KubeCluster)
         and r["outputs"]["metadata"]["name"] == w["name"]
     ]
     assert dep["outputs"]["spec"]["replicas"] == replicas + 2
-    back = project.pulumi("preview", "--expect-no-changes", "--diff", check=False)
+    # The Deployment alone (targeted): the preview runs resources in parallel, and the
+    # ConfigMap's step below can end it before the Deployment's diff is printed.
+    back = project.pulumi(
+        "preview", "--expect-no-changes", "--diff", "--target", dep["urn"], check=False
+    )
     assert back.returncode != 0 and "replicas" in back.stdout, back.stdout
+    # The policy edit: a diff, or the API server's field-ownership conflict with the editor
+    # (docs/kube-judge.md); either way the edited key is named and nothing is in sync.
+    back = project.pulumi("preview", "--expect-no-changes", "--diff", check=False)
+    assert back.returncode != 0 and "policy.rego" in back.stdout + back.stderr, back.stdout
     # Undone on the cluster, refreshed: in sync again.
     cluster.merge_patch(path, {"spec": {"replicas": replicas}})
     cluster.merge_patch(cm_path, {"data": {"policy.rego": policy}})
