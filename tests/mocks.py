@@ -24,6 +24,10 @@ from typing import Any
 import pulumi
 from pulumi.runtime import rpc
 
+# The sealed-secret signer's real, name-derived P-256 key (components/stack.py signs with it
+# while the program runs); one definition for the tests and the benchmarks.
+from benchmarks.mocks import SEALED_SECRET_SIGNER, p256_from_seed
+
 DYNAMIC = "pulumi-python:dynamic:Resource"
 """components.tls.SelfSignedTls registers as a Python dynamic resource."""
 
@@ -53,29 +57,6 @@ def _secret_paths(value: Any, prefix: str = "") -> Iterator[str]:
     elif isinstance(value, list):
         for i, v in enumerate(value):
             yield from _secret_paths(v, f"{prefix}[{i}]")
-
-
-SEALED_SECRET_SIGNER = "sealed-secret-signer"
-"""components/stack.py's ES256 key: the program signs sealed secrets with it while it runs,
-so the mocks answer with a real P-256 key (derived from the name: renders stay identical)."""
-
-
-def p256_from_seed(seed: str) -> tuple[str, str]:
-    """(private PKCS#8 PEM, public PEM) of a P-256 key derived from `seed`."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    scalar = int.from_bytes(hashlib.sha256(seed.encode()).digest(), "big") % (2**255) + 1
-    key = ec.derive_private_key(scalar, ec.SECP256R1())
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 def fake_pem(label: str, seed: str) -> str:
