@@ -17,7 +17,7 @@ import base64
 import hashlib
 import json
 import textwrap
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -231,3 +231,33 @@ def resolve(build: Callable[[], Mapping[str, Any]]) -> tuple[dict[str, Any], dic
 
     program()
     return values, secret
+
+
+def config_values(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Stack config as the engine hands it to a program: strings as written, the rest JSON."""
+    return {f"{prefix}{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+
+
+def run_program(
+    mocks: pulumi.runtime.Mocks,
+    stack: str,
+    values: Mapping[str, str],
+    secret_keys: Iterable[str] = (),
+) -> None:
+    """Run the coco program (`build(load())`, as `__main__.py` does) under `mocks`, with
+    `values` as the stack config and `secret_keys` among them as secrets. The config is
+    cleared afterwards, failure or not, so no test sees another's."""
+    pulumi.runtime.set_mocks(mocks, project="coco", stack=stack, preview=False)
+    pulumi.runtime.set_all_config(dict(values), secret_keys=list(secret_keys))
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def program() -> None:
+        from components.settings import load
+        from components.stack import build
+
+        build(load())
+
+    try:
+        program()
+    finally:
+        pulumi.runtime.set_all_config({})

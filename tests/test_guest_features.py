@@ -18,12 +18,11 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from mocks import DYNAMIC, RecordingMocks
+from mocks import DYNAMIC, RecordingMocks, config_values, run_program
 from pulumi.runtime import rpc
 
 from components import trustee as kbs
 from components.settings import SettingsError, parse, secret_refs
-from components.stack import build
 from components.tls import _SelfSignedProvider
 from policies.image_policy import image_scope, render_image_policy
 from policies.initdata import decode_annotation
@@ -246,21 +245,8 @@ class KeyMocks(RecordingMocks):
 def render(config: dict[str, Any]) -> RecordingMocks:
     settings = parse(config)
     secrets = {f"coco:{ref}": f"value-of-{ref}" for _, ref in secret_refs(settings)}
-    values = {f"coco:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     mocks = KeyMocks()
-    pulumi.runtime.set_mocks(mocks, project="coco", stack="guest", preview=False)
-    pulumi.runtime.set_all_config(values | secrets, secret_keys=list(secrets))
-
-    @pulumi.runtime.test  # type: ignore[untyped-decorator]
-    def program() -> None:
-        from components.settings import load
-
-        build(load())
-
-    try:
-        program()
-    finally:
-        pulumi.runtime.set_all_config({})
+    run_program(mocks, "guest", config_values(config, "coco:") | secrets, secrets)
     return mocks
 
 

@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import base64
 import gzip
-import json
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
 import yaml
-from mocks import DecodingMocks, RecordingMocks
+from mocks import DecodingMocks, RecordingMocks, config_values, run_program
 
 from components import labels
 from components.settings import SettingsError, parse
-from components.stack import build
 from policies.initdata import INITDATA_ANNOTATION
 
 PINNED = "registry.example.com/shop/web@sha256:" + "ab" * 32
@@ -77,20 +74,7 @@ def config(path: Path, environment: str = "dev", tee: str = "none") -> dict[str,
 def run(data: dict[str, Any]) -> RecordingMocks:
     parse(data)  # the same validation `load` runs
     mocks = DecodingMocks()
-    pulumi.runtime.set_mocks(mocks, project="coco", stack="manifests", preview=False)
-    values = {f"coco:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
-    pulumi.runtime.set_all_config({**values, KEY: "s3cret-value"}, secret_keys=[KEY])
-
-    @pulumi.runtime.test  # type: ignore[untyped-decorator]
-    def program() -> None:
-        from components.settings import load
-
-        build(load())
-
-    try:
-        program()
-    finally:
-        pulumi.runtime.set_all_config({})
+    run_program(mocks, "manifests", config_values(data, "coco:") | {KEY: "s3cret-value"}, [KEY])
     return mocks
 
 

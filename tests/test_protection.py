@@ -6,19 +6,16 @@ so the test sees the `protect` flag exactly as the engine would receive it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
 import yaml
-from mocks import CloudMocks, RecordingMocks
+from mocks import CloudMocks, RecordingMocks, config_values, run_program
 from pulumi.runtime import mocks as runtime_mocks
 
-from components.settings import load, parse, secret_refs, strip_namespace
-from components.stack import build
+from components.settings import parse, secret_refs, strip_namespace
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,19 +44,8 @@ def run(name: str, overrides: dict[str, Any] | None = None) -> RecordingMocks:
     secrets = {
         ref if ":" in ref else f"coco:{ref}": f"test-{ref}" for _, ref in secret_refs(settings)
     }
-    values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()} | secrets
     recorder = CloudMocks()
-    pulumi.runtime.set_mocks(recorder, project="coco", stack=name, preview=False)
-    pulumi.runtime.set_all_config(values, secret_keys=list(secrets))
-
-    @pulumi.runtime.test  # type: ignore[untyped-decorator]
-    def program() -> None:
-        build(load())
-
-    try:
-        program()
-    finally:
-        pulumi.runtime.set_all_config({})
+    run_program(recorder, name, config_values(config) | secrets, secrets)
     return recorder
 
 

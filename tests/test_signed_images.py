@@ -14,16 +14,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
 import yaml
-from mocks import DecodingMocks, Recorded
+from mocks import DecodingMocks, Recorded, config_values, run_program
 from test_guest_features import DIGEST, base_config, p256, problems
 from test_policy_pack import IMAGE, KBS, config_map, deployment, run_stack
 
 from components import labels, tee
 from components.settings import parse, secret_refs
-from components.stack import build
 from components.transform import ConfidentialOptions, make_confidential
 from policies.agent import AgentPolicySpec, render_agent_policy
 from policies.image_policy import (
@@ -352,21 +350,8 @@ class Resource:
 def render(config: dict[str, Any]) -> DecodingMocks:
     settings = parse(config)
     secrets = {f"coco:{ref}": f"value-of-{ref}" for _, ref in secret_refs(settings)}
-    values = {f"coco:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     mocks = DecodingMocks()
-    pulumi.runtime.set_mocks(mocks, project="coco", stack="signed", preview=False)
-    pulumi.runtime.set_all_config(values | secrets, secret_keys=list(secrets))
-
-    @pulumi.runtime.test  # type: ignore[untyped-decorator]
-    def program() -> None:
-        from components.settings import load
-
-        build(load())
-
-    try:
-        program()
-    finally:
-        pulumi.runtime.set_all_config({})
+    run_program(mocks, "signed", config_values(config, "coco:") | secrets, secrets)
     return mocks
 
 

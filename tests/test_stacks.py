@@ -19,15 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
 import yaml
 from k8s_schema import as_manifest, has_schema, validate_manifest
-from mocks import CloudMocks, Recorded, RecordingMocks, is_secret
+from mocks import CloudMocks, Recorded, RecordingMocks, config_values, is_secret, run_program
 
 from components import tee
 from components.settings import StackSettings, parse, secret_refs, strip_namespace
-from components.stack import build
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_FILES = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
@@ -79,21 +77,8 @@ def run_stack(name: str) -> Run:
         ref if ":" in ref else f"coco:{ref}": f"test-secret-{ref}-0f9e8d7c"
         for _, ref in secret_refs(settings)
     }
-    values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in plain.items()} | secrets
     mocks = CloudMocks()
-    pulumi.runtime.set_mocks(mocks, project="coco", stack=name, preview=False)
-    pulumi.runtime.set_all_config(values, secret_keys=list(secrets))
-
-    @pulumi.runtime.test
-    def program() -> None:
-        from components.settings import load
-
-        build(load())
-
-    try:
-        program()
-    finally:
-        pulumi.runtime.set_all_config({})
+    run_program(mocks, name, config_values(plain) | secrets, secrets)
     return Run(settings, mocks, secrets)
 
 
