@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,19 @@ from k8s_schema import validate_manifest
 from opa import opa_check_text, opa_eval
 
 ROOT = Path(__file__).resolve().parent.parent
+WEBAPP_CHART = ROOT / "tests" / "fixtures" / "charts" / "webapp"
+
+
+def webapp_chart(digest: str) -> dict[str, Any]:
+    """A `coco:manifests` entry naming the fixture chart (namespace shop), image pinned."""
+    return {
+        "name": "shop",
+        "chart": str(WEBAPP_CHART),
+        "namespace": "shop",
+        "values": {"image": {"digest": digest}},
+    }
+
+
 PROJECT_FILES = ("__main__.py", "components", "policies")
 STACKS = ["dev", "baremetal-tdx", "baremetal-snp", "gpu-tdx", "s390x-se"]
 
@@ -112,6 +126,13 @@ class Project:
         path = self.dir / "stacks" / f"Pulumi.{self.stack}.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         return dict(config)
+
+    def edit_config(self, edit: Callable[[dict[str, Any]], None]) -> None:
+        """Change the written stack file's `config` in place (after `write_stack_file`)."""
+        path = self.dir / "stacks" / f"Pulumi.{self.stack}.yaml"
+        doc = yaml.safe_load(path.read_text())
+        edit(doc["config"])
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
 def secret_keys(config: dict[str, Any]) -> list[str]:

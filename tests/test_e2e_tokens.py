@@ -17,8 +17,7 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
-from test_e2e_engine import ROOT, Project
+from test_e2e_engine import Project, webapp_chart
 
 from components import tokens
 
@@ -54,17 +53,8 @@ def test_a_stack_deployed_with_the_old_tokens_keeps_its_resources(tmp_path: Path
     project.write_stack_file("dev")
     # A `coco:manifests` chart too: its objects sit two components deep
     # (ConfidentialManifests > helm Chart > objects), so their URNs carry both parent types.
-    path = project.dir / "stacks" / "Pulumi.dev.yaml"
-    doc = yaml.safe_load(path.read_text())
-    doc["config"]["coco:manifests"] = [
-        {
-            "name": "shop",
-            "chart": str(ROOT / "tests/fixtures/charts/webapp"),
-            "namespace": "shop",
-            "values": {"image": {"digest": "sha256:" + "c" * 64}},
-        }
-    ]
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    chart = webapp_chart("sha256:" + "c" * 64)
+    project.edit_config(lambda config: config.update({"coco:manifests": [chart]}))
     project.pulumi("stack", "init")
     project.pulumi("up", "--yes", "--skip-preview")
     current = project.pulumi("stack", "export").stdout

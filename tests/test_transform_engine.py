@@ -22,7 +22,15 @@ import yaml
 from k8s_schema import validate_manifest
 from mocks import fake_pem
 from opa import opa_eval
-from test_e2e_engine import Project, by_role, ear_token, engine_env, rendered
+from test_e2e_engine import (
+    WEBAPP_CHART,
+    Project,
+    by_role,
+    ear_token,
+    engine_env,
+    rendered,
+    webapp_chart,
+)
 
 from components import labels
 from policies.initdata import INITDATA_ANNOTATION, decode_annotation
@@ -33,43 +41,51 @@ ROOT = Path(__file__).resolve().parent.parent
 DIGEST = "sha256:" + "c" * 64
 
 
-def _pulumi(project: Path, env: dict[str, str], *args: str) -> str:
+def _run(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     cmd = ["pulumi", *args, "--stack", "demo", "--non-interactive"]
-    out = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _pulumi(project: Path, env: dict[str, str], *args: str) -> str:
+    out = _run(project, env, *args)
     if out.returncode != 0:
-        pytest.fail(f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}")
+        pytest.fail(f"pulumi {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
     return out.stdout
 
 
-def test_unmodified_chart_is_deployed_confidential(tmp_path: Path) -> None:
+def chart_example(
+    tmp_path: Path, chart: Path = WEBAPP_CHART, **config: Any
+) -> tuple[Path, dict[str, str]]:
+    """examples/confidential_chart copied into `tmp_path` with its `demo` stack initialised
+    on a fresh local backend: chart `chart`, rendering into out/, and `config` (keys without
+    the project prefix) on top. Returns the project folder and the engine environment."""
     project = tmp_path / "project"
     shutil.copytree(ROOT / "examples" / "confidential_chart", project)
     doc = yaml.safe_load((project / "Pulumi.yaml").read_text())
     doc["runtime"]["options"]["virtualenv"] = str(ROOT / ".venv")
     (project / "Pulumi.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     (tmp_path / "kbs.pem").write_text(fake_pem("CERTIFICATE", "kbs"))
-    values = {
-        "image": {"repository": "registry.example.com/library/nginx", "digest": DIGEST},
-        "migrations": {"enabled": True},
-    }
-    (project / "Pulumi.demo.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "config": {
-                    "confidential-chart:chart": str(ROOT / "tests/fixtures/charts/webapp"),
-                    "confidential-chart:kbsUrl": "https://kbs.example.com:8080",
-                    "confidential-chart:kbsCertPath": str(tmp_path / "kbs.pem"),
-                    "confidential-chart:renderDir": "out",
-                    "confidential-chart:production": "true",
-                    "confidential-chart:values": values,
-                }
-            }
-        )
-    )
+    settings = {
+        "chart": str(chart),
+        "kbsUrl": "https://kbs.example.com:8080",
+        "kbsCertPath": str(tmp_path / "kbs.pem"),
+        "renderDir": "out",
+    } | config
+    stack = {"config": {f"confidential-chart:{k}": v for k, v in settings.items()}}
+    (project / "Pulumi.demo.yaml").write_text(yaml.safe_dump(stack))
     backend = tmp_path / "state"
     backend.mkdir()
     env = {**engine_env(backend, "demo"), "PYTHONPATH": str(ROOT)}  # coco's components
     _pulumi(project, env, "stack", "init")
+    return project, env
+
+
+def test_unmodified_chart_is_deployed_confidential(tmp_path: Path) -> None:
+    values = {
+        "image": {"repository": "registry.example.com/library/nginx", "digest": DIGEST},
+        "migrations": {"enabled": True},
+    }
+    project, env = chart_example(tmp_path, production="true", values=values)
     _pulumi(project, env, "up", "--yes", "--skip-preview")
     digests: dict[str, str] = yaml.safe_load(
         _pulumi(project, env, "stack", "output", "initdataDigests", "--json")
@@ -107,37 +123,8 @@ def test_unmodified_chart_is_deployed_confidential(tmp_path: Path) -> None:
 def test_refused_workload_fails_before_anything_is_created(tmp_path: Path) -> None:
     """A tag without digest in production: the preview fails naming object and field, and
     the state holds no resource."""
-    project = tmp_path / "project"
-    shutil.copytree(ROOT / "examples" / "confidential_chart", project)
-    doc = yaml.safe_load((project / "Pulumi.yaml").read_text())
-    doc["runtime"]["options"]["virtualenv"] = str(ROOT / ".venv")
-    (project / "Pulumi.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    (tmp_path / "kbs.pem").write_text(fake_pem("CERTIFICATE", "kbs"))
-    (project / "Pulumi.demo.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "config": {
-                    "confidential-chart:chart": str(ROOT / "tests/fixtures/charts/webapp"),
-                    "confidential-chart:kbsUrl": "https://kbs.example.com:8080",
-                    "confidential-chart:kbsCertPath": str(tmp_path / "kbs.pem"),
-                    "confidential-chart:renderDir": "out",
-                    "confidential-chart:production": "true",
-                }
-            }
-        )
-    )
-    backend = tmp_path / "state"
-    backend.mkdir()
-    env = {**engine_env(backend, "demo"), "PYTHONPATH": str(ROOT)}  # coco's components
-    _pulumi(project, env, "stack", "init")
-    out = subprocess.run(
-        ["pulumi", "preview", "--stack", "demo", "--non-interactive"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    project, env = chart_example(tmp_path, production="true")
+    out = _run(project, env, "preview")
     assert out.returncode != 0
     text = out.stdout + out.stderr
     assert "Deployment shop/webapp: spec.template.spec.containers.0.image" in text
@@ -151,20 +138,14 @@ def test_stack_deploys_the_chart_as_confidential_workloads(tmp_path: Path) -> No
     rendered KBS resource policy releases the secret to that Deployment's digest only."""
     project = Project(tmp_path, "dev")
     project.write_stack_file("dev")
-    path = project.dir / "stacks" / "Pulumi.dev.yaml"
-    doc = yaml.safe_load(path.read_text())
-    doc["config"]["coco:manifests"] = [
-        {
-            "name": "shop",
-            "chart": str(ROOT / "tests/fixtures/charts/webapp"),
-            "namespace": "shop",
-            "values": {"image": {"digest": DIGEST}},
-        }
-    ]
-    doc["config"]["coco:trustee"]["resources"].append(
-        {"path": "default/shop/key", "valueFrom": "demoKey", "readers": ["shop"]}
-    )
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def edit(config: dict[str, Any]) -> None:
+        config["coco:manifests"] = [webapp_chart(DIGEST)]
+        config["coco:trustee"]["resources"].append(
+            {"path": "default/shop/key", "valueFrom": "demoKey", "readers": ["shop"]}
+        )
+
+    project.edit_config(edit)
     project.pulumi("stack", "init")
     project.pulumi("up", "--yes", "--skip-preview")
     project.pulumi("preview", "--expect-no-changes")
@@ -197,36 +178,8 @@ def test_chart_that_fails_to_render_fails_the_preview(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "tests/fixtures/charts/webapp", chart)
     broken = chart / "templates" / "service.yaml"
     broken.write_text(broken.read_text() + "\n{{ .Values.service.port | nosuchfunction }}\n")
-    project = tmp_path / "project"
-    shutil.copytree(ROOT / "examples" / "confidential_chart", project)
-    doc = yaml.safe_load((project / "Pulumi.yaml").read_text())
-    doc["runtime"]["options"]["virtualenv"] = str(ROOT / ".venv")
-    (project / "Pulumi.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    (tmp_path / "kbs.pem").write_text(fake_pem("CERTIFICATE", "kbs"))
-    (project / "Pulumi.demo.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "config": {
-                    "confidential-chart:chart": str(chart),
-                    "confidential-chart:kbsUrl": "https://kbs.example.com:8080",
-                    "confidential-chart:kbsCertPath": str(tmp_path / "kbs.pem"),
-                    "confidential-chart:renderDir": "out",
-                }
-            }
-        )
-    )
-    backend = tmp_path / "state"
-    backend.mkdir()
-    env = {**engine_env(backend, "demo"), "PYTHONPATH": str(ROOT)}
-    _pulumi(project, env, "stack", "init")
-    out = subprocess.run(
-        ["pulumi", "preview", "--stack", "demo", "--non-interactive"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    project, env = chart_example(tmp_path, chart)
+    out = _run(project, env, "preview")
     assert out.returncode != 0
     assert "nosuchfunction" in out.stdout + out.stderr
     assert not (project / "out").exists() or not list((project / "out").rglob("*.yaml"))
