@@ -339,7 +339,8 @@ def op_failed(urn: str) -> ev.EngineEvent:
     )
 
 
-def policy_violation() -> ev.EngineEvent:
+def policy_violation(urn: str = DEPLOY_URN) -> ev.EngineEvent:
+    """A mandatory `no-coco-dev-runtime` violation on `urn`, as the engine reports it."""
     return ev.EngineEvent(
         sequence=3,
         timestamp=0,
@@ -351,7 +352,7 @@ def policy_violation() -> ev.EngineEvent:
             policy_pack_version="0.1.0",
             policy_pack_version_tag="0.1.0",
             enforcement_level="mandatory",
-            resource_urn=DEPLOY_URN,
+            resource_urn=urn,
         ),
     )
 

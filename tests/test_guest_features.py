@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
 import re
 import tomllib
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from mocks import DYNAMIC, RecordingMocks, config_values, run_program
+from mocks import DYNAMIC, RecordingMocks, config_values, p256_from_seed, run_program
 from pulumi.runtime import rpc
 
 from components import trustee as kbs
@@ -42,16 +43,8 @@ def _b64d(s: str) -> bytes:
 
 
 def p256() -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
+    """A fresh P-256 key pair (private PKCS#8 PEM, public PEM): a random seed each call."""
+    return p256_from_seed(os.urandom(16).hex())
 
 
 # --------------------------------------------------------------------------- sealed form

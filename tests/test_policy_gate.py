@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from pulumi import automation as auto
-from pulumi.automation import events as ev
+from test_automation import policy_violation
 
 import automation
 from automation import CocoDeploymentError, StackSpec, operations
@@ -82,23 +82,6 @@ def test_cli_policy_config_writes_the_file_and_prints_the_environment(
     assert "reason" in capsys.readouterr().err
 
 
-def mandatory_violation() -> ev.EngineEvent:
-    return ev.EngineEvent(
-        sequence=1,
-        timestamp=0,
-        policy_event=ev.PolicyEvent(
-            message="runs without a TEE",
-            color="never",
-            policy_name="no-coco-dev-runtime",
-            policy_pack_name="coco-production",
-            policy_pack_version="0.1.0",
-            policy_pack_version_tag="0.1.0",
-            enforcement_level="mandatory",
-            resource_urn=DEPLOY_URN,
-        ),
-    )
-
-
 class GatedStack:
     """Stands in for `auto.Stack`: records calls; its preview fails like a mandatory violation."""
 
@@ -109,7 +92,7 @@ class GatedStack:
     def preview(self, on_event: Any = None, **kw: Any) -> Any:
         self.calls.append(("preview", kw))
         if self.preview_fails:
-            on_event(mandatory_violation())
+            on_event(policy_violation(DEPLOY_URN))
             raise auto.CommandError(
                 auto.CommandResult(stdout="", stderr="error: preview failed", code=255)
             )
