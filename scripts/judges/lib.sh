@@ -17,6 +17,9 @@ set -euo pipefail
 
 # shellcheck source=scripts/env.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/env.sh"
+# deb_need: the Debian packages a recipe needs beyond a new machine's image, installed when missing.
+# shellcheck source=scripts/debs.sh
+source "$COCO_REPO/scripts/debs.sh"
 
 judge_log() { printf '[judge %s] %s\n' "${JUDGE:-?}" "$*" >&2; }
 judge_die() { printf '[judge %s] ERROR: %s\n' "${JUDGE:-?}" "$*" >&2; exit 1; }

@@ -126,20 +126,11 @@ ehsm_client = {{ path = "{stubs}/ehsm_client" }}
 root.write_text(text)
 PY
 
-# loopdev (an image-rs dependency) generates its bindings with bindgen, which loads libclang; the
-# ttrpc/protobuf code generators need protoc. Both from Debian when missing.
-need_deb() {
-  local pkg="$1"
-  judge_log "$pkg missing: installing it from Debian"
-  command -v apt-get >/dev/null || judge_die "$pkg is needed and apt-get is not available: install it"
-  local sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get install -y -q "$pkg" >&2 ||
-    { $sudo apt-get update -q >&2 && $sudo apt-get install -y -q "$pkg" >&2; } ||
-    judge_die "could not install $pkg"
-}
-command -v protoc >/dev/null || need_deb protobuf-compiler
-ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || [ -n "${LIBCLANG_PATH:-}" ] || need_deb libclang-dev
+# Debian packages beyond a new machine's image (scripts/debs.sh checks what the build loads, not names).
+deb_need protobuf-compiler "protoc, run by the ttrpc/protobuf code generators of the AA and CDH" \
+  deb_has_cmd protoc || judge_die "protoc is needed"
+deb_need libclang-dev "libclang and clang's headers, loaded by bindgen in loopdev's build script (image-rs)" \
+  deb_has_libclang || judge_die "libclang is needed"
 
 build() {
   cd "$BUILD"

@@ -161,18 +161,9 @@ text = text.replace(
 kbs.write_text(text)
 PY
 
-if ! command -v protoc >/dev/null; then
-  judge_log "protoc missing: installing Debian's protobuf-compiler"
-  if command -v apt-get >/dev/null; then
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get install -y -q protobuf-compiler >&2 ||
-      { $SUDO apt-get update -q >&2 && $SUDO apt-get install -y -q protobuf-compiler >&2; } ||
-      judge_die "could not install protobuf-compiler (protoc)"
-  else
-    judge_die "protoc (protobuf-compiler) is needed and apt-get is not available: install it"
-  fi
-fi
+# Debian packages beyond a new machine's image (scripts/debs.sh checks what the build loads, not names).
+deb_need protobuf-compiler "protoc, run by the build scripts of Trustee's gRPC/ttrpc protocol crates" \
+  deb_has_cmd protoc || judge_die "protoc is needed"
 
 build() {
   cd "$BUILD"
