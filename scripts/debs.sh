@@ -30,7 +30,9 @@ deb_has_libclang() {
   local dirs=() d f
   [ -n "${LIBCLANG_PATH:-}" ] && dirs+=("$LIBCLANG_PATH")
   command -v llvm-config >/dev/null 2>&1 && dirs+=("$(llvm-config --libdir)")
-  dirs+=(/usr/lib/llvm-*/lib /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib /usr/local/lib)
+  # DEB_LIB_ROOT (default /) re-roots the standard places, so a test can lay out a fake machine.
+  local root="${DEB_LIB_ROOT:-}"
+  dirs+=("$root"/usr/lib/llvm-*/lib "$root"/usr/lib/*-linux-gnu "$root"/usr/lib "$root"/usr/local/lib)
   local found=""
   for d in "${dirs[@]}"; do
     [ -d "$d" ] || continue
@@ -40,8 +42,8 @@ deb_has_libclang() {
   done
   [ -n "$found" ] || return 1
   # The builtin headers ship beside the library (libclang-common-<v>-dev on Debian).
-  compgen -G '/usr/lib/llvm-*/lib/clang/*/include/stddef.h' >/dev/null ||
-    compgen -G '/usr/lib/clang/*/include/stddef.h' >/dev/null ||
+  compgen -G "$root/usr/lib/llvm-*/lib/clang/*/include/stddef.h" >/dev/null ||
+    compgen -G "$root/usr/lib/clang/*/include/stddef.h" >/dev/null ||
     { [ -n "${LIBCLANG_PATH:-}" ] && compgen -G "$LIBCLANG_PATH/clang/*/include/stddef.h" >/dev/null; }
 }
 
