@@ -159,7 +159,7 @@ def _script_repo(tmp: Path) -> Path:
     """A throwaway checkout holding only what scripts/charts.sh reads."""
     repo = tmp / "repo"
     (repo / "scripts" / "judges").mkdir(parents=True)
-    for name in ("charts.sh", "env.sh", "setup.sh"):
+    for name in ("charts.sh", "debs.sh", "env.sh", "setup.sh"):
         shutil.copy(ROOT / "scripts" / name, repo / "scripts" / name)
     shutil.copy(ROOT / "scripts" / "judges" / "lib.sh", repo / "scripts" / "judges" / "lib.sh")
     return repo
