@@ -214,8 +214,16 @@ def build_trust_layer(settings: StackSettings) -> Stack:
     return stack
 
 
-def build_stack(settings: StackSettings) -> Stack | Platform:
-    """What the program builds: the single stack, or one of the two layers."""
+def build_stack(settings: StackSettings) -> Stack | Platform | Any:
+    """What the program builds: the single stack, one of the two layers, or one stack of a
+    trusted zone split in separate stacks (components/zones.py)."""
+    role = settings.topology.role
+    if role is not None:
+        from components import zones
+
+        if role == "trustee":
+            return zones.build_trustee_zone(settings)
+        return zones.build_confidential_zone(settings)
     if settings.layer is None:
         return build(settings)
     if settings.layer.kind == "platform":
