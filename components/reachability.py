@@ -26,10 +26,31 @@ import ipaddress
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlparse
 
+from pydantic import Field
+
+from components.config_types import Model
+
 if TYPE_CHECKING:
     from components.settings import Problem, StackSettings
 
 UNPINNED_KBS_IMAGE: Literal["unpinned-kbs-image"] = "unpinned-kbs-image"
+
+
+class KbsIngress(Model):
+    """An Ingress in front of the KBS Service, at the host of `coco:trustee.url` (port 443).
+
+    TLS must pass through to the KBS: the guest pins the KBS's own certificate (cdh.toml), so
+    a controller terminating TLS with another certificate fails every attestation. How a
+    controller passes TLS through is its own annotation (ingress-nginx:
+    `nginx.ingress.kubernetes.io/ssl-passthrough: "true"`, with the controller started with
+    `--enable-ssl-passthrough`): give it in `annotations`.
+    """
+
+    class_name: str | None = Field(default=None, description="ingressClassName.")
+    annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="The controller's TLS-passthrough annotations (see docs/topologies.md).",
+    )
 
 
 def url_host_port(url: str) -> tuple[str, int]:
@@ -72,24 +93,40 @@ def reachability_problems(s: StackSettings) -> list[Problem]:
                     f"{t.node_port}: make the URL's port and nodePort the same",
                 )
             )
-    elif t.service_type == "LoadBalancer":
-        if port != t.port:
+    elif t.service_type == "LoadBalancer" and port != t.port:
+        problems.append(
+            Problem(
+                f"{key}.url",
+                f"init-data sends guests to port {port}, but the KBS load balancer listens "
+                f"on {t.port} (coco:trustee.port): make them the same",
+            )
+        )
+    in_cluster = set(service_dns_names(t.namespace))
+    if t.ingress is not None:
+        if host in in_cluster:
             problems.append(
                 Problem(
                     f"{key}.url",
-                    f"init-data sends guests to port {port}, but the KBS load balancer listens "
-                    f"on {t.port} (coco:trustee.port): make them the same",
+                    f"{host!r} is the in-cluster Service name, not a host an Ingress serves: "
+                    "set the URL to the Ingress host guests resolve",
                 )
             )
-    else:
-        in_cluster = set(service_dns_names(t.namespace))
+        if port != 443:
+            problems.append(
+                Problem(
+                    f"{key}.url",
+                    f"an Ingress listens on 443, but init-data sends guests to port {port}: "
+                    f"write the URL as https://{host}",
+                )
+            )
+    elif t.service_type == "ClusterIP":
         if host not in in_cluster:
             problems.append(
                 Problem(
                     f"{key}.url",
                     f"{host!r} is not a name of the ClusterIP KBS Service ("
                     f"{', '.join(sorted(in_cluster))}), so nothing exposes the KBS there: use "
-                    "serviceType LoadBalancer or NodePort for an outside address",
+                    "serviceType LoadBalancer or NodePort, or an ingress, for an outside address",
                 )
             )
         elif port != t.port:

@@ -55,7 +55,7 @@ from components.guest_features import ImageSignatures, SealedEnvVar, SealedFile,
 from components.layer_settings import LayerSettings
 from components.manifest_settings import ManifestSource
 from components.peerpods.settings import PeerPodsCluster
-from components.reachability import reachability_problems
+from components.reachability import KbsIngress, reachability_problems
 from components.service import ServiceSettings
 from components.tee import Hardware
 from components.topology import TopologySettings, topology_problems
@@ -301,6 +301,11 @@ class TrusteeSettings(Model):
         le=65535,
         description="serviceType NodePort: the node port, pinned (the port of `url`); unset, "
         "Kubernetes would pick a random one and guests would dial the wrong port.",
+    )
+    ingress: KbsIngress | None = Field(
+        default=None,
+        description="An Ingress at the URL's host (TLS passed through to the KBS); "
+        "components/reachability.py.",
     )
     url: str | None = Field(
         default=None,

@@ -233,12 +233,12 @@ def topology_problems(s: StackSettings) -> list[Problem]:
                 )
         return problems
     # The Trustee serves guests of another cluster: it must be exposed, at a URL they reach.
-    if tr.service_type == "ClusterIP":
+    if tr.service_type == "ClusterIP" and tr.ingress is None:
         problems.append(
             Problem(
                 f"{NAMESPACE}:trustee.serviceType",
                 "a ClusterIP Service is reachable only inside the trusted cluster, not from the "
-                "confidential cluster's guests: use LoadBalancer or NodePort",
+                "confidential cluster's guests: use LoadBalancer or NodePort, or an ingress",
             )
         )
     if tr.url is None:

@@ -671,6 +671,47 @@ class Trustee(pulumi.ComponentResource):
             },
             opts=child,
         )
+        if settings.ingress is not None:
+            # TLS passes through to the KBS (the guest pins its certificate); reachability
+            # (components/reachability.py) checked the URL is https://<this host>.
+            host = urlparse(settings.service_url()).hostname
+            k8s.networking.v1.Ingress(
+                f"{name}-ingress",
+                metadata=meta(
+                    SERVICE_NAME,
+                    labels.ROLE_KBS,
+                    annotations=dict(sorted(settings.ingress.annotations.items())),
+                ),
+                spec={
+                    **(
+                        {"ingressClassName": settings.ingress.class_name}
+                        if settings.ingress.class_name
+                        else {}
+                    ),
+                    "rules": [
+                        {
+                            "host": host,
+                            "http": {
+                                "paths": [
+                                    {
+                                        "path": "/",
+                                        "pathType": "Prefix",
+                                        "backend": {
+                                            "service": {
+                                                "name": SERVICE_NAME,
+                                                "port": {"number": settings.port},
+                                            }
+                                        },
+                                    }
+                                ]
+                            },
+                        }
+                    ],
+                },
+                opts=pulumi.ResourceOptions.merge(
+                    child, pulumi.ResourceOptions(depends_on=[service])
+                ),
+            )
         self.deployment = deployment
         self.service = service
         self.register_outputs(

@@ -391,3 +391,108 @@ def test_confidential_stack_needs_a_deployed_trustee_stack() -> None:
     conf_cfg = stack_config(EXAMPLES / "Pulumi.tdx-a.yaml")
     with pytest.raises(Exception, match=r"coco:topology\.trusteeStack.*exports no"):
         run_stack(conf_cfg, "tdx-a", {TRUST: {}})
+
+
+def ingress_config(url: str) -> dict[str, Any]:
+    data = raw()
+    data["trustee"].pop("nodePort")
+    data["trustee"].update(
+        serviceType="ClusterIP",
+        url=url,
+        ingress={
+            "className": "nginx",
+            "annotations": {"nginx.ingress.kubernetes.io/ssl-passthrough": "true"},
+        },
+    )
+    return data
+
+
+def test_ingress_exposes_the_kbs_at_the_url_host_on_443() -> None:
+    assert parse(ingress_config("https://kbs.example.com")).trustee.ingress is not None
+    found = problems(ingress_config("https://kbs.example.com:8443"))
+    assert "443" in found["coco:trustee.url"]
+    found = problems(ingress_config("https://kbs.trustee.svc"))
+    assert "in-cluster" in found["coco:trustee.url"]
+
+
+def test_ingress_object_passes_tls_through_to_the_kbs_service() -> None:
+    config = {f"coco:{k}": v for k, v in ingress_config("https://kbs.example.com").items()}
+    mocks, _, _ = run_stack(config, "ingress", {})
+    [ingress] = mocks.of_type("networking.k8s.io/v1:Ingress")
+    assert mocks.provider_of(ingress) == "k8s-trustee"
+    assert ingress.metadata["namespace"] == "trustee"
+    assert ingress.metadata["annotations"] == {
+        "nginx.ingress.kubernetes.io/ssl-passthrough": "true"
+    }
+    spec = ingress.inputs["spec"]
+    assert spec["ingressClassName"] == "nginx"
+    [rule] = spec["rules"]
+    assert rule["host"] == "kbs.example.com"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {
+        "name": "kbs",
+        "port": {"number": 8080},
+    }
+    assert "tls" not in spec, "no TLS termination: the guest pins the KBS's own certificate"
+
+
+# --------------------------------------------------------------------------- the policy pack
+
+
+def pack_resources(mocks: ZoneMocks) -> list[Any]:
+    """The stack's Kubernetes objects as the policy engine hands them over, each with the
+    provider it was registered with."""
+    from pulumi_policy import PolicyProviderResource, PolicyResource
+
+    out = []
+    for r in mocks.kubernetes():
+        ref = mocks.providers[f"{r.type}::{r.name}"]
+        provider_urn = ref.rsplit("::", 1)[0] if ref else ""
+        provider = PolicyProviderResource("pulumi:providers:kubernetes", {}, provider_urn, "p")
+        urn = f"urn:pulumi:s::coco::{r.type}::{r.name}"
+        out.append(PolicyResource(r.type, r.inputs, urn, r.name, None, provider, None, [], {}))  # type: ignore[arg-type]
+    return out
+
+
+def test_pack_refuses_a_trustee_sharing_the_confidential_provider() -> None:
+    from policies.pack.zones import trustee_in_trusted_zone
+
+    trusted_zone = stack_config(ROOT / "stacks" / "Pulumi.baremetal-tdx.yaml")
+    mocks, _, _ = run_stack(trusted_zone, "baremetal-tdx", {})
+    assert trustee_in_trusted_zone(pack_resources(mocks)) == []
+    co_located = dict(trusted_zone)
+    co_located.pop("coco:topology")
+    co_located["coco:waivers"] = [{"check": "co-located-trustee", "reason": "x" * 20}]
+    mocks, _, _ = run_stack(co_located, "baremetal-tdx", {})
+    findings = trustee_in_trusted_zone(pack_resources(mocks))
+    assert findings and all(f.production for f in findings)
+    flagged = {f.urn.rsplit("::", 1)[-1] for f in findings if f.urn}
+    assert {"trustee-kbs", "trustee-resource-policy", "trustee-tls"} <= flagged
+    assert not any(n.startswith("payments-api") for n in flagged)
+
+
+def test_pack_refuses_a_kbs_image_by_tag() -> None:
+    from policies.pack.zones import kbs_image_pinned
+
+    config = stack_config(ROOT / "stacks" / "Pulumi.baremetal-tdx.yaml")
+    mocks, _, _ = run_stack(config, "baremetal-tdx", {})
+    [kbs] = [r for r in mocks.of_type("apps/v1:Deployment") if r.metadata["name"] == "kbs"]
+    assert kbs_image_pinned(kbs.type, kbs.inputs) == []
+    tagged = copy.deepcopy(kbs.inputs)
+    tagged["spec"]["template"]["spec"]["containers"][0]["image"] = "ghcr.io/x/kbs:v0.21.0"
+    [problem] = kbs_image_pinned(kbs.type, tagged)
+    assert "'kbs'" in problem and "coco:trustee.image" in problem
+    [workload] = [r for r in mocks.of_type("apps/v1:Deployment") if r.metadata["name"] != "kbs"]
+    assert kbs_image_pinned(workload.type, workload.inputs) == []
+
+
+def test_policy_config_disables_trustee_rules_on_a_confidential_stack() -> None:
+    from components.tee import Hardware
+    from policies.pack.production import stack_policy_config
+
+    hw = Hardware(host="baremetal", arch="x86_64", tee="tdx")
+    normal = stack_policy_config("production", hw)
+    remote = stack_policy_config("production", hw, remote_trustee=True)
+    changed = {k for k in normal if normal[k] != remote[k]}
+    assert changed == {"kbs-resource-policy-bound", "reference-values-provisioned"}
+    assert {remote[k]["enforcementLevel"] for k in changed} == {"disabled"}
+    assert normal["trustee-in-trusted-zone"]["enforcementLevel"] == "mandatory"
