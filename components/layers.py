@@ -217,7 +217,7 @@ def build_trust_layer(settings: StackSettings) -> Stack:
 def build_stack(settings: StackSettings) -> Stack | Platform | Any:
     """What the program builds: the single stack, one of the two layers, or one stack of a
     trusted zone split in separate stacks (components/zones.py)."""
-    role = settings.topology.role
+    role = settings.trustee_topology.role
     if role is not None:
         from components import zones
 

@@ -64,7 +64,7 @@ def reachability_problems(s: StackSettings) -> list[Problem]:
     from components.settings import NAMESPACE, Problem, is_pinned
     from components.trustee import service_dns_names
 
-    if s.topology.remote_trustee:
+    if s.trustee_topology.remote_trustee:
         return []  # no Trustee here: the Trustee stack checks its own exposure
     t = s.trustee
     key = f"{NAMESPACE}:trustee"

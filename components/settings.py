@@ -543,8 +543,8 @@ class StackSettings(Model):
         description="Two-stack layout (platform / trust, components/layers.py); "
         "default: one stack holds everything.",
     )
-    topology: TopologySettings = Field(
-        default_factory=TopologySettings,
+    topology: TopologySettings | None = Field(
+        default=None,
         description="Where the Trustee runs (components/topology.py, docs/topologies.md); "
         "default: co-located (dev/test only).",
     )
@@ -555,6 +555,11 @@ class StackSettings(Model):
         if self.protect is not None:
             return self.protect
         return self.production and not self.kubernetes.rendering
+
+    @property
+    def trustee_topology(self) -> TopologySettings:
+        """Where the Trustee runs: `coco:topology`, or its default (co-located)."""
+        return self.topology or TopologySettings()
 
     @property
     def hardware(self) -> tee.Hardware:
@@ -723,7 +728,7 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
         key = f"{NAMESPACE}:trustee.resources[{i}]"
         # A Trustee stack of the split trusted zone names workloads of other stacks: checked
         # when it reads their exported digests (components/zones.py).
-        for reader in r.readers if s.topology.role != "trustee" else []:
+        for reader in r.readers if s.trustee_topology.role != "trustee" else []:
             if reader in sources and reader not in name_counts:
                 continue
             if reader not in name_counts:
@@ -768,7 +773,7 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
     problems += reachability_problems(s)
     if (
         s.production
-        and not s.topology.remote_trustee
+        and not s.trustee_topology.remote_trustee
         and not s.trustee.reference_values
         and not s.waived("missing-reference-values")
     ):

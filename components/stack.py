@@ -356,11 +356,10 @@ def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) ->
         }
     trustee_opts = k8s_opts
     trustee_deps: list[pulumi.Resource] = list(ready)
-    if settings.topology.trustee_cluster is not None:  # trusted zone: its own cluster
+    trusted = settings.trustee_topology.trustee_cluster
+    if trusted is not None:  # trusted zone: its own cluster
         trustee_opts = pulumi.ResourceOptions(
-            providers={
-                "kubernetes": _provider(settings, settings.topology.trustee_cluster.target())
-            }
+            providers={"kubernetes": _provider(settings, trusted.target())}
         )
         trustee_deps = []  # nothing on the confidential cluster holds the Trustee back
     trustee = Trustee(

@@ -171,7 +171,7 @@ def topology_problems(s: StackSettings) -> list[Problem]:
     """Cross-key rules of the topology, each naming the key to fix."""
     from components.settings import NAMESPACE, Problem
 
-    t = s.topology
+    t = s.trustee_topology
     key = f"{NAMESPACE}:topology"
     problems: list[Problem] = []
     if t.co_located:

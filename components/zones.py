@@ -105,7 +105,7 @@ def _kbs_of(trustee_stack: str, value: Any) -> dict[str, str]:
 def build_confidential_zone(settings: StackSettings) -> ConfidentialZone:
     """A confidential-cluster stack: its cluster side and workloads, their init-data pinning
     the Trustee stack's KBS; exports the readers' digests for the Trustee stack."""
-    name = settings.topology.trustee_stack
+    name = settings.trustee_topology.trustee_stack
     if name is None:  # settings validation refuses it
         raise ValueError(f"{NAMESPACE}:topology.trusteeStack is required with role confidential")
     reference = pulumi.StackReference(name, stack_name=name)
@@ -250,7 +250,7 @@ def build_trustee_zone(settings: StackSettings) -> TrusteeZone:
     protect = protection.options(settings.protected)
     provider = _provider(settings)
     tls = TrusteeTls("kbs", settings.trustee)
-    stacks = settings.topology.confidential_stacks
+    stacks = settings.trustee_topology.confidential_stacks
     outputs: list[pulumi.Output[Any]] = []
     for name in stacks:
         ref = pulumi.StackReference(name, stack_name=name)

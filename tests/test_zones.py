@@ -90,7 +90,7 @@ def problems(data: dict[str, Any]) -> dict[str, str]:
 
 def test_trusted_zone_one_stack_parses() -> None:
     s = parse(BASE)
-    assert s.topology.trustee_cluster is not None and not s.topology.remote_trustee
+    assert s.trustee_topology.trustee_cluster is not None and not s.trustee_topology.remote_trustee
 
 
 def test_production_refuses_co_located_unless_waived() -> None:
@@ -102,8 +102,8 @@ def test_production_refuses_co_located_unless_waived() -> None:
     assert list(found) == ["coco:topology.kind"]
     assert "co-located-trustee" in found["coco:topology.kind"]
     waived = {**co_located, "waivers": [{"check": "co-located-trustee", "reason": "x" * 20}]}
-    assert parse(waived).topology.co_located
-    assert parse({**co_located, "environment": "staging"}).topology.co_located
+    assert parse(waived).trustee_topology.co_located
+    assert parse({**co_located, "environment": "staging"}).trustee_topology.co_located
 
 
 @pytest.mark.parametrize(
@@ -180,7 +180,7 @@ def test_split_roles_keep_trustee_and_workloads_apart() -> None:
     )
     assert "coco:trustee" in problems(confidential)
     confidential.pop("trustee")
-    assert parse(confidential).topology.remote_trustee
+    assert parse(confidential).trustee_topology.remote_trustee
     sealed = copy.deepcopy(confidential)
     sealed["workloads"][0]["containers"][0]["sealedEnv"] = [
         {"name": "K", "sealedFrom": "default/key/1"}
@@ -193,7 +193,7 @@ def test_split_roles_keep_trustee_and_workloads_apart() -> None:
     )
     assert "coco:workloads" in problems(trustee)
     trustee.pop("workloads")
-    assert parse(trustee).topology.role == "trustee"  # readers live in the other stacks
+    assert parse(trustee).trustee_topology.role == "trustee"  # readers live in the other stacks
 
 
 # --------------------------------------------------------------------------- running stacks
@@ -496,3 +496,41 @@ def test_policy_config_disables_trustee_rules_on_a_confidential_stack() -> None:
     assert changed == {"kbs-resource-policy-bound", "reference-values-provisioned"}
     assert {remote[k]["enforcementLevel"] for k in changed} == {"disabled"}
     assert normal["trustee-in-trusted-zone"]["enforcementLevel"] == "mandatory"
+
+
+@pytest.mark.parametrize(
+    ("rego", "denies"),
+    [
+        ("package policy\n\nimport rego.v1\n\ndefault allow = false\n", True),
+        ("package policy\ndefault allow := false  # nothing yet\n", True),
+        ("package policy\ndefault allow = true\n", False),
+        ("package policy\ndefault allow = false\nallow = true\n", False),
+        ("package policy\ndefault allow = false\nallow if {\n\ttrue\n}\n", False),
+        ("package policy\n", False),
+    ],
+)
+def test_a_deny_all_resource_policy_needs_no_binding(rego: str, denies: bool) -> None:
+    """The Trustee stack's first deploy (no reader deployed yet) renders a policy that
+    releases nothing: the pack's kbs-resource-policy-bound lets exactly that one through."""
+    from policies.pack.checks import denies_everything, kbs_resource_policy_bound
+
+    assert denies_everything(rego) is denies
+    resource = pack_resource_policy(rego)
+    assert (kbs_resource_policy_bound([resource]) == []) is denies
+
+
+def pack_resource_policy(rego: str) -> Any:
+    from pulumi_policy import PolicyResource
+
+    props = {
+        "metadata": {
+            "name": "kbs-resource-policy",
+            "labels": {
+                "coco.confidentialcontainers.org/role": "resource-policy",
+                "coco.confidentialcontainers.org/environment": "production",
+            },
+        },
+        "data": {"policy.rego": rego},
+    }
+    urn = "urn:pulumi:s::coco::kubernetes:core/v1:ConfigMap::p"
+    return PolicyResource("kubernetes:core/v1:ConfigMap", props, urn, "p", None, None, None, [], {})  # type: ignore[arg-type]
