@@ -833,7 +833,7 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                     "the cluster",
                 )
             )
-        if s.trustee.url is None:
+        if s.trustee.url is None and not s.trustee_topology.remote_trustee:
             problems.append(
                 Problem(
                     f"{NAMESPACE}:trustee.url",

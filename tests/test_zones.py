@@ -534,3 +534,38 @@ def pack_resource_policy(rego: str) -> Any:
     }
     urn = "urn:pulumi:s::coco::kubernetes:core/v1:ConfigMap::p"
     return PolicyResource("kubernetes:core/v1:ConfigMap", props, urn, "p", None, None, None, [], {})  # type: ignore[arg-type]
+
+
+def test_peer_pods_confidential_stack_pins_the_trustee_stacks_kbs() -> None:
+    """Peer pods: the adaptor's cluster-wide init-data (peer-pods-cm INITDATA) takes the KBS
+    URL and certificate from the Trustee stack too, and the stack holds no Trustee."""
+    config = stack_config(ROOT / "stacks" / "Pulumi.aws-peerpods.yaml")
+    config.pop("coco:trustee")
+    config["coco:topology"] = {
+        "kind": "trusted-zone",
+        "role": "confidential",
+        "trusteeStack": TRUST,
+    }
+    cert = "-----BEGIN CERTIFICATE-----\nTRUSTZONECERT\n-----END CERTIFICATE-----\n"
+    trust_out = {"kbs": {"url": "https://kbs.trust-zone.example.com:8080", "certificatePem": cert}}
+    mocks, outputs, secrets = run_stack(config, "aws-a", {TRUST: trust_out})
+    assert secrets == {}
+    [chart] = [r for r in mocks.resources if "INITDATA" in json.dumps(r.inputs)]
+    encoded = next(v for k, v in walk(chart.inputs) if k == "INITDATA" and isinstance(v, str) and v)
+    adaptor_initdata = gzip.decompress(base64.b64decode(encoded)).decode()
+    assert "https://kbs.trust-zone.example.com:8080" in adaptor_initdata
+    assert "TRUSTZONECERT" in adaptor_initdata
+    assert outputs["kbsReaders"]["payments-api"]["platform"] == "snp"
+    assert not any(r.metadata.get("namespace") == "trustee" for r in mocks.kubernetes())
+    assert scan(mocks.resources, outputs, ["PRIVATE KEY", "package policy"]) == []
+
+
+def walk(value: Any) -> Any:
+    """Every (key, value) pair in nested dicts and lists."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield k, v
+            yield from walk(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from walk(v)

@@ -1,0 +1,113 @@
+"""A trusted zone split in separate stacks, through the real engine (docs/topologies.md).
+
+The Trustee stack and a confidential-cluster stack (examples/trusted_zone) render into
+temporary folders and keep their state in one local file backend, so each stack's
+`pulumi.StackReference` reads the other's real state. The first deploy runs in the documented
+order (both stacks exist, Trustee, confidential, Trustee again), each `up` through the
+production gate (the policy pack at mandatory); then the scan: the confidential stack's
+exported state and every file rendered for the confidential cluster hold no secret value, no
+private key, no policy and no reference value, while the Trustee's side does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import automation
+from automation import Backend, StackSpec
+from automation.workspace import open_stack
+from components.settings import KubernetesTarget
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "trusted_zone"
+SECRET = "e2e-zones-db-password-5c1d"
+
+
+@pytest.fixture
+def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Backend:
+    if shutil.which("pulumi") is None:
+        pytest.fail(
+            "the pulumi CLI is not on PATH: run `bash scripts/setup.sh; source scripts/env.sh`"
+        )
+    # A production stack never runs on the public dev passphrase: a private one.
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "coco-e2e-zones-private-passphrase")
+    return Backend.local(tmp_path / "state")
+
+
+def example(name: str, render_dir: Path, secrets: dict[str, str] | None = None) -> StackSpec:
+    """An example stack rendering into `render_dir` (CoCo taken as preinstalled: rendering
+    fetches no chart), on the backend's passphrase provider (no KMS offline)."""
+    spec = StackSpec.from_file(EXAMPLES / f"Pulumi.{name}.yaml", name=name, secrets=secrets)
+    cluster = spec.settings.cluster
+    install = cluster.install.model_copy(update={"method": "preinstalled"})  # type: ignore[union-attr]
+    settings = spec.settings.model_copy(
+        update={
+            "kubernetes": KubernetesTarget(render_dir=str(render_dir)),
+            "cluster": cluster.model_copy(update={"install": install}),
+        }
+    )
+    return spec.model_copy(update={"settings": settings, "stack_file": None})
+
+
+def files_text(directory: Path) -> str:
+    return "\n".join(p.read_text() for p in sorted(directory.rglob("*")) if p.is_file())
+
+
+def guarded() -> list[str]:
+    """What must never reach the untrusted side (docs/topologies.md)."""
+    doc = yaml.safe_load((EXAMPLES / "Pulumi.trust-zone.yaml").read_text())
+    trustee: dict[str, Any] = doc["config"]["coco:trustee"]
+    values = [v for vs in trustee["referenceValues"].values() for v in vs]
+    return [SECRET, "PRIVATE KEY", "package policy", "authorization_mode", *values]
+
+
+def test_separate_stacks_first_deploy_and_the_scan(backend: Backend, tmp_path: Path) -> None:
+    trust = example("trust-zone", tmp_path / "trust", {"apiDbPassword": SECRET})
+    conf = example("tdx-a", tmp_path / "tdx-a")
+
+    with open_stack(conf, backend):  # `pulumi stack init tdx-a`: exists, exports nothing
+        pass
+    first = automation.up(trust, backend=backend)
+    assert first.outputs is not None
+    kbs = first.outputs["kbs"]
+    assert kbs["url"] == "https://kbs.trust-zone.example.com:8080"
+    assert "default/db/password" not in first.outputs["resourcePolicy"]  # no reader yet
+
+    second = automation.up(conf, backend=backend)
+    assert second.outputs is not None
+    digest = second.outputs["workloads"]["payments-api"]["initdataDigest"]
+    assert second.outputs["kbsReaders"]["payments-api"]["digests"] == [digest]
+    assert second.outputs["kbsCertificate"] == kbs["certificatePem"]
+    rendered_conf = files_text(tmp_path / "tdx-a")
+    assert "kata-qemu-tdx" in rendered_conf and "payments-api" in rendered_conf
+
+    third = automation.up(trust, backend=backend)
+    assert third.outputs is not None
+    policy = third.outputs["resourcePolicy"]
+    assert digest in policy and '"db"' in policy
+    assert not automation.preview(trust, backend=backend).changed
+
+    # The scan: the confidential stack's state and its cluster's objects.
+    with open_stack("tdx-a", backend) as stack:
+        state = json.dumps(stack.export_stack().deployment)
+    assert kbs["certificatePem"].splitlines()[1] in state  # the state was read for real
+    for needle in guarded():
+        assert needle not in state, needle[:24]
+        assert needle not in rendered_conf, needle[:24]
+    rendered_trust = files_text(tmp_path / "trust")
+    assert "package policy" in rendered_trust and guarded()[-1] in rendered_trust
+
+    automation.destroy(conf, backend=backend, remove=True)
+    automation.destroy(trust, backend=backend, remove=True)
+    assert not [p for p in (tmp_path / "tdx-a").rglob("*") if p.is_file()]
+    assert os.path.isdir(tmp_path / "state")
