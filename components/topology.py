@@ -196,7 +196,9 @@ def topology_problems(s: StackSettings) -> list[Problem]:
         )
     tr = s.trustee
     if t.role == "confidential":
-        if "trustee" in s.model_fields_set:
+        # Compared with the defaults, not `model_fields_set`: the Automation API writes every
+        # top-level key, `coco:trustee: {}` included (automation/config.py).
+        if s.trustee != type(s.trustee)():
             problems.append(
                 Problem(
                     f"{NAMESPACE}:trustee",

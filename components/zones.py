@@ -291,13 +291,12 @@ def build_trustee_zone(settings: StackSettings) -> TrusteeZone:
     )
     pulumi.export("kbsUrl", tls.url)
     pulumi.export("kbsCertificate", tls.certificate_pem)
-    pulumi.export("resourcePolicy", trustee.resource_policy)
+    # Nothing else: a StackReference copies *every* output of this stack into the state of
+    # each confidential stack that reads it (secret ones too, encrypted with that stack's
+    # key), so no private key, policy or reference value is an output here. In 'reference'
+    # delivery the keys the Secrets need stay in this stack's own state (docs/topologies.md).
     if delivery == "reference":
-        pulumi.export("kbsTlsPrivateKey", pulumi.Output.secret(tls.private_key_pem))
         pulumi.export("kbsTokenSignerCertificate", trustee.token_signer_certificate_pem)
-        pulumi.export(
-            "kbsTokenSignerPrivateKey", pulumi.Output.secret(trustee.token_signer_private_key_pem)
-        )
         pulumi.export("requiredSecrets", trustee.required_secrets)
     return TrusteeZone(settings, provider, tls, trustee)
 

@@ -350,8 +350,11 @@ def test_separate_stacks_flow_without_a_cycle() -> None:
     assert digest in policy and "default" in policy and "db" in policy
     assert digest not in resource_policy(first)
 
-    # The scan: the confidential stack's objects and outputs hold nothing guarded.
+    # The scan: the confidential stack's objects and outputs hold nothing guarded, nor do
+    # the Trustee stack's outputs (a StackReference copies them all into the confidential
+    # stack's state).
     needles = guarded(trust_cfg, trust_secrets)
+    assert scan([], trust_out, needles) == []
     assert scan(conf.resources, conf_out, needles) == []
     assert scan(second.resources, {}, needles) != []  # the trusted side holds them
 
@@ -569,3 +572,14 @@ def walk(value: Any) -> Any:
     elif isinstance(value, list):
         for v in value:
             yield from walk(v)
+
+
+def test_confidential_stack_settings_round_trip_through_the_automation_config() -> None:
+    """The Automation API writes every top-level key (`coco:trustee: {}` too): a confidential
+    stack's settings must read back the same, not as a Trustee configured there."""
+    from automation.config import settings_to_config
+
+    s = parse(strip_namespace(stack_config(EXAMPLES / "Pulumi.tdx-a.yaml")))
+    dumped = settings_to_config(s)
+    assert dumped["trustee"] == {}
+    assert parse(dumped) == s
