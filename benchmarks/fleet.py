@@ -98,9 +98,17 @@ def fleet_config(n: int) -> dict[str, Any]:
             "install": _chart_install(),
             "useNfd": True,
         },
+        # As stacks/Pulumi.baremetal-tdx.yaml: the Trustee in the trusted zone (a second
+        # provider), its NodePort pinned, its image pinned by digest.
+        "topology": {
+            "kind": "trusted-zone",
+            "trusteeCluster": {"kubeconfig": "~/.kube/trust-zone.yaml", "context": "tdx-trust"},
+        },
         "trustee": {
             "namespace": "trustee",
+            "image": "registry.example.com/mirror/key-broker-service@sha256:" + "3c" * 32,
             "serviceType": "NodePort",
+            "nodePort": 30443,
             "url": "https://kbs.tdx-prod.example.com:30443",
             "tls": {"dnsNames": ["kbs.tdx-prod.example.com"]},
             "resources": resources,
