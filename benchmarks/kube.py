@@ -65,7 +65,6 @@ def stack_config(n: int, kubeconfig: Path) -> dict[str, Any]:
 
     raw = fleet_config(n)
     raw["kubernetes"] = {"kubeconfig": str(kubeconfig), "context": "coco-test"}
-    raw["topology"]["trusteeCluster"] = dict(raw["kubernetes"])  # the same local cluster
     raw["cluster"]["install"] = {"method": "preinstalled"}
     return raw
 
