@@ -23,6 +23,7 @@ import yaml
 import automation
 from automation import Backend, StackSpec
 from automation.workspace import open_stack
+from automation.zones import up_trusted_zone
 from components.settings import KubernetesTarget
 
 pytestmark = pytest.mark.e2e
@@ -122,3 +123,37 @@ def test_separate_stacks_first_deploy_and_the_scan(backend: Backend, tmp_path: P
     automation.destroy(trust, backend=backend, remove=True)
     assert not [p for p in (tmp_path / "tdx-a").rglob("*") if p.is_file()]
     assert os.path.isdir(tmp_path / "state")
+
+
+def test_up_trusted_zone_converges_and_rebinds_a_changed_workload(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """`automation.zones.up_trusted_zone` runs the documented order; after a workload change
+    the same call binds the new digest and drops the old one."""
+    trust = example("trust-zone", tmp_path / "trust", {"apiDbPassword": SECRET})
+    conf = example("tdx-a", tmp_path / "tdx-a")
+    result = up_trusted_zone(trust, [conf], backend=backend)
+    [deployed] = result.confidential
+    assert deployed.outputs is not None
+    old = deployed.outputs["workloads"]["payments-api"]["initdataDigest"]
+    assert old in resource_policy(tmp_path / "trust")
+
+    workload = conf.settings.workloads[0]
+    container = workload.containers[0].model_copy(
+        update={"image": "registry.example.com/payments/api@sha256:" + "5e" * 32}
+    )
+    changed_workload = workload.model_copy(update={"containers": [container]})
+    changed = conf.model_copy(
+        update={"settings": conf.settings.model_copy(update={"workloads": [changed_workload]})}
+    )
+    again = up_trusted_zone(trust, [changed], backend=backend)
+    [redeployed] = again.confidential
+    assert redeployed.outputs is not None
+    new = redeployed.outputs["workloads"]["payments-api"]["initdataDigest"]
+    assert new != old
+    policy = resource_policy(tmp_path / "trust")
+    assert new in policy and old not in policy
+    assert not again.trustee_first.changed, "the KBS itself did not change"
+
+    automation.destroy(changed, backend=backend, remove=True)
+    automation.destroy(trust, backend=backend, remove=True)

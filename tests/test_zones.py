@@ -583,3 +583,17 @@ def test_confidential_stack_settings_round_trip_through_the_automation_config() 
     dumped = settings_to_config(s)
     assert dumped["trustee"] == {}
     assert parse(dumped) == s
+
+
+def test_up_trusted_zone_refuses_specs_that_are_not_one_zone() -> None:
+    from automation import StackSpec
+    from automation.zones import up_trusted_zone
+
+    trust = StackSpec.from_file(EXAMPLES / "Pulumi.trust-zone.yaml", secrets={"apiDbPassword": "x"})
+    conf = StackSpec.from_file(EXAMPLES / "Pulumi.tdx-a.yaml")
+    with pytest.raises(ValueError, match="role is not trustee"):
+        up_trusted_zone(conf, [conf])
+    with pytest.raises(ValueError, match="trusteeStack"):
+        up_trusted_zone(trust, [conf.model_copy(update={"settings": trust.settings})])
+    with pytest.raises(ValueError, match="does not list 'tdx-b'"):
+        up_trusted_zone(trust, [conf.model_copy(update={"name": "tdx-b"})])
