@@ -122,6 +122,7 @@ def policy_config(
         settings.hardware,
         load_policy_exceptions(exceptions),
         opted_in=settings.checklist.opted_in_policies() if settings.checklist else (),
+        remote_trustee=settings.trustee_topology.remote_trustee,
     )
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -42,6 +42,9 @@ from components.stack import (
     platform_of,
 )
 from components.trustee import TrusteeTls, certificate_names
+
+if TYPE_CHECKING:
+    from components.zones import ConfidentialZone, TrusteeZone
 
 MUTABLE = {"enable_config_map_mutable": True, "enable_secret_mutable": True}
 """The same provider settings as components.stack._provider (in-place ConfigMap/Secret updates)."""
@@ -214,8 +217,16 @@ def build_trust_layer(settings: StackSettings) -> Stack:
     return stack
 
 
-def build_stack(settings: StackSettings) -> Stack | Platform:
-    """What the program builds: the single stack, or one of the two layers."""
+def build_stack(settings: StackSettings) -> Stack | Platform | TrusteeZone | ConfidentialZone:
+    """What the program builds: the single stack, one of the two layers, or one stack of a
+    trusted zone split in separate stacks (components/zones.py)."""
+    role = settings.trustee_topology.role
+    if role is not None:
+        from components import zones
+
+        if role == "trustee":
+            return zones.build_trustee_zone(settings)
+        return zones.build_confidential_zone(settings)
     if settings.layer is None:
         return build(settings)
     if settings.layer.kind == "platform":

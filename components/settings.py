@@ -16,6 +16,7 @@ Config layout (namespace `coco:`), one structured key each:
     coco:checklist     optional checks a stack opts in to (components/checklist.py)
     coco:protect       Pulumi `protect` on clusters, identities, KBS keys (default: production)
     coco:layer         two-stack layout: {kind: platform} or {kind: trust, platformStack}
+    coco:topology      where the Trustee runs: co-located or trusted-zone (components/topology.py)
 
 Secret values (KBS resources, cloud credentials, provided TLS keys) never sit in these
 objects: the settings name another config key (`valueFrom`), which the stack must hold as a
@@ -54,8 +55,10 @@ from components.guest_features import ImageSignatures, SealedEnvVar, SealedFile,
 from components.layer_settings import LayerSettings
 from components.manifest_settings import ManifestSource
 from components.peerpods.settings import PeerPodsCluster
+from components.reachability import KbsIngress, reachability_problems
 from components.service import ServiceSettings
 from components.tee import Hardware
+from components.topology import TopologySettings, topology_problems
 from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env
 from policies.attestation import reference_value_problems
 from policies.registry import RegistryAccess
@@ -72,6 +75,7 @@ TOP_LEVEL_KEYS = (
     "checklist",
     "protect",
     "layer",
+    "topology",
 )
 
 # trustee v0.21.0 kbs/src/plugins/implementations/resource/backend.rs `ResourceDesc`: each segment
@@ -291,6 +295,18 @@ class TrusteeSettings(Model):
     replicas: int = Field(default=1, ge=1, le=10)
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     port: int = Field(default=8080, ge=1, le=65535)
+    node_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="serviceType NodePort: the node port, pinned (the port of `url`); unset, "
+        "Kubernetes would pick a random one and guests would dial the wrong port.",
+    )
+    ingress: KbsIngress | None = Field(
+        default=None,
+        description="An Ingress at the URL's host (TLS passed through to the KBS); "
+        "components/reachability.py.",
+    )
     url: str | None = Field(
         default=None,
         description="URL pods' guests use to reach the KBS; default: the in-cluster service.",
@@ -474,6 +490,8 @@ Check = Literal[
     "missing-reference-values",
     "unpinned-images",
     "unsigned-images",
+    "co-located-trustee",
+    "unpinned-kbs-image",
 ]
 CHECK_TEXT: dict[str, str] = {
     "coco-dev-runtime": "runtime class kata-qemu-coco-dev gives no hardware protection",
@@ -483,6 +501,10 @@ CHECK_TEXT: dict[str, str] = {
     "unpinned-images": "an image not pinned by digest can change under the same name",
     "unsigned-images": "an image no signature policy covers runs whatever the registry serves "
     "(only with coco:checklist.requireSignedImages)",
+    "co-located-trustee": "a Trustee on the confidential cluster keeps every KBS key and secret "
+    "where that cluster's untrusted admins can read them (docs/topologies.md)",
+    "unpinned-kbs-image": "a KBS image pulled by tag lets whoever controls the tag replace the "
+    "root of trust",
 }
 
 
@@ -521,6 +543,11 @@ class StackSettings(Model):
         description="Two-stack layout (platform / trust, components/layers.py); "
         "default: one stack holds everything.",
     )
+    topology: TopologySettings | None = Field(
+        default=None,
+        description="Where the Trustee runs (components/topology.py, docs/topologies.md); "
+        "default: co-located (dev/test only).",
+    )
 
     @property
     def protected(self) -> bool:
@@ -528,6 +555,11 @@ class StackSettings(Model):
         if self.protect is not None:
             return self.protect
         return self.production and not self.kubernetes.rendering
+
+    @property
+    def trustee_topology(self) -> TopologySettings:
+        """Where the Trustee runs: `coco:topology`, or its default (co-located)."""
+        return self.topology or TopologySettings()
 
     @property
     def hardware(self) -> tee.Hardware:
@@ -694,7 +726,9 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
     sources = {m.name for m in s.manifests}
     for i, r in enumerate(s.trustee.resources):
         key = f"{NAMESPACE}:trustee.resources[{i}]"
-        for reader in r.readers:
+        # A Trustee stack of the split trusted zone names workloads of other stacks: checked
+        # when it reads their exported digests (components/zones.py).
+        for reader in r.readers if s.trustee_topology.role != "trustee" else []:
             if reader in sources and reader not in name_counts:
                 continue
             if reader not in name_counts:
@@ -735,7 +769,14 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
     )
     for rv_name, why in rv_problems.items():
         problems.append(Problem(f"{NAMESPACE}:trustee.referenceValues.{rv_name}", why))
-    if s.production and not s.trustee.reference_values and not s.waived("missing-reference-values"):
+    problems += topology_problems(s)
+    problems += reachability_problems(s)
+    if (
+        s.production
+        and not s.trustee_topology.remote_trustee
+        and not s.trustee.reference_values
+        and not s.waived("missing-reference-values")
+    ):
         problems.append(
             Problem(
                 f"{NAMESPACE}:trustee.referenceValues",
@@ -792,7 +833,7 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                     "the cluster",
                 )
             )
-        if s.trustee.url is None:
+        if s.trustee.url is None and not s.trustee_topology.remote_trustee:
             problems.append(
                 Problem(
                     f"{NAMESPACE}:trustee.url",

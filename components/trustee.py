@@ -65,6 +65,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels, tokens
+from components.reachability import certificate_covers
 from components.settings import TrusteeSettings, full_key
 from components.tls import KeyAlgorithm, SelfSignedTls
 from policies.attestation import (
@@ -348,7 +349,22 @@ class TrusteeTls(pulumi.ComponentResource):
         if cfg.mode == "provided":
             if not (cfg.certificate_from and cfg.private_key_from):  # settings validate this
                 raise ValueError("tls.mode 'provided' needs certificateFrom and privateKeyFrom")
-            self.certificate_pem = pulumi.Output.unsecret(_config_secret(cfg.certificate_from))
+            host = urlparse(self.url).hostname or ""
+            source = full_key(cfg.certificate_from)
+
+            def covers(pem: str) -> str:
+                # The guest's TLS client verifies the KBS certificate against the URL's host.
+                if not certificate_covers(pem, host):
+                    raise ValueError(
+                        f"coco:trustee.tls.certificateFrom: the certificate in {source} does not "
+                        f"cover {host!r}, the host of coco:trustee.url that init-data sends "
+                        "guests to: issue it with that name in its subjectAltName"
+                    )
+                return pem
+
+            self.certificate_pem = pulumi.Output.unsecret(
+                _config_secret(cfg.certificate_from)
+            ).apply(covers)
             self.private_key_pem = pulumi.Output.secret(_config_secret(cfg.private_key_from))
         else:
             host = urlparse(self.url).hostname or self.dns_names[-1]
@@ -648,11 +664,54 @@ class Trustee(pulumi.ComponentResource):
                         "protocol": "TCP",
                         "port": settings.port,
                         "targetPort": KBS_PORT,
+                        # Pinned: init-data measures this port (components/reachability.py).
+                        **({"nodePort": settings.node_port} if settings.node_port else {}),
                     }
                 ],
             },
             opts=child,
         )
+        if settings.ingress is not None:
+            # TLS passes through to the KBS (the guest pins its certificate); reachability
+            # (components/reachability.py) checked the URL is https://<this host>.
+            host = urlparse(settings.service_url()).hostname
+            k8s.networking.v1.Ingress(
+                f"{name}-ingress",
+                metadata=meta(
+                    SERVICE_NAME,
+                    labels.ROLE_KBS,
+                    annotations=dict(sorted(settings.ingress.annotations.items())),
+                ),
+                spec={
+                    **(
+                        {"ingressClassName": settings.ingress.class_name}
+                        if settings.ingress.class_name
+                        else {}
+                    ),
+                    "rules": [
+                        {
+                            "host": host,
+                            "http": {
+                                "paths": [
+                                    {
+                                        "path": "/",
+                                        "pathType": "Prefix",
+                                        "backend": {
+                                            "service": {
+                                                "name": SERVICE_NAME,
+                                                "port": {"number": settings.port},
+                                            }
+                                        },
+                                    }
+                                ]
+                            },
+                        }
+                    ],
+                },
+                opts=pulumi.ResourceOptions.merge(
+                    child, pulumi.ResourceOptions(depends_on=[service])
+                ),
+            )
         self.deployment = deployment
         self.service = service
         self.register_outputs(

@@ -14,8 +14,16 @@ def gate_stack(environment: str, render_dir: str = "out/gate") -> dict[str, Any]
         "coco:environment": environment,
         "coco:kubernetes": {"renderDir": render_dir},
         "coco:cluster": {"kind": "baremetal", "tee": "none", "install": {"method": "preinstalled"}},
+        # The Trustee in the trusted zone, its image pinned: only the coco-dev runtime is
+        # left for the pack to object to.
+        "coco:topology": {
+            "kind": "trusted-zone",
+            "trusteeCluster": {"renderDir": f"{render_dir}-trust"},
+        },
         "coco:trustee": {
-            "url": "https://kbs.trustee.svc.cluster.local:8080",
+            "image": "registry.example.com/mirror/key-broker-service@sha256:" + "3c" * 32,
+            "serviceType": "LoadBalancer",
+            "url": "https://kbs.gate.example.com:8080",
             "resources": [{"path": "default/key/1", "valueFrom": "appKey", "readers": ["app"]}],
             "referenceValues": {
                 "launch_digest": ["ab" * 48],

@@ -115,6 +115,9 @@ class Project:
         doc.pop("secretsprovider", None)
         config = doc["config"]
         config["coco:kubernetes"] = {"renderDir": f"out/{self.stack}"}
+        topology = config.get("coco:topology") or {}
+        if topology.get("trusteeCluster"):  # the trusted zone renders beside it
+            topology["trusteeCluster"] = {"renderDir": f"out/{self.stack}/trusted-zone"}
         cluster = config["coco:cluster"]
         install = cluster.setdefault("install", {})
         if local_chart and str(install.get("chart", "")).startswith("./"):

@@ -185,6 +185,7 @@ def test_up_script_deploys_the_worked_example_with_the_signature_check_mandatory
     doc = yaml.safe_load((ROOT / "stacks" / "Pulumi.baremetal-snp.yaml").read_text())
     config = doc["config"]
     config["coco:kubernetes"] = {"renderDir": "out/snp-example"}
+    config["coco:topology"]["trusteeCluster"] = {"renderDir": "out/snp-example/trusted-zone"}
     config["coco:cluster"]["install"] = {"method": "preinstalled"}
     project.write_stack("snp-example", config)
     project.run("pulumi", "stack", "init", "snp-example", "--non-interactive")

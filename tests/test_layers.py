@@ -160,7 +160,11 @@ def test_platform_and_trust_together_register_the_single_stack(tmp_path: Path) -
     assert "kind: Config" in outputs["kubernetes"]["kubeconfig"]
 
     assert trust_mocks.references == [PLATFORM]
-    [provider] = [r for r in trust_mocks.resources if r.type == "pulumi:providers:kubernetes"]
+    providers = {
+        r.name: r for r in trust_mocks.resources if r.type == "pulumi:providers:kubernetes"
+    }
+    assert sorted(providers) == ["k8s", "k8s-trustee"], "the Trustee goes to the trusted zone"
+    provider = providers["k8s"]
     assert provider.inputs["kubeconfig"] == outputs["kubernetes"]["kubeconfig"]
     assert "kubeconfig" in provider.secret_paths, "the kubeconfig stays a secret"
 

@@ -62,6 +62,7 @@ def config(path: Path, environment: str = "dev", tee: str = "none") -> dict[str,
         "kubernetes": {"renderDir": "out/test"},
         "cluster": {"kind": "baremetal", "tee": tee, "install": {"method": "preinstalled"}},
         "trustee": {
+            "serviceType": "LoadBalancer",
             "url": "https://kbs.example.com:8080",
             "resources": [{"path": "default/key/1", "valueFrom": "appKey", "readers": ["shop"]}],
             "referenceValues": {"mr_td": ["aa" * 48]},

@@ -696,7 +696,10 @@ print(",".join(sorted({{m.split(".")[0] for m in sys.modules}} &
 BASE: dict[str, Any] = {
     "environment": "production",
     "cluster": {"kind": "peerpods", "cloud": AWS_GIVEN},
+    "topology": {"kind": "trusted-zone", "trusteeCluster": {"context": "trust"}},
     "trustee": {
+        "image": "registry.example.com/key-broker-service@sha256:" + "cd" * 32,
+        "serviceType": "LoadBalancer",
         "url": "https://kbs.example.com:8080",
         "resources": [{"path": "default/key/1", "valueFrom": "appKey", "readers": ["app"]}],
         "referenceValues": {"snp_launch_measurement": ["aa" * 48]},

@@ -175,7 +175,7 @@ def trustee_objects(
 
 def test_one_policy_per_check_at_the_packs_level() -> None:
     names = [p.name for p in POLICIES]
-    assert len(names) == len(set(names)) == 7
+    assert len(names) == len(set(names)) == 9
     assert not [n for n in names if n.endswith("-advisory")], "no mandatory/advisory twins"
     # No level of their own: the pack's (mandatory) unless the stack's config sets one.
     assert all(p.enforcement_level is None for p in POLICIES)

@@ -20,6 +20,7 @@ CONFIG: dict[str, Any] = {
     "kubernetes": {"renderDir": "out/test"},
     "cluster": {"kind": "baremetal", "tee": "none", "install": {"method": "preinstalled"}},
     "trustee": {
+        "serviceType": "LoadBalancer",
         "url": "https://kbs.example.com:8080",
         "resources": [{"path": "default/key/1", "valueFrom": "appKey", "readers": ["web"]}],
         "secretsDelivery": "reference",

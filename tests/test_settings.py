@@ -16,10 +16,16 @@ from components.settings import SettingsError, json_schema, parse
 ROOT = Path(__file__).resolve().parent.parent
 PINNED = "registry.example.com/app@sha256:" + "ab" * 32
 
+KBS_IMAGE = "registry.example.com/key-broker-service@sha256:" + "cd" * 32
+
 BASE: dict[str, Any] = {
     "environment": "production",
     "cluster": {"kind": "baremetal", "tee": "tdx"},
+    "topology": {"kind": "trusted-zone", "trusteeCluster": {"context": "trust"}},
     "trustee": {
+        "image": KBS_IMAGE,
+        "serviceType": "LoadBalancer",
+        "url": "https://kbs.example.com:8080",
         "resources": [{"path": "default/key/1", "valueFrom": "appKey", "readers": ["app"]}],
         "referenceValues": {"mr_td": ["aa" * 48]},
     },

@@ -227,12 +227,34 @@ def test_self_signed_tls(mocks: RecordingMocks) -> None:
     assert "kbs.trustee.svc" in cert["dns_names"]
 
 
-def test_provided_tls_reads_secret_config(mocks: RecordingMocks) -> None:
-    pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+def certificate_for(*names: str) -> str:
+    """A real self-signed P-256 certificate whose subjectAltName lists `names`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.derive_private_key(7, ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(datetime(2026, 1, 1))
+        .not_valid_after(datetime(2027, 1, 1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def provided_tls(pem: str) -> TrusteeSettings:
     pulumi.runtime.set_all_config(
         {"coco:kbsCert": pem, "coco:kbsKey": "KEY"}, secret_keys=["coco:kbsCert", "coco:kbsKey"]
     )
-    provided = SETTINGS.model_copy(
+    return SETTINGS.model_copy(
         update={
             "tls": SETTINGS.tls.model_copy(
                 update={
@@ -243,6 +265,22 @@ def test_provided_tls_reads_secret_config(mocks: RecordingMocks) -> None:
             )
         }
     )
+
+
+def test_provided_certificate_must_cover_the_url_host(mocks: RecordingMocks) -> None:
+    """The guest verifies the KBS certificate against the host init-data names: a provided
+    certificate for another name is refused, naming the key (components/reachability.py)."""
+    provided = provided_tls(certificate_for("kbs.elsewhere.example.com"))
+    with pytest.raises(Exception, match=r"coco:trustee\.tls\.certificateFrom.*kbs\.trustee\.svc"):
+        resolve(lambda: {"cert": TrusteeTls("kbs", provided).certificate_pem})
+    wildcard = provided_tls(certificate_for("*.trustee.svc.cluster.local"))
+    values, _ = resolve(lambda: {"cert": TrusteeTls("kbs", wildcard).certificate_pem})
+    assert "BEGIN CERTIFICATE" in values["cert"]
+
+
+def test_provided_tls_reads_secret_config(mocks: RecordingMocks) -> None:
+    pem = certificate_for("kbs.trustee.svc.cluster.local")
+    provided = provided_tls(pem)
     values, secret = resolve(
         lambda: {
             "cert": (t := TrusteeTls("kbs", provided)).certificate_pem,

@@ -184,6 +184,10 @@ class TrusteeArgs(TypedDict, total=False):
     """ClusterIP (default), NodePort or LoadBalancer."""
     port: int
     """The KBS port (default 8080)."""
+    node_port: int
+    """serviceType NodePort: the node port, pinned (the port of `url`)."""
+    ingress: dict[str, Any]
+    """An Ingress at the URL's host, TLS passed through: `className`, `annotations`."""
     url: str
     """URL guests use to reach the KBS (https://); default: the in-cluster service."""
     tls: TlsArgs

@@ -278,6 +278,19 @@ def allow_rule_bodies(rego: str) -> list[str]:
     return bodies
 
 
+_ALLOW_LINE = re.compile(r"^[ \t]*(?:default[ \t]+)?allow\b.*$", re.MULTILINE)
+_DEFAULT_DENY = re.compile(r"\A[ \t]*default[ \t]+allow[ \t]*:?=[ \t]*false[ \t]*(?:#.*)?\Z")
+
+
+def denies_everything(rego: str) -> bool:
+    """The policy has `default allow = false` and no other line defining `allow`: it
+    releases nothing, so there is nothing for init-data to bind (components/zones.py: a
+    Trustee stack whose readers are not deployed yet). Any other `allow` line (a rule, an
+    `allow = true`, an `else`) counts as releasing something."""
+    lines = [m.group(0) for m in _ALLOW_LINE.finditer(rego)]
+    return bool(lines) and all(_DEFAULT_DENY.match(line) for line in lines)
+
+
 def _has_trustee(resources: Sequence[StackResource]) -> bool:
     trustee_roles = {
         labels.ROLE_KBS,
@@ -325,6 +338,8 @@ def kbs_resource_policy_bound(resources: Sequence[StackResource]) -> list[Findin
         text = _config_map_text(p.props)
         texts.append(text)
         production = is_production(p.resource_type, p.props)
+        if denies_everything(text):
+            continue  # releases nothing (a Trustee stack before its readers are deployed)
         if "init_data" not in text:
             findings.append(
                 Finding(

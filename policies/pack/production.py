@@ -44,7 +44,7 @@ from pulumi_policy import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from components import tee
-from policies.pack import checks, signatures
+from policies.pack import checks, signatures, zones
 
 PACK_NAME = "coco-production"
 RUNTIME_CLASS_POLICY = "runtime-class-matches-hardware"
@@ -95,6 +95,10 @@ generated config of a stack that did not. Without any config they are mandatory 
 rest (the run fails closed: it cannot know what the stack asked for)."""
 
 
+TRUSTEE_STACK_POLICIES = frozenset({"kbs-resource-policy-bound", "reference-values-provisioned"})
+"""Rules about the Trustee's objects: `disabled` on a stack whose Trustee is in another stack."""
+
+
 class PolicyException(BaseModel):
     """An organisation's exception to one pack policy: a lower level, and why."""
 
@@ -141,12 +145,18 @@ def stack_policy_config(
     hardware: tee.Hardware | None,
     exceptions: Mapping[str, PolicyException] | None = None,
     opted_in: Collection[str] = (),
+    remote_trustee: bool = False,
 ) -> dict[str, Any]:
     """The `--policy-pack-config` document for one stack: a level for every policy (and the
     declared hardware), exceptions laid over it. Sorted keys: the same stack, the same file.
 
     An `OPTIONAL_POLICIES` rule is `disabled` unless the stack opted in to it (`opted_in`,
-    from `coco:checklist`), then levelled like the others."""
+    from `coco:checklist`), then levelled like the others.
+
+    `remote_trustee`: a confidential-cluster stack of a split trusted zone holds no Trustee,
+    so the rules about the Trustee's own objects (resource policy, reference values) are
+    `disabled` there: the Trustee stack is checked for them, and binds exactly the digests
+    this stack exports (components/zones.py)."""
     unknown = sorted(set(opted_in) - OPTIONAL_POLICIES)
     if unknown:
         raise ValueError(f"not optional policies of {PACK_NAME}: {', '.join(unknown)}")
@@ -154,6 +164,8 @@ def stack_policy_config(
     for policy in POLICIES:
         level: Level = level_for(environment)
         if policy.name in OPTIONAL_POLICIES and policy.name not in opted_in:
+            level = "disabled"
+        if remote_trustee and policy.name in TRUSTEE_STACK_POLICIES:
             level = "disabled"
         entry: dict[str, Any] = {"enforcementLevel": level}
         if policy.name == RUNTIME_CLASS_POLICY and hardware is not None:
@@ -230,6 +242,17 @@ POLICIES: list[Policy] = [
         checks.reference_values_provisioned,
     ),
     _stack_policy(
+        zones.CO_LOCATED_POLICY,
+        "No Trustee object (KBS, keys, policies, reference values, resources) shares a "
+        "Kubernetes provider with confidential pods: the Trustee runs in the trusted zone.",
+        zones.trustee_in_trusted_zone,
+    ),
+    _resource_policy(
+        zones.KBS_IMAGE_POLICY,
+        "Every image of the KBS Deployment (the root of trust) is pinned by digest.",
+        lambda a: zones.kbs_image_pinned(a.resource_type, a.props),
+    ),
+    _stack_policy(
         signatures.SIGNED_IMAGES_POLICY,
         "Optional (coco:checklist.requireSignedImages): every image of a confidential pod is "
         "covered by the signature-verifying image policy its init-data's cdh.toml names and "
@@ -246,5 +269,7 @@ SETTINGS_CHECKS: dict[str, str] = {
     "reference-values-provisioned": "missing-reference-values",
     "images-pinned-by-digest": "unpinned-images",
     signatures.SIGNED_IMAGES_POLICY: "unsigned-images",
+    zones.CO_LOCATED_POLICY: "co-located-trustee",
+    zones.KBS_IMAGE_POLICY: "unpinned-kbs-image",
 }
 """Pack policy -> the settings waiver (`coco:waivers[].check`) covering the same rule."""

@@ -9,11 +9,15 @@ test cluster's kubeconfig, with what cannot exist here switched off and said so:
   `preinstall_runtime_classes` (with the selectors `chart` mode writes, from the program's own
   `runtime_class_manifest`), and the program reads them as it does on a preinstalled cluster;
 - a `LoadBalancer` KBS Service becomes `NodePort`: no load-balancer controller runs here, and
-  the provider's await logic (kept on) would wait for an address that never comes.
+  the provider's await logic (kept on) would wait for an address that never comes; every
+  NodePort is re-pinned to a port derived from the stack name (stacks share the cluster) and
+  the KBS URL moved to it (components/reachability.py);
+- a trusted zone's `trusteeCluster` is the same test cluster.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -21,6 +25,7 @@ import tarfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from kube_cluster import KubeCluster
@@ -116,9 +121,19 @@ class KubeProject:
             cluster["gpu"].setdefault("operator", {})["install"] = False
         # A throwaway cluster: production's default `protect` would make destroy refuse.
         config["coco:protect"] = False
+        topology = config.get("coco:topology") or {}
+        if topology.get("trusteeCluster"):  # the trusted zone: the same test cluster here
+            topology["trusteeCluster"] = dict(config["coco:kubernetes"])
         trustee = config.setdefault("coco:trustee", {})
-        if trustee.get("serviceType") == "LoadBalancer":
+        if trustee.get("serviceType") in ("LoadBalancer", "NodePort"):
+            # A node port of its own per stack (stacks share the test cluster), and the URL
+            # init-data carries moved to it, as the reachability check requires.
+            node_port = 30000 + int(hashlib.sha256(self.stack.encode()).hexdigest(), 16) % 2768
             trustee["serviceType"] = "NodePort"
+            trustee["nodePort"] = node_port
+            if trustee.get("url"):
+                parts = urlsplit(trustee["url"])
+                trustee["url"] = f"https://{parts.hostname}:{node_port}"
         self.save(config)
         return config
 

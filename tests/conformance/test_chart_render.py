@@ -33,6 +33,7 @@ def _stack_file(project: Project, chart: Path) -> dict[str, Any]:
     doc = yaml.safe_load((ROOT / "stacks" / "Pulumi.baremetal-tdx.yaml").read_text())
     config: dict[str, Any] = doc["config"]
     config["coco:kubernetes"] = {"renderDir": f"out/{project.stack}"}
+    config["coco:topology"]["trusteeCluster"] = {"renderDir": f"out/{project.stack}/trusted-zone"}
     config["coco:cluster"]["install"] = {"method": "chart", "chart": str(chart)}
     path = project.dir / "stacks" / f"Pulumi.{project.stack}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -1,0 +1,262 @@
+"""`coco:topology`: where the Trustee runs relative to the confidential workloads.
+
+Why: CoCo treats the cluster that runs the confidential pods (its admins, hosts, control plane)
+as untrusted. A Trustee on that cluster keeps its TLS and token-signing keys, its policies,
+its reference values and every secret it guards as Kubernetes Secrets and ConfigMaps there:
+whoever reads Secrets in its namespace gets every secret without attesting, whoever edits its
+ConfigMaps rewrites the policies. Vendor guidance puts the production Trustee in a separate,
+trusted environment (docs/topologies.md). Three topologies, typed here:
+
+- `co-located` (the default): Trustee on the confidential cluster. Dev and test only: a
+  production stack refuses it unless `coco:waivers` waives `co-located-trustee` with a reason.
+- `trusted-zone`: Trustee on its own cluster, serving one or more confidential clusters.
+  * one stack, two Kubernetes providers: `trusteeCluster` names the trusted cluster (a
+    kubeconfig/context, or a render folder); `coco:kubernetes` stays the confidential one;
+  * separate stacks linked by `pulumi.StackReference`: one stack with `role: trustee`
+    (its `coco:kubernetes` is the trusted cluster; `confidentialStacks` lists the stacks it
+    serves) and N stacks with `role: confidential` (`trusteeStack` names the Trustee stack).
+    The KBS URL and certificate flow Trustee -> confidential stacks (into init-data); the
+    workloads' init-data digests flow confidential stacks -> Trustee (into the resource
+    policy). Who may read which secret stays in the Trustee stack's `coco:trustee.resources`:
+    an operator of a confidential stack cannot grant their workloads a secret.
+- `external` is not offered yet (docs/topologies.md says what it needs).
+
+Kept apart from settings.py so the rules of where the Trustee lives sit in one small module.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from components.config_types import Model
+
+if TYPE_CHECKING:
+    from components.settings import KubernetesTarget, Problem, StackSettings
+
+CO_LOCATED_WAIVER: Literal["co-located-trustee"] = "co-located-trustee"
+
+_STACK_REF = re.compile(r"\A([A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+\Z")
+
+
+def _check_stack(v: str) -> str:
+    if not _STACK_REF.match(v):
+        raise ValueError(f"{v!r} is not a stack name: use <org>/<project>/<stack> or <stack>")
+    return v
+
+
+class TrusteeClusterTarget(Model):
+    """The trusted cluster the Trustee goes to (same keys as `coco:kubernetes`)."""
+
+    render_dir: str | None = Field(
+        default=None, description="Render the Trustee's manifests into this folder instead."
+    )
+    kubeconfig: str | None = Field(
+        default=None, description="Path to the trusted cluster's kubeconfig."
+    )
+    context: str | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TrusteeClusterTarget:
+        if self.render_dir and (self.kubeconfig or self.context):
+            raise ValueError("renderDir and kubeconfig/context are exclusive")
+        if not (self.render_dir or self.kubeconfig or self.context):
+            raise ValueError(
+                "name the trusted cluster: kubeconfig (and context), or renderDir; the ambient "
+                "KUBECONFIG is the confidential cluster's"
+            )
+        return self
+
+    def target(self) -> KubernetesTarget:
+        from components.settings import KubernetesTarget
+
+        return KubernetesTarget(
+            render_dir=self.render_dir, kubeconfig=self.kubeconfig, context=self.context
+        )
+
+
+class TopologySettings(Model):
+    """Where the Trustee runs (docs/topologies.md)."""
+
+    kind: Literal["co-located", "trusted-zone"] = Field(
+        default="co-located",
+        description="co-located: Trustee on the confidential cluster (dev/test); trusted-zone: "
+        "Trustee on its own, trusted cluster.",
+    )
+    trustee_cluster: TrusteeClusterTarget | None = Field(
+        default=None,
+        description="trusted-zone, one stack: the trusted cluster (a second Kubernetes provider).",
+    )
+    role: Literal["trustee", "confidential"] | None = Field(
+        default=None,
+        description="trusted-zone, separate stacks: this stack is the Trustee (on coco:kubernetes) "
+        "or a confidential cluster served by it.",
+    )
+    trustee_stack: str | None = Field(
+        default=None, description="role confidential: the Trustee stack to read the KBS from."
+    )
+    confidential_stacks: list[str] = Field(
+        default_factory=list,
+        description="role trustee: the confidential-cluster stacks whose workloads it serves.",
+    )
+
+    @field_validator("trustee_stack")
+    @classmethod
+    def _stack_name(cls, v: str | None) -> str | None:
+        return None if v is None else _check_stack(v)
+
+    @field_validator("confidential_stacks")
+    @classmethod
+    def _stack_names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            _check_stack(name)
+        if len(set(v)) != len(v):
+            raise ValueError("a confidential stack is listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _shape(self) -> TopologySettings:
+        if self.kind == "co-located":
+            if self.trustee_cluster or self.role or self.trustee_stack or self.confidential_stacks:
+                raise ValueError(
+                    "co-located takes no trusteeCluster, role, trusteeStack or "
+                    "confidentialStacks: set kind: trusted-zone to use them"
+                )
+            return self
+        if self.role is None:
+            if self.trustee_cluster is None:
+                raise ValueError(
+                    "trusted-zone needs the trusted cluster: trusteeCluster (one stack, two "
+                    "providers), or role: trustee / confidential (separate stacks)"
+                )
+            if self.trustee_stack or self.confidential_stacks:
+                raise ValueError("trusteeStack and confidentialStacks need a role")
+            return self
+        if self.trustee_cluster is not None:
+            raise ValueError(
+                "trusteeCluster is for the one-stack form; with a role, the Trustee stack's own "
+                "coco:kubernetes is the trusted cluster"
+            )
+        if self.role == "trustee":
+            if not self.confidential_stacks:
+                raise ValueError(
+                    "role trustee serves confidential-cluster stacks: list them in "
+                    "confidentialStacks, e.g. [organization/coco/tdx-a]"
+                )
+            if self.trustee_stack:
+                raise ValueError("trusteeStack is for role confidential")
+        else:
+            if not self.trustee_stack:
+                raise ValueError(
+                    "role confidential reads the KBS from a Trustee stack: set trusteeStack, "
+                    "e.g. organization/coco/trust"
+                )
+            if self.confidential_stacks:
+                raise ValueError("confidentialStacks is for role trustee")
+        return self
+
+    @property
+    def co_located(self) -> bool:
+        return self.kind == "co-located"
+
+    @property
+    def remote_trustee(self) -> bool:
+        """This stack deploys no Trustee: a confidential-cluster stack of the split form."""
+        return self.role == "confidential"
+
+
+def topology_problems(s: StackSettings) -> list[Problem]:
+    """Cross-key rules of the topology, each naming the key to fix."""
+    from components.settings import NAMESPACE, Problem
+
+    t = s.trustee_topology
+    key = f"{NAMESPACE}:topology"
+    problems: list[Problem] = []
+    if t.co_located:
+        if s.production and not s.waived(CO_LOCATED_WAIVER):
+            problems.append(
+                Problem(
+                    f"{key}.kind",
+                    "production refuses a Trustee on the confidential cluster (its admins and "
+                    "control plane are untrusted, and would hold every KBS key and secret): "
+                    "use kind: trusted-zone (docs/topologies.md), or waive "
+                    f"'{CO_LOCATED_WAIVER}' with a reason",
+                )
+            )
+        return problems
+    if s.layer is not None and t.role is not None:
+        problems.append(
+            Problem(
+                f"{NAMESPACE}:layer",
+                "coco:layer and a topology role are two different splits: drop coco:layer "
+                "(the confidential stack holds its cluster side and workloads)",
+            )
+        )
+    tr = s.trustee
+    if t.role == "confidential":
+        # Compared with the defaults, not `model_fields_set`: the Automation API writes every
+        # top-level key, `coco:trustee: {}` included (automation/config.py).
+        if s.trustee != type(s.trustee)():
+            problems.append(
+                Problem(
+                    f"{NAMESPACE}:trustee",
+                    "a confidential-cluster stack deploys no Trustee: move coco:trustee "
+                    f"(resources, policies, reference values) to the Trustee stack "
+                    f"{t.trustee_stack!r}",
+                )
+            )
+        for i, w in enumerate(s.workloads):
+            wkey = f"{NAMESPACE}:workloads[{i}]"
+            if w.image_signatures is not None or w.registry is not None:
+                problems.append(
+                    Problem(
+                        wkey,
+                        "imageSignatures and registry are not offered yet with separate "
+                        "Trustee stacks: use the one-stack trusted-zone form (trusteeCluster)",
+                    )
+                )
+            if any(c.sealed_env or c.sealed_files for c in w.containers):
+                problems.append(
+                    Problem(
+                        f"{wkey}.containers",
+                        "sealed secrets are not offered yet with separate Trustee stacks: use "
+                        "the one-stack trusted-zone form (trusteeCluster)",
+                    )
+                )
+        for i, m in enumerate(s.manifests):
+            if m.image_signatures is not None:
+                problems.append(
+                    Problem(
+                        f"{NAMESPACE}:manifests[{i}].imageSignatures",
+                        "not offered yet with separate Trustee stacks: use trusteeCluster",
+                    )
+                )
+        return problems
+    # The Trustee serves guests of another cluster: it must be exposed, at a URL they reach.
+    if tr.service_type == "ClusterIP" and tr.ingress is None:
+        problems.append(
+            Problem(
+                f"{NAMESPACE}:trustee.serviceType",
+                "a ClusterIP Service is reachable only inside the trusted cluster, not from the "
+                "confidential cluster's guests: use LoadBalancer or NodePort, or an ingress",
+            )
+        )
+    if tr.url is None:
+        problems.append(
+            Problem(
+                f"{NAMESPACE}:trustee.url",
+                "guests on the confidential cluster cannot resolve the trusted cluster's "
+                "in-cluster name: set the URL they reach (load balancer or node address)",
+            )
+        )
+    if t.role == "trustee" and (s.workloads or s.manifests):
+        problems.append(
+            Problem(
+                f"{NAMESPACE}:workloads",
+                "the Trustee stack runs no confidential workload: move coco:workloads and "
+                "coco:manifests to the confidential-cluster stacks",
+            )
+        )
+    return problems
