@@ -20,6 +20,7 @@ from components.cluster import ConfidentialCluster
 from components.guest_features import image_key_path, image_policy_path, sealed_users
 from components.manifests import ConfidentialManifests
 from components.peerpods.settings import PeerPodsCluster, attestation_platform
+from components.reference_coverage import coverage_gaps
 from components.settings import BareMetalCluster, KbsResource, StackSettings, full_key
 from components.tls import SelfSignedTls
 from components.trustee import Trustee, TrusteeTls
@@ -49,6 +50,14 @@ def platform_of(settings: StackSettings, runtime_class: str) -> str:
     if platform is None:  # settings validation refuses such readers; this is a backstop
         raise ValueError(f"pods of runtime class {runtime_class!r} cannot attest to Trustee")
     return platform
+
+
+def platform_or_none(settings: StackSettings, runtime_class: str) -> str | None:
+    """`platform_of`, or None for a class no verifier attests (it reads no KBS resource)."""
+    try:
+        return platform_of(settings, runtime_class)
+    except ValueError:
+        return None
 
 
 def grant_for(
@@ -222,6 +231,10 @@ def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) ->
     """The trust side on `platform`: workloads (their init-data pins `tls`), the Trustee that
     releases their secrets, and the stack outputs."""
     env = settings.environment
+    if not settings.production:
+        # Refused in production by the settings; elsewhere the stack may be half-measured.
+        for key, why in coverage_gaps(settings):
+            pulumi.log.warn(f"{key}: {why}")
     protect = protection.options(settings.protected)
     runtime_classes = all_runtime_classes(settings)
     provider, ready, offered = platform.provider, platform.ready, platform.offered
@@ -264,6 +277,7 @@ def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) ->
             kbs_cert_pem=tls.certificate_pem,
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=deps)),
             sealing_key_pem=signer.private_key_pem if signer is not None else None,
+            attestation_platform=platform_or_none(settings, runtime_classes[w.name]),
         )
 
     manifests: dict[str, ConfidentialManifests] = {}
@@ -279,6 +293,7 @@ def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) ->
             kbs_url=tls.url,
             kbs_cert_pem=tls.certificate_pem,
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=deps)),
+            attestation_platform=platform_or_none(settings, runtime_classes[m.name]),
         )
     names = sorted(workloads)
     sources = sorted(manifests)
