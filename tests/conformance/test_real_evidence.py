@@ -21,6 +21,7 @@ storage. Then:
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import hashlib
@@ -332,3 +333,49 @@ def test_tdx_claims_of_a_real_quote_under_the_default_policy(judge: Path) -> Non
     uptodate = {**no_debug, "tcb_status": "UpToDate", "collateral_expiration_status": "0"}
     assert trust(uptodate, values)["hardware"] == 2
     assert trust(uptodate, {**values, "mr_td": changed(values["mr_td"])})["hardware"] == 97
+
+
+HOPPER = [
+    ("hopperAttestationReport.txt", "hopper_cert_chain_case1.txt"),
+    ("hopper_coco_report1.txt", "hopper_coco_certs1.txt"),
+]
+
+
+@pytest.mark.parametrize(("report", "certs"), HOPPER, ids=["hopper", "hopper-coco"])
+def test_hopper_gpu_verified_locally_is_never_affirming_under_the_default_gpu_policy(
+    judge: Path, laid_out: list[Laid], tmp_path: Path, report: str, certs: str
+) -> None:
+    """What the GPU stack gets today (issue 21, GPU): with no NVIDIA verifier setting the AS runs
+    the *local* verifier, which checks the Hopper report's signature, certificate chain and nonce
+    (here on Trustee's Hopper vectors) but emits only `arch`, `uuid`, `measurements` and `config`,
+    while the default GPU policy reads the NRAS (remote) claims (`x-nvidia-*`, `secboot`,
+    `dbgstat`): the GPU submodule is never affirming, so `requireGpu` resources stay locked."""
+    data = judge / "test-data" / "nvidia"
+    report_hex = (data / report).read_text().strip()
+    evidence = {
+        "device_evidence_list": [
+            {
+                "arch": "HOPPER",
+                "evidence": report_hex,
+                "certificate": base64.b64encode((data / certs).read_bytes()).decode(),
+            }
+        ]
+    }
+    path = tmp_path / "gpu-evidence.json"
+    path.write_text(json.dumps(evidence))
+    # The nonce the report was made for: the SPDM GET_MEASUREMENTS request's, bytes 4..36
+    # (trustee nvidia/spdm_request.rs).
+    nonce = bytes.fromhex(report_hex)[4:36]
+    vector = Vector("nvidia", "hopper", (str(path),), lambda _: nonce)
+    laid = lay_out(judge, "gpu-tdx", None)
+    laid_out.append(laid)
+    appraisal = evaluate(judge, laid.config, vector)
+    assert appraisal.ok, appraisal.error
+    gpu = appraisal.raw["submods"]["gpu0"]
+    claims = gpu["annotated_evidence"]["nvidia"]
+    assert claims["arch"] == "Hopper" and claims["measurements"] and claims["config"]
+    assert not any(k.startswith("x-nvidia-") for k in claims)
+    assert gpu["status"] != "affirming", gpu["trust_vector"]
+    assert gpu["trust_vector"]["hardware"] == 97
+    wrong = evaluate(judge, laid.config, vector, report_data=bytes(32))
+    assert not wrong.ok and "nonce mismatch" in wrong.error, wrong.error
