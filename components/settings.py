@@ -57,6 +57,7 @@ from components.peerpods.settings import PeerPodsCluster, attestation_platform
 from components.reference_coverage import coverage_gaps
 from components.service import ServiceSettings
 from components.tee import Hardware
+from components.verifier_settings import VerifierSettings
 from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env
 from policies.attestation import reference_value_problems
 from policies.registry import RegistryAccess
@@ -306,6 +307,10 @@ class TrusteeSettings(Model):
         ),
     )
     resources: list[KbsResource] = Field(default_factory=list)
+    verifiers: VerifierSettings = Field(
+        default_factory=VerifierSettings,
+        description="Verifier configuration for real sites (e.g. snp.kdsUrl: a VCEK cache).",
+    )
     attestation_policy: str | None = Field(
         default=None, description="Custom AS policy (Rego); default: upstream default_cpu."
     )

@@ -67,6 +67,7 @@ import pulumi_kubernetes as k8s
 from components import labels, tokens
 from components.settings import TrusteeSettings, full_key
 from components.tls import KeyAlgorithm, SelfSignedTls
+from components.verifier_settings import verifier_config_lines
 from policies.attestation import (
     ATTESTATION_POLICY_ID,
     ReferenceValueData,
@@ -175,6 +176,7 @@ def render_kbs_config(settings: TrusteeSettings) -> str:
         "[attestation_service.rvps_config]",
         'type = "BuiltIn"',
         "",
+        *verifier_config_lines(settings.verifiers),
         "# Policies, reference values and resources are files Pulumi provisions; nobody can",
         "# change them through the API.",
         "[admin]",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -247,3 +248,23 @@ def test_explain_attestation_names_the_deciding_values() -> None:
     assert 'tcb_snp: claim reported_tcb_snp = "22" in reference: DIFFERS from ["23"]' in text
     assert 'tcb_tee: claim reported_tcb_tee = "0" in reference: MISSING reference value' in text
     assert 'measurement: claim measurement = "ahQZ' in text and "matches" in text
+
+
+def test_snp_vcek_source_is_a_typed_setting_rendered_into_the_kbs_config() -> None:
+    from components.trustee import render_kbs_config
+
+    data = strip_namespace(copy.deepcopy(stack_file("baremetal-snp")))
+    plain = render_kbs_config(parse(data).trustee)
+    assert "verifier_config" not in plain  # default: the verifier's own (AMD KDS)
+    data["trustee"]["verifiers"] = {"snp": {"kdsUrl": "http://vcek-cache.site.internal:8080"}}
+    config = tomllib.loads(render_kbs_config(parse(data).trustee))
+    assert config["attestation_service"]["verifier_config"] == {
+        "snp_verifier": {
+            "vcek_sources": [{"type": "KDS", "base_url": "http://vcek-cache.site.internal:8080"}]
+        }
+    }
+    data["trustee"]["verifiers"] = {"snp": {"kdsUrl": "https://kds.example.com/"}}
+    with pytest.raises(SettingsError) as exc:
+        parse(data)
+    assert "coco:trustee.verifiers.snp.kdsUrl" in str(exc.value)
+    assert "trailing" in str(exc.value)

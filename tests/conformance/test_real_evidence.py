@@ -25,12 +25,14 @@ import base64
 import copy
 import functools
 import hashlib
+import http.server
 import json
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -379,3 +381,75 @@ def test_hopper_gpu_verified_locally_is_never_affirming_under_the_default_gpu_po
     assert gpu["trust_vector"]["hardware"] == 97
     wrong = evaluate(judge, laid.config, vector, report_data=bytes(32))
     assert not wrong.ok and "nonce mismatch" in wrong.error, wrong.error
+
+
+class _VcekCache(http.server.BaseHTTPRequestHandler):
+    """A site VCEK cache: serves one VCEK (DER) for every /vcek/v1/... path, or 404."""
+
+    vcek: ClassVar[bytes | None] = None
+    paths: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).paths.append(self.path)
+        if self.vcek is None or not self.path.startswith("/vcek/v1/"):
+            self.send_response(404)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/pkix-cert")
+        self.send_header("Content-Length", str(len(self.vcek)))
+        self.end_headers()
+        self.wfile.write(self.vcek)
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def vcek_cache() -> Iterator[tuple[str, type[_VcekCache]]]:
+    handler = type("Cache", (_VcekCache,), {"vcek": None, "paths": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_snp_verifier_fetches_vceks_from_the_configured_site_cache(
+    judge: Path,
+    laid_out: list[Laid],
+    tmp_path: Path,
+    vcek_cache: tuple[str, type[_VcekCache]],
+) -> None:
+    """Item 6 (SEV-SNP): `coco:trustee.verifiers.snp.kdsUrl` is rendered into the KBS config and
+    the AS configured from it fetches the VCEK there, for evidence without a certificate table."""
+    url, cache = vcek_cache
+    recorded = json.loads((judge / "test-data" / "e2e" / "snp-evidence.json").read_text())
+    (entry,) = recorded["cert_chain"]
+    cache.vcek = bytes(entry["data"])
+    bare = {"attestation_report": recorded["attestation_report"], "cert_chain": None}
+    path = tmp_path / "snp-no-certs.json"
+    path.write_text(json.dumps(bare))
+    vector = Vector("snp", "genoa-no-certs", (str(path),), _vector("genoa-e2e").report_data)
+    config = copy.deepcopy(stack_config("baremetal-snp"))
+    config["coco:trustee"]["verifiers"] = {"snp": {"kdsUrl": url}}
+    pod = KbsPod(render("baremetal-snp", config), judge, binaries=())
+    laid = Laid(pod, pod.root / "kbs-config.toml")
+    laid_out.append(laid)
+    pod.layout()
+    laid.config.write_text(pod.config_text())
+    assert f'base_url = "{url}"' in laid.config.read_text()
+    fetched = evaluate(judge, laid.config, vector)
+    assert fetched.ok, fetched.error
+    chip = bytes(recorded["attestation_report"]["chip_id"]).hex()
+    assert any(p.startswith(f"/vcek/v1/Genoa/{chip}?") for p in cache.paths), cache.paths
+    values = reference_values_from_claims("snp", fetched.claims("snp"))
+    laid.set_reference_values(values)
+    assert evaluate(judge, laid.config, vector).status == "affirming"
+    # The cache without this chip's VCEK: the evidence cannot be verified.
+    cache.vcek = None
+    missing = evaluate(judge, laid.config, vector)
+    assert not missing.ok and "Failed to fetch VCEK" in missing.error, missing.error
