@@ -55,16 +55,31 @@ def affirming_platforms(s: StackSettings) -> dict[str, list[str]]:
     return out
 
 
+def affirming_gpu_resources(s: StackSettings) -> list[str]:
+    """Paths of the resources that need affirming GPU evidence (`requireGpu`, explicit or
+    because a reader has GPUs, as components/stack.py `grant_for` decides)."""
+    gpus = {w.name: w.gpus for w in s.workloads} | {m.name: m.gpus for m in s.manifests}
+    out: list[str] = []
+    for r in s.trustee.resources:
+        needs = r.require_gpu
+        if needs is None:
+            needs = any(gpus.get(reader, 0) > 0 for reader in r.readers)
+        if needs and r.min_trust == "affirming":
+            out.append(r.path)
+    return out
+
+
 def coverage_gaps(s: StackSettings) -> list[tuple[str, str]]:
     """(settings key, message) for every platform whose affirming resources cannot be released.
 
-    Empty under a custom attestation policy (it may compare anything), and for platforms the
-    default policy appraises on the verifier's word alone (IBM SE).
+    CPU platforms are not judged under a custom attestation policy (it may compare anything),
+    nor IBM SE (appraised on the verifier's word alone). GPU resources need the remote NVIDIA
+    verifier, the only one whose claims the default GPU policy reads.
     """
-    if s.trustee.attestation_policy is not None:
-        return []
     gaps: list[tuple[str, str]] = []
-    for platform, paths in sorted(affirming_platforms(s).items()):
+    # A custom CPU policy (trustee.attestationPolicy) may compare anything: not judged.
+    cpu_platforms = {} if s.trustee.attestation_policy is not None else affirming_platforms(s)
+    for platform, paths in sorted(cpu_platforms.items()):
         missing = missing_for_affirming(platform, s.trustee.reference_values)
         if not missing:
             continue
@@ -79,6 +94,19 @@ def coverage_gaps(s: StackSettings) -> list[tuple[str, str]]:
                 f"reference values: {parts}{extra}. Add them (python -m automation "
                 "reference-values turns captured evidence into this block, docs/attestation.md), "
                 "or set the resources' minTrust to warning",
+            )
+        )
+    gpu_paths = affirming_gpu_resources(s)
+    nvidia = s.trustee.verifiers.nvidia
+    if gpu_paths and (nvidia is None or nvidia.mode == "local"):
+        gaps.append(
+            (
+                "coco:trustee.verifiers.nvidia.mode",
+                f"{', '.join(gpu_paths)} require{'s' if len(gpu_paths) == 1 else ''} affirming "
+                "GPU evidence, which trustee's default GPU policy never gives with the local "
+                "NVIDIA verifier (the default when unset): it reads only the remote verifier's "
+                "(NVIDIA NRAS) claims. Set verifiers.nvidia.mode: remote, or the resources' "
+                "minTrust to warning",
             )
         )
     return gaps

@@ -1,4 +1,5 @@
-"""Verifier configuration for real sites: where the KBS's SEV-SNP verifier gets VCEKs.
+"""Verifier configuration for real sites: where the KBS's SEV-SNP verifier gets VCEKs, and which
+NVIDIA verifier judges GPUs.
 
 Why: without it the attestation service fetches each chip's VCEK from AMD's KDS on the internet
 (trustee v0.21.0 `deps/verifier/src/snp/mod.rs`: `default_vcek_sources` = KDS at
@@ -19,8 +20,9 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from components.config_types import Model
 
@@ -48,19 +50,60 @@ class SnpVerifierSettings(Model):
         return v
 
 
+class NvidiaVerifierSettings(Model):
+    """Which NVIDIA verifier judges GPU evidence (trustee `deps/verifier/src/nvidia/mod.rs`
+    `NvidiaVerifierType`, tagged by `type`: `Local`, or `Remote` with `verifier_url`).
+
+    Why it matters: the local verifier checks the report's signature, certificate chain and nonce
+    but emits only `arch`, `uuid`, `measurements`, `config`, while trustee's default GPU policy
+    (`ear_default_policy_gpu.rego`) reads only the remote (NVIDIA NRAS) verifier's `x-nvidia-*`,
+    `secboot` and `dbgstat` claims: under that policy a GPU is affirming only in remote mode
+    (proven on the Hopper vectors by tests/conformance/test_real_evidence.py)."""
+
+    mode: Literal["local", "remote"]
+    url: str | None = Field(
+        default=None,
+        description="remote mode: the NRAS attest URL (default NVIDIA's "
+        "https://nras.attestation.nvidia.com/v4/attest)",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"\Ahttps://[^\s/]+(/\S*)?\Z", v):
+            raise ValueError(f"{v!r} is not an https:// URL")
+        return v
+
+    @model_validator(mode="after")
+    def _url_is_remote(self) -> NvidiaVerifierSettings:
+        if self.url is not None and self.mode != "remote":
+            raise ValueError("url is only used by the remote verifier: set mode: remote")
+        return self
+
+
 class VerifierSettings(Model):
     """Per-verifier configuration of the KBS's attestation service."""
 
     snp: SnpVerifierSettings | None = None
+    nvidia: NvidiaVerifierSettings | None = None
 
 
 def verifier_config_lines(settings: VerifierSettings) -> list[str]:
     """KBS config lines for `settings` (empty: the verifiers' built-in defaults)."""
-    if settings.snp is None:
-        return []
-    url = json.dumps(settings.snp.kds_url)
-    return [
-        "[attestation_service.verifier_config.snp_verifier]",
-        f'vcek_sources = [{{ type = "KDS", base_url = {url} }}]',
-        "",
-    ]
+    lines: list[str] = []
+    if settings.snp is not None:
+        url = json.dumps(settings.snp.kds_url)
+        lines += [
+            "[attestation_service.verifier_config.snp_verifier]",
+            f'vcek_sources = [{{ type = "KDS", base_url = {url} }}]',
+            "",
+        ]
+    if settings.nvidia is not None:
+        lines += [
+            "[attestation_service.verifier_config.nvidia_verifier]",
+            f'type = "{settings.nvidia.mode.capitalize()}"',
+        ]
+        if settings.nvidia.url is not None:
+            lines.append(f"verifier_url = {json.dumps(settings.nvidia.url)}")
+        lines.append("")
+    return lines

@@ -268,3 +268,36 @@ def test_snp_vcek_source_is_a_typed_setting_rendered_into_the_kbs_config() -> No
         parse(data)
     assert "coco:trustee.verifiers.snp.kdsUrl" in str(exc.value)
     assert "trailing" in str(exc.value)
+
+
+def test_gpu_resources_need_the_remote_nvidia_verifier_in_production() -> None:
+    """The local NVIDIA verifier's claims never satisfy trustee's default GPU policy (proven on
+    the Hopper vectors by the real-evidence tier), so an affirming requireGpu resource with it
+    (the default when unset) is refused, naming the key; the mode is rendered explicitly."""
+    from components.trustee import render_kbs_config
+
+    data = strip_namespace(copy.deepcopy(stack_file("gpu-tdx")))
+    config = tomllib.loads(render_kbs_config(parse(data).trustee))
+    assert config["attestation_service"]["verifier_config"]["nvidia_verifier"] == {"type": "Remote"}
+    data["trustee"]["verifiers"]["nvidia"] = {
+        "mode": "remote",
+        "url": "https://nras.example.com/v4/attest",
+    }
+    config = tomllib.loads(render_kbs_config(parse(data).trustee))
+    assert config["attestation_service"]["verifier_config"]["nvidia_verifier"] == {
+        "type": "Remote",
+        "verifier_url": "https://nras.example.com/v4/attest",
+    }
+    for nvidia in ({"mode": "local"}, None):
+        data["trustee"]["verifiers"] = {} if nvidia is None else {"nvidia": nvidia}
+        with pytest.raises(SettingsError) as exc:
+            parse(data)
+        assert "coco:trustee.verifiers.nvidia.mode" in str(exc.value)
+        assert "default/model/key" in str(exc.value)
+    lowered = copy.deepcopy(data)
+    for resource in lowered["trustee"]["resources"]:
+        resource["minTrust"] = "warning"
+    parse(lowered)
+    data["trustee"]["verifiers"] = {"nvidia": {"mode": "local", "url": "https://x.example.com"}}
+    with pytest.raises(SettingsError, match="only used by the remote verifier"):
+        parse(data)

@@ -347,11 +347,12 @@ HOPPER = [
 def test_hopper_gpu_verified_locally_is_never_affirming_under_the_default_gpu_policy(
     judge: Path, laid_out: list[Laid], tmp_path: Path, report: str, certs: str
 ) -> None:
-    """What the GPU stack gets today (issue 21, GPU): with no NVIDIA verifier setting the AS runs
-    the *local* verifier, which checks the Hopper report's signature, certificate chain and nonce
-    (here on Trustee's Hopper vectors) but emits only `arch`, `uuid`, `measurements` and `config`,
-    while the default GPU policy reads the NRAS (remote) claims (`x-nvidia-*`, `secboot`,
-    `dbgstat`): the GPU submodule is never affirming, so `requireGpu` resources stay locked."""
+    """Why the GPU stack renders the remote NVIDIA verifier (issue 21, GPU): the *local* verifier
+    (the default when nothing is rendered) checks the Hopper report's signature, certificate chain
+    and nonce (here on Trustee's Hopper vectors) but emits only `arch`, `uuid`, `measurements` and
+    `config`, while the default GPU policy reads the NRAS (remote) claims (`x-nvidia-*`,
+    `secboot`, `dbgstat`): the GPU submodule is never affirming, so `requireGpu` resources would
+    stay locked. Production refuses that combination (test_appraisal.py)."""
     data = judge / "test-data" / "nvidia"
     report_hex = (data / report).read_text().strip()
     evidence = {
@@ -369,8 +370,18 @@ def test_hopper_gpu_verified_locally_is_never_affirming_under_the_default_gpu_po
     # (trustee nvidia/spdm_request.rs).
     nonce = bytes.fromhex(report_hex)[4:36]
     vector = Vector("nvidia", "hopper", (str(path),), lambda _: nonce)
-    laid = lay_out(judge, "gpu-tdx", None)
+    # The local verifier, named explicitly (production refuses it for an affirming requireGpu
+    # resource, components/reference_coverage.py, so this copy asks only for warning).
+    config = copy.deepcopy(stack_config("gpu-tdx"))
+    config["coco:trustee"]["verifiers"] = {"nvidia": {"mode": "local"}}
+    for resource in config["coco:trustee"]["resources"]:
+        resource["minTrust"] = "warning"
+    pod = KbsPod(render("gpu-tdx", config), judge, binaries=())
+    laid = Laid(pod, pod.root / "kbs-config.toml")
     laid_out.append(laid)
+    pod.layout()
+    laid.config.write_text(pod.config_text())
+    assert 'type = "Local"' in laid.config.read_text()
     appraisal = evaluate(judge, laid.config, vector)
     assert appraisal.ok, appraisal.error
     gpu = appraisal.raw["submods"]["gpu0"]
@@ -381,6 +392,13 @@ def test_hopper_gpu_verified_locally_is_never_affirming_under_the_default_gpu_po
     assert gpu["trust_vector"]["hardware"] == 97
     wrong = evaluate(judge, laid.config, vector, report_data=bytes(32))
     assert not wrong.ok and "nonce mismatch" in wrong.error, wrong.error
+    # The shipped gpu-tdx stack renders the remote verifier: the AS reads that from the config
+    # and goes to NVIDIA's NRAS for its keys (unreachable here: the evidence is not judged).
+    shipped = lay_out(judge, "gpu-tdx", None)
+    laid_out.append(shipped)
+    assert 'type = "Remote"' in shipped.config.read_text()
+    remote = evaluate(judge, shipped.config, vector)
+    assert not remote.ok and "nras.attestation.nvidia.com" in remote.error, remote.error
 
 
 class _VcekCache(http.server.BaseHTTPRequestHandler):
