@@ -9,6 +9,10 @@
     outputs   [--stack NAME] [--show-secrets]     stack outputs as JSON (secrets masked)
     render    --out DIR [--stack NAME]            manifests + policies + init-data into DIR
     policy-config [--stack NAME] [--out FILE]     the stack's --policy-pack-config for policies/pack
+    reference-values [--tee T] FILE               the referenceValues block that affirms FILE's
+                                                 claims (an EAR token, its body, or TEE claims)
+    explain-attestation FILE [--stack-file F]     per trust-vector component, the claim and
+                                                 reference value that decided it
 
 Every non-dev stack runs through the policy gate: `preview` and `up` add policies/pack with
 the stack's levels (mandatory in production, advisory elsewhere), and `up` previews first
@@ -32,6 +36,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from automation.attestation_tools import ClaimsError, explain, reference_values_yaml, tee_claims
 from automation.errors import (
     CocoAutomationError,
     CocoDeploymentError,
@@ -147,6 +152,24 @@ def _parser() -> argparse.ArgumentParser:
         help="organisation's exceptions {policy: {enforcementLevel, reason}} "
         "(default: $COCO_POLICY_EXCEPTIONS)",
     )
+    p = command(
+        "reference-values",
+        "print the coco:trustee.referenceValues block that affirms a token's or claims' TEE",
+        settings=False,
+    )
+    p.add_argument("--tee", help="the TEE whose claims to read (default: the one in FILE)")
+    p.add_argument("file", type=Path, metavar="FILE", help="EAR token, its body, or TEE claims")
+    p = command(
+        "explain-attestation",
+        "say which claim and reference value decided each trust-vector component",
+        settings=False,
+    )
+    p.add_argument("file", type=Path, metavar="FILE", help="EAR token, its body, or TEE claims")
+    p.add_argument(
+        "--stack-file",
+        type=Path,
+        help="compare with this stack's reference values (default: --stack's stack file, if given)",
+    )
     p = command("render", "render manifests, policies and init-data into a folder (GitOps)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     packs(p)
@@ -217,6 +240,8 @@ def run(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None
             return EXIT_OK
         if args.command == "policy-config":
             return _policy_config(args, out)
+        if args.command in ("reference-values", "explain-attestation"):
+            return _attestation_tool(args, out)
         if args.command == "outputs":
             values = outputs(_stack(args), backend=backend)
             out(values.to_json(show_secrets=args.show_secrets))
@@ -244,6 +269,7 @@ def run(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None
         SecretsProviderError,
         PolicyExceptionsError,
         BadInput,
+        ClaimsError,
     ) as exc:
         err(f"error: {exc}")
         return EXIT_BAD_INPUT
@@ -264,6 +290,26 @@ def _policy_config(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     else:
         args.out.write_text(text, encoding="utf-8")
         out(settings.environment)  # for scripts: scripts/up.sh gates every non-dev stack
+    return EXIT_OK
+
+
+def _attestation_tool(args: argparse.Namespace, out: Callable[[str], None]) -> int:
+    """`reference-values` / `explain-attestation` (automation/attestation_tools.py)."""
+    try:
+        text = args.file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"{args.file}: {exc.strerror or exc}") from None
+    if args.command == "reference-values":
+        tee, claims = tee_claims(text, args.tee)
+        out(reference_values_yaml(tee, claims).rstrip("\n"))
+        return EXIT_OK
+    values = None
+    if args.stack_file is not None or args.stack is not None:
+        name = args.stack if args.stack_file is not None else _stack(args)
+        sf = load_stack_file(args.stack_file or stack_file_path(name), name)
+        values = parse(strip_namespace(sf.config), stack=sf.name).trustee.reference_values
+    for line in explain(text, values):
+        out(line)
     return EXIT_OK
 
 

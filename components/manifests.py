@@ -53,10 +53,15 @@ def read_folder(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def options_for(
-    source: ManifestSource, runtime_class: str, production: bool, environment: str | None = None
+    source: ManifestSource,
+    runtime_class: str,
+    production: bool,
+    environment: str | None = None,
+    attestation_platform: str | None = None,
 ) -> ConfidentialOptions:
     return ConfidentialOptions(
         runtime_class=runtime_class,
+        attestation_platform=attestation_platform,
         agent_policy=source.agent_policy,
         gpus=source.gpus,
         require_digests=production or source.image_signatures is not None,
@@ -117,6 +122,7 @@ class ConfidentialManifests(pulumi.ComponentResource):
         kbs_url: pulumi.Input[str],
         kbs_cert_pem: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
+        attestation_platform: str | None = None,
     ) -> None:
         super().__init__(
             tokens.token("ConfidentialManifests"),
@@ -126,7 +132,9 @@ class ConfidentialManifests(pulumi.ComponentResource):
         )
         self.runtime_class = runtime_class
         self.confidential = Confidential(
-            options_for(source, runtime_class, production, environment), kbs_url, kbs_cert_pem
+            options_for(source, runtime_class, production, environment, attestation_platform),
+            kbs_url,
+            kbs_cert_pem,
         )
         child = pulumi.ResourceOptions(parent=self)
         group: pulumi.Resource

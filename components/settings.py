@@ -54,14 +54,17 @@ from components.config_types import DnsLabel, Model, SecretKeyRef
 from components.guest_features import ImageSignatures, SealedEnvVar, SealedFile, guest_problems
 from components.layer_settings import LayerSettings
 from components.manifest_settings import ManifestSource
-from components.peerpods.settings import PeerPodsCluster
+from components.peerpods.settings import PeerPodsCluster, attestation_platform
 from components.reachability import KbsIngress, reachability_problems
+from components.reference_coverage import coverage_gaps
 from components.service import ServiceSettings
 from components.tee import Hardware
 from components.topology import TopologySettings, topology_problems
+from components.verifier_settings import VerifierSettings
 from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env
 from policies.attestation import reference_value_problems
 from policies.registry import RegistryAccess
+from policies.vtpm_initdata import VTPM_ALGORITHM, VTPM_PLATFORMS
 
 NAMESPACE = "coco"
 TOP_LEVEL_KEYS = (
@@ -320,6 +323,10 @@ class TrusteeSettings(Model):
         ),
     )
     resources: list[KbsResource] = Field(default_factory=list)
+    verifiers: VerifierSettings = Field(
+        default_factory=VerifierSettings,
+        description="Verifier configuration for real sites (e.g. snp.kdsUrl: a VCEK cache).",
+    )
     attestation_policy: str | None = Field(
         default=None, description="Custom AS policy (Rego); default: upstream default_cpu."
     )
@@ -685,6 +692,19 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
             problems.append(
                 Problem(f"{key}.runtimeClass", f"{rc!r} cannot be installed by kata-deploy")
             )
+        if (
+            isinstance(s.cluster, PeerPodsCluster)
+            and attestation_platform(s.cluster.cloud) in VTPM_PLATFORMS
+            and w.initdata.algorithm not in (None, VTPM_ALGORITHM)
+        ):
+            problems.append(
+                Problem(
+                    f"{key}.initdata.algorithm",
+                    f"Azure confidential VMs bind init-data by extending vTPM PCR8, which takes "
+                    f"a sha256 digest only (the attester refuses, the verifier panics on, a "
+                    f"{w.initdata.algorithm} one): use sha256 or omit it",
+                )
+            )
         if w.agent_policy.preset == "restrictive":
             for j, c in enumerate(w.containers):
                 if not is_pinned(c.image) and not w.agent_policy.allowed_images:
@@ -771,9 +791,16 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
         problems.append(Problem(f"{NAMESPACE}:trustee.referenceValues.{rv_name}", why))
     problems += topology_problems(s)
     problems += reachability_problems(s)
+    # A confidential stack served by a remote Trustee holds no reference values: the Trustee
+    # stack (or the external KBS) checks them.
+    measured_here = not s.trustee_topology.remote_trustee
+    if s.production and measured_here and not s.waived("missing-reference-values"):
+        # Resources that require affirming evidence the reference values cannot give
+        # (components/reference_coverage.py); warned about outside production (stack.py).
+        problems += [Problem(key, why) for key, why in coverage_gaps(s)]
     if (
         s.production
-        and not s.trustee_topology.remote_trustee
+        and measured_here
         and not s.trustee.reference_values
         and not s.waived("missing-reference-values")
     ):

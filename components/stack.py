@@ -21,6 +21,7 @@ from components.cluster import ConfidentialCluster
 from components.guest_features import image_key_path, image_policy_path, sealed_users
 from components.manifests import ConfidentialManifests
 from components.peerpods.settings import PeerPodsCluster, attestation_platform
+from components.reference_coverage import coverage_gaps
 from components.settings import (
     BareMetalCluster,
     KbsResource,
@@ -56,6 +57,14 @@ def platform_of(settings: StackSettings, runtime_class: str) -> str:
     if platform is None:  # settings validation refuses such readers; this is a backstop
         raise ValueError(f"pods of runtime class {runtime_class!r} cannot attest to Trustee")
     return platform
+
+
+def platform_or_none(settings: StackSettings, runtime_class: str) -> str | None:
+    """`platform_of`, or None for a class no verifier attests (it reads no KBS resource)."""
+    try:
+        return platform_of(settings, runtime_class)
+    except ValueError:
+        return None
 
 
 def grant_for(
@@ -252,6 +261,10 @@ def deploy_workloads(
     """The confidential workloads on `platform`, their init-data pointing at the KBS
     (`kbs_url`, `kbs_cert_pem`): their namespaces, `coco:workloads` and `coco:manifests`."""
     env = settings.environment
+    if not settings.production and not settings.trustee_topology.remote_trustee:
+        # Refused in production by the settings; elsewhere the stack may be half-measured.
+        for key, why in coverage_gaps(settings):
+            pulumi.log.warn(f"{key}: {why}")
     runtime_classes = all_runtime_classes(settings)
     ready = platform.ready
     k8s_opts = pulumi.ResourceOptions(providers={"kubernetes": platform.provider})
@@ -281,6 +294,7 @@ def deploy_workloads(
             kbs_cert_pem=kbs_cert_pem,
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=deps)),
             sealing_key_pem=signer.private_key_pem if signer is not None else None,
+            attestation_platform=platform_or_none(settings, runtime_classes[w.name]),
         )
 
     manifests: dict[str, ConfidentialManifests] = {}
@@ -296,6 +310,7 @@ def deploy_workloads(
             kbs_url=kbs_url,
             kbs_cert_pem=kbs_cert_pem,
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=deps)),
+            attestation_platform=platform_or_none(settings, runtime_classes[m.name]),
         )
     return workloads, manifests
 

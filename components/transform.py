@@ -44,10 +44,10 @@ from policies.initdata import (
     INITDATA_ANNOTATION,
     KbsEndpoint,
     annotation_value,
-    initdata_claim_hex,
     render_initdata,
 )
 from policies.registry import RegistryAccess, image_pull_entries
+from policies.vtpm_initdata import default_algorithm, platform_claim_hex
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,9 @@ class ConfidentialOptions:
     image_security_policy_uri: str | None = None
     """`kbs:///...` of the image signature policy the guest's image-rs enforces (cdh.toml
     `[image]`), for a `coco:manifests` source with `imageSignatures`."""
+    attestation_platform: str | None = None
+    """The verifier the KBS judges these pods with: it decides how init-data is bound
+    (policies/vtpm_initdata.py: PCR8 and sha256 on Azure vTPM)."""
 
     def __post_init__(self) -> None:
         spec = tee.lookup(self.runtime_class)  # raises for an unknown class
@@ -83,7 +86,9 @@ class ConfidentialOptions:
 
     @property
     def digest_algorithm(self) -> tee.DigestAlgorithm:
-        return self.algorithm or tee.lookup(self.runtime_class).default_digest
+        return self.algorithm or default_algorithm(
+            self.attestation_platform, tee.lookup(self.runtime_class).default_digest
+        )
 
 
 @dataclass(frozen=True)
@@ -208,8 +213,11 @@ def make_confidential(
         options.image_security_policy_uri,
         image_pull=image_pull_entries(options.registry),
     )
-    digest = initdata_claim_hex(
-        initdata, algorithm, tee.lookup(options.runtime_class).initdata_field_len
+    digest = platform_claim_hex(
+        initdata,
+        algorithm,
+        tee.lookup(options.runtime_class).initdata_field_len,
+        options.attestation_platform,
     )
     meta = _pod_metadata(out, prepared.loc)
     meta["annotations"] = pod_annotations(options, meta.get("annotations") or {}, initdata, digest)
@@ -276,7 +284,10 @@ class Confidential:
         initdata = self._kbs.apply(
             lambda kbs: render_initdata(kbs, policy, algorithm, uri, image_pull=pull)
         )
-        digest = initdata.apply(lambda text: initdata_claim_hex(text, algorithm, field_len))
+        platform = options.attestation_platform
+        digest = initdata.apply(
+            lambda text: platform_claim_hex(text, algorithm, field_len, platform)
+        )
         meta = _pod_metadata(obj, prepared.loc)
         existing = dict(meta.get("annotations") or {})
         meta["annotations"] = pulumi.Output.all(initdata, digest).apply(

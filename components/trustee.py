@@ -68,6 +68,7 @@ from components import labels, tokens
 from components.reachability import certificate_covers
 from components.settings import TrusteeSettings, full_key
 from components.tls import KeyAlgorithm, SelfSignedTls
+from components.verifier_settings import verifier_config_lines
 from policies.attestation import (
     ATTESTATION_POLICY_ID,
     ReferenceValueData,
@@ -176,6 +177,7 @@ def render_kbs_config(settings: TrusteeSettings) -> str:
         "[attestation_service.rvps_config]",
         'type = "BuiltIn"',
         "",
+        *verifier_config_lines(settings.verifiers),
         "# Policies, reference values and resources are files Pulumi provisions; nobody can",
         "# change them through the API.",
         "[admin]",

@@ -25,11 +25,11 @@ from policies.initdata import (
     INITDATA_ANNOTATION,
     KbsEndpoint,
     annotation_value,
-    initdata_claim_hex,
     render_initdata,
 )
 from policies.registry import image_pull_entries
 from policies.sealed import kbs_uri, seal, sealed_env_pattern
+from policies.vtpm_initdata import default_algorithm, platform_claim_hex
 
 LEGACY_RUNTIME_HANDLER_ANNOTATION = "io.containerd.cri.runtime-handler"
 
@@ -139,8 +139,14 @@ def image_security_policy_uri(settings: WorkloadSettings) -> str | None:
     return kbs_uri(image_policy_path(settings.name))
 
 
-def digest_algorithm(settings: WorkloadSettings, runtime_class: str) -> tee.DigestAlgorithm:
-    return settings.initdata.algorithm or tee.lookup(runtime_class).default_digest
+def digest_algorithm(
+    settings: WorkloadSettings, runtime_class: str, platform: str | None = None
+) -> tee.DigestAlgorithm:
+    """The workload's choice, else what the platform's attester and verifier accept (sha256 on
+    Azure vTPM: policies/vtpm_initdata.py), else the runtime class's default."""
+    return settings.initdata.algorithm or default_algorithm(
+        platform, tee.lookup(runtime_class).default_digest
+    )
 
 
 def pod_annotations(
@@ -249,9 +255,11 @@ class ConfidentialWorkload(pulumi.ComponentResource):
         kbs_cert_pem: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
         sealing_key_pem: pulumi.Output[str] | None = None,
+        attestation_platform: str | None = None,
     ) -> None:
         """`sealing_key_pem`: the stack's sealed-secret signing key (a secret), needed when
-        a container has `sealedEnv` or `sealedFiles`."""
+        a container has `sealedEnv` or `sealedFiles`. `attestation_platform`: the verifier the
+        KBS judges the pods with (it decides how init-data is bound, e.g. vTPM PCR8 on Azure)."""
         super().__init__(
             tokens.token("ConfidentialWorkload"),
             name,
@@ -260,7 +268,7 @@ class ConfidentialWorkload(pulumi.ComponentResource):
         )
         spec = tee.lookup(runtime_class)
         self.runtime_class = runtime_class
-        algorithm = digest_algorithm(settings, runtime_class)
+        algorithm = digest_algorithm(settings, runtime_class, attestation_platform)
         self.algorithm = algorithm
         effective = effective_agent_policy(settings)
         self.agent_policy = render_agent_policy(effective)
@@ -277,7 +285,9 @@ class ConfidentialWorkload(pulumi.ComponentResource):
             )
         )
         self.initdata_digest = self.initdata.apply(
-            lambda text: initdata_claim_hex(text, algorithm, spec.initdata_field_len)
+            lambda text: platform_claim_hex(
+                text, algorithm, spec.initdata_field_len, attestation_platform
+            )
         )
         annotations = pulumi.Output.all(
             self.initdata.apply(annotation_value), self.initdata_digest

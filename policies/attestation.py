@@ -42,6 +42,7 @@ REFERENCE_VALUE_VERSION = "0.1.0"
 # `attestation-service/src/ear_token/ear_default_policy_cpu.rego` and `_gpu.rego` (the
 # `query_reference_value` calls), `deps/verifier/src/snp/mod.rs` `parse_tee_evidence` (SNP TCB
 # fields and ABI are integers, policy/platform flags booleans, the measurement hex),
+# `deps/verifier/src/az_snp_vtpm/mod.rs` `parse_tee_evidence_az` (all strings, below),
 # `deps/verifier/src/sample/mod.rs` (`svn` a string, `platform_version.major/minor` integers).
 # Names the policies never query (TDX `mr_seam`, commented out upstream; `tcb_svn`) are absent.
 ReferenceKind = Literal["str", "int", "bool", "list[str]", "list[int]", "list[bool]"]
@@ -67,19 +68,27 @@ SNP_REFERENCE_KINDS: dict[str, ReferenceKind] = {
     "snp_tee_svn": "list[int]",
     "snp_tsme_enabled": "bool",
 }
+# The az-snp-vtpm verifier emits every TCB, ABI and flag claim as a *string* (`format!("{}", ..)`
+# in trustee `deps/verifier/src/az_snp_vtpm/mod.rs` `parse_tee_evidence_az`: "3", "true"), the
+# measurement as standard base64 and `tpm.pcr11` as hex; the default policy compares each with
+# `in`. So every Azure SNP reference value is a list of strings (`tcb_snp: ["3"]`,
+# `smt_allowed: ["false"]`); an integer or boolean never matches a string claim.
 AZ_SNP_VTPM_REFERENCE_KINDS: dict[str, ReferenceKind] = {
-    "abi_major": "list[int]",
-    "abi_minor": "list[int]",
-    "measurement": "list[str]",
-    "single_socket": "list[bool]",
-    "smt_allowed": "list[bool]",
-    "smt_enabled": "list[bool]",
-    "snp_pcr11": "list[str]",
-    "tcb_bootloader": "list[int]",
-    "tcb_microcode": "list[int]",
-    "tcb_snp": "list[int]",
-    "tcb_tee": "list[int]",
-    "tsme_enabled": "list[bool]",
+    name: "list[str]"
+    for name in (
+        "abi_major",
+        "abi_minor",
+        "measurement",
+        "single_socket",
+        "smt_allowed",
+        "smt_enabled",
+        "snp_pcr11",
+        "tcb_bootloader",
+        "tcb_microcode",
+        "tcb_snp",
+        "tcb_tee",
+        "tsme_enabled",
+    )
 }
 AZ_TDX_VTPM_REFERENCE_KINDS: dict[str, ReferenceKind] = {
     "mr_td": "list[str]",
@@ -264,9 +273,25 @@ def reference_value_problems(
             problems[name] = (
                 f"the default attestation policy compares it as {shapes} "
                 f"(trustee ear_default_policy_cpu.rego), not {got}: e.g. "
-                + _example(next(iter(wants)))
+                + NAME_EXAMPLES.get(name, _example(next(iter(wants))))
             )
     return problems
+
+
+NAME_EXAMPLES: dict[str, str] = {
+    **{
+        n: '["3"] (a decimal string: the az-snp-vtpm verifier formats TCB and ABI with format!)'
+        for n in ("tcb_bootloader", "tcb_microcode", "tcb_snp", "tcb_tee", "abi_major", "abi_minor")
+    },
+    **{
+        n: '["false"] (a string: the az-snp-vtpm verifier formats flags with format!)'
+        for n in ("smt_enabled", "tsme_enabled", "single_socket", "smt_allowed")
+    },
+    "measurement": '["<standard base64 of the 48-byte launch measurement>"] (az-snp-vtpm)',
+    "snp_pcr11": '["<hex of vTPM PCR11>"]',
+    "tdx_pcr11": '["<hex of vTPM PCR11>"]',
+}
+"""Where the right type alone would mislead (a string that must look like a number), the form."""
 
 
 def _example(kind: ReferenceKind) -> str:

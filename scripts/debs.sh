@@ -29,8 +29,10 @@ deb_has_cmd() { command -v "$1" >/dev/null 2>&1; }
 deb_has_libclang() {
   local dirs=() d f
   [ -n "${LIBCLANG_PATH:-}" ] && dirs+=("$LIBCLANG_PATH")
-  command -v llvm-config >/dev/null 2>&1 && dirs+=("$(llvm-config --libdir)")
-  # DEB_LIB_ROOT (default /) re-roots the standard places, so a test can lay out a fake machine.
+  # DEB_LLVM_CONFIG and DEB_LIB_ROOT (default: llvm-config on PATH, /) let a test lay out a fake
+  # machine that the real one's LLVM does not leak into.
+  local llvm_config="${DEB_LLVM_CONFIG:-llvm-config}"
+  command -v "$llvm_config" >/dev/null 2>&1 && dirs+=("$("$llvm_config" --libdir)")
   local root="${DEB_LIB_ROOT:-}"
   dirs+=("$root"/usr/lib/llvm-*/lib "$root"/usr/lib/*-linux-gnu "$root"/usr/lib "$root"/usr/local/lib)
   local found=""

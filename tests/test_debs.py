@@ -39,6 +39,7 @@ def _machine(root: Path, *files: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "LIBCLANG_PATH"}
     env["PATH"] = "/usr/bin:/bin"
     env["DEB_LIB_ROOT"] = str(root)
+    env["DEB_LLVM_CONFIG"] = str(root / "no-llvm-config")
     return env
 
 

@@ -90,6 +90,16 @@ class Copy:
         return found
 
 
+# A complete TDX set for trustee's default policy (production refuses resources that could never
+# be affirming: components/reference_coverage.py).
+TDX_VALUES = {
+    "mr_td": ["ab" * 48],
+    "rtmr_1": ["cd" * 48],
+    "rtmr_2": ["ef" * 48],
+    "xfam": ["e702060000000000"],
+}
+
+
 def test_up_script_refuses_a_mandatory_violation_and_changes_nothing(tmp_path: Path) -> None:
     project = Copy(tmp_path, passphrase="e2e-gate-private-passphrase")
     project.init("prod-gate", gate_stack("production"))
@@ -122,7 +132,7 @@ def test_program_refuses_a_production_stack_on_the_public_passphrase(tmp_path: P
     config["coco:waivers"] = []
     config["coco:cluster"]["tee"] = "tdx"  # valid production settings: only the key is wrong
     config["coco:workloads"][0]["runtimeClass"] = "kata-qemu-tdx"
-    config["coco:trustee"]["referenceValues"] = {"mr_td": ["ab" * 48]}
+    config["coco:trustee"]["referenceValues"] = dict(TDX_VALUES)
     project.init("prod-public", config)
     out = project.pulumi("prod-public", "preview", check=False)
     text = out.stdout + out.stderr
@@ -140,7 +150,7 @@ def test_up_script_never_uses_the_public_passphrase_for_production(tmp_path: Pat
     config["coco:waivers"] = []
     config["coco:cluster"]["tee"] = "tdx"
     config["coco:workloads"][0]["runtimeClass"] = "kata-qemu-tdx"
-    config["coco:trustee"]["referenceValues"] = {"mr_td": ["ab" * 48]}
+    config["coco:trustee"]["referenceValues"] = dict(TDX_VALUES)
     project.init("prod-drop", config)
     project.env["PULUMI_CONFIG_PASSPHRASE"] = "coco-local-dev"
     out = project.run("bash", "scripts/up.sh", "prod-drop", check=False)
@@ -161,7 +171,7 @@ def test_up_script_enforces_the_optional_signature_check_once_opted_in(tmp_path:
     config = gate_stack("production")
     config["coco:cluster"]["tee"] = "tdx"
     config["coco:workloads"][0]["runtimeClass"] = "kata-qemu-tdx"
-    config["coco:trustee"]["referenceValues"] = {"mr_td": ["ab" * 48]}
+    config["coco:trustee"]["referenceValues"] = dict(TDX_VALUES)
     config["coco:checklist"] = {"requireSignedImages": True}
     config["coco:waivers"] = [
         {"check": "unsigned-images", "reason": "e2e: the settings waiver does not bind the pack"}

@@ -702,7 +702,13 @@ BASE: dict[str, Any] = {
         "serviceType": "LoadBalancer",
         "url": "https://kbs.example.com:8080",
         "resources": [{"path": "default/key/1", "valueFrom": "appKey", "readers": ["app"]}],
-        "referenceValues": {"snp_launch_measurement": ["aa" * 48]},
+        "referenceValues": {
+            "snp_launch_measurement": ["aa" * 48],
+            "snp_bootloader": [10],
+            "snp_microcode": [213],
+            "snp_snp_svn": [22],
+            "snp_tee_svn": [0],
+        },
     },
     "workloads": [{"name": "app", "containers": [{"name": "app", "image": PINNED}]}],
 }
@@ -722,8 +728,22 @@ def problems(data: dict[str, Any], **kw: Any) -> str:
 
 
 def test_valid_peerpods_stacks_parse() -> None:
+    # Each cloud's verifier needs its own complete set (components/reference_coverage.py).
+    extra = {
+        **{n: ["1"] for n in ("tcb_bootloader", "tcb_microcode", "tcb_snp", "tcb_tee")},
+        **{n: ["0"] for n in ("abi_major", "abi_minor")},
+        **{n: ["false"] for n in ("smt_enabled", "tsme_enabled", "single_socket", "smt_allowed")},
+        "measurement": ["qg" * 32],
+        "snp_pcr11": ["ab" * 32],
+        "mr_td": ["aa" * 48],
+        "rtmr_1": ["bb" * 48],
+        "rtmr_2": ["cc" * 48],
+        "xfam": ["e702060000000000"],
+    }
     for raw in (AWS_GIVEN, AZURE_GIVEN, GCP_GIVEN):
-        s = parse(stack_with(raw), is_secret=lambda k: k == "coco:appKey")
+        data = stack_with(raw)
+        data["trustee"]["referenceValues"].update(extra)
+        s = parse(data, is_secret=lambda k: k == "coco:appKey")
         assert s.runtime_class_of(s.workloads[0]) == "kata-remote"
 
 

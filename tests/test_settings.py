@@ -27,7 +27,12 @@ BASE: dict[str, Any] = {
         "serviceType": "LoadBalancer",
         "url": "https://kbs.example.com:8080",
         "resources": [{"path": "default/key/1", "valueFrom": "appKey", "readers": ["app"]}],
-        "referenceValues": {"mr_td": ["aa" * 48]},
+        "referenceValues": {
+            "mr_td": ["aa" * 48],
+            "rtmr_1": ["bb" * 48],
+            "rtmr_2": ["cc" * 48],
+            "xfam": ["e702060000000000"],
+        },
     },
     "workloads": [{"name": "app", "containers": [{"name": "app", "image": PINNED}]}],
 }
@@ -111,6 +116,12 @@ def test_s390x_class_on_x86() -> None:
 
 def test_production_refuses_coco_dev_unless_waived() -> None:
     data = raw(cluster={"kind": "baremetal", "tee": "none"})
+    data["trustee"]["referenceValues"] = {
+        "launch_digest": ["abcde"],
+        "svn": ["1"],
+        "major_version": 1,
+        "minimum_minor_version": 4,
+    }
     assert "refuses kata-qemu-coco-dev" in problems(data)
     data["waivers"] = [
         {"check": "coco-dev-runtime", "reason": "staging hardware not delivered yet"}
@@ -148,7 +159,11 @@ def test_reference_values_are_typed_per_tee_and_named_in_errors() -> None:
     assert "coco:trustee.referenceValues.snp_bootloader" in found
     assert "coco:trustee.referenceValues.mr_seam" in found
     assert "coco:trustee.referenceValues.mr_td" not in found
-    t["referenceValues"] = {"mr_td": ["aa" * 48], "snp_smt_enabled": False, "snp_bootloader": [3]}
+    t["referenceValues"] = {
+        **BASE["trustee"]["referenceValues"],
+        "snp_smt_enabled": False,
+        "snp_bootloader": [3],
+    }
     ok = parse(raw(trustee=t), is_secret=lambda k: k == "coco:appKey")
     assert ok.trustee.reference_values["snp_smt_enabled"] is False
     t["referenceValues"] = {"mr_td": [{"nested": 1}]}
@@ -159,6 +174,47 @@ def test_production_needs_reference_values() -> None:
     t = copy.deepcopy(BASE["trustee"])
     t["referenceValues"] = {}
     assert "coco:trustee.referenceValues" in problems(raw(trustee=t))
+
+
+def test_production_refuses_reference_values_that_cannot_reach_affirming() -> None:
+    """Issue 21: every component the default policy sets must be able to affirm, or the
+    resource (minTrust affirming by default) is never released; the error names what is missing."""
+    t = copy.deepcopy(BASE["trustee"])
+    del t["referenceValues"]["xfam"]
+    del t["referenceValues"]["rtmr_2"]
+    found = problems(raw(trustee=t))
+    assert "coco:trustee.referenceValues: default/key/1 requires affirming tdx evidence" in found
+    assert "executables needs rtmr_2" in found and "configuration needs xfam" in found
+    assert "hardware" not in found.split("requires affirming tdx evidence")[1].split(". Add")[0]
+    # minTrust warning asks for less; a custom policy may compare anything; outside
+    # production it is a warning (components/stack.py), not an error.
+    lowered = copy.deepcopy(t)
+    lowered["resources"][0]["minTrust"] = "warning"
+    parse(raw(trustee=lowered), is_secret=lambda k: k == "coco:appKey")
+    custom = copy.deepcopy(t)
+    custom["attestationPolicy"] = "package policy\n"
+    parse(raw(trustee=custom), is_secret=lambda k: k == "coco:appKey")
+    parse(raw(trustee=t, environment="staging"), is_secret=lambda k: k == "coco:appKey")
+
+
+def test_azure_snp_reference_values_are_strings_as_the_verifier_emits_them() -> None:
+    """az-snp-vtpm claims are format!-ed strings (trustee az_snp_vtpm/mod.rs): integers and
+    booleans never match them, and the error says which form to use."""
+    t = copy.deepcopy(BASE["trustee"])
+    t["referenceValues"] = {
+        **BASE["trustee"]["referenceValues"],
+        "tcb_snp": [22],
+        "smt_allowed": [True],
+    }
+    found = problems(raw(trustee=t))
+    assert "coco:trustee.referenceValues.tcb_snp" in found and '["3"] (a decimal string' in found
+    assert "coco:trustee.referenceValues.smt_allowed" in found and '["false"]' in found
+    t["referenceValues"] = {
+        **BASE["trustee"]["referenceValues"],
+        "tcb_snp": ["22"],
+        "smt_allowed": ["true"],
+    }
+    parse(raw(trustee=t), is_secret=lambda k: k == "coco:appKey")
 
 
 def test_production_needs_pinned_images() -> None:

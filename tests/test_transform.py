@@ -4,6 +4,7 @@ native workload path, and the Pulumi entry points (under mocks)."""
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any
 
 import pulumi
@@ -370,3 +371,26 @@ def test_argv_expands_with_the_expanded_env() -> None:
     env = [{"name": "PORT", "value": "8443"}, {"name": "ADDR", "value": ":$(PORT)"}]
     obj = deployment(container(command=["/web"], args=["--listen=$(ADDR)"], env=env))
     assert podspec.container_commands(podspec.locate(obj)) == {APP: [["/web", "--listen=:8443"]]}
+
+
+def test_azure_vtpm_workloads_get_sha256_init_data_and_the_pcr8_claim() -> None:
+    """Issue 21: on Azure peer pods (az-snp-vtpm evidence) init-data is bound by extending vTPM
+    PCR8 with a sha256 digest, and the verifier reports PCR8 as `init_data`."""
+    options = ConfidentialOptions(runtime_class="kata-remote", attestation_platform="az-snp-vtpm")
+    _, initdata, digest = make_confidential(deployment(), options, KBS)
+    assert 'algorithm = "sha256"' in initdata
+    raw = hashlib.sha256(initdata.encode()).digest()
+    assert digest == hashlib.sha256(bytes(32) + raw).hexdigest()
+    # Elsewhere (e.g. GCP / AWS peer pods, the plain verifiers) nothing changes.
+    plain = ConfidentialOptions(runtime_class="kata-remote", attestation_platform="snp")
+    _, initdata, digest = make_confidential(deployment(), plain, KBS)
+    assert 'algorithm = "sha384"' in initdata
+    assert digest == hashlib.sha384(initdata.encode()).hexdigest()
+    with pytest.raises(ValueError, match="sha256"):
+        make_confidential(
+            deployment(),
+            ConfidentialOptions(
+                runtime_class="kata-remote", attestation_platform="az-snp-vtpm", algorithm="sha512"
+            ),
+            KBS,
+        )

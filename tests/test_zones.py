@@ -59,7 +59,13 @@ BASE: dict[str, Any] = {
         "nodePort": 30443,
         "url": "https://kbs.example.com:30443",
         "resources": [{"path": "default/key/1", "valueFrom": "appKey", "readers": ["app"]}],
-        "referenceValues": {"mr_td": ["aa" * 48]},
+        # A complete TDX set (components/reference_coverage.py): production refuses less.
+        "referenceValues": {
+            "mr_td": ["aa" * 48],
+            "rtmr_1": ["bb" * 48],
+            "rtmr_2": ["cc" * 48],
+            "xfam": ["e702060000000000"],
+        },
     },
     "workloads": [{"name": "app", "containers": [{"name": "app", "image": PINNED}]}],
 }

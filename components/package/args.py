@@ -169,6 +169,29 @@ class KbsResourceArgs(TypedDict, total=False):
     """Release to any attested workload (no digests): never in production."""
 
 
+class SnpVerifierArgs(TypedDict, total=False):
+    """The SEV-SNP verifier's VCEK source."""
+
+    kds_url: Required[str]
+    """Base URL of AMD KDS or a site VCEK cache (no trailing slash)."""
+
+
+class NvidiaVerifierArgs(TypedDict, total=False):
+    """Which NVIDIA verifier judges GPU evidence."""
+
+    mode: Required[str]
+    """local or remote (NVIDIA NRAS; the only mode trustee's default GPU policy affirms)."""
+    url: str
+    """remote mode: the NRAS attest URL (https://)."""
+
+
+class VerifierArgs(TypedDict, total=False):
+    """Verifier configuration of the KBS's attestation service (docs/attestation.md)."""
+
+    snp: SnpVerifierArgs
+    nvidia: NvidiaVerifierArgs
+
+
 class TrusteeArgs(TypedDict, total=False):
     """Trustee (KBS, built-in AS and RVPS): the fields of `coco:trustee`, with each
     resource's value and readers' digests passed in, and the KBS identity a TrusteeTls
@@ -199,6 +222,8 @@ class TrusteeArgs(TypedDict, total=False):
     """Custom attestation-service policy (Rego); default: upstream default_cpu."""
     reference_values: dict[str, Any]
     """RVPS reference values by name (`referenceValues` of coco:trustee)."""
+    verifiers: VerifierArgs
+    """Verifier configuration for real sites (SEV-SNP VCEK source, NVIDIA mode)."""
     resources: list[KbsResourceArgs]
     """The secrets the KBS serves."""
     tee_platforms: Required[list[str]]

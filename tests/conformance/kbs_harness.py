@@ -37,7 +37,7 @@ from typing import Any
 
 import pulumi
 import yaml
-from mocks import DYNAMIC, RecordingMocks
+from mocks import DYNAMIC, CloudMocks
 from pulumi.runtime import rpc
 
 from components import trustee as kbs
@@ -51,8 +51,9 @@ START_TIMEOUT_S = 60.0
 CLIENT_TIMEOUT_S = 60.0
 
 
-class KeyMakingMocks(RecordingMocks):
-    """Records like RecordingMocks; key pairs come from the program's own provider."""
+class KeyMakingMocks(CloudMocks):
+    """Records like CloudMocks (so peer-pods stacks render too); key pairs come from the
+    program's own provider."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:  # type: ignore[type-arg]
         ident, state = super().new_resource(args)
@@ -208,6 +209,8 @@ class KbsPod:
     bin_dir: Path
     admin_allow_all: bool = False
     """Test-only probe: open the admin API (`InsecureAllowAll`) to read what the RVPS parsed."""
+    binaries: tuple[str, ...] = ("kbs", "kbs-client")
+    """Judge binaries copied in; () to lay the pod out for another judge (test_real_evidence)."""
     root: Path = field(init=False)
     port: int = field(init=False)
     proc: subprocess.Popen[bytes] | None = field(init=False, default=None)
@@ -237,7 +240,7 @@ class KbsPod:
         # Binaries are copied in: the pod user cannot reach a root-only cache.
         self.bin = self.root / "bin"
         self.bin.mkdir(mode=0o755)
-        for name in ("kbs", "kbs-client"):
+        for name in self.binaries:
             shutil.copy2(self.bin_dir / "bin" / name, self.bin / name)
             os.chmod(self.bin / name, 0o755)
 
@@ -331,12 +334,16 @@ class KbsPod:
             if not self.path(m["mountPath"]).exists() or m["name"] not in ("state", "tmp"):
                 self.materialize(m["name"], m["mountPath"])
 
-    def launch(self) -> None:
-        """Start `kbs` on the rendered config and wait for `/healthz`."""
+    def config_text(self) -> str:
+        """The rendered KBS config with every mount path under the temporary root."""
         config_path = self.container["command"][-1]
         config = self.path(config_path).read_text()
         config = config.replace(f'"0.0.0.0:{kbs.KBS_PORT}"', f'"127.0.0.1:{self.port}"')
-        config = _rewrite(config, self.root, self.mount_paths)
+        return _rewrite(config, self.root, self.mount_paths)
+
+    def launch(self) -> None:
+        """Start `kbs` on the rendered config and wait for `/healthz`."""
+        config = self.config_text()
         if self.admin_allow_all:
             closed = 'authorization_mode = "DenyAll"'
             assert closed in config
