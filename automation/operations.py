@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pulumi import automation as auto
 
 from automation.errors import CocoDeploymentError
@@ -26,7 +25,7 @@ from automation.events import EventHandler, EventLog
 from automation.results import Operation, OperationResult, StackOutputs, op_counts
 from automation.spec import PROJECT_DIR, Backend, StackSpec, validate
 from automation.workspace import open_stack, remove_workspace
-from components import kata_chart
+from components import kata_chart, yaml_input
 from components.settings import (
     NAMESPACE,
     BareMetalCluster,
@@ -105,8 +104,8 @@ def load_policy_exceptions(
     if path is None:
         return {}
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as err:
+        raw = yaml_input.read_file(Path(path)) or {}
+    except (OSError, ValueError) as err:
         raise PolicyExceptionsError(f"policy exceptions {path}: cannot read: {err}") from None
     if not isinstance(raw, dict):
         raise PolicyExceptionsError(f"policy exceptions {path}: a mapping of policy -> exception")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+from components import yaml_input
 
 PUBLIC_DEV_PASSPHRASE = "coco-local-dev"
 """The passphrase `scripts/env.sh` exports for local dev stacks: public, dev only."""
@@ -121,16 +121,19 @@ def stack_file_of(root: Path, stack: str) -> Path:
     config_dir = root
     project = root / "Pulumi.yaml"
     if project.exists():
-        doc = yaml.safe_load(project.read_text(encoding="utf-8")) or {}
+        doc = yaml_input.read_file(project) or {}
         if isinstance(doc, dict) and isinstance(doc.get("stackConfigDir"), str):
             config_dir = root / doc["stackConfigDir"]
     return config_dir / f"Pulumi.{stack}.yaml"
 
 
 def read_stack_doc(path: Path) -> dict[str, Any] | None:
-    """The parsed stack file, None when it does not exist or is not a mapping."""
+    """The parsed stack file, None when it does not exist or is not a mapping.
+
+    Read through the input boundary (`components.yaml_input`): a hostile file is an
+    `InputError` (a `ValueError`), not a hang."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yaml_input.read_file(path)
     except FileNotFoundError:
         return None
     return doc if isinstance(doc, dict) else None
