@@ -7,6 +7,9 @@
     refresh   [--stack NAME]                      reconcile state with reality
     destroy   [--stack NAME] [--remove]           delete the stack's resources
     outputs   [--stack NAME] [--show-secrets]     stack outputs as JSON (secrets masked)
+    cancel    [--stack NAME]                      stop what holds the stack's lock (a running
+                                                 engine here, or a crashed one) and clear
+                                                 its pending operations
     render    --out DIR [--stack NAME]            manifests + policies + init-data into DIR
     policy-config [--stack NAME] [--out FILE]     the stack's --policy-pack-config for policies/pack
 
@@ -18,8 +21,12 @@ The stack's settings come from `--stack-file` (default `stacks/Pulumi.<stack>.ya
 Secret values: secure values already in the stack file, `--secret KEY=VALUE`, or
 `--secret-env KEY=ENVVAR` (keeps the value out of shell history and process lists).
 
+Ctrl-C cancels the engine as `pulumi` does (operations in flight finish, the state is
+saved, the stack unlocked): exit 130 with a one-line message. After a crash (`kill -9`) the
+next command recovers the stack by itself (docs/operations.md).
+
 Exit codes: 0 ok; 1 the engine ran and failed (or `validate` found problems); 2 bad input:
-invalid settings, unreadable stack file, bad arguments, missing passphrase.
+invalid settings, unreadable stack file, bad arguments, missing passphrase; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from automation.engine import EngineInterrupted
 from automation.errors import (
     CocoAutomationError,
     CocoDeploymentError,
@@ -40,6 +48,7 @@ from automation.errors import (
     StackFileError,
 )
 from automation.operations import (
+    cancel,
     destroy,
     outputs,
     policy_config,
@@ -62,6 +71,7 @@ from policies.pack.production import PolicyExceptionsError
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 class BadInput(Exception):
@@ -132,6 +142,13 @@ def _parser() -> argparse.ArgumentParser:
     p = command("destroy", "delete every resource of the stack", settings=False)
     engine(p)
     p.add_argument("--remove", action="store_true", help="also remove the stack and its workspace")
+    p = command(
+        "cancel",
+        "stop what holds the stack's lock (a running engine on this host, or a crashed one) "
+        "and clear its pending operations",
+        settings=False,
+    )
+    engine(p)
     p = command("outputs", "print the stack outputs as JSON", settings=False)
     engine(p)
     p.add_argument("--show-secrets", action="store_true", help="print secret outputs in clear")
@@ -221,6 +238,9 @@ def run(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None
             values = outputs(_stack(args), backend=backend)
             out(values.to_json(show_secrets=args.show_secrets))
             return EXIT_OK
+        if args.command == "cancel":
+            out(cancel(_stack(args), backend=backend, on_output=err))
+            return EXIT_OK
         if args.command == "destroy":
             _report(destroy(_stack(args), backend=backend, on_output=out, remove=args.remove), err)
             return EXIT_OK
@@ -247,6 +267,12 @@ def run(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None
     ) as exc:
         err(f"error: {exc}")
         return EXIT_BAD_INPUT
+    except EngineInterrupted as exc:
+        err(f"cancelled: {exc}")
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # outside an engine run: nothing was started or is left over
+        err("cancelled: interrupted before the engine started; nothing was changed")
+        return EXIT_INTERRUPTED
     except (CocoDeploymentError, EngineNotFoundError, CocoAutomationError) as exc:
         err(f"error: {exc}")
         return EXIT_FAILED

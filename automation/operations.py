@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from pulumi import automation as auto
 
+from automation import engine
 from automation.errors import CocoDeploymentError
 from automation.events import EventHandler, EventLog
 from automation.results import Operation, OperationResult, StackOutputs, op_counts
@@ -65,6 +66,7 @@ def _run(
     on_event: EventHandler | None,
     body: Callable[[auto.Stack, EventLog], T],
     check: bool = True,
+    notify: OutputHandler | None = None,
 ) -> T:
     """Open the stack and run `body`; engine failures become `CocoDeploymentError`.
 
@@ -77,12 +79,29 @@ def _run(
     log = EventLog(on_event)
     try:
         with open_stack(target, backend or Backend()) as stack:
-            return body(stack, log)
+            try:
+                return body(stack, log)
+            except auto.CommandError as err:
+                # A lock left by a crashed engine (kill -9): recover and run once more, so
+                # the operator has nothing to do (automation/engine.py).
+                holders = engine.stale_holders(str(err))
+                if holders is None:
+                    raise
+                engine.recover(stack, holders, notify)
+                log = EventLog(on_event)
+                return body(stack, log)
+    except engine.EngineInterrupted as err:
+        raise engine.EngineInterrupted(name, operation, err.output) from None
     except auto.StackNotFoundError as err:
         raise CocoDeploymentError(
             stack=name, operation=operation, errors=(f"stack {name!r} does not exist",)
         ) from err
     except auto.CommandError as err:
+        holders = engine.lock_holders(str(err))
+        if holders:
+            raise CocoDeploymentError(
+                stack=name, operation=operation, errors=(str(engine.EngineBusy(name, holders)),)
+            ) from err
         raise log.error(name, operation, detail=_tail(str(err))) from err
 
 
@@ -177,7 +196,7 @@ def preview(
             )
         return _result(spec.name, "preview", op_counts(res.change_summary), log, res.stdout)
 
-    return _run(spec, "preview", backend, on_event, body)
+    return _run(spec, "preview", backend, on_event, body, notify=on_output)
 
 
 def up(
@@ -217,7 +236,7 @@ def up(
         outputs = StackOutputs.from_output_map(res.outputs)
         return _result(spec.name, "up", changes, log, res.stdout, outputs)
 
-    return _run(spec, "up", backend, on_event, body)
+    return _run(spec, "up", backend, on_event, body, notify=on_output)
 
 
 def refresh(
@@ -235,7 +254,7 @@ def refresh(
             spec.name, "refresh", op_counts(res.summary.resource_changes), log, res.stdout
         )
 
-    return _run(spec, "refresh", backend, on_event, body)
+    return _run(spec, "refresh", backend, on_event, body, notify=on_output)
 
 
 def destroy(
@@ -259,7 +278,7 @@ def destroy(
             stack.workspace.remove_stack(name)
         return _result(name, "destroy", op_counts(res.summary.resource_changes), log, res.stdout)
 
-    result = _run(target, "destroy", be, on_event, body, check=False)
+    result = _run(target, "destroy", be, on_event, body, check=False, notify=on_output)
     if remove:
         remove_workspace(be, name)
     return result
@@ -275,6 +294,29 @@ def outputs(target: StackSpec | str, *, backend: Backend | None = None) -> Stack
         None,
         lambda stack, _: StackOutputs.from_output_map(stack.outputs()),
     )
+
+
+def cancel(
+    target: StackSpec | str,
+    *,
+    backend: Backend | None = None,
+    on_output: OutputHandler | None = None,
+) -> str:
+    """Cancel what holds the stack: interrupt a running engine on this host and wait for it
+    to cancel, or, after a crash, end its orphaned plugins and remove its lock; then clear the
+    state's pending operations. Returns what was done (automation/engine.py `cancel`)."""
+    name = target if isinstance(target, str) else target.name
+    try:
+        return _run(
+            name,
+            "cancel",
+            backend,
+            None,
+            lambda stack, _: engine.cancel(stack, on_output),
+            check=False,
+        )
+    except engine.EngineBusy as err:
+        raise CocoDeploymentError(stack=name, operation="cancel", errors=(str(err),)) from None
 
 
 def render_settings(

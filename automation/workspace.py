@@ -33,6 +33,7 @@ import yaml
 from pulumi import automation as auto
 
 from automation.config import config_map
+from automation.engine import InterruptibleCommand
 from automation.errors import EngineNotFoundError
 from automation.spec import (
     ENCRYPTION_KEYS,
@@ -161,7 +162,12 @@ def _local_workspace(
     file_dir = backend.file_dir
     if file_dir is not None:
         file_dir.mkdir(parents=True, exist_ok=True)
-    return auto.LocalWorkspace(work_dir=str(directory), env_vars=env, secrets_provider=provider)
+    return auto.LocalWorkspace(
+        work_dir=str(directory),
+        env_vars=env,
+        secrets_provider=provider,
+        pulumi_command=InterruptibleCommand(),  # ^C cancels the engine (automation/engine.py)
+    )
 
 
 def _provider(backend: Backend, target: StackSpec | str, directory: Path) -> str:
