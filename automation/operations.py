@@ -389,6 +389,25 @@ def render_settings(
     return spec.model_copy(update={"settings": rendered}), notes
 
 
+def render_backend(spec: StackSpec, directory: Path) -> Backend:
+    """The throwaway backend a render runs on.
+
+    The passphrase provider (a random passphrase outside dev), unless the stack file's own
+    secure values are used and the file names a key service (awskms://, ...): its
+    `encryptedkey` is the data key under that service, which only that service can open, so
+    the render stack uses the same provider (a passphrase stack would try to open the KMS
+    key with a passphrase: "cipher: message authentication failed").
+    """
+    backend = Backend.throwaway(directory, spec.settings.environment)
+    carried = spec.file_secret_keys - frozenset(spec.secrets)
+    if spec.stack_file is None or not carried:
+        return backend
+    provider = Backend().provider_for(spec.stack_file)
+    if provider in ("passphrase", "default"):
+        return backend
+    return backend.model_copy(update={"secrets_provider": provider, "passphrase": None})
+
+
 def render(
     spec: StackSpec,
     out_dir: str | os.PathLike[str],
@@ -418,7 +437,7 @@ def render(
     try:
         return up(
             rendered,
-            backend=Backend.throwaway(directory, rendered.settings.environment),
+            backend=render_backend(rendered, directory),
             on_output=on_output,
             on_event=on_event,
             policy_packs=policy_packs,

@@ -12,6 +12,7 @@ Validation happens here, before any engine process starts: a wrong stack costs a
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets as _random
@@ -227,6 +228,20 @@ def validate(spec: StackSpec) -> StackSettings:
     return settings
 
 
+def current_login(environ: Mapping[str, str] | None = None) -> str | None:
+    """The backend of the CLI's `pulumi login`, None without one: `current` in
+    $PULUMI_HOME/credentials.json, as `pulumi login` 3.274.1 writes it (tests/test_backend_choice.py
+    runs it)."""
+    env = os.environ if environ is None else environ
+    home = Path(env.get("PULUMI_HOME") or Path.home() / ".pulumi")
+    try:
+        doc = json.loads((home / "credentials.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    current = doc.get("current") if isinstance(doc, dict) else None
+    return current if isinstance(current, str) and current else None
+
+
 class Backend(BaseModel):
     """Where stack state lives, and how its secrets are encrypted.
 
@@ -280,7 +295,14 @@ class Backend(BaseModel):
 
     @property
     def resolved_url(self) -> str:
-        return self.url or os.environ.get("PULUMI_BACKEND_URL") or f"file://{DEFAULT_STATE_DIR}"
+        """This backend's URL, else PULUMI_BACKEND_URL, else the CLI's `pulumi login`, else
+        the repo's `.state` (what `scripts/env.sh` decides too)."""
+        return (
+            self.url
+            or os.environ.get("PULUMI_BACKEND_URL")
+            or current_login()
+            or f"file://{DEFAULT_STATE_DIR}"
+        )
 
     @property
     def file_dir(self) -> Path | None:

@@ -45,7 +45,7 @@ from automation.spec import (
     load_stack_file,
     stack_file_path,
 )
-from components.secrets_provider import read_stack_doc
+from components.secrets_provider import is_public, passphrase_from_env, read_stack_doc
 
 PROGRAM_LINK = "program"
 
@@ -199,6 +199,15 @@ def open_stack(target: StackSpec | str, backend: Backend) -> Iterator[auto.Stack
     if isinstance(target, StackSpec):
         check_secrets_provider(target, backend, provider)
     env = backend.engine_env(provider)  # every check before anything is written
+    if (
+        isinstance(target, StackSpec)
+        and target.settings.environment != "dev"
+        and provider != "passphrase"
+        and is_public(passphrase_from_env({**os.environ, **env}))
+    ):
+        # A key-service stack needs no passphrase; the public one never reaches a non-dev
+        # engine (the program refuses it: components/secrets_provider.py).
+        env.update(PULUMI_CONFIG_PASSPHRASE="", PULUMI_CONFIG_PASSPHRASE_FILE="")
     ensure_engine()
     with _lock_for(directory):
         prepare_directory(directory)

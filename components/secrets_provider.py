@@ -151,6 +151,28 @@ def check_running_stack(environment: str) -> str | None:
         return None
     stack = pulumi.get_stack()
     root = Path(pulumi.get_root_directory() or os.getcwd())
-    doc = read_stack_doc(stack_file_of(root, stack))
+    passphrase = passphrase_from_env(os.environ)
+    try:
+        doc = read_stack_doc(stack_file_of(root, stack))
+    except ValueError:  # a hostile stack file: the engine's own reader decides about it
+        doc = None
     provider = classify(doc, os.environ.get("PULUMI_BACKEND_URL"))
-    return problem(environment, stack, provider, passphrase_from_env(os.environ))
+    why = problem(environment, stack, provider, passphrase)
+    if why is None and is_public(passphrase):
+        # The program cannot see which config file (`pulumi up --config-file`) or backend the
+        # engine reads, so a stack file that names a key service proves nothing: outside
+        # dev, the public passphrase never reaches the engine at all.
+        why = engine_env_problem(environment, stack)
+    return why
+
+
+def engine_env_problem(environment: str, stack: str) -> str:
+    """Why a non-dev engine may not run with the public passphrase in its environment."""
+    return (
+        f"{environment} stack {stack!r} runs with the public development passphrase "
+        f"{PUBLIC_DEV_PASSPHRASE!r} in the engine's environment (scripts/env.sh exports it for "
+        "dev stacks). Whatever the stack file says, the engine may be reading another config "
+        "file or backend, so it is refused outside dev: `unset PULUMI_CONFIG_PASSPHRASE` (a "
+        "key-service stack needs none; `scripts/up.sh` and `python -m automation` drop it for "
+        "you), or export a passphrase of your own; see docs/operations.md"
+    )
