@@ -5,6 +5,7 @@ import gc
 import pulumi
 
 from components.layers import build_stack
+from components.preflight import kubeconfig_problem
 from components.secrets_provider import check_running_stack
 from components.settings import SettingsError, load
 
@@ -27,4 +28,8 @@ except SettingsError as err:
 refusal = check_running_stack(settings.environment)
 if refusal is not None:
     raise pulumi.RunError(f"refused: {refusal}")
+# The deploying machine has what the stack names (its kubeconfig), before any resource.
+missing = kubeconfig_problem(settings.kubernetes)
+if missing is not None:
+    raise pulumi.RunError(missing)
 build_stack(settings)

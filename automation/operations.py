@@ -48,6 +48,14 @@ PACK_DIR = PROJECT_DIR / "policies" / "pack"
 RENDER_SUBDIRS = ("0-crd", "1-manifest")
 """The folders the Kubernetes provider writes rendered manifests into, under renderDir."""
 
+RENDER_REFRESH = (
+    "refresh reads objects back from a cluster, and a render-mode stack has none (its objects "
+    "are files in renderDir for your GitOps tool): for drift, render again and diff the folder "
+    "(`python -m automation render --out DIR`, then `git diff DIR`), or ask your GitOps tool "
+    "(e.g. `argocd app diff`, `flux diff`); to clear pending operations left by an interrupted "
+    "run, `python -m automation cancel --stack NAME`"
+)
+
 OutputHandler = Callable[[str], None]
 PolicyPacks = Sequence[str | os.PathLike[str]]
 T = TypeVar("T")
@@ -246,7 +254,17 @@ def refresh(
     on_output: OutputHandler | None = None,
     on_event: EventHandler | None = None,
 ) -> OperationResult:
-    """Reconcile the stack's state with what actually exists."""
+    """Reconcile the stack's state with what actually exists.
+
+    Refused for a render-mode stack (`coco:kubernetes.renderDir`), before the engine starts:
+    its objects are files for a GitOps tool, with no cluster to read them back from (the
+    provider fails with "unreachable cluster" on every one). The refusal names what to do
+    instead: render again and diff the folder for drift; `cancel` for pending operations.
+    """
+    if spec.settings.kubernetes.rendering:
+        raise SettingsError(
+            [Problem(f"{NAMESPACE}:kubernetes.renderDir", RENDER_REFRESH)], spec.name
+        )
 
     def body(stack: auto.Stack, log: EventLog) -> OperationResult:
         res = stack.refresh(on_output=on_output, on_error=on_output, on_event=log, color="never")

@@ -12,6 +12,7 @@ them is registered.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +225,49 @@ def with_namespace(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
     return {**obj, "metadata": meta}
 
 
+Transformation = Callable[[dict[str, Any], pulumi.ResourceOptions], None]
+
+
+def plaintext_secret(obj: dict[str, Any]) -> bool:
+    """A Secret object carrying values (`data` or `stringData`)."""
+    return (
+        obj.get("kind") == "Secret"
+        and str(obj.get("apiVersion")) == "v1"
+        and bool(obj.get("data") or obj.get("stringData"))
+    )
+
+
+def keyed_transformation(
+    base: Transformation, key: str, source: str, refuse_secrets: bool
+) -> Transformation:
+    """`base`, its refusals raised as one `pulumi.RunError` keyed by the `coco:manifests[i]`
+    entry and naming the object (a chart's objects are checked only as the provider renders
+    them: a bare `PodSpecError` came out as a Python traceback without the key).
+
+    With `refuse_secrets` (a non-dev render) a Secret holding values is refused: it would be
+    written in plain text into the folder a GitOps tool commits. Refused rather than
+    converted: only the chart knows which of its pods read it, and a KBS resource needs a
+    reader's init-data binding; the fix names the ways out (docs/charts.md).
+    """
+
+    def transformation(obj: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
+        if refuse_secrets and plaintext_secret(obj):
+            raise pulumi.RunError(
+                f"{key} ({source}): {podspec.describe(obj)} would be written in plain text "
+                "into the render folder: deliver it from your secret manager and point the "
+                "chart at it (most charts take an `existingSecret` value), or move the "
+                "workload that reads it to coco:workloads, whose `sealedEnv` reads a KBS "
+                "resource (docs/guest-features.md)"
+            )
+        try:
+            base(obj, opts)
+        except podspec.PodSpecError as err:
+            problems = "; ".join(clip(p) for p in err.problems[:20])
+            raise pulumi.RunError(f"{key} ({source}): {problems}") from None
+
+    return transformation
+
+
 class ConfidentialManifests(pulumi.ComponentResource):
     """One `coco:manifests` entry: its objects, workloads made confidential."""
 
@@ -239,6 +283,8 @@ class ConfidentialManifests(pulumi.ComponentResource):
         kbs_url: pulumi.Input[str],
         kbs_cert_pem: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
+        key: str | None = None,
+        rendering: bool = False,
     ) -> None:
         super().__init__(
             tokens.token("ConfidentialManifests"),
@@ -251,6 +297,12 @@ class ConfidentialManifests(pulumi.ComponentResource):
             options_for(source, runtime_class, production, environment), kbs_url, kbs_cert_pem
         )
         child = pulumi.ResourceOptions(parent=self)
+        transformation = keyed_transformation(
+            self.confidential.transformation,
+            key or f"coco:manifests ({source.name})",
+            f"chart {source.chart}" if source.chart is not None else f"folder {source.path}",
+            refuse_secrets=rendering and environment != "dev",
+        )
         group: pulumi.Resource
         if source.chart is not None:
             group = k8s.helm.v3.Chart(
@@ -259,7 +311,7 @@ class ConfidentialManifests(pulumi.ComponentResource):
                     path=source.chart,
                     namespace=source.namespace,
                     values=source.values,
-                    transformations=[self.confidential.transformation],
+                    transformations=[transformation],
                 ),
                 opts=child,
             )
@@ -270,7 +322,7 @@ class ConfidentialManifests(pulumi.ComponentResource):
             group = k8s.yaml.ConfigGroup(
                 source.name,
                 yaml=[yaml.safe_dump_all(objects, sort_keys=True)],
-                transformations=[self.confidential.transformation],
+                transformations=[transformation],
                 opts=child,
             )
         self.group = group

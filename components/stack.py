@@ -267,7 +267,7 @@ def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) ->
         )
 
     manifests: dict[str, ConfidentialManifests] = {}
-    for m in settings.manifests:
+    for i, m in enumerate(settings.manifests):
         deps = list(ready)
         if m.namespace in namespaces:
             deps.append(namespaces[m.namespace])
@@ -279,6 +279,8 @@ def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) ->
             kbs_url=tls.url,
             kbs_cert_pem=tls.certificate_pem,
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=deps)),
+            key=f"coco:manifests[{i}]",
+            rendering=settings.kubernetes.rendering,
         )
     names = sorted(workloads)
     sources = sorted(manifests)
