@@ -7,7 +7,7 @@
     refresh   [--stack NAME]                      reconcile state with reality
     destroy   [--stack NAME] [--remove]           delete the stack's resources
     outputs   [--stack NAME] [--show-secrets]     stack outputs as JSON (secrets masked)
-    cancel    [--stack NAME]                      stop what holds the stack's lock (a running
+    cancel    [--stack NAME] [--force]            stop what holds the stack's lock (a running
                                                  engine here, or a crashed one) and clear
                                                  its pending operations
     render    --out DIR [--stack NAME]            manifests + policies + init-data into DIR
@@ -149,6 +149,11 @@ def _parser() -> argparse.ArgumentParser:
         settings=False,
     )
     engine(p)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="also remove a lock held from another host (only when that engine is known gone)",
+    )
     p = command("outputs", "print the stack outputs as JSON", settings=False)
     engine(p)
     p.add_argument("--show-secrets", action="store_true", help="print secret outputs in clear")
@@ -239,7 +244,7 @@ def run(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None
             out(values.to_json(show_secrets=args.show_secrets))
             return EXIT_OK
         if args.command == "cancel":
-            out(cancel(_stack(args), backend=backend, on_output=err))
+            out(cancel(_stack(args), backend=backend, on_output=err, force=args.force))
             return EXIT_OK
         if args.command == "destroy":
             _report(destroy(_stack(args), backend=backend, on_output=out, remove=args.remove), err)

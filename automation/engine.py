@@ -273,11 +273,12 @@ def _import_without_pending(stack: auto.Stack) -> int:
     return len(pending)
 
 
-def cancel(stack: auto.Stack, notify: OnOutput | None = None) -> str:
+def cancel(stack: auto.Stack, notify: OnOutput | None = None, force: bool = False) -> str:
     """The `cancel` command: interrupt a live engine holding the lock on this host (and wait
     until it has cancelled), end a dead one's orphans, remove the lock and clear pending
-    operations. What was done, in one line. A live holder on another host is a concurrent
-    deployment: `EngineBusy`, nothing touched."""
+    operations. What was done, in one line. A holder on another host may be a concurrent
+    deployment: `EngineBusy`, nothing touched, unless `force` (the operator knows that host's
+    engine is gone, e.g. a CI runner that was torn down)."""
     say = notify or _stderr
     try:
         cleared = _import_without_pending(stack)
@@ -288,10 +289,10 @@ def cancel(stack: auto.Stack, notify: OnOutput | None = None) -> str:
             raise
     here = socket.gethostname()
     remote = [h for h in holders if h.host != here]
-    if remote:
+    if remote and not force:
         raise EngineBusy(stack.name, remote)
     for holder in holders:
-        if holder.alive:
+        if holder.host == here and holder.alive:
             say(f"interrupting the running engine {holder}; waiting for it to cancel")
             os.kill(holder.pid, signal.SIGINT)
             _wait_gone(holder.pid)
@@ -313,7 +314,7 @@ class EngineBusy(CocoAutomationError):
         super().__init__(
             f"stack {stack!r} is locked by a running deployment ({', '.join(map(str, holders))})"
             ": wait for it to finish; if it is known dead, `python -m automation cancel "
-            f"--stack {stack}` on its host removes the lock"
+            f"--stack {stack}` on its host removes the lock (elsewhere: add --force)"
         )
 
 

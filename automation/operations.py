@@ -319,6 +319,7 @@ def cancel(
     *,
     backend: Backend | None = None,
     on_output: OutputHandler | None = None,
+    force: bool = False,
 ) -> str:
     """Cancel what holds the stack: interrupt a running engine on this host and wait for it
     to cancel, or, after a crash, end its orphaned plugins and remove its lock; then clear the
@@ -330,7 +331,7 @@ def cancel(
             "cancel",
             backend,
             None,
-            lambda stack, _: engine.cancel(stack, on_output),
+            lambda stack, _: engine.cancel(stack, on_output, force),
             check=False,
         )
     except engine.EngineBusy as err:
