@@ -158,3 +158,29 @@ def test_orphans_of_a_dead_session_are_ended() -> None:
             break
         time.sleep(0.05)
     assert engine.session_processes(leader.pid) == []
+
+
+def test_an_interrupt_cancels_a_fleet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """^C during `deploy_many`: the running stack's engines are interrupted (and waited for),
+    the queued stacks never start; each is reported, nothing is raised."""
+    from automation import fleet
+    from automation.results import OperationResult
+    from automation.spec import StackSpec
+
+    spec = StackSpec.from_stack("baremetal-tdx", secrets={"apiDbPassword": "x"})
+    specs = [spec.model_copy(update={"name": n}) for n in ("a", "b", "c")]
+    started: list[str] = []
+    interrupts: list[int] = []
+    monkeypatch.setattr(fleet, "interrupt_running", lambda: interrupts.append(1) or 0)
+
+    def operation(s: StackSpec) -> OperationResult:
+        started.append(s.name)
+        os.kill(os.getpid(), signal.SIGINT)  # ^C reaches the main thread, waiting on us
+        while not interrupts:
+            time.sleep(0.01)
+        raise engine.EngineInterrupted(s.name, "up")
+
+    result = fleet.deploy_many(specs, max_concurrency=1, operation=operation)
+    assert started == ["a"]
+    assert sorted(result.failures) == ["a", "b", "c"]
+    assert all(isinstance(e, engine.EngineInterrupted) for e in result.failures.values())
