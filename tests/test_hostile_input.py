@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from automation.errors import StackFileError
 from automation.spec import PROJECT_DIR, StackSpec, load_stack_file
+from components import settings as settings_module
 from components import yaml_input
 from components.manifest_settings import ManifestSource
 from components.manifests import folder_problems, read_folder
@@ -219,7 +220,10 @@ def test_settings_error_is_bounded() -> None:
         parse(data)
     text = str(err.value)
     assert len(err.value.problems) >= 500
-    assert "... and" in text and len(text) < 40_000
+    assert "... and 450 more" in text
+    # At most MAX_SHOWN_PROBLEMS problems of at most MESSAGE_CHARS (+ key) each.
+    bound = settings_module.MAX_SHOWN_PROBLEMS * (yaml_input.MESSAGE_CHARS + 300)
+    assert len(text) < bound
 
 
 def test_manifest_folder_walk_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
