@@ -21,7 +21,7 @@ The stack's settings come from `--stack-file` (default `stacks/Pulumi.<stack>.ya
 Secret values: secure values already in the stack file, `--secret KEY=VALUE`, or
 `--secret-env KEY=ENVVAR` (keeps the value out of shell history and process lists).
 
-Ctrl-C cancels the engine as `pulumi` does (operations in flight finish, the state is
+Ctrl-C (or SIGTERM) cancels the engine as `pulumi` does (operations in flight finish, the state is
 saved, the stack unlocked): exit 130 with a one-line message. After a crash (`kill -9`) the
 next command recovers the stack by itself (docs/operations.md).
 
@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -298,5 +299,12 @@ def _policy_config(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     return EXIT_OK
 
 
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # SIGTERM (a CI job cancelled, `systemctl stop`, `timeout`) cancels the engine as ^C
+    # does, instead of killing us under it (automation/engine.py).
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     raise SystemExit(run())

@@ -226,3 +226,46 @@ def test_public_passphrase_refused_on_s3_with_a_config_file_elsewhere(
     resources = json.loads(exported.stdout)["deployment"].get("resources") or []
     created = [r["type"] for r in resources if r["type"] != "pulumi:pulumi:Stack"]
     assert created == [], "nothing but the stack itself is registered"
+
+
+def test_render_of_a_kms_stack(aws: dict[str, str], tmp_path: Path) -> None:
+    """`python -m automation render` of a production stack whose secrets provider is the key
+    service and whose secure value is in its file: the throwaway render stack keeps that
+    provider, so the file's encrypted key opens (it failed with `cipher: message
+    authentication failed` when the render forced the passphrase provider)."""
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "Pulumi.yaml").write_text("name: coco\nruntime: python\n")
+    env = {**engine_env(aws), "PULUMI_CONFIG_PASSPHRASE": "coco-local-dev"}
+    init = pulumi(keys, env, "stack", "init", "prod", "--secrets-provider", aws["KMS"])
+    assert init.returncode == 0, init.stderr
+    set_secret = pulumi(keys, env, "config", "set", "--secret", "coco:apiDbPassword", "s3cret")
+    assert set_secret.returncode == 0, set_secret.stderr
+    made = yaml.safe_load((keys / "Pulumi.prod.yaml").read_text())
+    doc = yaml.safe_load((PROJECT_DIR / "stacks" / "Pulumi.baremetal-tdx.yaml").read_text())
+    doc["secretsprovider"] = made["secretsprovider"]
+    doc["encryptedkey"] = made["encryptedkey"]
+    doc["config"]["coco:apiDbPassword"] = made["config"]["coco:apiDbPassword"]
+    stack_file = tmp_path / "Pulumi.prod.yaml"
+    stack_file.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "out"
+    render = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "automation",
+            "render",
+            "--stack-file",
+            str(stack_file),
+            "--out",
+            str(out),
+        ],
+        cwd=PROJECT_DIR,
+        env={**env, "PULUMI_BACKEND_URL": f"file://{tmp_path / 'unused-state'}"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert render.returncode == 0, (render.stdout + render.stderr)[-4000:]
+    assert "message authentication failed" not in render.stderr
+    assert list(out.rglob("*.yaml"))

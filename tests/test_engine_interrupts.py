@@ -184,3 +184,43 @@ def test_an_interrupt_cancels_a_fleet(monkeypatch: pytest.MonkeyPatch) -> None:
     assert started == ["a"]
     assert sorted(result.failures) == ["a", "b", "c"]
     assert all(isinstance(e, engine.EngineInterrupted) for e in result.failures.values())
+
+
+def test_sigterm_to_the_cli_cancels_like_ctrl_c(fake_pulumi: Path, tmp_path: Path) -> None:
+    """A cancelled CI job (SIGTERM) cancels the engine and exits 130, as ^C does."""
+    out = tmp_path / "run"
+    script = textwrap.dedent(
+        f"""\
+        import sys
+        from automation import cli, engine
+
+        def run(argv=None, environ=None):
+            root = {str(fake_pulumi)!r}
+            command = engine.InterruptibleCommand(root=root, skip_version_check=True)
+            try:
+                command.run(["up"], ".", {{"FAKE_OUT": {str(out)!r}}}, print, print)
+            except engine.EngineInterrupted as err:
+                print(f"cancelled: {{err}}", flush=True)
+                return 130
+            return 0
+
+        cli.run = run
+        cli.main()
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=Path(engine.__file__).parents[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.strip() == "started":
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate()
+    assert proc.returncode == 130, rest
+    assert "cancelled cleanly" in rest and "Traceback" not in rest
+    assert Path(f"{out}.clean").read_text() == "1"
