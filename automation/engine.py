@@ -25,11 +25,13 @@ So here:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -264,12 +266,30 @@ def recover(stack: auto.Stack, holders: list[LockHolder], notify: OnOutput | Non
 
 def _import_without_pending(stack: auto.Stack) -> int:
     """Re-import the state without its pending operations (the import takes the stack's
-    lock, so a lock shows up here as a `CommandError`); how many were dropped."""
-    state = stack.export_stack()
-    deployment = dict(state.deployment or {})
-    pending = deployment.get("pending_operations") or []
-    deployment["pending_operations"] = []
-    stack.import_stack(auto.Deployment(version=state.version, deployment=deployment))
+    lock, so a lock shows up here as a `CommandError`); how many were dropped.
+
+    Exported and imported as ciphertext, in a private temporary folder removed afterwards:
+    the SDK's `export_stack` uses `--show-secrets` and its `import_stack` leaves that
+    plaintext file behind when the import fails (as it does on a locked stack).
+    """
+    workspace = stack.workspace
+    assert isinstance(workspace, auto.LocalWorkspace)
+    env = {**workspace.env_vars}
+    if workspace.pulumi_home:
+        env["PULUMI_HOME"] = workspace.pulumi_home
+
+    def cli(*args: str) -> str:
+        return workspace.pulumi_command.run(list(args), workspace.work_dir, env).stdout
+
+    with tempfile.TemporaryDirectory(prefix="coco-state-") as tmp:
+        path = Path(tmp) / "state.json"
+        cli("stack", "export", "--stack", stack.name, "--file", str(path))
+        state = json.loads(path.read_text(encoding="utf-8"))
+        deployment = state.get("deployment") or {}
+        pending = deployment.get("pending_operations") or []
+        deployment["pending_operations"] = []
+        path.write_text(json.dumps(state), encoding="utf-8")
+        cli("stack", "import", "--stack", stack.name, "--file", str(path))
     return len(pending)
 
 
