@@ -88,8 +88,10 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 # PULUMI_HOME is left to the CLI (so a later login takes effect at once); one in your own PULUMI_HOME
 # (default ~/.pulumi, hidden by the PULUMI_HOME above) is exported. Re-sourcing re-decides a default this
 # file set, so `pulumi login s3://...` then `source scripts/env.sh` switches to it (docs/operations.md).
-_coco_login() { # the `current` backend of a credentials.json, empty when none
-  [ -f "$1" ] && sed -n 's/^[[:space:]]*"current":[[:space:]]*"\([^"]*\)".*/\1/p' "$1" | head -n1
+_coco_login() { # the `current` backend of a credentials.json, empty when none (status 0: set -e)
+  if [ -f "$1" ]; then
+    sed -n 's/^[[:space:]]*"current":[[:space:]]*"\([^"]*\)".*/\1/p' "$1" | head -n1
+  fi
 }
 if [ -n "${COCO_DEFAULT_BACKEND:-}" ] && [ "${PULUMI_BACKEND_URL:-}" = "$COCO_DEFAULT_BACKEND" ]; then
   unset PULUMI_BACKEND_URL

@@ -17,7 +17,11 @@ from automation.spec import PROJECT_DIR, Backend, current_login
 def env_sh(home: Path, tools: Path, script: str = "", **env: str) -> str:
     """PULUMI_BACKEND_URL after sourcing env.sh (and `script`) in a clean shell."""
     base = {"HOME": str(home), "PATH": os.environ["PATH"], "COCO_TOOLS_HOME": str(tools)}
-    text = f'source "{PROJECT_DIR}/scripts/env.sh"\n{script}\nprintf %s "${{PULUMI_BACKEND_URL:-}}"'
+    # `set -euo pipefail`: scripts/setup.sh and the judges' recipes source it that way.
+    text = (
+        f'set -euo pipefail\nsource "{PROJECT_DIR}/scripts/env.sh"\n{script}\n'
+        'printf %s "${PULUMI_BACKEND_URL:-}"'
+    )
     out = subprocess.run(
         ["bash", "-c", text], env={**base, **env}, capture_output=True, text=True, check=True
     )
