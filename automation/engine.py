@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -291,6 +292,39 @@ def _import_without_pending(stack: auto.Stack) -> int:
         path.write_text(json.dumps(state), encoding="utf-8")
         cli("stack", "import", "--stack", stack.name, "--file", str(path))
     return len(pending)
+
+
+CHECKPOINT_UNREADABLE = "failed to load checkpoint"
+
+
+def restore_checkpoint(state_dir: Path, project: str, stack: str) -> bool:
+    """After a crash mid-write: put back the file backend's previous checkpoint; True if done.
+
+    The DIY file backend writes `<dir>/.pulumi/stacks/<project>/<stack>.json` in place and
+    keeps the one before as `.json.bak` (and each blob's `.attrs` beside it); a `kill -9`
+    during that write leaves a truncated checkpoint ("failed to load checkpoint: EOF"). Only
+    an unreadable checkpoint is replaced, and only by a readable backup: the step lost with
+    it is run again by the next operation (its object re-rendered, or adopted by server-side
+    apply).
+    """
+    path = state_dir / ".pulumi" / "stacks" / project / f"{stack}.json"
+    backup = path.with_name(path.name + ".bak")
+    try:
+        json.loads(path.read_bytes())
+        return False  # intact (or absent: nothing to restore)
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        pass
+    try:
+        json.loads(backup.read_bytes())
+    except (OSError, ValueError):
+        return False
+    shutil.copyfile(backup, path)
+    attrs = backup.with_name(backup.name + ".attrs")
+    if attrs.exists():
+        shutil.copyfile(attrs, path.with_name(path.name + ".attrs"))
+    return True
 
 
 def cancel(stack: auto.Stack, notify: OnOutput | None = None, force: bool = False) -> str:

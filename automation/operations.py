@@ -86,18 +86,19 @@ def _run(
     name = target if isinstance(target, str) else target.name
     log = EventLog(on_event)
     try:
-        with open_stack(target, backend or Backend()) as stack:
-            try:
-                return body(stack, log)
-            except auto.CommandError as err:
-                # A lock left by a crashed engine (kill -9): recover and run once more, so
-                # the operator has nothing to do (automation/engine.py).
-                holders = engine.stale_holders(str(err))
-                if holders is None:
-                    raise
-                engine.recover(stack, holders, notify)
-                log = EventLog(on_event)
-                return body(stack, log)
+        be = backend or Backend()
+        with open_stack(target, be) as stack:
+            for attempt in range(3):
+                try:
+                    return body(stack, log)
+                except auto.CommandError as err:
+                    # What a crashed engine (kill -9) left: a truncated checkpoint, a lock.
+                    # Recover and run again, so the operator has nothing to do
+                    # (automation/engine.py); anything else is the operation's own failure.
+                    if attempt == 2 or not _recovered(stack, be, str(err), notify):
+                        raise
+                    log = EventLog(on_event)
+            raise AssertionError("unreachable")  # pragma: no cover
     except engine.EngineInterrupted as err:
         raise engine.EngineInterrupted(name, operation, err.output) from None
     except auto.StackNotFoundError as err:
@@ -111,6 +112,26 @@ def _run(
                 stack=name, operation=operation, errors=(str(engine.EngineBusy(name, holders)),)
             ) from err
         raise log.error(name, operation, detail=_tail(str(err))) from err
+
+
+def _recovered(
+    stack: auto.Stack, backend: Backend, error: str, notify: OutputHandler | None
+) -> bool:
+    """Repair what a crashed engine left, if `error` is that; True when something was."""
+    holders = engine.stale_holders(error)
+    if holders is not None:
+        engine.recover(stack, holders, notify)
+        return True
+    state_dir = backend.file_dir
+    if engine.CHECKPOINT_UNREADABLE in error and state_dir is not None:
+        project = str(stack.workspace.project_settings().name)
+        if engine.restore_checkpoint(state_dir, project, stack.name):
+            (notify or print)(
+                f"recovering stack {stack.name!r}: its checkpoint was cut short by a crashed "
+                "engine; restored the previous one (the last step runs again)"
+            )
+            return True
+    return False
 
 
 EXCEPTIONS_ENV = "COCO_POLICY_EXCEPTIONS"

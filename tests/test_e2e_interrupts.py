@@ -181,12 +181,12 @@ def test_kill_9_mid_up_recovers_with_no_manual_step(stack: Stack, point: int) ->
     assert stack.locks(), "a crash mid-up leaves the lock (else this test proves nothing)"
     after = stack.run()
     assert after.returncode == 0, (after.stdout + after.stderr)[-3000:]
-    assert "recovering stack 'dev': its lock was left by a crashed engine" in after.stderr
+    assert "recovering stack 'dev'" in after.stdout + after.stderr
     for pid in engine_pids:
         assert engine_module.session_processes(pid) == [], "orphaned plugins left"
     assert_clean(stack)
     steady = stack.run()
-    assert steady.returncode == 0 and "recovering" not in steady.stderr
+    assert steady.returncode == 0 and "recovering" not in steady.stdout + steady.stderr
     assert re.search(r"^up dev: \d+ same$", steady.stderr, re.M), steady.stderr[-2000:]
 
 

@@ -224,3 +224,21 @@ def test_sigterm_to_the_cli_cancels_like_ctrl_c(fake_pulumi: Path, tmp_path: Pat
     assert proc.returncode == 130, rest
     assert "cancelled cleanly" in rest and "Traceback" not in rest
     assert Path(f"{out}.clean").read_text() == "1"
+
+
+def test_a_checkpoint_cut_short_is_restored_from_its_backup(tmp_path: Path) -> None:
+    stacks = tmp_path / ".pulumi" / "stacks" / "coco"
+    stacks.mkdir(parents=True)
+    checkpoint = stacks / "dev.json"
+    checkpoint.write_text('{"version": 3, "checkpoint": {"latest": {"resour')  # kill -9 mid-write
+    (stacks / "dev.json.bak").write_text('{"version": 3, "checkpoint": {}}')
+    (stacks / "dev.json.bak.attrs").write_text('{"md5": "bak"}')
+    assert engine.restore_checkpoint(tmp_path, "coco", "dev")
+    assert checkpoint.read_text() == '{"version": 3, "checkpoint": {}}'
+    assert (stacks / "dev.json.attrs").read_text() == '{"md5": "bak"}'
+    # An intact checkpoint, or no readable backup: nothing is touched.
+    assert not engine.restore_checkpoint(tmp_path, "coco", "dev")
+    checkpoint.write_text("")
+    (stacks / "dev.json.bak").write_text("")
+    assert not engine.restore_checkpoint(tmp_path, "coco", "dev")
+    assert not engine.restore_checkpoint(tmp_path, "coco", "other")
