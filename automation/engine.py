@@ -25,6 +25,8 @@ So here:
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -310,12 +312,14 @@ def restore_checkpoint(state_dir: Path, project: str, stack: str) -> bool:
     path = state_dir / ".pulumi" / "stacks" / project / f"{stack}.json"
     backup = path.with_name(path.name + ".bak")
     try:
-        json.loads(path.read_bytes())
-        return False  # intact (or absent: nothing to restore)
+        content = path.read_bytes()
+        json.loads(content)
     except FileNotFoundError:
-        return False
+        return False  # absent: nothing to restore
     except (OSError, ValueError):
         pass
+    else:
+        return _repair_attrs(path, content)
     try:
         json.loads(backup.read_bytes())
     except (OSError, ValueError):
@@ -324,6 +328,30 @@ def restore_checkpoint(state_dir: Path, project: str, stack: str) -> bool:
     attrs = backup.with_name(backup.name + ".attrs")
     if attrs.exists():
         shutil.copyfile(attrs, path.with_name(path.name + ".attrs"))
+    return True
+
+
+def _repair_attrs(path: Path, content: bytes) -> bool:
+    """A readable checkpoint whose `.attrs` (gocloud fileblob's metadata sidecar, JSON with the
+    content's base64 MD5) was cut short: written again for that content; True if it was."""
+    attrs = path.with_name(path.name + ".attrs")
+    try:
+        json.loads(attrs.read_bytes())
+        return False
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        pass
+    doc = {
+        "user.cache_control": "",
+        "user.content_disposition": "",
+        "user.content_encoding": "",
+        "user.content_language": "",
+        "user.content_type": "text/plain; charset=utf-8",
+        "user.metadata": None,
+        "md5": base64.b64encode(hashlib.md5(content).digest()).decode("ascii"),
+    }
+    attrs.write_text(json.dumps(doc, separators=(",", ":")), encoding="utf-8")
     return True
 
 

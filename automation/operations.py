@@ -25,7 +25,7 @@ from automation.errors import CocoDeploymentError
 from automation.events import EventHandler, EventLog
 from automation.results import Operation, OperationResult, StackOutputs, op_counts
 from automation.spec import PROJECT_DIR, Backend, StackSpec, validate
-from automation.workspace import open_stack, remove_workspace
+from automation.workspace import open_stack, project_file, remove_workspace
 from components import kata_chart, yaml_input
 from components.settings import (
     NAMESPACE,
@@ -85,20 +85,23 @@ def _run(
         validate(target)
     name = target if isinstance(target, str) else target.name
     log = EventLog(on_event)
+    be = backend or Backend()
     try:
-        be = backend or Backend()
-        with open_stack(target, be) as stack:
-            for attempt in range(3):
-                try:
+        for attempt in range(3):
+            opened: list[auto.Stack] = []
+            try:
+                with open_stack(target, be) as stack:
+                    opened.append(stack)
                     return body(stack, log)
-                except auto.CommandError as err:
-                    # What a crashed engine (kill -9) left: a truncated checkpoint, a lock.
-                    # Recover and run again, so the operator has nothing to do
-                    # (automation/engine.py); anything else is the operation's own failure.
-                    if attempt == 2 or not _recovered(stack, be, str(err), notify):
-                        raise
-                    log = EventLog(on_event)
-            raise AssertionError("unreachable")  # pragma: no cover
+            except auto.CommandError as err:
+                # What a crashed engine (kill -9) left: a truncated checkpoint (seen as soon
+                # as the stack is selected), a lock (when the operation starts). Recover and
+                # run again, so the operator has nothing to do (automation/engine.py);
+                # anything else is the operation's own failure.
+                if attempt == 2 or not _recovered(name, opened, be, str(err), notify):
+                    raise
+                log = EventLog(on_event)
+        raise AssertionError("unreachable")  # pragma: no cover
     except engine.EngineInterrupted as err:
         raise engine.EngineInterrupted(name, operation, err.output) from None
     except auto.StackNotFoundError as err:
@@ -115,22 +118,28 @@ def _run(
 
 
 def _recovered(
-    stack: auto.Stack, backend: Backend, error: str, notify: OutputHandler | None
+    name: str,
+    opened: list[auto.Stack],
+    backend: Backend,
+    error: str,
+    notify: OutputHandler | None,
 ) -> bool:
     """Repair what a crashed engine left, if `error` is that; True when something was."""
     holders = engine.stale_holders(error)
-    if holders is not None:
-        engine.recover(stack, holders, notify)
+    if holders is not None and opened:
+        engine.recover(opened[0], holders, notify)
         return True
     state_dir = backend.file_dir
-    if engine.CHECKPOINT_UNREADABLE in error and state_dir is not None:
-        project = str(stack.workspace.project_settings().name)
-        if engine.restore_checkpoint(state_dir, project, stack.name):
-            (notify or print)(
-                f"recovering stack {stack.name!r}: its checkpoint was cut short by a crashed "
-                "engine; restored the previous one (the last step runs again)"
-            )
-            return True
+    if (
+        engine.CHECKPOINT_UNREADABLE in error
+        and state_dir is not None
+        and engine.restore_checkpoint(state_dir, str(project_file()["name"]), name)
+    ):
+        (notify or print)(
+            f"recovering stack {name!r}: its checkpoint was cut short by a crashed engine; "
+            "restored the previous one (the last step runs again)"
+        )
+        return True
     return False
 
 

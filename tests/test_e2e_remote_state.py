@@ -237,11 +237,11 @@ def test_render_of_a_kms_stack(aws: dict[str, str], tmp_path: Path) -> None:
     keys.mkdir()
     (keys / "Pulumi.yaml").write_text("name: coco\nruntime: python\n")
     env = {**engine_env(aws), "PULUMI_CONFIG_PASSPHRASE": "coco-local-dev"}
-    init = pulumi(keys, env, "stack", "init", "prod", "--secrets-provider", aws["KMS"])
+    init = pulumi(keys, env, "stack", "init", "render-keys", "--secrets-provider", aws["KMS"])
     assert init.returncode == 0, init.stderr
     set_secret = pulumi(keys, env, "config", "set", "--secret", "coco:apiDbPassword", "s3cret")
     assert set_secret.returncode == 0, set_secret.stderr
-    made = yaml.safe_load((keys / "Pulumi.prod.yaml").read_text())
+    made = yaml.safe_load((keys / "Pulumi.render-keys.yaml").read_text())
     doc = yaml.safe_load((PROJECT_DIR / "stacks" / "Pulumi.baremetal-tdx.yaml").read_text())
     doc["secretsprovider"] = made["secretsprovider"]
     doc["encryptedkey"] = made["encryptedkey"]

@@ -242,3 +242,19 @@ def test_a_checkpoint_cut_short_is_restored_from_its_backup(tmp_path: Path) -> N
     (stacks / "dev.json.bak").write_text("")
     assert not engine.restore_checkpoint(tmp_path, "coco", "dev")
     assert not engine.restore_checkpoint(tmp_path, "coco", "other")
+
+
+def test_a_sidecar_cut_short_is_written_again(tmp_path: Path) -> None:
+    import base64
+    import hashlib
+    import json
+
+    stacks = tmp_path / ".pulumi" / "stacks" / "coco"
+    stacks.mkdir(parents=True)
+    content = b'{"version": 3, "checkpoint": {}}'
+    (stacks / "dev.json").write_bytes(content)
+    (stacks / "dev.json.attrs").write_text('{"user.cache_co')
+    assert engine.restore_checkpoint(tmp_path, "coco", "dev")
+    attrs = json.loads((stacks / "dev.json.attrs").read_text())
+    assert attrs["md5"] == base64.b64encode(hashlib.md5(content).digest()).decode()
+    assert not engine.restore_checkpoint(tmp_path, "coco", "dev")
