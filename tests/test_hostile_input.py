@@ -389,3 +389,28 @@ def test_any_manifest_folder(
     source = ManifestSource(name="m", path=str(folder))
     problems = folder_problems(source, "kata-qemu-coco-dev", True)
     assert all(isinstance(p, str) and len(p) < MAX_MESSAGE for p in problems)
+
+
+CLI_PROPERTY = settings(
+    max_examples=max(5, int(os.environ.get("COCO_FUZZ_EXAMPLES", "150")) // 15),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@CLI_PROPERTY
+@given(
+    cut=st.integers(min_value=0, max_value=len(DEV_TEXT)),
+    junk=st.binary(max_size=40)
+    | st.sampled_from([b"&a [*a]", b"*a", b"[" * 200, b"\xff\xfe", b'"\\ud800"', b"1: x"]),
+)
+def test_the_cli_on_random_corruption(cut: int, junk: bytes, tmp_path: Path) -> None:
+    """`python -m automation validate` on a randomly corrupted stack file, under the same
+    limits as the corpus: "ok" or a refusal, never a traceback, a hang or 1 GiB."""
+    file = tmp_path / "Pulumi.dev.yaml"
+    file.write_bytes(DEV_TEXT[:cut] + junk + DEV_TEXT[cut:])
+    code, text, rss = run_limited(file)
+    assert code != -signal.SIGXCPU, f"hang: over {CPU_SECONDS} CPU seconds"
+    assert "Traceback" not in text, text[-3000:]
+    assert code in (0, 1, 2), (code, text[-3000:])
+    assert len(text) < MAX_MESSAGE and rss < GIB
