@@ -353,11 +353,11 @@ class ContainerSettings(Model):
     command: list[str] | None = None
     args: list[str] | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    ports: list[Port] = Field(default_factory=list)
     resources: ContainerResources = ContainerResources()
     working_dir: str | None = Field(
         default=None, description="workingDir; pinned by the agent policy (default: the image's)."
     )
-    ports: list[Port] = Field(default_factory=list)
     run_as_user: int | None = Field(
         default=None, ge=0, le=INT32_MAX, description="securityContext.runAsUser."
     )
