@@ -414,3 +414,21 @@ def test_the_cli_on_random_corruption(cut: int, junk: bytes, tmp_path: Path) -> 
     assert "Traceback" not in text, text[-3000:]
     assert code in (0, 1, 2), (code, text[-3000:])
     assert len(text) < MAX_MESSAGE and rss < GIB
+
+
+def test_a_charts_own_values_file_crosses_the_boundary(tmp_path: Path) -> None:
+    """An alias bomb in a chart's values.yaml hung `helm template`: refused, keyed, first."""
+    from components.manifests import chart_problems
+
+    chart = tmp_path / "chart"
+    chart.mkdir()
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: c\nversion: 0.1.0\n")
+    bomb = "a0: &a0 [" + ", ".join(["x"] * 10) + "]\n"
+    bomb += "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 9))
+    (chart / "values.yaml").write_text(bomb)
+    [problem] = chart_problems(str(chart))
+    assert f"{chart}/values.yaml" in problem and "alias bomb" in problem
+    data = copy.deepcopy(DEV_CONFIG)
+    data["manifests"] = [{"name": "shop", "chart": str(chart)}]
+    with pytest.raises(SettingsError, match=r"coco:manifests\[0\]\.chart: .*alias bomb"):
+        parse(data)
