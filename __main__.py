@@ -4,6 +4,7 @@ import gc
 
 import pulumi
 
+from components.cancellation import quiet_cancellation
 from components.layers import build_stack
 from components.preflight import kubeconfig_problem
 from components.secrets_provider import check_running_stack
@@ -18,6 +19,8 @@ from components.settings import SettingsError, load
 # `freeze` first, so that a collection someone forces later skips the imported modules.
 gc.freeze()
 gc.disable()
+# ^C cancels the engine; the program's calls it cut short end as one line, not a traceback.
+quiet_cancellation()
 
 try:
     settings = load()

@@ -9,9 +9,9 @@ the engine to finish the operations in flight, write the state and release the l
 
 So here:
 - `InterruptibleCommand` runs the engine in a session of its own (a terminal's ^C reaches
-  only us) and turns each `KeyboardInterrupt` into one SIGINT to the engine, as a terminal
-  would, then keeps reading its output until it has exited; the caller then gets
-  `EngineInterrupted`, never a half-run engine. `interrupt_running()` does the same from any
+  only us) and, while it runs, turns each SIGINT or SIGTERM into one SIGINT to the engine,
+  as a terminal would, then keeps reading its output until it has exited; the caller then
+  gets `EngineInterrupted`, never a half-run engine. `interrupt_running()` does the same from any
   thread (a service's shutdown hook; the fleet).
 - After a crash (`kill -9` of the engine or of this process), the next operation finds the
   stack locked. `stale_holders` reads the lock error (pulumi pkg/backend/diy/lock.go:
@@ -116,43 +116,59 @@ class InterruptibleCommand(auto.PulumiCommand):
                 chunks.append(stripped)
             stream.close()
 
-        process = subprocess.Popen(
-            [self.command, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-            encoding="utf-8",
-            errors="replace",
-            start_new_session=True,  # a terminal's ^C reaches us only; we forward it once
-        )
-        with _running_guard:
-            _running.add(process)
-        readers = [
-            threading.Thread(target=consume, args=(process.stdout, on_output, stdout_chunks)),
-            threading.Thread(target=consume, args=(process.stderr, on_error, stderr_chunks)),
-        ]
-        for reader in readers:
-            reader.start()
+        # While the engine runs, SIGINT (and SIGTERM) in the main thread are turned into one
+        # SIGINT each to the engine by a handler, not a KeyboardInterrupt: an exception can
+        # strike between any two statements (before the readers start, say) and escape as a
+        # traceback, with the engine left running. Other threads get no signals at all
+        # (Python delivers them to the main thread; the fleet forwards them).
+        started: list[Any] = []
         interrupts = 0
+
+        def on_signal(signum: int, frame: object) -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if started and started[0].poll() is None:
+                started[0].send_signal(signal.SIGINT)
+            (on_error or _stderr)(INTERRUPT_NOTICE if interrupts == 1 else "interrupt")
+
+        previous: dict[signal.Signals, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, on_signal)
         try:
-            while True:
-                try:
-                    for reader in readers:
-                        reader.join()
-                    process.wait()
-                    break
-                except KeyboardInterrupt:
-                    interrupts += 1
-                    if process.poll() is None:
-                        process.send_signal(signal.SIGINT)
-                    (on_error or _stderr)(INTERRUPT_NOTICE if interrupts == 1 else "interrupt")
-        finally:
+            process = subprocess.Popen(
+                [self.command, *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=cwd,
+                env=env,
+                encoding="utf-8",
+                errors="replace",
+                start_new_session=True,  # a terminal's ^C reaches us only; we forward it
+            )
+            started.append(process)
+            if interrupts:  # interrupted while it was starting
+                process.send_signal(signal.SIGINT)
             with _running_guard:
-                _running.discard(process)
-                if process.pid in _interrupted:
-                    _interrupted.discard(process.pid)
-                    interrupts += 1
+                _running.add(process)
+            readers = [
+                threading.Thread(target=consume, args=(process.stdout, on_output, stdout_chunks)),
+                threading.Thread(target=consume, args=(process.stderr, on_error, stderr_chunks)),
+            ]
+            for reader in readers:
+                reader.start()
+            for reader in readers:
+                reader.join()
+            process.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if started:
+                with _running_guard:
+                    _running.discard(started[0])
+                    if started[0].pid in _interrupted:
+                        _interrupted.discard(started[0].pid)
+                        interrupts += 1
         result = CommandResult(
             stderr="\n".join(stderr_chunks),
             stdout="\n".join(stdout_chunks),

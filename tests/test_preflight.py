@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from automation.spec import PROJECT_DIR
 from components.preflight import kubeconfig_problem
 from components.settings import KubernetesTarget
@@ -33,3 +35,34 @@ def test_the_program_checks_before_building() -> None:
     assert text.index("kubeconfig_problem(settings.kubernetes)") < text.index(
         "build_stack(settings)"
     )
+
+
+def test_a_cancelled_monitor_call_is_a_run_error_not_a_traceback() -> None:
+    import grpc
+    import pulumi
+    from pulumi.runtime import settings
+
+    from components.cancellation import CANCELLED_MESSAGE, quiet_cancellation
+
+    class Failed(grpc.RpcError):
+        def __init__(self, code: grpc.StatusCode) -> None:
+            self._code = code
+
+        def code(self) -> grpc.StatusCode:
+            return self._code
+
+        def details(self) -> str:
+            return "context canceled"
+
+    original = settings.grpc_error_to_exception
+    try:
+        quiet_cancellation()
+        quiet_cancellation()  # idempotent
+        cancelled = settings.grpc_error_to_exception(Failed(grpc.StatusCode.CANCELLED))
+        assert isinstance(cancelled, pulumi.RunError) and str(cancelled) == CANCELLED_MESSAGE
+        other = settings.grpc_error_to_exception(Failed(grpc.StatusCode.INTERNAL))
+        assert type(other) is Exception
+        with pytest.raises(pulumi.RunError):
+            settings.handle_grpc_error(Failed(grpc.StatusCode.CANCELLED))
+    finally:
+        settings.grpc_error_to_exception = original
