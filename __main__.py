@@ -4,7 +4,9 @@ import gc
 
 import pulumi
 
+from components.cancellation import quiet_cancellation
 from components.layers import build_stack
+from components.preflight import kubeconfig_problem
 from components.secrets_provider import check_running_stack
 from components.settings import SettingsError, load
 
@@ -17,6 +19,8 @@ from components.settings import SettingsError, load
 # `freeze` first, so that a collection someone forces later skips the imported modules.
 gc.freeze()
 gc.disable()
+# ^C cancels the engine; the program's calls it cut short end as one line, not a traceback.
+quiet_cancellation()
 
 try:
     settings = load()
@@ -27,4 +31,8 @@ except SettingsError as err:
 refusal = check_running_stack(settings.environment)
 if refusal is not None:
     raise pulumi.RunError(f"refused: {refusal}")
+# The deploying machine has what the stack names (its kubeconfig), before any resource.
+missing = kubeconfig_problem(settings.kubernetes)
+if missing is not None:
+    raise pulumi.RunError(missing)
 build_stack(settings)

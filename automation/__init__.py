@@ -11,10 +11,14 @@ A stack is a `StackSpec`: a name, the typed `StackSettings` (not YAML) and the s
 config values the settings reference. Settings are validated before the engine starts
 (`SettingsError`); engine failures raise `CocoDeploymentError` naming the stack and the
 failed resources. State goes to `PULUMI_BACKEND_URL` or `<repo>/.state` unless a `Backend`
-says otherwise. `deploy_many` runs a fleet of stacks concurrently. `python -m automation`
+says otherwise. An interrupt (^C, or `interrupt_running()` from any thread) cancels the
+engine as `pulumi` does and raises `EngineInterrupted`; a lock left by a crashed engine is
+recovered by the next operation, and `cancel` clears a stack by hand (docs/operations.md).
+`deploy_many` runs a fleet of stacks concurrently. `python -m automation`
 is a small CLI on this API.
 """
 
+from automation.engine import EngineInterrupted, interrupt_running
 from automation.errors import (
     CocoAutomationError,
     CocoDeploymentError,
@@ -25,7 +29,7 @@ from automation.errors import (
     StackFileError,
 )
 from automation.fleet import FleetResult, deploy_many
-from automation.operations import destroy, outputs, preview, refresh, render, up
+from automation.operations import cancel, destroy, outputs, preview, refresh, render, up
 from automation.results import OperationResult, StackOutputs
 from automation.spec import Backend, StackSpec, validate
 from components.settings import SettingsError, StackSettings
@@ -34,6 +38,7 @@ __all__ = [
     "Backend",
     "CocoAutomationError",
     "CocoDeploymentError",
+    "EngineInterrupted",
     "EngineNotFoundError",
     "FailedResource",
     "FleetResult",
@@ -45,8 +50,10 @@ __all__ = [
     "StackOutputs",
     "StackSettings",
     "StackSpec",
+    "cancel",
     "deploy_many",
     "destroy",
+    "interrupt_running",
     "outputs",
     "preview",
     "refresh",

@@ -7,6 +7,9 @@
     refresh   [--stack NAME]                      reconcile state with reality
     destroy   [--stack NAME] [--remove]           delete the stack's resources
     outputs   [--stack NAME] [--show-secrets]     stack outputs as JSON (secrets masked)
+    cancel    [--stack NAME] [--force]            stop what holds the stack's lock (a running
+                                                 engine here, or a crashed one) and clear
+                                                 its pending operations
     render    --out DIR [--stack NAME]            manifests + policies + init-data into DIR
     policy-config [--stack NAME] [--out FILE]     the stack's --policy-pack-config for policies/pack
     reference-values [--tee T] FILE               the referenceValues block that affirms FILE's
@@ -22,8 +25,12 @@ The stack's settings come from `--stack-file` (default `stacks/Pulumi.<stack>.ya
 Secret values: secure values already in the stack file, `--secret KEY=VALUE`, or
 `--secret-env KEY=ENVVAR` (keeps the value out of shell history and process lists).
 
+Ctrl-C (or SIGTERM) cancels the engine as `pulumi` does (operations in flight finish, the state is
+saved, the stack unlocked): exit 130 with a one-line message. After a crash (`kill -9`) the
+next command recovers the stack by itself (docs/operations.md).
+
 Exit codes: 0 ok; 1 the engine ran and failed (or `validate` found problems); 2 bad input:
-invalid settings, unreadable stack file, bad arguments, missing passphrase.
+invalid settings, unreadable stack file, bad arguments, missing passphrase; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -31,12 +38,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from automation.attestation_tools import ClaimsError, explain, reference_values_yaml, tee_claims
+from automation.engine import EngineInterrupted
 from automation.errors import (
     CocoAutomationError,
     CocoDeploymentError,
@@ -45,6 +54,7 @@ from automation.errors import (
     StackFileError,
 )
 from automation.operations import (
+    cancel,
     destroy,
     outputs,
     policy_config,
@@ -67,6 +77,7 @@ from policies.pack.production import PolicyExceptionsError
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 class BadInput(Exception):
@@ -137,6 +148,18 @@ def _parser() -> argparse.ArgumentParser:
     p = command("destroy", "delete every resource of the stack", settings=False)
     engine(p)
     p.add_argument("--remove", action="store_true", help="also remove the stack and its workspace")
+    p = command(
+        "cancel",
+        "stop what holds the stack's lock (a running engine on this host, or a crashed one) "
+        "and clear its pending operations",
+        settings=False,
+    )
+    engine(p)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="also remove a lock held from another host (only when that engine is known gone)",
+    )
     p = command("outputs", "print the stack outputs as JSON", settings=False)
     engine(p)
     p.add_argument("--show-secrets", action="store_true", help="print secret outputs in clear")
@@ -246,6 +269,9 @@ def run(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None
             values = outputs(_stack(args), backend=backend)
             out(values.to_json(show_secrets=args.show_secrets))
             return EXIT_OK
+        if args.command == "cancel":
+            out(cancel(_stack(args), backend=backend, on_output=err, force=args.force))
+            return EXIT_OK
         if args.command == "destroy":
             _report(destroy(_stack(args), backend=backend, on_output=out, remove=args.remove), err)
             return EXIT_OK
@@ -273,6 +299,12 @@ def run(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None
     ) as exc:
         err(f"error: {exc}")
         return EXIT_BAD_INPUT
+    except EngineInterrupted as exc:
+        err(f"cancelled: {exc}")
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # outside an engine run: nothing was started or is left over
+        err("cancelled: interrupted before the engine started; nothing was changed")
+        return EXIT_INTERRUPTED
     except (CocoDeploymentError, EngineNotFoundError, CocoAutomationError) as exc:
         err(f"error: {exc}")
         return EXIT_FAILED
@@ -299,6 +331,8 @@ def _attestation_tool(args: argparse.Namespace, out: Callable[[str], None]) -> i
         text = args.file.read_text(encoding="utf-8")
     except OSError as exc:
         raise BadInput(f"{args.file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{args.file}: not UTF-8 text (byte {exc.start}): give the JSON file") from None
     if args.command == "reference-values":
         tee, claims = tee_claims(text, args.tee)
         out(reference_values_yaml(tee, claims).rstrip("\n"))
@@ -313,5 +347,12 @@ def _attestation_tool(args: argparse.Namespace, out: Callable[[str], None]) -> i
     return EXIT_OK
 
 
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # SIGTERM (a CI job cancelled, `systemctl stop`, `timeout`) cancels the engine as ^C
+    # does, instead of killing us under it (automation/engine.py).
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     raise SystemExit(run())

@@ -9,12 +9,15 @@ fleet rollout wants the full picture of what failed, not the first error.
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pulumi.automation import EngineEvent
 
+from automation.engine import EngineInterrupted, interrupt_running
 from automation.operations import PolicyPacks, up
 from automation.results import OperationResult
 from automation.spec import Backend, StackSpec
@@ -54,7 +57,9 @@ def deploy_many(
 
     `on_output(stack, line)` and `on_event(stack, event)` say which stack a line or event
     belongs to, since they interleave. Failures of any kind (settings, engine) are
-    collected in `FleetResult.failures`; nothing is raised for one stack's failure.
+    collected in `FleetResult.failures`; nothing is raised for one stack's failure. An
+    interrupt (^C) cancels the fleet: stacks not started never start, running engines cancel
+    cleanly; each shows in `failures` as `EngineInterrupted`.
     """
     if max_concurrency < 1:
         raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
@@ -80,10 +85,34 @@ def deploy_many(
     with ThreadPoolExecutor(
         max_workers=min(max_concurrency, len(stacks)), thread_name_prefix="coco-fleet"
     ) as pool:
-        futures = {spec.name: pool.submit(run, spec) for spec in stacks}
-        for name, future in futures.items():
-            try:
-                result.results[name] = future.result()
-            except Exception as err:  # one stack's failure must not stop the others
-                result.failures[name] = err
+        futures: dict[str, Future[OperationResult]] = {}
+        interrupted: list[bool] = []
+
+        def on_interrupt(signum: int, frame: object) -> None:
+            # ^C: queued stacks never start, running engines cancel as `pulumi` does
+            # (automation/engine.py); the loop below waits for them to finish cancelling.
+            interrupted.append(True)
+            for future in list(futures.values()):
+                future.cancel()
+            interrupt_running()
+
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, on_interrupt)
+        try:
+            for spec in stacks:
+                if interrupted:
+                    result.failures[spec.name] = EngineInterrupted(spec.name, "fleet")
+                else:
+                    futures[spec.name] = pool.submit(run, spec)
+            for name, future in futures.items():
+                try:
+                    result.results[name] = future.result()
+                except CancelledError:
+                    result.failures[name] = EngineInterrupted(name, "fleet")
+                except Exception as err:  # one stack's failure must not stop the others
+                    result.failures[name] = err
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
     return result

@@ -18,15 +18,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pulumi import automation as auto
 
+from automation import engine
 from automation.errors import CocoDeploymentError
 from automation.events import EventHandler, EventLog
 from automation.results import Operation, OperationResult, StackOutputs, op_counts
 from automation.spec import PROJECT_DIR, Backend, StackSpec, validate
-from automation.workspace import open_stack, remove_workspace
-from components import kata_chart
+from automation.workspace import open_stack, project_file, remove_workspace
+from components import kata_chart, yaml_input
 from components.settings import (
     NAMESPACE,
     BareMetalCluster,
@@ -48,6 +48,14 @@ PACK_DIR = PROJECT_DIR / "policies" / "pack"
 RENDER_SUBDIRS = ("0-crd", "1-manifest")
 """The folders the Kubernetes provider writes rendered manifests into, under renderDir."""
 
+RENDER_REFRESH = (
+    "refresh reads objects back from a cluster, and a render-mode stack has none (its objects "
+    "are files in renderDir for your GitOps tool): for drift, render again and diff the folder "
+    "(`python -m automation render --out DIR`, then `git diff DIR`), or ask your GitOps tool "
+    "(e.g. `argocd app diff`, `flux diff`); to clear pending operations left by an interrupted "
+    "run, `python -m automation cancel --stack NAME`"
+)
+
 OutputHandler = Callable[[str], None]
 PolicyPacks = Sequence[str | os.PathLike[str]]
 T = TypeVar("T")
@@ -66,6 +74,7 @@ def _run(
     on_event: EventHandler | None,
     body: Callable[[auto.Stack, EventLog], T],
     check: bool = True,
+    notify: OutputHandler | None = None,
 ) -> T:
     """Open the stack and run `body`; engine failures become `CocoDeploymentError`.
 
@@ -76,15 +85,62 @@ def _run(
         validate(target)
     name = target if isinstance(target, str) else target.name
     log = EventLog(on_event)
+    be = backend or Backend()
     try:
-        with open_stack(target, backend or Backend()) as stack:
-            return body(stack, log)
+        for attempt in range(3):
+            opened: list[auto.Stack] = []
+            try:
+                with open_stack(target, be) as stack:
+                    opened.append(stack)
+                    return body(stack, log)
+            except auto.CommandError as err:
+                # What a crashed engine (kill -9) left: a truncated checkpoint (seen as soon
+                # as the stack is selected), a lock (when the operation starts). Recover and
+                # run again, so the operator has nothing to do (automation/engine.py);
+                # anything else is the operation's own failure.
+                if attempt == 2 or not _recovered(name, opened, be, str(err), notify):
+                    raise
+                log = EventLog(on_event)
+        raise AssertionError("unreachable")  # pragma: no cover
+    except engine.EngineInterrupted as err:
+        raise engine.EngineInterrupted(name, operation, err.output) from None
     except auto.StackNotFoundError as err:
         raise CocoDeploymentError(
             stack=name, operation=operation, errors=(f"stack {name!r} does not exist",)
         ) from err
     except auto.CommandError as err:
+        holders = engine.lock_holders(str(err))
+        if holders:
+            raise CocoDeploymentError(
+                stack=name, operation=operation, errors=(str(engine.EngineBusy(name, holders)),)
+            ) from err
         raise log.error(name, operation, detail=_tail(str(err))) from err
+
+
+def _recovered(
+    name: str,
+    opened: list[auto.Stack],
+    backend: Backend,
+    error: str,
+    notify: OutputHandler | None,
+) -> bool:
+    """Repair what a crashed engine left, if `error` is that; True when something was."""
+    holders = engine.stale_holders(error)
+    if holders is not None and opened:
+        engine.recover(opened[0], holders, notify)
+        return True
+    state_dir = backend.file_dir
+    if (
+        engine.CHECKPOINT_UNREADABLE in error
+        and state_dir is not None
+        and engine.restore_checkpoint(state_dir, str(project_file()["name"]), name)
+    ):
+        (notify or print)(
+            f"recovering stack {name!r}: its checkpoint was cut short by a crashed engine; "
+            "restored the previous one (the last step runs again)"
+        )
+        return True
+    return False
 
 
 EXCEPTIONS_ENV = "COCO_POLICY_EXCEPTIONS"
@@ -105,8 +161,8 @@ def load_policy_exceptions(
     if path is None:
         return {}
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as err:
+        raw = yaml_input.read_file(Path(path)) or {}
+    except (OSError, ValueError) as err:
         raise PolicyExceptionsError(f"policy exceptions {path}: cannot read: {err}") from None
     if not isinstance(raw, dict):
         raise PolicyExceptionsError(f"policy exceptions {path}: a mapping of policy -> exception")
@@ -179,7 +235,7 @@ def preview(
             )
         return _result(spec.name, "preview", op_counts(res.change_summary), log, res.stdout)
 
-    return _run(spec, "preview", backend, on_event, body)
+    return _run(spec, "preview", backend, on_event, body, notify=on_output)
 
 
 def up(
@@ -219,7 +275,7 @@ def up(
         outputs = StackOutputs.from_output_map(res.outputs)
         return _result(spec.name, "up", changes, log, res.stdout, outputs)
 
-    return _run(spec, "up", backend, on_event, body)
+    return _run(spec, "up", backend, on_event, body, notify=on_output)
 
 
 def refresh(
@@ -229,7 +285,17 @@ def refresh(
     on_output: OutputHandler | None = None,
     on_event: EventHandler | None = None,
 ) -> OperationResult:
-    """Reconcile the stack's state with what actually exists."""
+    """Reconcile the stack's state with what actually exists.
+
+    Refused for a render-mode stack (`coco:kubernetes.renderDir`), before the engine starts:
+    its objects are files for a GitOps tool, with no cluster to read them back from (the
+    provider fails with "unreachable cluster" on every one). The refusal names what to do
+    instead: render again and diff the folder for drift; `cancel` for pending operations.
+    """
+    if spec.settings.kubernetes.rendering:
+        raise SettingsError(
+            [Problem(f"{NAMESPACE}:kubernetes.renderDir", RENDER_REFRESH)], spec.name
+        )
 
     def body(stack: auto.Stack, log: EventLog) -> OperationResult:
         res = stack.refresh(on_output=on_output, on_error=on_output, on_event=log, color="never")
@@ -237,7 +303,7 @@ def refresh(
             spec.name, "refresh", op_counts(res.summary.resource_changes), log, res.stdout
         )
 
-    return _run(spec, "refresh", backend, on_event, body)
+    return _run(spec, "refresh", backend, on_event, body, notify=on_output)
 
 
 def destroy(
@@ -261,7 +327,7 @@ def destroy(
             stack.workspace.remove_stack(name)
         return _result(name, "destroy", op_counts(res.summary.resource_changes), log, res.stdout)
 
-    result = _run(target, "destroy", be, on_event, body, check=False)
+    result = _run(target, "destroy", be, on_event, body, check=False, notify=on_output)
     if remove:
         remove_workspace(be, name)
     return result
@@ -277,6 +343,30 @@ def outputs(target: StackSpec | str, *, backend: Backend | None = None) -> Stack
         None,
         lambda stack, _: StackOutputs.from_output_map(stack.outputs()),
     )
+
+
+def cancel(
+    target: StackSpec | str,
+    *,
+    backend: Backend | None = None,
+    on_output: OutputHandler | None = None,
+    force: bool = False,
+) -> str:
+    """Cancel what holds the stack: interrupt a running engine on this host and wait for it
+    to cancel, or, after a crash, end its orphaned plugins and remove its lock; then clear the
+    state's pending operations. Returns what was done (automation/engine.py `cancel`)."""
+    name = target if isinstance(target, str) else target.name
+    try:
+        return _run(
+            name,
+            "cancel",
+            backend,
+            None,
+            lambda stack, _: engine.cancel(stack, on_output, force),
+            check=False,
+        )
+    except engine.EngineBusy as err:
+        raise CocoDeploymentError(stack=name, operation="cancel", errors=(str(err),)) from None
 
 
 def render_settings(
@@ -349,6 +439,25 @@ def render_settings(
     return spec.model_copy(update={"settings": rendered}), notes
 
 
+def render_backend(spec: StackSpec, directory: Path) -> Backend:
+    """The throwaway backend a render runs on.
+
+    The passphrase provider (a random passphrase outside dev), unless the stack file's own
+    secure values are used and the file names a key service (awskms://, ...): its
+    `encryptedkey` is the data key under that service, which only that service can open, so
+    the render stack uses the same provider (a passphrase stack would try to open the KMS
+    key with a passphrase: "cipher: message authentication failed").
+    """
+    backend = Backend.throwaway(directory, spec.settings.environment)
+    carried = spec.file_secret_keys - frozenset(spec.secrets)
+    if spec.stack_file is None or not carried:
+        return backend
+    provider = Backend().provider_for(spec.stack_file)
+    if provider in ("passphrase", "default"):
+        return backend
+    return backend.model_copy(update={"secrets_provider": provider, "passphrase": None})
+
+
 def render(
     spec: StackSpec,
     out_dir: str | os.PathLike[str],
@@ -378,7 +487,7 @@ def render(
     try:
         return up(
             rendered,
-            backend=Backend.throwaway(directory, rendered.settings.environment),
+            backend=render_backend(rendered, directory),
             on_output=on_output,
             on_event=on_event,
             policy_packs=policy_packs,

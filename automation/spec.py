@@ -12,6 +12,7 @@ Validation happens here, before any engine process starts: a wrong stack costs a
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets as _random
@@ -20,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from automation.config import settings_to_config
 from automation.errors import SecretsProviderError, StackFileError
 from components import secrets_provider as sp
+from components import yaml_input
 from components.secrets_provider import is_public, passphrase_from_env, read_stack_doc
 from components.settings import (
     NAMESPACE,
@@ -45,6 +46,9 @@ STACKS_DIR = PROJECT_DIR / "stacks"
 DEFAULT_STATE_DIR = PROJECT_DIR / ".state"
 
 _STACK_NAME = re.compile(r"\A[A-Za-z0-9_.-]{1,100}\Z")
+_CONFIG_KEY = re.compile(r"\A[^\s:]{1,200}(:\S{1,200})?\Z")
+"""A stack file's config key: `name` or `namespace:name` (pulumi sdk config.ParseKey), no
+whitespace, bounded."""
 _SETTINGS_KEYS = frozenset(f"{NAMESPACE}:{k}" for k in TOP_LEVEL_KEYS)
 ENCRYPTION_KEYS = ("secretsprovider", "encryptedkey", "encryptionsalt")
 """Stack-file keys that hold the secrets provider's state (not config)."""
@@ -78,32 +82,44 @@ class StackFile:
 
 
 def load_stack_file(path: str | os.PathLike[str], name: str | None = None) -> StackFile:
-    """Read a stack file; the stack name defaults to the `<name>` of `Pulumi.<name>.yaml`."""
+    """Read a stack file; the stack name defaults to the `<name>` of `Pulumi.<name>.yaml`.
+
+    Read through the input boundary (`components.yaml_input`): size, encoding, nesting,
+    aliases, duplicate and non-string keys and out-of-range values are `StackFileError`s
+    naming the file and key, never a traceback.
+    """
     p = Path(path)
     if name is None:
         match = re.fullmatch(r"Pulumi\.(.+)\.ya?ml", p.name)
         if not match:
             raise StackFileError(
-                f"{p}: cannot tell the stack name from the file name; name it "
-                "Pulumi.<stack>.yaml or pass the stack name"
+                f"{yaml_input.clip(str(p), 200)}: cannot tell the stack name from the file "
+                "name; name it Pulumi.<stack>.yaml or pass the stack name"
             )
         name = match.group(1)
+    if not _STACK_NAME.match(name):
+        raise StackFileError(
+            f"{yaml_input.clip(str(p), 200)}: {yaml_input.show(name)} is not a stack name: use "
+            "letters, digits, '-', '_' or '.' (max 100); rename the file or pass --stack"
+        )
     try:
-        text = p.read_text(encoding="utf-8")
+        data = yaml_input.read_file(p, limits=yaml_input.STACK_FILE)
     except FileNotFoundError:
-        raise StackFileError(f"{p}: stack file not found") from None
-    except OSError as err:
-        raise StackFileError(f"{p}: cannot read the stack file: {err}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise StackFileError(f"{p}: not valid YAML: {err}") from None
+        raise StackFileError(f"{yaml_input.clip(str(p), 200)}: stack file not found") from None
+    except (yaml_input.InputError, OSError, ValueError) as err:
+        raise StackFileError(yaml_input.clip(str(err), 600)) from None
     data = data or {}
     if not isinstance(data, dict):
         raise StackFileError(f"{p}: a stack file is a mapping with a `config:` key")
     config = data.get("config") or {}
     if not isinstance(config, dict):
         raise StackFileError(f"{p}: `config:` must be a mapping of `namespace:key` to values")
+    for key in config:
+        if not _CONFIG_KEY.match(key):
+            raise StackFileError(
+                f"{p}: config key {yaml_input.show(key)} is not a Pulumi config key: write "
+                "`namespace:name`, e.g. coco:cluster, or a bare name such as demoKey"
+            )
     encryption = {k: str(data[k]) for k in ENCRYPTION_KEYS if data.get(k)}
     return StackFile(path=p, name=name, config=config, encryption=encryption)
 
@@ -212,6 +228,20 @@ def validate(spec: StackSpec) -> StackSettings:
     return settings
 
 
+def current_login(environ: Mapping[str, str] | None = None) -> str | None:
+    """The backend of the CLI's `pulumi login`, None without one: `current` in
+    $PULUMI_HOME/credentials.json, as `pulumi login` 3.274.1 writes it (tests/test_backend_choice.py
+    runs it)."""
+    env = os.environ if environ is None else environ
+    home = Path(env.get("PULUMI_HOME") or Path.home() / ".pulumi")
+    try:
+        doc = json.loads((home / "credentials.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    current = doc.get("current") if isinstance(doc, dict) else None
+    return current if isinstance(current, str) and current else None
+
+
 class Backend(BaseModel):
     """Where stack state lives, and how its secrets are encrypted.
 
@@ -265,7 +295,14 @@ class Backend(BaseModel):
 
     @property
     def resolved_url(self) -> str:
-        return self.url or os.environ.get("PULUMI_BACKEND_URL") or f"file://{DEFAULT_STATE_DIR}"
+        """This backend's URL, else PULUMI_BACKEND_URL, else the CLI's `pulumi login`, else
+        the repo's `.state` (what `scripts/env.sh` decides too)."""
+        return (
+            self.url
+            or os.environ.get("PULUMI_BACKEND_URL")
+            or current_login()
+            or f"file://{DEFAULT_STATE_DIR}"
+        )
 
     @property
     def file_dir(self) -> Path | None:

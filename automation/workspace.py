@@ -33,6 +33,7 @@ import yaml
 from pulumi import automation as auto
 
 from automation.config import config_map
+from automation.engine import InterruptibleCommand
 from automation.errors import EngineNotFoundError
 from automation.spec import (
     ENCRYPTION_KEYS,
@@ -44,7 +45,7 @@ from automation.spec import (
     load_stack_file,
     stack_file_path,
 )
-from components.secrets_provider import read_stack_doc
+from components.secrets_provider import is_public, passphrase_from_env, read_stack_doc
 
 PROGRAM_LINK = "program"
 
@@ -161,7 +162,12 @@ def _local_workspace(
     file_dir = backend.file_dir
     if file_dir is not None:
         file_dir.mkdir(parents=True, exist_ok=True)
-    return auto.LocalWorkspace(work_dir=str(directory), env_vars=env, secrets_provider=provider)
+    return auto.LocalWorkspace(
+        work_dir=str(directory),
+        env_vars=env,
+        secrets_provider=provider,
+        pulumi_command=InterruptibleCommand(),  # ^C cancels the engine (automation/engine.py)
+    )
 
 
 def _provider(backend: Backend, target: StackSpec | str, directory: Path) -> str:
@@ -193,6 +199,15 @@ def open_stack(target: StackSpec | str, backend: Backend) -> Iterator[auto.Stack
     if isinstance(target, StackSpec):
         check_secrets_provider(target, backend, provider)
     env = backend.engine_env(provider)  # every check before anything is written
+    if (
+        isinstance(target, StackSpec)
+        and target.settings.environment != "dev"
+        and provider != "passphrase"
+        and is_public(passphrase_from_env({**os.environ, **env}))
+    ):
+        # A key-service stack needs no passphrase; the public one never reaches a non-dev
+        # engine (the program refuses it: components/secrets_provider.py).
+        env.update(PULUMI_CONFIG_PASSPHRASE="", PULUMI_CONFIG_PASSPHRASE_FILE="")
     ensure_engine()
     with _lock_for(directory):
         prepare_directory(directory)

@@ -24,6 +24,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from components import yaml_input
+
 LOCAL_CHART_PREFIXES = ("/", "./", "../")
 """Helm's rule for a chart path (anything else is a repository or OCI reference)."""
 
@@ -73,8 +75,6 @@ def local_chart_problem(chart: str, version: str, base: Path | None = None) -> s
 
     A relative path is taken from `base` (default: `PROJECT_ROOT`).
     """
-    import yaml  # only stacks naming a local chart pay for it
-
     path = (PROJECT_ROOT if base is None else base) / chart
     fix = (
         "run scripts/setup.sh (it extracts kata-deploy 4.1.0 from the pinned kata-containers "
@@ -83,11 +83,17 @@ def local_chart_problem(chart: str, version: str, base: Path | None = None) -> s
         "preview and up)"
     )
     meta = path / "Chart.yaml"
-    if not meta.is_file():
+    try:
+        found = len(chart) <= 4096 and "\0" not in chart and meta.is_file()
+    except OSError:  # a name too long for the filesystem, ...
+        found = False
+    if not found:
         return f"{chart!r} is not a Helm chart folder (no Chart.yaml there): {fix}"
     try:
-        doc = yaml.safe_load(meta.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        doc = yaml_input.read_file(meta) or {}
+        if not isinstance(doc, dict):
+            raise ValueError("not a mapping")
+    except (OSError, ValueError) as exc:
         return f"{chart!r}: cannot read its Chart.yaml ({exc}): {fix}"
     name, got = doc.get("name"), str(doc.get("version", ""))
     if name != "kata-deploy":

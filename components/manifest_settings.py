@@ -6,14 +6,18 @@ work (loading, checking, transforming) is in components/manifests.py.
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from components.config_types import DnsLabel, Model
 from components.guest_features import ImageSignatures
 from policies.agent import AgentPolicySpec
 from policies.registry import RegistryAccess
+
+MAX_PATH_CHARS = 4096
+"""PATH_MAX on Linux."""
 
 
 class ManifestSource(Model):
@@ -43,6 +47,32 @@ class ManifestSource(Model):
         "(any image: a chart's images are known only once it renders); images must be pinned "
         "by digest (docs/guest-features.md).",
     )
+
+    @field_validator("path", "chart")
+    @classmethod
+    def _local_path(cls, v: str | None) -> str | None:
+        """A folder path the filesystem can take, that a relative form keeps in the project.
+
+        Checked before anything touches the filesystem: a 1 MB or NUL-holding path made
+        `is_dir` raise, and `../..` reached folders the stack has no business reading (an
+        absolute path is the operator's explicit choice, and its walk is bounded:
+        components/manifests.py `yaml_files`).
+        """
+        if v is None:
+            return v
+        if not v or len(v) > MAX_PATH_CHARS or any(ord(c) < 32 for c in v):
+            raise ValueError(
+                f"not a usable folder path (empty, over {MAX_PATH_CHARS} characters, or holding "
+                "control characters): give the folder relative to the project"
+            )
+        if any(len(part.encode("utf-8", "replace")) > 255 for part in v.split("/")):
+            raise ValueError("a path component is longer than 255 bytes")
+        if not posixpath.isabs(v) and posixpath.normpath(v).split("/")[0] == "..":
+            raise ValueError(
+                f"{v[:80]!r} leaves the project folder: keep manifests and charts inside the "
+                "project (or give an absolute path on purpose)"
+            )
+        return v
 
     @model_validator(mode="after")
     def _one_source(self) -> ManifestSource:

@@ -11,6 +11,8 @@ them is registered.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,38 +20,159 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components import podspec, tokens
+from components import podspec, tokens, yaml_input
 from components.guest_features import image_policy_path
 from components.manifest_settings import ManifestSource
 from components.transform import Confidential, ConfidentialOptions, dropped_hook, prepare
+from components.yaml_input import clip
 from policies.sealed import kbs_uri
+
+MAX_ENTRIES = 20_000
+"""Directory entries a manifests folder may hold (walked once): `path: /` stops here."""
+MAX_YAML_FILES = 2_000
+MAX_TOTAL_BYTES = 64 * 1024 * 1024
 
 
 def yaml_files(folder: Path) -> list[Path]:
-    """The folder's YAML files, recursively, in a fixed order (renders are deterministic)."""
-    return sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    """The folder's YAML files, recursively, in a fixed order (renders are deterministic).
+
+    Bounded (`MAX_ENTRIES`, `MAX_YAML_FILES`), symlinked folders not followed and symlinked
+    files only when they stay inside `folder`: a `path` pointing at `/` or at a huge tree is a
+    `ValueError`, not a walk of the filesystem.
+    """
+    root = folder.resolve()
+    found: list[Path] = []
+    entries = 0
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        entries += len(dirnames) + len(filenames)
+        if entries > MAX_ENTRIES:
+            raise ValueError(
+                f"{clip(str(folder), 200)} holds more than {MAX_ENTRIES} files and folders: "
+                "point `path` at the folder of your manifests"
+            )
+        for name in filenames:
+            p = Path(dirpath) / name
+            if p.suffix not in (".yaml", ".yml"):
+                continue
+            if p.is_symlink() and not p.resolve().is_relative_to(root):
+                raise ValueError(f"{p}: a symlink out of {folder}; copy the file in instead")
+            if p.is_file():
+                found.append(p)
+    if len(found) > MAX_YAML_FILES:
+        raise ValueError(
+            f"{clip(str(folder), 200)} holds {len(found)} YAML files (at most {MAX_YAML_FILES})"
+        )
+    return sorted(found)
+
+
+def without_nulls(value: Any, where: str = "") -> tuple[Any, str | None]:
+    """`value` without its null-valued keys, as the API server decodes them (unset; kubectl
+    writes `creationTimestamp: null`), and the path of the first null *list item*, which has no
+    such reading. Checked and deployed objects are both this form, so what is checked is
+    what is applied."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if v is None:
+                continue
+            out[k], bad = without_nulls(v, f"{where}.{k}" if where else str(k))
+            if bad:
+                return value, bad
+        return out, None
+    if isinstance(value, list):
+        items = []
+        for i, v in enumerate(value):
+            if v is None:
+                return value, f"{where}[{i}]"
+            item, bad = without_nulls(v, f"{where}[{i}]")
+            if bad:
+                return value, bad
+            items.append(item)
+        return items, None
+    return value, None
+
+
+def shape_problem(obj: dict[str, Any]) -> str | None:
+    """What makes `obj` no Kubernetes object at all, before any check reads its fields:
+    `apiVersion` and `kind` are non-empty strings, `metadata` a mapping whose name and
+    namespace are strings (the schema checks and `describe` rely on these)."""
+    for key in ("apiVersion", "kind"):
+        if not isinstance(obj.get(key), str) or not obj[key]:
+            return f"{key} must be a non-empty string, not {yaml_input.show(obj.get(key))}"
+    meta = obj.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        return f"metadata must be a mapping, not {yaml_input.show(meta)}"
+    for key in ("name", "namespace"):
+        value = (meta or {}).get(key)
+        if value is not None and not isinstance(value, str):
+            return f"metadata.{key} must be a string, not {yaml_input.show(value)}"
+    return None
 
 
 def read_folder(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
     """Every object in the folder's YAML files with the file it came from; `ValueError`
-    naming the file for text that is not YAML or a document that is not an object."""
-    if not folder.is_dir():
-        raise ValueError(f"{folder} is not a folder")
+    naming the file for text that is not YAML or a document that is not an object.
+
+    Each file crosses the input boundary (`components.yaml_input`: size, encoding, nesting,
+    aliases, duplicate keys, value ranges)."""
+    try:
+        if not folder.is_dir():
+            raise ValueError(f"{clip(str(folder), 200)} is not a folder")
+        files = yaml_files(folder)
+    except OSError as err:
+        raise ValueError(f"{clip(str(folder), 200)}: cannot read: {err.strerror}") from None
     objects = []
-    for path in yaml_files(folder):
+    total = 0
+    for path in files:
         try:
-            docs = list(yaml.safe_load_all(path.read_text()))
-        except yaml.YAMLError as err:
-            raise ValueError(f"{path}: not YAML ({err})") from None
+            data = yaml_input.read_bytes(path, limits=yaml_input.MANIFEST_FILE)
+            total += len(data)
+            if total > MAX_TOTAL_BYTES:
+                raise ValueError(f"{folder}: more than {MAX_TOTAL_BYTES} bytes of YAML")
+            docs = yaml_input.load_all(data, str(path), yaml_input.MANIFEST_FILE)
+        except yaml_input.InputError as err:
+            raise ValueError(str(err)) from None
+        except OSError as err:
+            raise ValueError(f"{path}: cannot read: {err.strerror}") from None
         for i, doc in enumerate(docs):
             if doc is None:
                 continue
             if not isinstance(doc, dict) or "kind" not in doc or "apiVersion" not in doc:
                 raise ValueError(f"{path}: document {i} is not a Kubernetes object")
+            doc, null_item = without_nulls(doc)
+            if null_item:
+                raise ValueError(f"{path}: document {i}: {null_item}: a null list item; remove it")
+            if why := shape_problem(doc):
+                raise ValueError(f"{path}: document {i}: {why}")
             objects.append((path, doc))
     if not objects:
-        raise ValueError(f"{folder} holds no Kubernetes objects (*.yaml, *.yml)")
+        raise ValueError(f"{clip(str(folder), 200)} holds no Kubernetes objects (*.yaml, *.yml)")
     return objects
+
+
+def chart_problems(chart: str) -> list[str]:
+    """Why the local chart folder cannot be rendered, read through the input boundary: its
+    Chart.yaml and values.yaml must be YAML within limits (an alias bomb in values.yaml
+    hung `helm template`)."""
+    folder = Path(chart)
+    try:
+        if not (folder / "Chart.yaml").is_file():
+            return [
+                f"{chart!r} is not a Helm chart folder (no Chart.yaml): give the path of "
+                "a local chart (relative to the project folder)"
+            ]
+        for name in ("Chart.yaml", "values.yaml"):
+            if (folder / name).is_file():
+                yaml_input.load_all(
+                    yaml_input.read_bytes(folder / name, limits=yaml_input.MANIFEST_FILE),
+                    f"{chart}/{name}",
+                    yaml_input.MANIFEST_FILE,
+                )
+    except yaml_input.InputError as err:
+        return [str(err)]
+    except OSError as err:
+        return [f"{clip(chart, 200)}: cannot read: {err.strerror}"]
+    return []
 
 
 def options_for(
@@ -107,6 +230,49 @@ def with_namespace(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
     return {**obj, "metadata": meta}
 
 
+Transformation = Callable[[dict[str, Any], pulumi.ResourceOptions], None]
+
+
+def plaintext_secret(obj: dict[str, Any]) -> bool:
+    """A Secret object carrying values (`data` or `stringData`)."""
+    return (
+        obj.get("kind") == "Secret"
+        and str(obj.get("apiVersion")) == "v1"
+        and bool(obj.get("data") or obj.get("stringData"))
+    )
+
+
+def keyed_transformation(
+    base: Transformation, key: str, source: str, refuse_secrets: bool
+) -> Transformation:
+    """`base`, its refusals raised as one `pulumi.RunError` keyed by the `coco:manifests[i]`
+    entry and naming the object (a chart's objects are checked only as the provider renders
+    them: a bare `PodSpecError` came out as a Python traceback without the key).
+
+    With `refuse_secrets` (a non-dev render) a Secret holding values is refused: it would be
+    written in plain text into the folder a GitOps tool commits. Refused rather than
+    converted: only the chart knows which of its pods read it, and a KBS resource needs a
+    reader's init-data binding; the fix names the ways out (docs/charts.md).
+    """
+
+    def transformation(obj: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
+        if refuse_secrets and plaintext_secret(obj):
+            raise pulumi.RunError(
+                f"{key} ({source}): {podspec.describe(obj)} would be written in plain text "
+                "into the render folder: deliver it from your secret manager and point the "
+                "chart at it (most charts take an `existingSecret` value), or move the "
+                "workload that reads it to coco:workloads, whose `sealedEnv` reads a KBS "
+                "resource (docs/guest-features.md)"
+            )
+        try:
+            base(obj, opts)
+        except podspec.PodSpecError as err:
+            problems = "; ".join(clip(p) for p in err.problems[:20])
+            raise pulumi.RunError(f"{key} ({source}): {problems}") from None
+
+    return transformation
+
+
 class ConfidentialManifests(pulumi.ComponentResource):
     """One `coco:manifests` entry: its objects, workloads made confidential."""
 
@@ -123,6 +289,8 @@ class ConfidentialManifests(pulumi.ComponentResource):
         kbs_cert_pem: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
         attestation_platform: str | None = None,
+        key: str | None = None,
+        rendering: bool = False,
     ) -> None:
         super().__init__(
             tokens.token("ConfidentialManifests"),
@@ -137,6 +305,12 @@ class ConfidentialManifests(pulumi.ComponentResource):
             kbs_cert_pem,
         )
         child = pulumi.ResourceOptions(parent=self)
+        transformation = keyed_transformation(
+            self.confidential.transformation,
+            key or f"coco:manifests ({source.name})",
+            f"chart {source.chart}" if source.chart is not None else f"folder {source.path}",
+            refuse_secrets=rendering and environment != "dev",
+        )
         group: pulumi.Resource
         if source.chart is not None:
             group = k8s.helm.v3.Chart(
@@ -145,7 +319,7 @@ class ConfidentialManifests(pulumi.ComponentResource):
                     path=source.chart,
                     namespace=source.namespace,
                     values=source.values,
-                    transformations=[self.confidential.transformation],
+                    transformations=[transformation],
                 ),
                 opts=child,
             )
@@ -156,7 +330,7 @@ class ConfidentialManifests(pulumi.ComponentResource):
             group = k8s.yaml.ConfigGroup(
                 source.name,
                 yaml=[yaml.safe_dump_all(objects, sort_keys=True)],
-                transformations=[self.confidential.transformation],
+                transformations=[transformation],
                 opts=child,
             )
         self.group = group

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+from components import yaml_input
 
 PUBLIC_DEV_PASSPHRASE = "coco-local-dev"
 """The passphrase `scripts/env.sh` exports for local dev stacks: public, dev only."""
@@ -121,16 +121,19 @@ def stack_file_of(root: Path, stack: str) -> Path:
     config_dir = root
     project = root / "Pulumi.yaml"
     if project.exists():
-        doc = yaml.safe_load(project.read_text(encoding="utf-8")) or {}
+        doc = yaml_input.read_file(project) or {}
         if isinstance(doc, dict) and isinstance(doc.get("stackConfigDir"), str):
             config_dir = root / doc["stackConfigDir"]
     return config_dir / f"Pulumi.{stack}.yaml"
 
 
 def read_stack_doc(path: Path) -> dict[str, Any] | None:
-    """The parsed stack file, None when it does not exist or is not a mapping."""
+    """The parsed stack file, None when it does not exist or is not a mapping.
+
+    Read through the input boundary (`components.yaml_input`): a hostile file is an
+    `InputError` (a `ValueError`), not a hang."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yaml_input.read_file(path)
     except FileNotFoundError:
         return None
     return doc if isinstance(doc, dict) else None
@@ -148,6 +151,28 @@ def check_running_stack(environment: str) -> str | None:
         return None
     stack = pulumi.get_stack()
     root = Path(pulumi.get_root_directory() or os.getcwd())
-    doc = read_stack_doc(stack_file_of(root, stack))
+    passphrase = passphrase_from_env(os.environ)
+    try:
+        doc = read_stack_doc(stack_file_of(root, stack))
+    except ValueError:  # a hostile stack file: the engine's own reader decides about it
+        doc = None
     provider = classify(doc, os.environ.get("PULUMI_BACKEND_URL"))
-    return problem(environment, stack, provider, passphrase_from_env(os.environ))
+    why = problem(environment, stack, provider, passphrase)
+    if why is None and is_public(passphrase):
+        # The program cannot see which config file (`pulumi up --config-file`) or backend the
+        # engine reads, so a stack file that names a key service proves nothing: outside
+        # dev, the public passphrase never reaches the engine at all.
+        why = engine_env_problem(environment, stack)
+    return why
+
+
+def engine_env_problem(environment: str, stack: str) -> str:
+    """Why a non-dev engine may not run with the public passphrase in its environment."""
+    return (
+        f"{environment} stack {stack!r} runs with the public development passphrase "
+        f"{PUBLIC_DEV_PASSPHRASE!r} in the engine's environment (scripts/env.sh exports it for "
+        "dev stacks). Whatever the stack file says, the engine may be reading another config "
+        "file or backend, so it is refused outside dev: `unset PULUMI_CONFIG_PASSPHRASE` (a "
+        "key-service stack needs none; `scripts/up.sh` and `python -m automation` drop it for "
+        "you), or export a passphrase of your own; see docs/operations.md"
+    )

@@ -34,7 +34,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -61,12 +60,16 @@ from components.service import ServiceSettings
 from components.tee import Hardware
 from components.topology import TopologySettings, topology_problems
 from components.verifier_settings import VerifierSettings
+from components.value_ranges import INT32_MAX, MAX_VALIDITY_HOURS, Port
+from components.yaml_input import clip, value_problems
 from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env
 from policies.attestation import reference_value_problems
 from policies.registry import RegistryAccess
 from policies.vtpm_initdata import VTPM_ALGORITHM, VTPM_PLATFORMS
 
 NAMESPACE = "coco"
+MAX_SHOWN_PROBLEMS = 50
+"""Problems a `SettingsError` lists (then a count): its text stays bounded."""
 TOP_LEVEL_KEYS = (
     "environment",
     "kubernetes",
@@ -224,10 +227,11 @@ class TlsSettings(Model):
 
     mode: Literal["self-signed", "provided"] = "self-signed"
     dns_names: list[str] = Field(default_factory=list)
-    validity_hours: int = Field(default=8760, ge=24)
+    validity_hours: int = Field(default=8760, ge=24, le=MAX_VALIDITY_HOURS)
     renew_before_hours: int | None = Field(
         default=None,
         ge=0,
+        le=MAX_VALIDITY_HOURS,
         description="Self-signed: from this long before expiry, `pulumi up` issues a new key and "
         "certificate (every workload's init-data changes with it, so pods roll). 0: never. "
         "Default: a quarter of validityHours, at most 720 (30 days).",
@@ -372,13 +376,17 @@ class ContainerSettings(Model):
     command: list[str] | None = None
     args: list[str] | None = None
     env: dict[str, str] = Field(default_factory=dict)
-    ports: list[int] = Field(default_factory=list)
+    ports: list[Port] = Field(default_factory=list)
     resources: ContainerResources = ContainerResources()
     working_dir: str | None = Field(
         default=None, description="workingDir; pinned by the agent policy (default: the image's)."
     )
-    run_as_user: int | None = Field(default=None, ge=0, description="securityContext.runAsUser.")
-    run_as_group: int | None = Field(default=None, ge=0, description="securityContext.runAsGroup.")
+    run_as_user: int | None = Field(
+        default=None, ge=0, le=INT32_MAX, description="securityContext.runAsUser."
+    )
+    run_as_group: int | None = Field(
+        default=None, ge=0, le=INT32_MAX, description="securityContext.runAsGroup."
+    )
     read_only_root_filesystem: bool = Field(
         default=False, description="securityContext.readOnlyRootFilesystem."
     )
@@ -609,7 +617,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"  - {self.key}: {self.message}"
+        # Bounded: a problem never repeats a huge value (components/yaml_input.py).
+        return f"  - {clip(self.key, 200)}: {clip(self.message)}"
 
 
 class SettingsError(ValueError):
@@ -617,8 +626,11 @@ class SettingsError(ValueError):
 
     def __init__(self, problems: Iterable[Problem], stack: str | None = None) -> None:
         self.problems = list(problems)
-        where = f" in stack {stack!r}" if stack else ""
-        lines = "\n".join(str(p) for p in self.problems)
+        where = f" in stack {clip(repr(stack), 120)}" if stack else ""
+        shown = self.problems[:MAX_SHOWN_PROBLEMS]
+        lines = "\n".join(str(p) for p in shown)
+        if len(self.problems) > len(shown):
+            lines += f"\n  ... and {len(self.problems) - len(shown)} more"
         super().__init__(
             f"invalid coco configuration{where} ({len(self.problems)} problem"
             f"{'s' if len(self.problems) != 1 else ''}):\n{lines}"
@@ -914,7 +926,7 @@ def _manifest_problems(s: StackSettings, workload_names: Counter[str]) -> list[P
     (schema, TEE, agent policy, digests in production) before anything is created."""
     if not s.manifests:
         return []
-    from components.manifests import folder_problems  # loads the Kubernetes schemas
+    from components.manifests import chart_problems, folder_problems  # loads k8s schemas
 
     problems: list[Problem] = []
     seen: set[str] = set()
@@ -946,14 +958,8 @@ def _manifest_problems(s: StackSettings, workload_names: Counter[str]) -> list[P
                     f"{key}.agentPolicy.preset", "production refuses the allow-all agent policy"
                 )
             )
-        if m.chart is not None and not (Path(m.chart) / "Chart.yaml").is_file():
-            problems.append(
-                Problem(
-                    f"{key}.chart",
-                    f"{m.chart!r} is not a Helm chart folder (no Chart.yaml): give the path of "
-                    "a local chart (relative to the project folder)",
-                )
-            )
+        if m.chart is not None:
+            problems += [Problem(f"{key}.chart", p) for p in chart_problems(m.chart)]
         if m.path is not None:
             production = s.production and not s.waived("unpinned-images")
             problems += [Problem(f"{key}.path", p) for p in folder_problems(m, rc, production)]
@@ -1010,6 +1016,11 @@ def parse(
     when given, every `...From` reference must name one.
     """
     data = {k: v for k, v in raw.items() if k in TOP_LEVEL_KEYS}
+    # The input boundary first: values no Pulumi config or Kubernetes object can carry
+    # (integers beyond int64, lone surrogates, non-string keys), whichever path they came by.
+    found = value_problems(data)
+    if found:
+        raise SettingsError([Problem(f"{NAMESPACE}:{k}", m) for k, m in found], stack)
     try:
         settings = StackSettings.model_validate(data)
     except ValidationError as err:

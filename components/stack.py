@@ -298,7 +298,7 @@ def deploy_workloads(
         )
 
     manifests: dict[str, ConfidentialManifests] = {}
-    for m in settings.manifests:
+    for i, m in enumerate(settings.manifests):
         deps = list(ready)
         if m.namespace in namespaces:
             deps.append(namespaces[m.namespace])
@@ -311,6 +311,8 @@ def deploy_workloads(
             kbs_cert_pem=kbs_cert_pem,
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=deps)),
             attestation_platform=platform_or_none(settings, runtime_classes[m.name]),
+            key=f"coco:manifests[{i}]",
+            rendering=settings.kubernetes.rendering,
         )
     return workloads, manifests
 

@@ -73,6 +73,9 @@ export PATH
 
 # --- Pulumi engine settings ------------------------------------------------------------------------
 # Plugin cache and CLI state live outside the repo, shared by all version keys. COCO_PULUMI_HOME overrides.
+if [ "${PULUMI_HOME:-}" != "${COCO_PULUMI_HOME:-$COCO_TOOLS_HOME/pulumi-home}" ]; then
+  _coco_user_pulumi_home="${PULUMI_HOME:-$HOME/.pulumi}" # where your own `pulumi login` is
+fi
 export PULUMI_HOME="${COCO_PULUMI_HOME:-$COCO_TOOLS_HOME/pulumi-home}"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
@@ -80,11 +83,33 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 # the engine warn on every operation). The language host and pulumi-resource-pulumi-python (Python
 # dynamic providers) sit next to the pulumi binary, where the engine looks for bundled plugins.
 
-# Default state backend: a directory in the repo (gitignored), for local development only.
-if [ -z "${PULUMI_BACKEND_URL:-}" ]; then
-  export PULUMI_BACKEND_URL="file://$COCO_REPO/.state"
+# State backend: the one you chose, else a directory in the repo (gitignored, local development only).
+# Chosen means PULUMI_BACKEND_URL, or a `pulumi login` (credentials.json `current`): one made with this
+# PULUMI_HOME is left to the CLI (so a later login takes effect at once); one in your own PULUMI_HOME
+# (default ~/.pulumi, hidden by the PULUMI_HOME above) is exported. Re-sourcing re-decides a default this
+# file set, so `pulumi login s3://...` then `source scripts/env.sh` switches to it (docs/operations.md).
+_coco_login() { # the `current` backend of a credentials.json, empty when none (status 0: set -e)
+  if [ -f "$1" ]; then
+    sed -n 's/^[[:space:]]*"current":[[:space:]]*"\([^"]*\)".*/\1/p' "$1" | head -n1
+  fi
+}
+if [ -n "${COCO_DEFAULT_BACKEND:-}" ] && [ "${PULUMI_BACKEND_URL:-}" = "$COCO_DEFAULT_BACKEND" ]; then
+  unset PULUMI_BACKEND_URL
 fi
-case "$PULUMI_BACKEND_URL" in
+unset COCO_DEFAULT_BACKEND
+if [ -z "${PULUMI_BACKEND_URL:-}" ] && [ -z "$(_coco_login "$PULUMI_HOME/credentials.json")" ]; then
+  _coco_user_login="$(_coco_login "${_coco_user_pulumi_home:-$HOME/.pulumi}/credentials.json")"
+  if [ -n "$_coco_user_login" ]; then
+    export PULUMI_BACKEND_URL="$_coco_user_login"
+  else
+    export PULUMI_BACKEND_URL="file://$COCO_REPO/.state"
+    export COCO_DEFAULT_BACKEND="$PULUMI_BACKEND_URL"
+  fi
+  unset _coco_user_login
+fi
+unset _coco_user_pulumi_home
+unset -f _coco_login
+case "${PULUMI_BACKEND_URL:-}" in
   file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" 2>/dev/null || true ;;
 esac
 

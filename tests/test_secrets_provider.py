@@ -132,7 +132,42 @@ def test_program_refuses_public_passphrase_and_reads_stack_config_dir(
     assert program_check(monkeypatch, tmp_path, "prod", {"PULUMI_CONFIG_PASSPHRASE": "own"}) is None
     kms = {"secretsprovider": "awskms://alias/k", "encryptedkey": "x"}
     (tmp_path / "stacks" / "Pulumi.prod.yaml").write_text(yaml.safe_dump(kms))
-    assert program_check(monkeypatch, tmp_path, "prod", PUBLIC) is None
+    assert program_check(monkeypatch, tmp_path, "prod", {}) is None
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"secretsprovider": "awskms://alias/k", "encryptedkey": "x"},  # `--config-file` elsewhere
+        {"secretsprovider": "someday://new-provider"},  # an unknown provider
+        None,  # no stack file in stacks/ at all
+    ],
+)
+def test_program_refuses_the_public_passphrase_whatever_the_stack_file_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, doc: dict[str, str] | None
+) -> None:
+    """`pulumi up --config-file <file outside stacks/>` or another backend cannot bypass it:
+    the program cannot see the file the engine reads, so outside dev the public passphrase
+    in the engine's environment is refused by itself."""
+    (tmp_path / "Pulumi.yaml").write_text("name: coco\nstackConfigDir: stacks\n")
+    (tmp_path / "stacks").mkdir()
+    if doc is not None:
+        (tmp_path / "stacks" / "Pulumi.prod.yaml").write_text(yaml.safe_dump(doc))
+    for environ in (
+        PUBLIC,
+        {"PULUMI_CONFIG_PASSPHRASE": "coco-local-dev", "PULUMI_BACKEND_URL": "s3://b"},
+    ):
+        why = program_check(monkeypatch, tmp_path, "prod", environ)
+        assert why is not None and "unset PULUMI_CONFIG_PASSPHRASE" in why
+    passfile = tmp_path / "pass"
+    passfile.write_text("coco-local-dev\n")
+    why = program_check(
+        monkeypatch, tmp_path, "prod", {"PULUMI_CONFIG_PASSPHRASE_FILE": str(passfile)}
+    )
+    assert why is not None
+    assert (
+        program_check(monkeypatch, tmp_path, "prod", {"PULUMI_CONFIG_PASSPHRASE": "mine"}) is None
+    )
 
 
 def test_the_repo_program_refuses_before_building(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -196,3 +231,46 @@ def test_render_of_a_production_stack_never_uses_the_public_passphrase(
     prod = Backend.throwaway(tmp_path, "production")
     assert prod.passphrase is not None and not sp.is_public(prod.passphrase.get_secret_value())
     assert Backend.throwaway(tmp_path, "dev").passphrase is None  # the ambient one
+
+
+def test_render_keeps_the_stack_files_key_service(tmp_path: Path) -> None:
+    """Render of a KMS stack whose file secrets are used: the render stack gets the file's
+    provider (its `encryptedkey` opens only there); with every secret given on the command
+    line, or a passphrase file, the throwaway passphrase provider."""
+    from automation.operations import render_backend
+
+    kms = {"secretsprovider": "awskms://alias/k?region=eu-west-1", "encryptedkey": "ZW5j"}
+    spec = StackSpec.from_file(prod_file(tmp_path, kms))
+    backend = render_backend(spec, tmp_path / "state")
+    assert backend.secrets_provider == "awskms://alias/k?region=eu-west-1"
+    assert backend.passphrase is None
+    given = StackSpec.from_file(prod_file(tmp_path, kms), secrets={"apiDbPassword": "x"})
+    assert render_backend(given, tmp_path / "state").secrets_provider == "passphrase"
+    salted = StackSpec.from_file(prod_file(tmp_path, {"encryptionsalt": SALT}))
+    assert render_backend(salted, tmp_path / "state").secrets_provider == "passphrase"
+
+
+def test_the_api_keeps_the_public_passphrase_from_a_non_dev_key_service_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The program refuses a non-dev engine that has the public passphrase; the API, which
+    knows the stack's provider, never hands it one."""
+    from automation import workspace
+
+    seen: dict[str, str] = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(directory: Path, backend: Backend, env: dict[str, str], provider: str) -> None:
+        seen.update(env)
+        raise Stop
+
+    monkeypatch.setattr(workspace, "ensure_engine", lambda: "pulumi")
+    monkeypatch.setattr(workspace, "_local_workspace", capture)
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "coco-local-dev")
+    kms = {"secretsprovider": "awskms://alias/k?region=eu-west-1", "encryptedkey": "ZW5j"}
+    spec = StackSpec.from_file(prod_file(tmp_path, kms))
+    with pytest.raises(Stop), workspace.open_stack(spec, Backend.local(tmp_path / "s")):
+        pass
+    assert seen["PULUMI_CONFIG_PASSPHRASE"] == "" and seen["PULUMI_CONFIG_PASSPHRASE_FILE"] == ""
