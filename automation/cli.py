@@ -332,7 +332,7 @@ def _attestation_tool(args: argparse.Namespace, out: Callable[[str], None]) -> i
     except OSError as exc:
         raise BadInput(f"{args.file}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
-        raise BadInput(f"{args.file}: not UTF-8 text (byte {exc.start}): give the JSON file") from None
+        raise BadInput(f"{args.file}: not UTF-8 (byte {exc.start}): give the JSON file") from None
     if args.command == "reference-values":
         tee, claims = tee_claims(text, args.tee)
         out(reference_values_yaml(tee, claims).rstrip("\n"))

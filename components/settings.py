@@ -59,8 +59,8 @@ from components.reference_coverage import coverage_gaps
 from components.service import ServiceSettings
 from components.tee import Hardware
 from components.topology import TopologySettings, topology_problems
-from components.verifier_settings import VerifierSettings
 from components.value_ranges import INT32_MAX, MAX_VALIDITY_HOURS, Port
+from components.verifier_settings import VerifierSettings
 from components.yaml_input import clip, value_problems
 from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env
 from policies.attestation import reference_value_problems
