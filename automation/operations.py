@@ -35,6 +35,7 @@ from components.settings import (
     SettingsError,
     StackSettings,
 )
+from components.topology import TrusteeClusterTarget
 from policies.pack.production import (
     PolicyException,
     PolicyExceptionsError,
@@ -369,6 +370,10 @@ def cancel(
         raise CocoDeploymentError(stack=name, operation="cancel", errors=(str(err),)) from None
 
 
+TRUSTED_ZONE_RENDER_DIR = "trusted-zone"
+"""Under the render folder: where a one-stack trusted zone's Trustee objects are written."""
+
+
 def render_settings(
     spec: StackSpec, out_dir: str | os.PathLike[str]
 ) -> tuple[StackSpec, list[str]]:
@@ -433,9 +438,20 @@ def render_settings(
         )
         trustee = trustee.model_copy(update={"secrets_delivery": None})
     target = KubernetesTarget(render_dir=str(Path(out_dir).resolve()))
-    rendered = settings.model_copy(
-        update={"kubernetes": target, "cluster": cluster, "trustee": trustee}
-    )
+    update: dict[str, object] = {"kubernetes": target, "cluster": cluster, "trustee": trustee}
+    topology = settings.topology
+    if topology is not None and topology.trustee_cluster is not None:
+        # One-stack trusted zone: the Trustee's objects belong to the trusted cluster's GitOps
+        # repository, never beside the confidential cluster's (docs/topologies.md).
+        zone = Path(out_dir).resolve() / TRUSTED_ZONE_RENDER_DIR
+        notes.append(
+            f"the Trustee goes to the trusted cluster: its manifests are rendered into {zone}, "
+            "apart from the confidential cluster's; apply them to the trusted cluster only"
+        )
+        update["topology"] = topology.model_copy(
+            update={"trustee_cluster": TrusteeClusterTarget(render_dir=str(zone))}
+        )
+    rendered = settings.model_copy(update=update)
     return spec.model_copy(update={"settings": rendered}), notes
 
 

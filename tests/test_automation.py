@@ -495,6 +495,22 @@ def test_render_retargets_and_says_what_it_leaves_to_gitops(tmp_path: Path) -> N
     assert automation.validate(rendered).secrets_delivery() == "reference"
 
 
+def test_render_keeps_the_trusted_zone_apart(tmp_path: Path) -> None:
+    """A one-stack trusted zone (gpu-tdx): the Trustee's objects render into their own folder,
+    for the trusted cluster's GitOps repository, never beside the confidential cluster's."""
+    spec = with_secrets(PROJECT_DIR / "stacks" / "Pulumi.gpu-tdx.yaml")
+    assert spec.settings.topology is not None and spec.settings.topology.trustee_cluster
+    rendered, notes = operations.render_settings(spec, tmp_path / "out")
+    topology = rendered.settings.topology
+    assert topology is not None and topology.trustee_cluster is not None
+    zone = (tmp_path / "out").resolve() / operations.TRUSTED_ZONE_RENDER_DIR
+    assert topology.trustee_cluster.render_dir == str(zone)
+    assert topology.trustee_cluster.context is None
+    assert topology.trustee_cluster.kubeconfig is None
+    assert any(str(zone) in n and "trusted cluster" in n for n in notes), notes
+    automation.validate(rendered)
+
+
 def test_render_keeps_kata_deploy_from_a_local_chart(tmp_path: Path) -> None:
     """The dev stack's kata-deploy comes from a local chart folder: rendered, not left out."""
     spec = with_secrets(DEV)

@@ -269,3 +269,8 @@ def test_render_of_a_kms_stack(aws: dict[str, str], tmp_path: Path) -> None:
     assert render.returncode == 0, (render.stdout + render.stderr)[-4000:]
     assert "message authentication failed" not in render.stderr
     assert list(out.rglob("*.yaml"))
+    # baremetal-tdx is a one-stack trusted zone: the KBS renders apart, for the trusted cluster.
+    zone = out / "trusted-zone"
+    assert any("key-broker" in f.name or "kbs" in f.name for f in zone.rglob("*.yaml"))
+    outside = [f for f in out.rglob("*.yaml") if zone not in f.parents]
+    assert outside and not any("deployment-trustee" in f.name for f in outside)
