@@ -86,8 +86,8 @@ def test_a_pseudo_version_of_no_known_release_is_refused() -> None:
 
 @pytest.mark.e2e
 def test_no_pulumi_command_warns_about_plugin_versions(tmp_path: Path) -> None:
-    """A clean `up`, a `preview` and `plugin ls` of the dev stack with the real engine: nothing
-    warns, and the engine sees the kubernetes plugin at the stamped release."""
+    """`stack init`, a clean `up`, `preview`, `plugin ls` and `destroy` of the dev stack with the
+    real engine: nothing warns, and the engine sees the kubernetes plugin at the stamped release."""
     project = Project(tmp_path, "dev")
     project.write_stack_file("dev", local_chart=True)
     outputs = [
@@ -104,7 +104,7 @@ def test_no_pulumi_command_warns_about_plugin_versions(tmp_path: Path) -> None:
         timeout=300,
         check=True,
     )
-    project.pulumi("destroy", "--yes", "--skip-preview")
+    outputs.append(project.pulumi("destroy", "--yes", "--skip-preview"))
     text = "\n".join(o.stdout + o.stderr for o in [*outputs, plugins])
     assert not VERSION_WARNING.search(text), text
     warnings = [line for line in text.splitlines() if re.search(r"\bwarning\b", line, re.I)]
