@@ -64,6 +64,11 @@ NVIDIA's reference architecture 1.0.0 validates v26.3.1; v26.7.0 keeps the same 
 Helm tier checks by rendering both. The v25.x charts configured Kata through `kataManager`.
 """
 
+GPU_OPERATOR_KATA_MANAGER_IGNORED_FROM = "v26.7.0"
+"""The first GPU Operator whose ClusterPolicy ignores `kataManager`: its CRD
+(`crds/nvidia.com_clusterpolicies.yaml`, v26.7.0) says "Deprecated: This field is no longer
+honored by the GPU Operator. All values under this field are ignored."; v26.3.1's honors it."""
+
 GPU_OPERATOR_REPOSITORY = releases.GPU_OPERATOR.repository or ""
 GPU_OPERATOR_CHART = releases.GPU_OPERATOR.chart
 
@@ -295,7 +300,9 @@ def gpu_operator_values(settings: BareMetalCluster) -> dict[str, Any]:
     advertises `nvidia.com/pgpu`); NFD with NVIDIA's NodeFeatureRules finds the GPU nodes.
     `ccManager` is spelled out although `on` is the chart default: confidential computing
     mode is the property this stack relies on, so it must not depend on a default; the same
-    goes for `kataManager` staying off (Kata comes from kata-deploy). Without
+    goes for `kataManager` staying off (Kata comes from kata-deploy) on v26.3.1, the last
+    version that honors it; from v26.7.0 the field is deprecated and ignored, so it is not
+    written (a value the operator ignores would only look like a setting). Without
     `labelNodes` every node runs confidential GPU pods (the quickstart's
     `defaultWorkload=vm-passthrough`); with them, only the labelled nodes do.
     """
@@ -305,14 +312,19 @@ def gpu_operator_values(settings: BareMetalCluster) -> dict[str, Any]:
     sandbox: dict[str, Any] = {"enabled": True, "mode": "kata"}
     if not settings.label_nodes:
         sandbox["defaultWorkload"] = GPU_WORKLOAD_PASSTHROUGH
-    return {
+    values: dict[str, Any] = {
         "sandboxWorkloads": sandbox,
         "nfd": {"enabled": True, "nodefeaturerules": True},
         "ccManager": {"enabled": True, "defaultMode": "on"},
-        # kata-deploy installs Kata; the operator's own Kata manager (off by default in
-        # v26.x, `values.yaml` `kataManager`) would install a second copy and RuntimeClasses.
-        "kataManager": {"enabled": False},
     }
+    version = settings.gpu.operator.version
+    if releases.version_tuple(version) < releases.version_tuple(
+        GPU_OPERATOR_KATA_MANAGER_IGNORED_FROM
+    ):
+        # kata-deploy installs Kata; the operator's own Kata manager (off by default in
+        # v26.3, `values.yaml` `kataManager`) would install a second copy and RuntimeClasses.
+        values["kataManager"] = {"enabled": False}
+    return values
 
 
 def check_renderable(settings: BareMetalCluster, rendering: bool) -> None:

@@ -20,13 +20,15 @@ export COCO_REPO
 unset _coco_env_file
 
 # --- pinned engine versions (keep in sync with scripts/engine/*/go.mod) -------------------------------
-# The Python SDKs in pyproject.toml pin pulumi==3.272.0 and pulumi-kubernetes==4.34.2 (no pulumi-tls: ENGINE.md).
+# The Python SDKs in pyproject.toml pin pulumi==3.272.0 and pulumi-kubernetes==4.25.0 (no pulumi-tls: ENGINE.md).
 # The Go module proxy reachable here does not serve all of the matching engine modules; ENGINE.md says
 # which versions are built instead and why.
 export COCO_PULUMI_SDK_VERSION="3.272.0"                                  # Python SDK; exec script source
 export COCO_PULUMI_VERSION="3.274.1"                                      # pulumi CLI (pkg/v3)
+# provider/v4 is served only as this pseudo-version; its commit f47bc2d6f199 is upstream's tag v4.25.0
+# (ENGINE.md), so the provider is built, stamped and installed as 4.25.0, the release the SDK pin names.
 export COCO_K8S_PROVIDER_MODULE_VERSION="v4.0.0-20260115033456-f47bc2d6f199" # provider/v4, only one served
-export COCO_K8S_PROVIDER_VERSION="4.34.2"                                 # plugin version the SDK requests
+export COCO_K8S_PROVIDER_VERSION="4.25.0"                                 # its release; the SDK's request
 export COCO_OPA_VERSION="1.22.3"
 
 # --- tools dir (outside the repo) --------------------------------------------------------------------
@@ -47,7 +49,7 @@ _coco_engine_key() {
   {
     echo "go=$go_ver"
     echo "pulumi=$COCO_PULUMI_VERSION sdk=$COCO_PULUMI_SDK_VERSION"
-    echo "k8s=$COCO_K8S_PROVIDER_MODULE_VERSION opa=$COCO_OPA_VERSION"
+    echo "k8s=$COCO_K8S_PROVIDER_MODULE_VERSION as $COCO_K8S_PROVIDER_VERSION opa=$COCO_OPA_VERSION"
     (cd "$COCO_REPO/scripts" &&
       find engine -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) 2>/dev/null | LC_ALL=C sort |
       xargs -r sha256sum)

@@ -247,12 +247,21 @@ def test_mismatched_class_is_refused() -> None:
 @pytest.mark.parametrize("case", ["gpu-tdx", "gpu-snp"])
 def test_gpu_operator_values_follow_nvidia_coco_guide(case: str) -> None:
     settings, _, _ = CASES[case]
+    assert settings.gpu is not None and settings.gpu.operator.version == "v26.7.0"
+    # v26.7.0 ignores `kataManager` (deprecated in its ClusterPolicy CRD): not written.
     assert gpu_operator_values(settings) == {
         "sandboxWorkloads": {"enabled": True, "mode": "kata", "defaultWorkload": "vm-passthrough"},
         "nfd": {"enabled": True, "nodefeaturerules": True},
         "ccManager": {"enabled": True, "defaultMode": "on"},
-        "kataManager": {"enabled": False},
     }
+
+
+def test_gpu_operator_v26_3_keeps_its_kata_manager_off() -> None:
+    """v26.3.1 still honors `kataManager`: kept off explicitly (Kata comes from kata-deploy)."""
+    settings = cluster_settings("tdx", gpu={"operator": {"version": "v26.3.1"}})
+    values = gpu_operator_values(settings)
+    assert values["kataManager"] == {"enabled": False}
+    assert values["sandboxWorkloads"]["mode"] == "kata"
 
 
 def test_gpu_operator_with_labelled_nodes_keeps_the_default_workload() -> None:

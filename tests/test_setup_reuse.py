@@ -32,7 +32,10 @@ def test_setup_uses_the_users_pulumi_and_builds_nothing(tmp_path: Path) -> None:
     user_bin.mkdir(parents=True)
     for name in (*HOST_FILES, "opa"):
         (user_bin / name).symlink_to(tools_bin / name)
-    plugin = tmp_path / "user" / ".pulumi" / "plugins" / "resource-kubernetes-v4.34.2"
+    version = os.environ.get("COCO_K8S_PROVIDER_VERSION", "")
+    if not version:
+        pytest.fail("COCO_K8S_PROVIDER_VERSION is unset: run `source scripts/env.sh`")
+    plugin = tmp_path / "user" / ".pulumi" / "plugins" / f"resource-kubernetes-v{version}"
     plugin.mkdir(parents=True)
     (plugin / "pulumi-resource-kubernetes").symlink_to(provider)
 
@@ -56,7 +59,7 @@ def test_setup_uses_the_users_pulumi_and_builds_nothing(tmp_path: Path) -> None:
     elapsed = time.monotonic() - start
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
-    assert "using your Pulumi v" in log and "using your plugin v4.34.2" in log, log
+    assert "using your Pulumi v" in log and f"using your plugin v{version}" in log, log
     assert "[setup] building" not in log and "[setup] built " not in log, log
     assert elapsed < 180, f"reuse took {elapsed:.0f} s"
 
@@ -64,11 +67,11 @@ def test_setup_uses_the_users_pulumi_and_builds_nothing(tmp_path: Path) -> None:
     assert new_bin.is_relative_to(tmp_path / "tools")
     for name in (*HOST_FILES, "opa"):
         assert (new_bin / name).is_file() and not (new_bin / name).is_symlink(), name
-    version = subprocess.run(
+    cli = subprocess.run(
         [str(new_bin / "pulumi"), "version"], capture_output=True, text=True, check=True
     )
-    assert version.stdout.startswith("v3.")
-    installed = tmp_path / "tools" / "pulumi-home" / "plugins" / "resource-kubernetes-v4.34.2"
+    assert cli.stdout.startswith("v3.")
+    installed = tmp_path / "tools" / "pulumi-home" / "plugins" / f"resource-kubernetes-v{version}"
     assert (installed / "pulumi-resource-kubernetes").exists()
 
     # A second run is a no-op that still uses the user's engine.

@@ -1,0 +1,48 @@
+"""`python -m benchmarks.kube --quick` runs end to end through a real control plane.
+
+The real-apply benchmark (a production fleet stack applied by `pulumi up` to kube-apiserver and
+kwok, against plain pulumi-kubernetes applying the same objects) once stopped running when the
+production gate refused the public development passphrase, and no test noticed. This runs it at
+its quick size and checks that both sides applied their stacks; no time is asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from judges import judge_dir
+
+from benchmarks import kube
+
+pytestmark = [pytest.mark.conformance, pytest.mark.e2e]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_kube_benchmark_quick_run_applies_both_sides() -> None:
+    judge_dir("kube")  # the control plane it starts (a skip, or a failure in CI, without it)
+    if not os.environ.get("COCO_TOOLS_BIN"):
+        pytest.fail("the engine is not set up: run `bash scripts/setup.sh; source scripts/env.sh`")
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.kube", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-6000:]
+    (n,) = kube.QUICK_SIZES
+    rows = [x for x in proc.stdout.splitlines() if x.startswith(f"| {n} |")]
+    assert len(rows) == 1, proc.stdout
+    program, baseline = (int(x) for x in rows[0].split("|")[-2].split("/"))
+    # Each side's state holds what it applied: the baseline every Kubernetes object the program
+    # registers (its n Deployments among them) and the provider, the program those plus its
+    # components, the stack and the KBS certificate's dynamic resources.
+    assert baseline > 2 * n
+    assert program > baseline
+    assert "UTC; " in proc.stdout and "load average at start" in proc.stdout
