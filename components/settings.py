@@ -773,7 +773,7 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
     problems += reachability_problems(s)
     if (
         s.production
-        and not s.trustee_topology.remote_trustee
+        and s.trustee_topology.role != "confidential"
         and not s.trustee.reference_values
         and not s.waived("missing-reference-values")
     ):
@@ -938,6 +938,9 @@ def secret_refs(s: StackSettings) -> list[tuple[str, str]]:
     refs: list[tuple[str, str]] = []
     for i, r in enumerate(s.trustee.resources):
         refs.append((f"{NAMESPACE}:trustee.resources[{i}].valueFrom", r.value_from))
+    external = s.trustee_topology.external
+    if external is not None:
+        refs.append((f"{NAMESPACE}:topology.external.adminKeyFrom", external.admin_key_from))
     tls = s.trustee.tls
     if tls.certificate_from:
         refs.append((f"{NAMESPACE}:trustee.tls.certificateFrom", tls.certificate_from))
