@@ -16,7 +16,7 @@ Config layout (namespace `coco:`), one structured key each:
     coco:checklist     optional checks a stack opts in to (components/checklist.py)
     coco:protect       Pulumi `protect` on clusters, identities, KBS keys (default: production)
     coco:layer         two-stack layout: {kind: platform} or {kind: trust, platformStack}
-    coco:topology      where the Trustee runs: co-located or trusted-zone (components/topology.py)
+    coco:topology      where the Trustee runs: co-located, trusted-zone, external (topology.py)
 
 Secret values (KBS resources, cloud credentials, provided TLS keys) never sit in these
 objects: the settings name another config key (`valueFrom`), which the stack must hold as a
