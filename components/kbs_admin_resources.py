@@ -32,8 +32,6 @@ from components.kbs_admin import (
     KbsAdmin,
 )
 
-SECRET_OUTPUTS = ["admin", "value"]
-
 
 def admin_of(props: dict[str, Any]) -> KbsAdmin:
     """The admin API client the resource's own inputs (or state) describe."""
@@ -176,8 +174,9 @@ class _AdminResource(pulumi.dynamic.Resource):
         admin: pulumi.Input[dict[str, str]],
         props: dict[str, Any],
         opts: pulumi.ResourceOptions | None,
+        secret_outputs: tuple[str, ...] = (),
     ) -> None:
-        secret = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
+        secret = pulumi.ResourceOptions(additional_secret_outputs=["admin", *secret_outputs])
         super().__init__(
             provider,
             name,
@@ -245,4 +244,4 @@ class KbsSecretResource(_AdminResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {"path": path, "value": pulumi.Output.secret(value)}
-        super().__init__(KbsResourceProvider(), name, kbs, admin, props, opts)
+        super().__init__(KbsResourceProvider(), name, kbs, admin, props, opts, ("value",))

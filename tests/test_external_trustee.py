@@ -15,6 +15,7 @@ components/external_trustee.py, components/kbs_admin*.py).
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import datetime
 import http.server
@@ -176,7 +177,7 @@ def test_external_stack_deploys_no_trustee_and_binds_the_workloads() -> None:
     assert ext["certificatePem"].strip().splitlines()[1] in cdh
 
     # The resource policy set through the admin API names the workload's init-data digest.
-    [policy] = dynamic_of(mocks, "policy")[-1:]
+    [policy] = [r for r in dynamic_of(mocks, "policy") if "policy_id" not in r.inputs]
     digest = outputs["workloads"]["payments-api"]["initdataDigest"]
     assert digest in policy.inputs["policy"]
     assert policy.inputs["kbs"]["url"] == ext["url"]
@@ -346,22 +347,18 @@ class Served:
     key_pem: str
 
 
-@pytest.fixture(params=["ec", "rsa", "ed25519"])
-def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
-    key: Any = {
-        "ec": lambda: ec.generate_private_key(ec.SECP256R1()),
-        "rsa": lambda: rsa.generate_private_key(65537, 2048),
-        "ed25519": ed25519.Ed25519PrivateKey.generate,
-    }[request.param]()
+@contextlib.contextmanager
+def serve(key: Any, directory: Path) -> Iterator[Served]:
+    """A stand-in KBS admin API on https://localhost:<port>, trusting `key`'s public key."""
     # The public key as coco hands it to the Trustee's operator (`public_key_uri`).
     public = serialization.load_pem_public_key(admin_public_key_pem(_pem(key)).encode())
     kbs = FakeKbs(public, role="coco", issuer="coco-iss", audience="kbs-admin")
     cert_pem, tls_key_pem = _cert_for_localhost()
-    (tmp_path / "cert.pem").write_text(cert_pem)
-    (tmp_path / "key.pem").write_text(tls_key_pem)
+    (directory / "cert.pem").write_text(cert_pem)
+    (directory / "key.pem").write_text(tls_key_pem)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(kbs))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -371,6 +368,17 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(params=["ec", "rsa", "ed25519"])
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
+    key: Any = {
+        "ec": lambda: ec.generate_private_key(ec.SECP256R1()),
+        "rsa": lambda: rsa.generate_private_key(65537, 2048),
+        "ed25519": ed25519.Ed25519PrivateKey.generate,
+    }[request.param]()
+    with serve(key, tmp_path) as s:
+        yield s
 
 
 def props(
