@@ -17,13 +17,14 @@ from typing import Any
 import pulumi
 
 from components import protection
+from components.kbs_admin import load_admin_key
 from components.kbs_admin_resources import (
     KbsAttestationPolicy,
     KbsReferenceValue,
     KbsResourcePolicy,
     KbsSecretResource,
 )
-from components.settings import NAMESPACE, StackSettings
+from components.settings import NAMESPACE, StackSettings, full_key
 from components.stack import (
     Platform,
     all_runtime_classes,
@@ -78,6 +79,19 @@ def attestation_policies_of(settings: StackSettings, platforms: list[str]) -> di
     return {} if policy is None else {ATTESTATION_POLICY_ID: policy}
 
 
+def checked_admin_key(ref: str, pem: str) -> str:
+    """The admin key, refused at preview (naming its config key) unless the KBS can verify
+    tokens it signs (components/kbs_admin.py)."""
+    try:
+        load_admin_key(pem)
+    except ValueError as err:
+        raise ValueError(
+            f"{full_key(ref)} (coco:topology.external.adminKeyFrom): {err}; set it with "
+            f'`pulumi config set --secret {ref} -- "$(cat admin-key.pem)"`'
+        ) from None
+    return pem
+
+
 def build_external(settings: StackSettings) -> ExternalZone:
     """The cluster side and workloads (init-data -> the external KBS), then what coco sets on
     that KBS through its admin API, the resource policy bound to the workloads' digests."""
@@ -110,7 +124,7 @@ def build_external(settings: StackSettings) -> ExternalZone:
     target = {"url": kbs.url, "certificate_pem": kbs.certificate_pem}
     admin = secret_config(ext.admin_key_from).apply(
         lambda key: {
-            "private_key_pem": key,
+            "private_key_pem": checked_admin_key(ext.admin_key_from, key),
             "role": ext.admin_role,
             "issuer": ext.admin_issuer or "",
             "audience": ext.admin_audience or "",

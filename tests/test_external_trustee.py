@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
 from cryptography import x509
@@ -36,8 +37,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
-from mocks import DYNAMIC
-from test_zones import guarded, initdata_of, problems, run_stack, scan
+from mocks import DYNAMIC, resolve
+from test_zones import ZoneMocks, guarded, initdata_of, problems, scan
 
 from components.kbs_admin import (
     DENY_ALL_RESOURCE_POLICY,
@@ -53,7 +54,8 @@ from components.kbs_admin_resources import (
     ReferenceValueProvider,
     ResourcePolicyProvider,
 )
-from components.settings import parse
+from components.layers import build_stack
+from components.settings import full_key, load, parse, secret_refs, strip_namespace
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "external_trustee" / "Pulumi.tdx-shared-kbs.yaml"
@@ -154,13 +156,67 @@ def test_production_still_needs_reference_values_and_a_secret_admin_key() -> Non
 # --------------------------------------------------------------------------- wiring
 
 
+ADMIN_KEY = (
+    ec.generate_private_key(ec.SECP256R1())
+    .private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    .decode()
+)
+"""A real admin key (the program checks it parses), generated once per test session."""
+
+
+def run_external(
+    config: dict[str, Any], stack: str, admin_key: str = ADMIN_KEY
+) -> tuple[ZoneMocks, dict[str, Any], dict[str, str]]:
+    """Run the program under mocks (as tests/test_zones.py `run_stack`), the admin key config
+    value `admin_key`; the mocks, its exported outputs (resolved), and the secret values."""
+    mocks = ZoneMocks({})
+    pulumi.runtime.set_mocks(mocks, project="coco", stack=stack, preview=False)
+    settings = parse(strip_namespace(config))
+    secrets = {full_key(ref): f"test-secret-{ref}-value" for _, ref in secret_refs(settings)}
+    ext = settings.trustee_topology.external
+    assert ext is not None
+    secrets[full_key(ext.admin_key_from)] = admin_key
+    values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    pulumi.runtime.set_all_config(values | secrets, secret_keys=list(secrets))
+    exported: dict[str, Any] = {}
+    original = pulumi.export
+
+    def build() -> dict[str, Any]:
+        pulumi.export = lambda name, value: exported.__setitem__(name, value)  # type: ignore[assignment]
+        try:
+            build_stack(load())
+        finally:
+            pulumi.export = original
+        return exported
+
+    try:
+        outputs, _ = resolve(build)
+    finally:
+        pulumi.runtime.set_all_config({})
+    return mocks, outputs, secrets
+
+
+def test_a_bad_admin_key_is_refused_with_its_key() -> None:
+    with pytest.raises(
+        Exception, match=r"coco:kbsAdminKey \(coco:topology.external.adminKeyFrom\)"
+    ):
+        run_external(example(), "tdx-shared-kbs", admin_key="not a key")
+    p384 = _pem(ec.generate_private_key(ec.SECP384R1()))
+    with pytest.raises(Exception, match="P-256"):
+        run_external(example(), "tdx-shared-kbs", admin_key=p384)
+
+
 def dynamic_of(mocks: Any, field_name: str) -> list[Any]:
     return [r for r in mocks.resources if r.type == DYNAMIC and field_name in r.raw_inputs]
 
 
 def test_external_stack_deploys_no_trustee_and_binds_the_workloads() -> None:
     config = example()
-    mocks, outputs, secrets = run_stack(config, "tdx-shared-kbs", {})
+    mocks, outputs, secrets = run_external(config, "tdx-shared-kbs")
     k8s = mocks.kubernetes()
     assert k8s, "the workloads and the cluster side are deployed"
     for r in k8s:
