@@ -44,6 +44,7 @@ from components.stack import (
 from components.trustee import TrusteeTls, certificate_names
 
 if TYPE_CHECKING:
+    from components.external_trustee import ExternalZone
     from components.zones import ConfidentialZone, TrusteeZone
 
 MUTABLE = {"enable_config_map_mutable": True, "enable_secret_mutable": True}
@@ -217,9 +218,15 @@ def build_trust_layer(settings: StackSettings) -> Stack:
     return stack
 
 
-def build_stack(settings: StackSettings) -> Stack | Platform | TrusteeZone | ConfidentialZone:
+def build_stack(
+    settings: StackSettings,
+) -> Stack | Platform | TrusteeZone | ConfidentialZone | ExternalZone:
     """What the program builds: the single stack, one of the two layers, or one stack of a
     trusted zone split in separate stacks (components/zones.py)."""
+    if settings.trustee_topology.kind == "external":
+        from components.external_trustee import build_external
+
+        return build_external(settings)
     role = settings.trustee_topology.role
     if role is not None:
         from components import zones

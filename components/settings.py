@@ -16,7 +16,7 @@ Config layout (namespace `coco:`), one structured key each:
     coco:checklist     optional checks a stack opts in to (components/checklist.py)
     coco:protect       Pulumi `protect` on clusters, identities, KBS keys (default: production)
     coco:layer         two-stack layout: {kind: platform} or {kind: trust, platformStack}
-    coco:topology      where the Trustee runs: co-located or trusted-zone (components/topology.py)
+    coco:topology      where the Trustee runs: co-located, trusted-zone, external (topology.py)
 
 Secret values (KBS resources, cloud credentials, provided TLS keys) never sit in these
 objects: the settings name another config key (`valueFrom`), which the stack must hold as a
@@ -803,9 +803,9 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
         problems.append(Problem(f"{NAMESPACE}:trustee.referenceValues.{rv_name}", why))
     problems += topology_problems(s)
     problems += reachability_problems(s)
-    # A confidential stack served by a remote Trustee holds no reference values: the Trustee
-    # stack (or the external KBS) checks them.
-    measured_here = not s.trustee_topology.remote_trustee
+    # A confidential stack of the split form holds no reference values: its Trustee stack
+    # checks them. An external Trustee's are set by this stack (admin API), so checked here.
+    measured_here = s.trustee_topology.role != "confidential"
     if s.production and measured_here and not s.waived("missing-reference-values"):
         # Resources that require affirming evidence the reference values cannot give
         # (components/reference_coverage.py); warned about outside production (stack.py).
@@ -971,6 +971,9 @@ def secret_refs(s: StackSettings) -> list[tuple[str, str]]:
     refs: list[tuple[str, str]] = []
     for i, r in enumerate(s.trustee.resources):
         refs.append((f"{NAMESPACE}:trustee.resources[{i}].valueFrom", r.value_from))
+    external = s.trustee_topology.external
+    if external is not None:
+        refs.append((f"{NAMESPACE}:topology.external.adminKeyFrom", external.admin_key_from))
     tls = s.trustee.tls
     if tls.certificate_from:
         refs.append((f"{NAMESPACE}:trustee.tls.certificateFrom", tls.certificate_from))

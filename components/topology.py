@@ -19,7 +19,12 @@ trusted environment (docs/topologies.md). Three topologies, typed here:
     workloads' init-data digests flow confidential stacks -> Trustee (into the resource
     policy). Who may read which secret stays in the Trustee stack's `coco:trustee.resources`:
     an operator of a confidential stack cannot grant their workloads a secret.
-- `external` is not offered yet (docs/topologies.md says what it needs).
+- `external`: a Trustee coco did not deploy (a shared company Trustee, Red Hat's build, the
+  Trustee operator). coco deploys no Trustee object anywhere; the workloads' init-data points
+  at `external.url` and pins `external.certificatePem`; the resource policy (with the
+  workloads' init-data digests), attestation policy, reference values and resources of
+  `coco:trustee` are set through the KBS admin API (components/kbs_admin_resources.py),
+  signed with the admin key named by `external.adminKeyFrom` (a secret config key).
 
 Kept apart from settings.py so the rules of where the Trustee lives sit in one small module.
 """
@@ -77,13 +82,79 @@ class TrusteeClusterTarget(Model):
         )
 
 
+class ExternalTrustee(Model):
+    """An external Trustee's KBS: where guests and the admin client reach it, the certificate
+    (or CA) both check it against, and how coco authenticates to its admin API (trustee
+    v0.21.0 `[admin] authorization_mode = "AuthenticatedAuthorization"`, `bearer_jwt`)."""
+
+    url: str = Field(description="The KBS root URL guests and coco reach, e.g. https://kbs:8080.")
+    certificate_pem: str = Field(
+        description="The KBS's certificate or its CA (PEM): pinned in init-data, and trusted by "
+        "coco's admin client."
+    )
+    admin_key_from: str = Field(
+        description="The secret config key holding the admin private key (PEM: EC P-256, RSA "
+        "or Ed25519) whose public key the KBS lists in `identity_providers`."
+    )
+    admin_role: str = Field(
+        default="kbs-admin",
+        description="The JWT `role` claim; the KBS's `regex_acl` must allow it on "
+        "/kbs/v0/resource-policy, attestation-policy, reference-value(/.*) and resource/.+",
+    )
+    admin_issuer: str | None = Field(
+        default=None, description="The JWT `iss` claim, when the identity provider checks one."
+    )
+    admin_audience: str | None = Field(
+        default=None, description="The JWT `aud` claim, when the identity provider checks one."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError(
+                f"{v!r}: the KBS URL must be https://<host>[:port] (guests and the admin "
+                "client check its certificate)"
+            )
+        if parts.path.strip("/") or parts.query or parts.fragment:
+            raise ValueError(f"{v!r}: give the KBS root URL, without a path")
+        return v.rstrip("/")
+
+    @field_validator("certificate_pem")
+    @classmethod
+    def _certificate(cls, v: str) -> str:
+        from cryptography import x509
+
+        try:
+            x509.load_pem_x509_certificates(v.encode())
+        except ValueError:
+            raise ValueError(
+                "not a PEM certificate: give the KBS's certificate or the CA that signed it"
+            ) from None
+        return v
+
+    @field_validator("admin_role")
+    @classmethod
+    def _role(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("the KBS requires a non-empty `role` claim")
+        return v
+
+
 class TopologySettings(Model):
     """Where the Trustee runs (docs/topologies.md)."""
 
-    kind: Literal["co-located", "trusted-zone"] = Field(
+    kind: Literal["co-located", "trusted-zone", "external"] = Field(
         default="co-located",
         description="co-located: Trustee on the confidential cluster (dev/test); trusted-zone: "
-        "Trustee on its own, trusted cluster.",
+        "Trustee on its own, trusted cluster; external: a Trustee coco did not deploy, "
+        "managed through its KBS admin API.",
+    )
+    external: ExternalTrustee | None = Field(
+        default=None, description="external: the KBS and how coco authenticates to it."
     )
     trustee_cluster: TrusteeClusterTarget | None = Field(
         default=None,
@@ -118,6 +189,20 @@ class TopologySettings(Model):
 
     @model_validator(mode="after")
     def _shape(self) -> TopologySettings:
+        if self.kind == "external":
+            if self.external is None:
+                raise ValueError(
+                    "kind external needs `external`: url, certificatePem and adminKeyFrom of "
+                    "the KBS (docs/topologies.md)"
+                )
+            if self.trustee_cluster or self.role or self.trustee_stack or self.confidential_stacks:
+                raise ValueError(
+                    "an external Trustee takes no trusteeCluster, role, trusteeStack or "
+                    "confidentialStacks: coco deploys no Trustee"
+                )
+            return self
+        if self.external is not None:
+            raise ValueError("`external` is for kind: external")
         if self.kind == "co-located":
             if self.trustee_cluster or self.role or self.trustee_stack or self.confidential_stacks:
                 raise ValueError(
@@ -163,8 +248,9 @@ class TopologySettings(Model):
 
     @property
     def remote_trustee(self) -> bool:
-        """This stack deploys no Trustee: a confidential-cluster stack of the split form."""
-        return self.role == "confidential"
+        """This stack deploys no Trustee: a confidential-cluster stack of the split form, or
+        an external Trustee."""
+        return self.role == "confidential" or self.kind == "external"
 
 
 def topology_problems(s: StackSettings) -> list[Problem]:
@@ -217,23 +303,10 @@ def topology_problems(s: StackSettings) -> list[Problem]:
                         "Trustee stacks: use the one-stack trusted-zone form (trusteeCluster)",
                     )
                 )
-            if any(c.sealed_env or c.sealed_files for c in w.containers):
-                problems.append(
-                    Problem(
-                        f"{wkey}.containers",
-                        "sealed secrets are not offered yet with separate Trustee stacks: use "
-                        "the one-stack trusted-zone form (trusteeCluster)",
-                    )
-                )
-        for i, m in enumerate(s.manifests):
-            if m.image_signatures is not None:
-                problems.append(
-                    Problem(
-                        f"{NAMESPACE}:manifests[{i}].imageSignatures",
-                        "not offered yet with separate Trustee stacks: use trusteeCluster",
-                    )
-                )
+        problems += _generated_resource_problems(s, "separate Trustee stacks")
         return problems
+    if t.kind == "external":
+        return problems + _external_problems(s)
     # The Trustee serves guests of another cluster: it must be exposed, at a URL they reach.
     if tr.service_type == "ClusterIP" and tr.ingress is None:
         problems.append(
@@ -259,4 +332,63 @@ def topology_problems(s: StackSettings) -> list[Problem]:
                 "coco:manifests to the confidential-cluster stacks",
             )
         )
+    return problems
+
+
+def _generated_resource_problems(s: StackSettings, where: str) -> list[Problem]:
+    """Sealed secrets and signed images need KBS resources the program generates (a signing
+    key, image policies): not offered yet where this stack deploys no Trustee."""
+    from components.settings import NAMESPACE, Problem
+
+    problems: list[Problem] = []
+    for i, w in enumerate(s.workloads):
+        wkey = f"{NAMESPACE}:workloads[{i}]"
+        if w.image_signatures is not None:
+            problems.append(Problem(f"{wkey}.imageSignatures", f"not offered yet with {where}"))
+        if any(c.sealed_env or c.sealed_files for c in w.containers):
+            problems.append(
+                Problem(
+                    f"{wkey}.containers",
+                    f"sealed secrets are not offered yet with {where}: use the one-stack "
+                    "trusted-zone form (trusteeCluster)",
+                )
+            )
+    for i, m in enumerate(s.manifests):
+        if m.image_signatures is not None:
+            problems.append(
+                Problem(
+                    f"{NAMESPACE}:manifests[{i}].imageSignatures",
+                    f"not offered yet with {where}: use trusteeCluster",
+                )
+            )
+    return problems
+
+
+def _external_problems(s: StackSettings) -> list[Problem]:
+    """An external Trustee: coco deploys no KBS, so the keys that shape one do not apply."""
+    from pydantic.alias_generators import to_camel
+
+    from components.settings import NAMESPACE, Problem
+
+    problems = _generated_resource_problems(s, "an external Trustee")
+    if s.layer is not None:
+        problems.append(
+            Problem(
+                f"{NAMESPACE}:layer",
+                "coco:layer is not offered with an external Trustee: one stack holds the "
+                "cluster side, the workloads and what it sets on the KBS",
+            )
+        )
+    tr = s.trustee
+    key = f"{NAMESPACE}:trustee"
+    deployed_only = {
+        "url": f"the KBS URL of an external Trustee is {NAMESPACE}:topology.external.url",
+        "node_port": "coco exposes no KBS for an external Trustee",
+        "ingress": "coco exposes no KBS for an external Trustee",
+        "secrets_delivery": "an external Trustee gets each resource through its admin API, "
+        "from the resource's valueFrom secret config key",
+    }
+    for field, why in deployed_only.items():
+        if getattr(tr, field) is not None:
+            problems.append(Problem(f"{key}.{to_camel(field)}", f"remove it: {why}"))
     return problems
