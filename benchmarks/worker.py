@@ -78,11 +78,6 @@ def _set_fleet_config(n: int) -> None:
     raw["kubernetes"] = {**raw["kubernetes"], "kubeconfig": str(kubeconfig)}
     config, secret_keys = pulumi_config(raw, fleet_secrets(n))
     pulumi.runtime.set_all_config(config, secret_keys)
-    # The fleet stack is production, and the program refuses the public development passphrase
-    # that scripts/env.sh exports (components/secrets_provider.py): this worker process gets a
-    # private one, as benchmarks.kube gives its engine.
-    os.environ.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
-    os.environ["PULUMI_CONFIG_PASSPHRASE"] = secrets.token_urlsafe(32)
 
 
 def _preload(specs: list[dict[str, Any]]) -> None:
@@ -103,6 +98,11 @@ def _program() -> None:
     Run as the Pulumi language host runs it, so whatever the entry point does besides
     building (interpreter tuning, say) is measured too. Its imports are already loaded.
     """
+    # The fleet stack is production, and the program refuses the public development passphrase
+    # that scripts/env.sh exports (components/secrets_provider.py): this worker process gets a
+    # private one, as benchmarks.kube gives its engine.
+    os.environ.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
+    os.environ["PULUMI_CONFIG_PASSPHRASE"] = secrets.token_urlsafe(32)
     runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
 
 
