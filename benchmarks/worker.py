@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import resource
 import runpy
+import secrets
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,7 +70,13 @@ def _set_fleet_config(n: int) -> None:
 
     from benchmarks.fleet import fleet_config, fleet_secrets, pulumi_config
 
-    config, secret_keys = pulumi_config(fleet_config(n), fleet_secrets(n))
+    raw = fleet_config(n)
+    # The program checks, before any resource, that the kubeconfig it names exists on this
+    # machine; under mocks nothing reads it, so an empty file of this worker's stands in.
+    kubeconfig = Path(tempfile.mkdtemp(prefix="coco-bench-")) / "kubeconfig"
+    kubeconfig.write_text("")
+    raw["kubernetes"] = {**raw["kubernetes"], "kubeconfig": str(kubeconfig)}
+    config, secret_keys = pulumi_config(raw, fleet_secrets(n))
     pulumi.runtime.set_all_config(config, secret_keys)
 
 
@@ -89,6 +98,11 @@ def _program() -> None:
     Run as the Pulumi language host runs it, so whatever the entry point does besides
     building (interpreter tuning, say) is measured too. Its imports are already loaded.
     """
+    # The fleet stack is production, and the program refuses the public development passphrase
+    # that scripts/env.sh exports (components/secrets_provider.py): this worker process gets a
+    # private one, as benchmarks.kube gives its engine.
+    os.environ.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
+    os.environ["PULUMI_CONFIG_PASSPHRASE"] = secrets.token_urlsafe(32)
     runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
 
 

@@ -83,7 +83,7 @@ def test_external_trustee_up_refresh_destroy(backend: Backend, tmp_path: Path) -
         held = kbs.kbs
         assert held.resource_policy is not None and digest in held.resource_policy
         assert held.resources == {"payments/key/tls": SECRET.encode()}
-        assert sorted(held.reference_values) == ["mr_td", "rtmr_1", "rtmr_2"]
+        assert sorted(held.reference_values) == ["mr_td", "rtmr_1", "rtmr_2", "xfam"]
         rendered = "\n".join(p.read_text() for p in (tmp_path / "out").rglob("*") if p.is_file())
         assert first.outputs["kbs"]["url"] == kbs.url and "payments-api" in rendered
         assert SECRET not in rendered and "package policy" not in rendered
@@ -98,7 +98,7 @@ def test_external_trustee_up_refresh_destroy(backend: Backend, tmp_path: Path) -
             for r in state["resources"]
             if r["type"] == "pulumi-python:dynamic:Resource" and "admin" in r.get("outputs", {})
         ]
-        assert len(admin_objects) == 5, admin_objects  # 1 resource, 3 reference values, policy
+        assert len(admin_objects) == 6, admin_objects  # 1 resource, 4 reference values, policy
         for outputs in admin_objects:
             assert SECRET_SIG in outputs["admin"], "admin key not secret in the state"
         [resource] = [o for o in admin_objects if "path" in o]

@@ -247,7 +247,7 @@ def test_external_stack_deploys_no_trustee_and_binds_the_workloads() -> None:
     assert resource.inputs["path"] == "payments/key/tls"
     assert resource.inputs["value"] == secrets["coco:paymentsKey"]
     rvs = {r.inputs["name"]: r.inputs["value"] for r in dynamic_of(mocks, "name")}
-    assert sorted(rvs) == ["mr_td", "rtmr_1", "rtmr_2"]
+    assert sorted(rvs) == ["mr_td", "rtmr_1", "rtmr_2", "xfam"]
     # No KBS key, secret or policy among the stack's outputs.
     assert scan([], outputs, guarded(config, secrets)) == []
 

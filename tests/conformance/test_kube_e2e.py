@@ -373,8 +373,10 @@ def test_preinstalled_cluster_without_the_runtime_class_fails_at_preview(
         project.pulumi("up", "--yes")
     assert cluster.get("/api/v1/namespaces/payments") is None
     assert cluster.get("/api/v1/namespaces/trustee") is None
-    # Without a preview the failed read still comes first: nothing waits on no class.
+    # Without a preview the failed read still comes first: nothing on the confidential cluster
+    # waits on no class. baremetal-tdx is a trusted zone: its Trustee goes to the trusted
+    # cluster (here the same apiserver, another provider) and by design does not wait for the
+    # confidential cluster (docs/topologies.md: the Trustee is deployed first).
     with pytest.raises(PulumiError):
         project.pulumi("up", "--yes", "--skip-preview")
     assert cluster.get("/api/v1/namespaces/payments") is None
-    assert cluster.get("/api/v1/namespaces/trustee") is None
