@@ -30,6 +30,7 @@ from components.stack import (
     all_runtime_classes,
     build_platform,
     deploy_workloads,
+    export_workload_digests,
     grant_for,
     platform_of,
     registry_credentials,
@@ -168,19 +169,7 @@ def build_external(settings: StackSettings) -> ExternalZone:
     pulumi.export("kbsUrl", kbs.url)
     pulumi.export("kbsCertificate", kbs.certificate_pem)
     pulumi.export("runtimeClasses", platform.offered)
-    pulumi.export(
-        "workloads",
-        {
-            n: {
-                "runtimeClass": wl.runtime_class,
-                "algorithm": wl.algorithm,
-                "initdataDigest": wl.initdata_digest,
-            }
-            for n, wl in workloads.items()
-        },
-    )
-    if manifests:
-        pulumi.export("manifests", {n: m.digests for n, m in manifests.items()})
+    export_workload_digests(workloads, manifests)
     return ExternalZone(
         settings,
         platform,

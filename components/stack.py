@@ -163,6 +163,27 @@ def public_resources(
     return values, readers
 
 
+def export_workload_digests(
+    workloads: dict[str, ConfidentialWorkload],
+    manifests: dict[str, ConfidentialManifests] | None = None,
+) -> None:
+    """The `workloads` (and `manifests`) outputs: each one's runtime class and init-data digest,
+    the same shape in every topology, so a Trustee stack or a user reads them one way."""
+    pulumi.export(
+        "workloads",
+        {
+            n: {
+                "runtimeClass": wl.runtime_class,
+                "algorithm": wl.algorithm,
+                "initdataDigest": wl.initdata_digest,
+            }
+            for n, wl in workloads.items()
+        },
+    )
+    if manifests:
+        pulumi.export("manifests", {n: m.digests for n, m in manifests.items()})
+
+
 TRUSTEE_PROVIDER = "k8s-trustee"
 """The second Kubernetes provider of a one-stack trusted zone: the trusted cluster."""
 
@@ -400,19 +421,7 @@ def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) ->
     pulumi.export("kbsCertificate", tls.certificate_pem)
     pulumi.export("runtimeClasses", offered)
     pulumi.export("resourcePolicy", trustee.resource_policy)
-    pulumi.export(
-        "workloads",
-        {
-            n: {
-                "runtimeClass": wl.runtime_class,
-                "algorithm": wl.algorithm,
-                "initdataDigest": wl.initdata_digest,
-            }
-            for n, wl in workloads.items()
-        },
-    )
-    if manifests:
-        pulumi.export("manifests", {n: m.digests for n, m in manifests.items()})
+    export_workload_digests(workloads, manifests)
     if settings.kubernetes.render_dir:
         pulumi.export("renderDir", settings.kubernetes.render_dir)
     if delivery == "reference":

@@ -42,6 +42,7 @@ from components.stack import (
     all_runtime_classes,
     build_platform,
     deploy_workloads,
+    export_workload_digests,
     platform_of,
     secret_config,
 )
@@ -148,17 +149,7 @@ def build_confidential_zone(settings: StackSettings) -> ConfidentialZone:
     pulumi.export("kbsCertificate", kbs.certificate_pem)
     pulumi.export("runtimeClasses", platform.offered)
     pulumi.export(READERS_OUTPUT, exported)
-    pulumi.export(
-        "workloads",
-        {
-            n: {
-                "runtimeClass": wl.runtime_class,
-                "algorithm": wl.algorithm,
-                "initdataDigest": wl.initdata_digest,
-            }
-            for n, wl in workloads.items()
-        },
-    )
+    export_workload_digests(workloads)
     return ConfidentialZone(settings, platform, kbs, workloads)
 
 
