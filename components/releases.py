@@ -23,6 +23,12 @@ The set as of 2026-11 (each checked against the pinned sources in ../shared/upst
   Helm tier does not render it (the version is jetstack's current v1.19 patch).
 - Trustee KBS image v0.21.0 (`built-in-as-v0.21.0`): the Trustee release the KBS config is
   written for (components/trustee.py). By tag: the pinned sources publish no digest.
+
+These pins are the current `ReleaseSet`; the previous one (what coco pinned before, kata-deploy
+3.29.0 with GPU Operator v26.3.1) stays selectable on bare metal (`coco:cluster.releaseSet`), so
+a stack deployed on it can be described and upgraded (docs/upgrades.md). No newer release of any
+of these is in the pinned sources or the public snapshots reachable here (docs/charts.md, "Is
+there a newer release?").
 """
 
 from __future__ import annotations

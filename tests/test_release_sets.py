@@ -94,12 +94,16 @@ def test_an_unknown_release_set_is_refused_naming_the_key_and_the_known_sets() -
     assert "'4.2.0'" in text and "'4.1.0' (current)" in text and "'3.29.0' (previous)" in text
 
 
-def test_peer_pods_have_no_release_set_key() -> None:
+def test_peer_pods_run_the_current_set_only() -> None:
     """Peer-pods stacks run the current set only (peerpods 0.3.0's adaptor exits under IRSA)."""
     config = stack_config("aws-peerpods")
     config["cluster"]["releaseSet"] = releases.PREVIOUS.name
-    with pytest.raises(SettingsError, match=r"coco:cluster\.releaseSet"):
+    with pytest.raises(SettingsError) as err:
         parse(config)
+    text = str(err.value)
+    assert "coco:cluster.releaseSet" in text and "bare-metal clusters only" in text, text
+    config["cluster"]["releaseSet"] = releases.CURRENT.name
+    assert parse(config).cluster.release_set == releases.CURRENT.name
 
 
 def test_every_set_is_named_after_its_kata_deploy_and_pinned_on_a_date() -> None:
