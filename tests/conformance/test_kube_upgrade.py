@@ -47,7 +47,7 @@ from test_charts import chart_dir, helm_template
 from test_kube_e2e import check_placement, outputs, ready, trustee_ready, workload_pods
 
 from components import releases, trustee
-from components.cluster import kata_deploy_values
+from components.cluster import gpu_operator_values, kata_deploy_values
 from components.settings import BareMetalCluster, strip_namespace
 
 pytestmark = [pytest.mark.conformance, pytest.mark.e2e]
@@ -113,6 +113,34 @@ def test_each_sets_values_render_with_its_own_chart(
     assert not [d for d in docs if d.get("kind") == "RuntimeClass"]
     rules = sorted(d["metadata"]["name"] for d in docs if d.get("kind") == "NodeFeatureRule")
     assert rules == ([CHART_RULE] if release_set is CURRENT else [])
+
+
+@pytest.mark.parametrize("release_set", [PREVIOUS, CURRENT], ids=lambda s: s.name)
+def test_each_sets_gpu_operator_values_render_with_its_own_chart(
+    tmp_path: Path, release_set: releases.ReleaseSet
+) -> None:
+    """gpu-tdx's GPU Operator values on each set, rendered by that set's operator chart: the
+    same confidential-computing ClusterPolicy, so an upgrade changes the operator's version,
+    not what it does. The operator's own Kata manager is off on both: written off for v26.3.1,
+    which honors it, and left at the chart's default (off) for v26.7.0, which ignores it."""
+    home = judge_dir("helm")
+    doc = yaml.safe_load((ROOT / "stacks" / "Pulumi.gpu-tdx.yaml").read_text())
+    cluster = dict(strip_namespace(doc["config"])["cluster"])
+    cluster["releaseSet"] = release_set.name
+    settings = BareMetalCluster.model_validate(cluster)
+    assert settings.gpu is not None
+    assert settings.gpu.operator.version == release_set.gpu_operator.version
+    chart = chart_dir(home, "gpu-operator", release_set.gpu_operator.version)
+    docs = helm_template(
+        home, chart, "gpu-operator", "gpu-operator", gpu_operator_values(settings), tmp_path
+    )
+    (policy,) = [d["spec"] for d in docs if d.get("kind") == "ClusterPolicy"]
+    assert policy["sandboxWorkloads"]["enabled"] is True
+    assert policy["sandboxWorkloads"]["mode"] == "kata"
+    assert (policy["ccManager"]["enabled"], policy["ccManager"]["defaultMode"]) == (True, "on")
+    assert policy["kataSandboxDevicePlugin"]["enabled"] is True
+    assert policy["kataManager"]["enabled"] is False
+    assert not [d for d in docs if d.get("kind") == "RuntimeClass"]
 
 
 # --------------------------------------------------------------------------- the kube tier
