@@ -205,18 +205,38 @@ def tee_keys_advertised(settings: BareMetalCluster) -> bool:
     SE clusters it is not created (and NFD is not required).
     """
     return (
-        settings.install.method == "chart" and settings.use_nfd and settings.tee in ("tdx", "snp")
+        settings.install.method == "chart"
+        and settings.use_nfd
+        and settings.tee in ("tdx", "snp")
+        and chart_renders_node_feature_rules(settings)
+    )
+
+
+def chart_renders_node_feature_rules(settings: BareMetalCluster) -> bool:
+    """Whether the stack's kata-deploy chart has `nodeFeatureRules` (4.1.0 on).
+
+    The previous release set's kata-deploy 3.29.0 has no such value: its binary applies the
+    rule `amd64-tee-keys` itself at run time when NFD's CRD exists, outside the release, and
+    patches TEE keys into RuntimeClasses (which coco's therefore do not declare on that set).
+    """
+    return releases.version_tuple(settings.install.version) >= releases.version_tuple(
+        releases.KATA_DEPLOY_NODE_FEATURE_RULES_FROM
     )
 
 
 def check_kata_deploy_version(settings: BareMetalCluster) -> None:
-    """Refuse a chart version whose values format `kata_deploy_values` was not written for."""
+    """Refuse a chart version whose values format `kata_deploy_values` was not written for:
+    the kata-deploy chart of the stack's release set (`coco:cluster.releaseSet`)."""
     version = settings.install.version
-    if version != KATA_DEPLOY_CHART_VERSION:
+    chosen = releases.release_set(settings.release_set)
+    wanted = chosen.kata_deploy.version
+    if version != wanted:
         raise ValueError(
             f"coco:cluster.install.version {version!r}: coco generates kata-deploy values for "
-            f"chart {KATA_DEPLOY_CHART_VERSION} only; set it to {KATA_DEPLOY_CHART_VERSION}, "
-            "or check the new chart's values.yaml and update components/cluster.py with the pin"
+            f"chart {wanted} in release set {chosen.name!r} (coco:cluster.releaseSet); remove "
+            f"install.version or set it to {wanted}, or pick the release set whose kata-deploy "
+            f"it is ({', '.join(repr(n) for n in releases.RELEASE_SETS)}); a newer chart needs "
+            "its values.yaml checked and a new pin in components/releases.py"
         )
 
 
@@ -237,7 +257,8 @@ def check_gpu_operator_version(settings: BareMetalCluster) -> None:
 def kata_deploy_values(
     settings: BareMetalCluster, runtime_classes: Sequence[str]
 ) -> dict[str, Any]:
-    """Helm values for kata-deploy 4.1.0 that install exactly the shims the classes need.
+    """Helm values for kata-deploy (the release set's chart: 4.1.0, or 3.29.0 on the previous
+    set, which lacks `nodeFeatureRules`) that install exactly the shims the classes need.
 
     `shims.disableAll` turns off every shim the chart would install by default; each needed
     shim is then enabled with the block upstream's TEE profile uses: its architecture, no
@@ -278,15 +299,18 @@ def kata_deploy_values(
     node_selector = {ARCH_NODE_LABEL: arch}
     if settings.label_nodes:
         node_selector[TEE_NODE_LABEL] = settings.tee
+    rules: dict[str, Any] = {}
+    if chart_renders_node_feature_rules(settings):
+        # Explicit, never `auto`: auto asks the live cluster at install time whether NFD's
+        # CRD exists, so the same stack would render differently depending on install order.
+        rules["nodeFeatureRules"] = {"create": tee_keys_advertised(settings)}
     return {
         "shims": shim_values,
         "defaultShim": {arch: default_shim},
         "snapshotter": {"setup": ["nydus"] if nydus else []},
         "runtimeClasses": {"enabled": False, "createDefault": False},
         "node-feature-discovery": {"enabled": False},
-        # Explicit, never `auto`: auto asks the live cluster at install time whether NFD's
-        # CRD exists, so the same stack would render differently depending on install order.
-        "nodeFeatureRules": {"create": tee_keys_advertised(settings)},
+        **rules,
         "nodeSelector": dict(sorted(node_selector.items())),
         **kata_chart.image_values(settings.install.image),
     }

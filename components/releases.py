@@ -23,6 +23,12 @@ The set as of 2026-11 (each checked against the pinned sources in ../shared/upst
   Helm tier does not render it (the version is jetstack's current v1.19 patch).
 - Trustee KBS image v0.21.0 (`built-in-as-v0.21.0`): the Trustee release the KBS config is
   written for (components/trustee.py). By tag: the pinned sources publish no digest.
+
+These pins are the current `ReleaseSet`; the previous one (what coco pinned before, kata-deploy
+3.29.0 with GPU Operator v26.3.1) stays selectable on bare metal (`coco:cluster.releaseSet`), so
+a stack deployed on it can be described and upgraded (docs/upgrades.md). No newer release of any
+of these is in the pinned sources or the public snapshots reachable here (docs/charts.md, "Is
+there a newer release?").
 """
 
 from __future__ import annotations
@@ -81,6 +87,77 @@ CERT_MANAGER = ChartPin(
 
 TRUSTEE_KBS_IMAGE = "ghcr.io/confidential-containers/key-broker-service:built-in-as-v0.21.0"
 """Trustee's KBS with the built-in attestation service, v0.21.0."""
+
+
+KATA_DEPLOY_NODE_FEATURE_RULES_FROM = "4.1.0"
+"""The first kata-deploy chart that renders the TEE NodeFeatureRule itself (`templates/node-
+feature-rules.yaml`, `nodeFeatureRules.create`). Up to 4.0.0 the kata-deploy binary applied the
+rule `amd64-tee-keys` at run time, unowned by the release (kata-containers 3.29.0
+`tools/packaging/kata-deploy/binary/src/k8s/nfd.rs`), and the chart has no such value."""
+
+
+@dataclass(frozen=True)
+class ReleaseSet:
+    """The upstream versions one coco release was written and tested for, as a unit.
+
+    A stack picks one with `coco:cluster.releaseSet` (bare metal): its kata-deploy chart and
+    GPU Operator become the defaults of `install.version` and `gpu.operator.version`. Sets are
+    named after their kata-containers release, so a stack file that names one keeps meaning the
+    same versions when coco moves on (docs/upgrades.md).
+    """
+
+    name: str
+    kata_deploy: ChartPin
+    gpu_operator: ChartPin
+    peerpods: ChartPin
+    trustee_kbs_image: str
+    pinned: str
+    """When coco pinned this set (the commit that made it the default)."""
+
+
+CURRENT = ReleaseSet(
+    name=KATA_DEPLOY.version,
+    kata_deploy=KATA_DEPLOY,
+    gpu_operator=GPU_OPERATOR,
+    peerpods=PEERPODS,
+    trustee_kbs_image=TRUSTEE_KBS_IMAGE,
+    pinned="2026-11-30",
+)
+"""The release set above: the default of every stack."""
+
+PREVIOUS = ReleaseSet(
+    name="3.29.0",
+    kata_deploy=ChartPin(chart=KATA_DEPLOY.chart, version="3.29.0", app_version="3.29.0"),
+    gpu_operator=ChartPin(
+        chart=GPU_OPERATOR.chart, repository=GPU_OPERATOR.repository, version="v26.3.1"
+    ),
+    peerpods=ChartPin(chart=PEERPODS.chart, version="0.3.0", app_version="v0.21.0"),
+    trustee_kbs_image=TRUSTEE_KBS_IMAGE,
+    pinned="2026-11-29",
+)
+"""What coco pinned before the current set: kata-deploy 3.29.0 (the first release NVIDIA's
+Confidential Containers reference architecture 1.0.0 supports for GPU classes) with GPU Operator
+v26.3.1, peerpods 0.3.0 and the same Trustee. Kept so a stack deployed on it can be described
+exactly, previewed, and upgraded to `CURRENT` (docs/upgrades.md). Bare metal only: peerpods 0.3.0's
+adaptor exits under AWS IRSA and its values are no longer generated, so peer-pods stacks run the
+current set."""
+
+RELEASE_SETS: dict[str, ReleaseSet] = {s.name: s for s in (CURRENT, PREVIOUS)}
+
+
+def release_set(name: str) -> ReleaseSet:
+    """The release set called `name`, or a ValueError that lists the known ones."""
+    found = RELEASE_SETS.get(name)
+    if found is None:
+        known = ", ".join(
+            f"{s.name!r} ({'current' if s is CURRENT else 'previous'})"
+            for s in RELEASE_SETS.values()
+        )
+        raise ValueError(
+            f"unknown release set {name!r}: coco knows {known}; remove the key to get the "
+            "current set (docs/upgrades.md)"
+        )
+    return found
 
 
 def version_tuple(version: str) -> tuple[int, ...]:

@@ -186,6 +186,15 @@ class BareMetalCluster(Model):
     kind: Literal["baremetal"]
     arch: tee.Arch = "x86_64"
     tee: tee.HardwareTee
+    release_set: str = Field(
+        default=releases.CURRENT.name,
+        description=(
+            "Which tested set of upstream releases to install (components/releases.py): "
+            f"{releases.CURRENT.name!r} (current, the default) or {releases.PREVIOUS.name!r} "
+            "(previous). It sets the defaults of install.version and gpu.operator.version. "
+            "docs/upgrades.md."
+        ),
+    )
     gpu: GpuSettings | None = None
     install: KataInstall = KataInstall()
     label_nodes: list[str] = Field(
@@ -196,6 +205,37 @@ class BareMetalCluster(Model):
         default=True,
         description="Select TEE nodes by Node Feature Discovery labels on the runtime classes.",
     )
+
+    @field_validator("release_set")
+    @classmethod
+    def _known_release_set(cls, v: str) -> str:
+        return releases.release_set(v).name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _release_set_defaults(cls, data: Any) -> Any:
+        """The chosen release set's versions as the defaults of the version keys.
+
+        Only keys the stack does not set are filled, so an explicit version still wins (and is
+        checked against the set by the values builders, components/cluster.py).
+        """
+        if not isinstance(data, dict):
+            return data
+        name = data.get("releaseSet", data.get("release_set", releases.CURRENT.name))
+        chosen = releases.RELEASE_SETS.get(name) if isinstance(name, str) else None
+        if chosen is None or chosen is releases.CURRENT:
+            return data  # the field defaults are the current set's; unknown: refused above
+        data = dict(data)
+        install = data.get("install", {})
+        if isinstance(install, dict) and "version" not in install:
+            data["install"] = {**install, "version": chosen.kata_deploy.version}
+        gpu = data.get("gpu")
+        if isinstance(gpu, dict):
+            operator = gpu.get("operator", {})
+            if isinstance(operator, dict) and "version" not in operator:
+                version = chosen.gpu_operator.version
+                data["gpu"] = {**gpu, "operator": {**operator, "version": version}}
+        return data
 
     @model_validator(mode="after")
     def _hardware_consistent(self) -> BareMetalCluster:

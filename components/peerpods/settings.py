@@ -696,6 +696,10 @@ class PeerPodsCluster(Model):
 
     kind: Literal["peerpods"]
     cloud: CloudSettings
+    release_set: str = Field(
+        default=releases.CURRENT.name,
+        description="Peer-pods clusters run the current release set only (docs/upgrades.md).",
+    )
     adaptor: AdaptorSettings = AdaptorSettings()
     cert_manager: CertManager = CertManager()
     vxlan_port: int = Field(
@@ -704,6 +708,21 @@ class PeerPodsCluster(Model):
         le=65535,
         description="VXLAN_PORT; must not collide with the cluster CNI's own VXLAN port.",
     )
+
+    @field_validator("release_set")
+    @classmethod
+    def _current_set_only(cls, v: str) -> str:
+        """The previous set's peerpods 0.3.0 is refused (`_chart_version`), so a peer-pods
+        stack cannot be on it; say so here rather than as a chart-version error."""
+        chosen = releases.release_set(v)
+        if chosen is not releases.CURRENT:
+            raise ValueError(
+                f"release set {v!r} is for bare-metal clusters only: peer-pods clusters run the "
+                f"current set {releases.CURRENT.name!r} (its peerpods "
+                f"{releases.PREVIOUS.peerpods.version} adaptor exits under AWS IRSA and its "
+                "values are no longer generated); remove the key"
+            )
+        return v
 
     @model_validator(mode="after")
     def _chart_version(self) -> PeerPodsCluster:

@@ -204,10 +204,11 @@ def install_nfd_crds(cluster: KubeCluster, chart: Path) -> list[str]:
     return names
 
 
-def kata_deploy_chart(helm_home: Path) -> Path:
-    """The pinned kata-deploy chart (components/releases.py) as the helm judge lays it out,
-    with its dependencies resolved locally: the chart `install.method: chart` installs."""
-    chart = helm_home / "charts" / f"kata-deploy-{releases.KATA_DEPLOY.version}"
+def kata_deploy_chart(helm_home: Path, version: str = releases.KATA_DEPLOY.version) -> Path:
+    """The pinned kata-deploy chart (components/releases.py; another release set's with
+    `version`) as the helm judge lays it out, with its dependencies resolved locally: the
+    chart `install.method: chart` installs."""
+    chart = helm_home / "charts" / f"kata-deploy-{version}"
     if not (chart / "Chart.yaml").is_file():
         raise FileNotFoundError(f"{chart} is not laid out: run scripts/judges.sh helm")
     return chart
