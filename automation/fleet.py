@@ -104,14 +104,19 @@ class StackOutcome:
 
 
 def first_line(error: BaseException | None) -> str:
-    """The error's headline, plus its first keyed problem (`  - coco:...: ...`) if any."""
+    """One line for a table: a settings error's first keyed problem (`coco:...: ...`), else
+    the headline (which names the failed resources), plus the first listed error if any."""
     if error is None:
         return ""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     if not lines:
         return type(error).__name__
-    if len(lines) > 1 and lines[1].startswith("- "):
-        return lines[1][2:]  # the first problem names the config key: the useful part
+    if isinstance(error, SettingsError) and len(lines) > 1 and lines[1].startswith("- "):
+        return lines[1][2:]  # the problem names the config key: the useful part
+    if "errors:" in lines:
+        after = lines[lines.index("errors:") + 1 :]
+        if after and after[0].startswith("- "):
+            return f"{lines[0]}: {after[0][2:]}"
     return lines[0]
 
 
