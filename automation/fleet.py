@@ -252,33 +252,36 @@ class _Fleet:
         self.interrupts = 0
         self.cancelled = threading.Event()
 
-    def progress(
+    def _emit(
         self,
         kind: Literal["started", "finished", "interrupted"],
         stack: str,
         outcome: StackOutcome | None,
     ) -> None:
-        if self.on_progress is None:
-            return
+        """Called with `lock` held, so events arrive one at a time and in order (`done`
+        counts up by one per finished stack)."""
+        if self.on_progress is not None:
+            done = len(self.outcomes)
+            self.on_progress(FleetEvent(kind, stack, done, self.total, self.running, outcome))
+
+    def start(self, stack: str) -> None:
         with self.lock:
-            event = FleetEvent(kind, stack, len(self.outcomes), self.total, self.running, outcome)
-        self.on_progress(event)
+            self.running += 1
+            self._emit("started", stack, None)
 
     def finish(self, outcome: StackOutcome, started: bool) -> None:
         with self.lock:
             self.outcomes[outcome.stack] = outcome
             if started:
                 self.running -= 1
-        self.progress("finished", outcome.stack, outcome)
+            self._emit("finished", outcome.stack, outcome)
 
     def one(self, spec: StackSpec) -> None:
         """A pool thread: run one stack, record how it ended (never raises)."""
         if self.cancelled.is_set():  # interrupted while queued: never started
             self.finish(self.never_started(spec.name), started=False)
             return
-        with self.lock:
-            self.running += 1
-        self.progress("started", spec.name, None)
+        self.start(spec.name)
         began = time.perf_counter()
         try:
             result = self.run_one(spec)
@@ -297,13 +300,11 @@ class _Fleet:
         return StackOutcome(name, self.operation, "cancelled", 0.0, error=interrupted)
 
     def on_interrupt(self, signum: int, frame: object) -> None:
-        # ^C / SIGTERM in the main thread: queued stacks never start (`one` checks the flag),
-        # running engines cancel as `pulumi` does (automation/engine.py). The first
-        # interrupt reaches each engine once (here and by the sweep in `run`); a second one
-        # reaches every engine again, which makes it stop at once, as with `pulumi`.
+        # ^C / SIGTERM in the main thread: only noted here; the loop in `run` acts on it
+        # within SWEEP_SECONDS (a handler that took the engine registry's lock could
+        # deadlock with the main thread's own sweep holding it).
         self.interrupts += 1
         self.cancelled.set()
-        interrupt_running(once=self.interrupts == 1)
 
     def run(self, stacks: Sequence[StackSpec], refused: Mapping[str, Exception]) -> FleetResult:
         began = time.perf_counter()
@@ -318,18 +319,24 @@ class _Fleet:
                 workers = min(self.parallel, len(stacks))
                 with ThreadPoolExecutor(workers, thread_name_prefix="coco-fleet") as pool:
                     pending: set[Future[None]] = {pool.submit(self.one, s) for s in stacks}
-                    announced = False
+                    announced = forced = False
                     while pending:
                         _, pending = wait(
                             pending, timeout=SWEEP_SECONDS, return_when=FIRST_COMPLETED
                         )
                         if self.cancelled.is_set():
-                            # Engines started since the interrupt (their thread was between
-                            # two engine commands) are interrupted too, once each.
-                            interrupt_running(once=True)
-                            if not announced:  # said here, not in the signal handler
+                            # Queued stacks never start (`one` checks the flag); running
+                            # engines cancel as `pulumi` does on ^C (automation/engine.py),
+                            # each interrupted once, including engines started since (their
+                            # thread was between two engine commands). A second interrupt
+                            # reaches every engine again: it stops at once, as `pulumi` does.
+                            force = self.interrupts > 1 and not forced
+                            forced = forced or force
+                            interrupt_running(once=not force)
+                            if not announced:
                                 announced = True
-                                self.progress("interrupted", "", None)
+                                with self.lock:
+                                    self._emit("interrupted", "", None)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -132,7 +132,10 @@ def test_fleet_up_preview_and_refresh_isolate_failures(env: dict[str, str], tmp_
     # Refresh has no cluster to read in render mode: each stack refused, keyed, engine not run.
     refresh = run(fleet(tmp_path, "refresh", "app-1", "app-2"), env)
     assert refresh.returncode == 1, refresh.stdout + refresh.stderr
-    assert refresh.stdout.count("coco:kubernetes.renderDir: refresh reads objects back") == 2
+    table = rows(refresh.stdout)
+    assert sorted(table) == ["app-1", "app-2"]
+    for row in table.values():
+        assert row[1] == "refused" and row[3].startswith("coco:kubernetes.renderDir: refresh")
     assert "started" not in refresh.stderr
 
 
