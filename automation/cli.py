@@ -47,9 +47,9 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from automation import fleet_cli
 from automation.attestation_tools import ClaimsError, explain, reference_values_yaml, tee_claims
 from automation.engine import EngineInterrupted
-from automation import fleet_cli
 from automation.errors import (
     CocoAutomationError,
     CocoDeploymentError,

@@ -225,9 +225,7 @@ def run_fleet(
             spec, backend=backend, on_output=out, on_event=events, policy_packs=policy_packs
         )
 
-    return _Fleet(operation, len(names), parallel, run or default_run, on_progress).run(
-        stacks, bad
-    )
+    return _Fleet(operation, len(names), parallel, run or default_run, on_progress).run(stacks, bad)
 
 
 class _Fleet:

@@ -140,7 +140,7 @@ def test_every_stack_ends_as_one_outcome(tmp_path: Path) -> None:
     assert any("preview b: failed in" in line and "boom" in line for line in lines)
 
     text = table(result)
-    head, _, tail = text.partition("\npreview: ")
+    head, _, _ = text.partition("\npreview: ")
     rows = {line.split()[0]: line.split(None, 3) for line in head.splitlines()[1:]}
     assert list(rows) == ["a", "b", "c", "d", "e"]
     assert rows["a"][1] == "ok" and rows["a"][3] == "3 create"
