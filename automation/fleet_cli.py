@@ -18,6 +18,7 @@ cancelled cleanly, queued stacks never started).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import threading
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from typing import IO, Any
 
 from automation.fleet import FLEET_OPERATIONS, FleetResult, run_fleet
 from automation.fleet_report import Progress, table
-from automation.fleet_stacks import load_specs, select_stack_files
+from automation.fleet_stacks import load_specs, select_stack_files, stack_name
 from automation.spec import STACKS_DIR, Backend
 
 EXIT_OK = 0
@@ -167,6 +168,9 @@ def run_command(
     finally:
         if logs is not None:
             logs.close()
+    # Rows in the order the stacks were selected (refused ones where they were named).
+    order = [stack_name(f) for f in files]
+    result = dataclasses.replace(result, outcomes={n: result.outcomes[n] for n in order})
     out(table(result))
     if args.json:
         args.json.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")

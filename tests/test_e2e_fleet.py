@@ -136,7 +136,7 @@ def test_fleet_up_preview_and_refresh_isolate_failures(env: dict[str, str], tmp_
     assert sorted(table) == ["app-1", "app-2"]
     for row in table.values():
         assert row[1] == "refused" and row[3].startswith("coco:kubernetes.renderDir: refresh")
-    assert "started" not in refresh.stderr
+    assert refresh.stderr.count(": refused in 0.0s: coco:kubernetes.renderDir") == 2
 
 
 def locks(state: Path) -> list[Path]:
