@@ -87,7 +87,9 @@ def test_fleet_up_preview_and_refresh_isolate_failures(env: dict[str, str], tmp_
     broken_stack(stacks, "app-broken", out)
     results = tmp_path / "up.json"
 
-    up = run([*fleet(tmp_path, "up", "app-*", "--parallel", "2", "--json", str(results))], env)
+    logs = tmp_path / "logs"
+    options = ["--parallel", "2", "--json", str(results), "--log-dir", str(logs)]
+    up = run(fleet(tmp_path, "up", "app-*", *options), env)
     text = up.stdout + up.stderr
     assert up.returncode == 1, text[-6000:]
     table = rows(up.stdout)
@@ -111,6 +113,15 @@ def test_fleet_up_preview_and_refresh_isolate_failures(env: dict[str, str], tmp_
     for name in ("app-1", "app-2", "app-3"):
         files = rendered(out / name)
         assert any("kind: Deployment" in f.read_text() for f in files), name
+    # Each stack the engine ran has its own log of the engine's output; the refused one none.
+    assert sorted(p.name for p in logs.iterdir()) == [
+        "app-1.log",
+        "app-2.log",
+        "app-3.log",
+        "app-broken.log",
+    ]
+    assert "Resources:" in (logs / "app-1.log").read_text()
+    assert "not a directory" in (logs / "app-broken.log").read_text()
     doc = json.loads(results.read_text())
     assert doc["operation"] == "up" and doc["parallel"] == 2 and not doc["interrupted"]
     by_stack = {s["stack"]: s for s in doc["stacks"]}
