@@ -34,6 +34,8 @@ next command recovers the stack by itself (docs/operations.md).
 
 Exit codes: 0 ok; 1 the engine ran and failed (or `validate` found problems); 2 bad input:
 invalid settings, unreadable stack file, bad arguments, missing passphrase; 130 interrupted.
+`fleet`: 1 when any stack failed or was refused (each reported in the table, the others run);
+2 when the selectors match no stack.
 """
 
 from __future__ import annotations

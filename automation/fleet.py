@@ -198,7 +198,8 @@ def run_fleet(
     """Run `operation` on every stack, at most `parallel` at a time; never raises for a stack.
 
     `on_output(stack, line)` and `on_event(stack, event)` say which stack a line or event
-    belongs to, since they interleave; `on_progress` hears each start and finish.
+    belongs to, since they interleave; `on_progress` hears each start and finish, one event
+    at a time and in order (it runs under the fleet's lock: keep it quick, never raise).
     `refused` are stacks that could not even be loaded (name -> error, e.g. a `SettingsError`
     from their stack file): reported as outcomes beside the others, so one bad stack file
     is one line of the summary, not the end of the run. `run` replaces the operation
