@@ -14,8 +14,9 @@ failed resources. State goes to `PULUMI_BACKEND_URL` or `<repo>/.state` unless a
 says otherwise. An interrupt (^C, or `interrupt_running()` from any thread) cancels the
 engine as `pulumi` does and raises `EngineInterrupted`; a lock left by a crashed engine is
 recovered by the next operation, and `cancel` clears a stack by hand (docs/operations.md).
-`deploy_many` runs a fleet of stacks concurrently. `python -m automation`
-is a small CLI on this API.
+`run_fleet` runs preview, up or refresh over many stacks, a bounded number at a time, each
+ending as a `StackOutcome` (`deploy_many` is its `up`). `python -m automation` is a small CLI
+on this API (`fleet` for many stacks).
 """
 
 from automation.engine import EngineInterrupted, interrupt_running
@@ -28,7 +29,7 @@ from automation.errors import (
     SecretsProviderError,
     StackFileError,
 )
-from automation.fleet import FleetResult, deploy_many
+from automation.fleet import FleetEvent, FleetResult, StackOutcome, deploy_many, run_fleet
 from automation.operations import cancel, destroy, outputs, preview, refresh, render, up
 from automation.results import OperationResult, StackOutputs
 from automation.spec import Backend, StackSpec, validate
@@ -41,12 +42,14 @@ __all__ = [
     "EngineInterrupted",
     "EngineNotFoundError",
     "FailedResource",
+    "FleetEvent",
     "FleetResult",
     "OperationResult",
     "PolicyViolation",
     "SecretsProviderError",
     "SettingsError",
     "StackFileError",
+    "StackOutcome",
     "StackOutputs",
     "StackSettings",
     "StackSpec",
@@ -58,6 +61,7 @@ __all__ = [
     "preview",
     "refresh",
     "render",
+    "run_fleet",
     "up",
     "validate",
 ]

@@ -11,6 +11,9 @@
                                                  engine here, or a crashed one) and clear
                                                  its pending operations
     render    --out DIR [--stack NAME]            manifests + policies + init-data into DIR
+    fleet     preview|up|refresh STACK... [--parallel K] [--from FILE]
+                                                 many stacks at once, a summary table; exit 1
+                                                 if any failed (automation/fleet_cli.py)
     policy-config [--stack NAME] [--out FILE]     the stack's --policy-pack-config for policies/pack
     reference-values [--tee T] FILE               the referenceValues block that affirms FILE's
                                                  claims (an EAR token, its body, or TEE claims)
@@ -31,6 +34,8 @@ next command recovers the stack by itself (docs/operations.md).
 
 Exit codes: 0 ok; 1 the engine ran and failed (or `validate` found problems); 2 bad input:
 invalid settings, unreadable stack file, bad arguments, missing passphrase; 130 interrupted.
+`fleet`: 1 when any stack failed or was refused (each reported in the table, the others run);
+2 when the selectors match no stack.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from automation import fleet_cli
 from automation.attestation_tools import ClaimsError, explain, reference_values_yaml, tee_claims
 from automation.engine import EngineInterrupted
 from automation.errors import (
@@ -196,6 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command("render", "render manifests, policies and init-data into a folder (GitOps)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     packs(p)
+    fleet_cli.add_parser(commands)
     return parser
 
 
@@ -272,6 +279,8 @@ def run(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None
         if args.command == "cancel":
             out(cancel(_stack(args), backend=backend, on_output=err, force=args.force))
             return EXIT_OK
+        if args.command == "fleet":
+            return fleet_cli.run_command(args, _secrets(args, env), out, err)
         if args.command == "destroy":
             _report(destroy(_stack(args), backend=backend, on_output=out, remove=args.remove), err)
             return EXIT_OK

@@ -74,10 +74,15 @@ class EngineInterrupted(CocoAutomationError):
         )
 
 
-def interrupt_running() -> int:
-    """Send SIGINT to every engine process this process runs; how many there were."""
+def interrupt_running(*, once: bool = False) -> int:
+    """Send SIGINT to every engine process this process runs; how many there were.
+
+    `once`: skip engines already interrupted, so a caller that sweeps repeatedly (a fleet,
+    catching engines started after its interrupt) never sends one engine a second SIGINT,
+    which makes `pulumi` stop at once instead of cancelling cleanly.
+    """
     with _running_guard:
-        processes = list(_running)
+        processes = [p for p in _running if not (once and p.pid in _interrupted)]
         _interrupted.update(p.pid for p in processes)
     for process in processes:
         if process.poll() is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import kube, startup
+from benchmarks import fleet_wall, kube, startup
 from benchmarks.fleet import fleet_config
 from components import secrets_provider
 
@@ -84,3 +84,19 @@ def test_engine_benchmark_quick_run() -> None:
     (baseline,) = [x for x in report.splitlines() if x.startswith("| baseline |")]
     # Both previews counted what they would create (-1 when the summary was not found).
     assert int(program.split("|")[-2]) > 0 and int(baseline.split("|")[-2]) > 0
+
+
+@pytest.mark.e2e
+def test_fleet_benchmark_quick_run() -> None:
+    """`python -m benchmarks.fleet_wall --quick`: two dev stacks deployed one after another,
+    then both at once, through `run_fleet` and the real engine."""
+    if not os.environ.get("COCO_TOOLS_BIN"):
+        pytest.fail("the engine is not set up: run `bash scripts/setup.sh; source scripts/env.sh`")
+    proc = run_module("benchmarks.fleet_wall", "--quick")
+    assert "UTC; " in proc.stdout and "load average at start" in proc.stdout
+    (m,) = fleet_wall.QUICK_SIZES
+    (row,) = [x for x in proc.stdout.splitlines() if x.startswith(f"| {m} |")]
+    # Both sides deployed every stack (a failed stack stops the benchmark with exit 1) and
+    # created the same resources.
+    assert int(row.split("|")[-2]) > 0
+    assert proc.stderr.count(": ok in ") == 2 * m

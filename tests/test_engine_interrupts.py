@@ -171,7 +171,7 @@ def test_an_interrupt_cancels_a_fleet(monkeypatch: pytest.MonkeyPatch) -> None:
     specs = [spec.model_copy(update={"name": n}) for n in ("a", "b", "c")]
     started: list[str] = []
     interrupts: list[int] = []
-    monkeypatch.setattr(fleet, "interrupt_running", lambda: interrupts.append(1) or 0)
+    monkeypatch.setattr(fleet, "interrupt_running", lambda **_: interrupts.append(1) or 0)
 
     def operation(s: StackSpec) -> OperationResult:
         started.append(s.name)
@@ -184,6 +184,39 @@ def test_an_interrupt_cancels_a_fleet(monkeypatch: pytest.MonkeyPatch) -> None:
     assert started == ["a"]
     assert sorted(result.failures) == ["a", "b", "c"]
     assert all(isinstance(e, engine.EngineInterrupted) for e in result.failures.values())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_fleet_interrupt_reaches_an_engine_started_after_it(
+    fake_pulumi: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """The interrupt comes while a stack's thread is between two engine commands (no engine
+    running to forward it to): the engine it starts next is interrupted by the fleet's sweep,
+    exactly once (a second SIGINT would make `pulumi` stop at once), and cancels cleanly; the
+    queued stack never starts."""
+    from automation import fleet
+    from automation.results import OperationResult
+    from automation.spec import StackSpec
+
+    spec = StackSpec.from_stack("baremetal-tdx", secrets={"apiDbPassword": "x"})
+    specs = [spec.model_copy(update={"name": n}) for n in ("a", "b")]
+    command = engine.InterruptibleCommand(root=str(fake_pulumi), skip_version_check=True)
+    out = tmp_path / "run"
+    started: list[str] = []
+
+    def operation(s: StackSpec) -> OperationResult:
+        started.append(s.name)
+        os.kill(os.getpid(), sig)  # reaches the main thread while no engine runs
+        time.sleep(0.5)
+        command.run(["up"], str(tmp_path), {"FAKE_OUT": str(out)})
+        raise AssertionError("the engine started after the interrupt was not interrupted")
+
+    result = fleet.run_fleet(specs, "up", parallel=1, run=operation)
+    assert started == ["a"] and result.interrupted
+    assert {n: o.status for n, o in result.outcomes.items()} == {"a": "cancelled", "b": "cancelled"}
+    assert isinstance(result.failures["a"], engine.EngineInterrupted)
+    assert result.outcomes["b"].seconds == 0
+    assert Path(f"{out}.clean").read_text() == "1"  # one SIGINT, its work finished
 
 
 def test_sigterm_to_the_cli_cancels_like_ctrl_c(fake_pulumi: Path, tmp_path: Path) -> None:
