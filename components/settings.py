@@ -425,16 +425,34 @@ class InitDataSettings(Model):
 
 
 class WorkloadSettings(Model):
-    """A confidential Pod or Deployment."""
+    """A confidential Pod, Deployment, StatefulSet, Job or CronJob (components/workload_template.py
+    builds the Kubernetes object; docs/workloads.md)."""
 
     name: DnsLabel
     namespace: DnsLabel = "default"
-    kind: Literal["Pod", "Deployment"] = "Deployment"
-    replicas: int = Field(default=1, ge=0, le=1000)
+    kind: Literal["Pod", "Deployment", "StatefulSet", "Job", "CronJob"] = "Deployment"
+    replicas: int = Field(
+        default=1, ge=0, le=1000, description="Deployment and StatefulSet replicas."
+    )
     runtime_class: str | None = Field(
         default=None, description="Default: the secure class that fits the cluster hardware."
     )
-    containers: list[ContainerSettings] = Field(min_length=1)
+    containers: list[ContainerSettings] = Field(
+        default_factory=list,
+        description="The short form: expands into the pod template's containers.",
+    )
+    template: dict[str, Any] = Field(
+        default_factory=dict,
+        description="A Kubernetes PodTemplateSpec (metadata, spec) merged over what the short "
+        "form expands into (containers, initContainers, volumes and env by name); checked "
+        "against the Kubernetes schema.",
+    )
+    spec: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The object's other spec fields as Kubernetes spells them (CronJob "
+        "schedule, Job backoffLimit, StatefulSet serviceName); not template, selector or "
+        "replicas.",
+    )
     gpus: int = Field(default=0, ge=0, le=8, description="NVIDIA GPUs (nvidia.com/pgpu).")
     memory: str | None = Field(default=None, description="Pod memory limit (required with gpus).")
     agent_policy: AgentPolicySpec = AgentPolicySpec()
@@ -466,6 +484,8 @@ class WorkloadSettings(Model):
     def _consistent(self) -> WorkloadSettings:
         if self.gpus and not self.memory:
             raise ValueError("a GPU workload needs `memory` (a pod memory limit, e.g. '64Gi')")
+        if not self.containers and not self._template_containers():
+            raise ValueError("give at least one container (`containers` or template.spec)")
         names = [c.name for c in self.containers]
         if len(set(names)) != len(names):
             raise ValueError("container names must be unique")
@@ -493,9 +513,21 @@ class WorkloadSettings(Model):
                         ) from None
         return self
 
+    def _template_containers(self) -> list[Any]:
+        spec = self.template.get("spec")
+        if not isinstance(spec, dict):
+            return []
+        found = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+        return [c for c in found if isinstance(c, dict)]
+
     @property
     def images(self) -> list[str]:
-        return [c.image for c in self.containers]
+        """Every container's image, the template's merged over the short form's by name."""
+        by_name = {c.name: c.image for c in self.containers}
+        for c in self._template_containers():
+            if isinstance(c.get("image"), str):
+                by_name[str(c.get("name"))] = c["image"]
+        return list(by_name.values())
 
 
 Check = Literal[
@@ -717,16 +749,15 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                     f"{w.initdata.algorithm} one): use sha256 or omit it",
                 )
             )
-        if w.agent_policy.preset == "restrictive":
-            for j, c in enumerate(w.containers):
-                if not is_pinned(c.image) and not w.agent_policy.allowed_images:
-                    problems.append(
-                        Problem(
-                            f"{key}.containers[{j}].image",
-                            f"{c.image!r} is not pinned by digest, so the restrictive agent "
-                            "policy cannot allow it: pin it as name@sha256:<digest>",
-                        )
-                    )
+        # The Kubernetes schema and the confidential-pod recipe's rules, tags and digests
+        # included, on the object the entry stands for (components/workload_template.py).
+        from components.workload_template import problems as template_problems
+
+        pinned = s.production and not s.waived("unpinned-images")
+        problems += [
+            Problem(f"{key}.{where}" if where else key, why)
+            for where, why in template_problems(w, rc, pinned)
+        ]
         if s.production:
             if rc == "kata-qemu-coco-dev" and not s.waived("coco-dev-runtime"):
                 problems.append(
@@ -744,15 +775,6 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                         "waive 'allow-all-agent-policy' with a reason",
                     )
                 )
-            if not s.waived("unpinned-images"):
-                for j, c in enumerate(w.containers):
-                    if not is_pinned(c.image):
-                        problems.append(
-                            Problem(
-                                f"{key}.containers[{j}].image",
-                                f"production needs images pinned by digest: {c.image!r}",
-                            )
-                        )
     problems += _manifest_problems(s, name_counts)
     problems += _registry_problems(s)
     sources = {m.name for m in s.manifests}

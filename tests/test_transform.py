@@ -21,7 +21,8 @@ from components.transform import (
     make_confidential,
     prepare,
 )
-from components.workload import effective_agent_policy, pod_spec
+from components.workload import effective_agent_policy
+from components.workload_template import pod_template
 from policies.agent import AgentPolicySpec, render_agent_policy
 from policies.initdata import INITDATA_ANNOTATION, KbsEndpoint, decode_annotation
 from policies.pack import checks, objects
@@ -122,7 +123,7 @@ def test_same_policy_and_digest_as_a_native_workload() -> None:
         }
     )
     obj = deployment()
-    obj["spec"]["template"]["spec"] = pod_spec(settings, "kata-qemu-tdx")
+    obj["spec"]["template"]["spec"] = pod_template(settings, "dev")["spec"]
     native = render_agent_policy(effective_agent_policy(settings))
     assert prepare(obj, TDX).policy_rego == native
 
@@ -255,7 +256,20 @@ def test_production_refuses_a_tag_without_digest() -> None:
         match=r"spec\.template\.spec\.containers\.0\.image: 'nginx:1.27' has a tag but no digest",
     ):
         prepare(obj, prod)
-    prepare(obj, TDX)  # dev: allowed (the policy then pins no image; preview checks flag it)
+
+
+def test_restrictive_policy_refuses_a_tag_in_dev_too() -> None:
+    """The one rule (components/confidential_pod.py `image_problem`): the restrictive policy
+    admits images by digest only, so a tag would be refused by the agent inside the TEE;
+    refused at preview instead, in dev as in production. Only allow-all runs a tag."""
+    obj = deployment(container(image="nginx:1.27"))
+    with pytest.raises(
+        podspec.PodSpecError,
+        match=r"containers\.0\.image: 'nginx:1.27' is not pinned by digest, so the restrictive",
+    ):
+        prepare(obj, TDX)
+    open_policy = ConfidentialOptions("kata-qemu-tdx", agent_policy=AgentPolicySpec(preset="allow-all"))
+    prepare(obj, open_policy)
 
 
 def test_gpu_workload_gets_the_gpu_resource_and_kernel_params() -> None:
@@ -351,7 +365,10 @@ def test_policy_pack_checks_apply_to_transformed_workloads() -> None:
     assert checks.agent_policy_in_initdata(kind, out) == []
     assert checks.runtime_class_hardware(kind, out) == []
     assert checks.unpinned_images(kind, out) == []
-    tagged, _, _ = make_confidential(deployment(container(image="nginx:1.27")), options, KBS)
+    allow_all = ConfidentialOptions(
+        "kata-qemu-tdx", environment="production", agent_policy=AgentPolicySpec(preset="allow-all")
+    )
+    tagged, _, _ = make_confidential(deployment(container(image="nginx:1.27")), allow_all, KBS)
     assert checks.unpinned_images(kind, tagged) == [
         "containers[0] image 'nginx:1.27' is not pinned by digest: use name@sha256:<64 hex>"
     ]
