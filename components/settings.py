@@ -424,6 +424,15 @@ class InitDataSettings(Model):
     )
 
 
+WORKLOAD_OWN_SPEC_FIELDS: dict[str, str] = {
+    "template": "give the pod template as the entry's `template`",
+    "jobTemplate": "give the pod template as the entry's `template`",
+    "selector": "coco selects the workload's pods by its own label",
+    "replicas": "give `replicas` on the entry",
+}
+"""Object spec fields a `coco:workloads` entry does not take in `spec`, and where they go."""
+
+
 class WorkloadSettings(Model):
     """A confidential Pod, Deployment, StatefulSet, Job or CronJob (components/workload_template.py
     builds the Kubernetes object; docs/workloads.md)."""
@@ -486,6 +495,7 @@ class WorkloadSettings(Model):
             raise ValueError("a GPU workload needs `memory` (a pod memory limit, e.g. '64Gi')")
         if not self.containers and not self._template_containers():
             raise ValueError("give at least one container (`containers` or template.spec)")
+        self._kind_fits()
         names = [c.name for c in self.containers]
         if len(set(names)) != len(names):
             raise ValueError("container names must be unique")
@@ -512,6 +522,27 @@ class WorkloadSettings(Model):
                             "or set agentPolicy.pinCommands: false"
                         ) from None
         return self
+
+    def _kind_fits(self) -> None:
+        """What the kind decides: which object spec fields and replicas the entry may give."""
+        own = sorted(WORKLOAD_OWN_SPEC_FIELDS.keys() & self.spec.keys())
+        if own:
+            raise ValueError(
+                f"spec.{own[0]}: {WORKLOAD_OWN_SPEC_FIELDS[own[0]]}, not in `spec`"
+            )
+        if self.kind == "Pod" and self.spec:
+            raise ValueError("a Pod has no `spec` besides its pod template: use `template`")
+        if self.kind in ("Job", "CronJob"):
+            if "replicas" in self.model_fields_set:
+                raise ValueError(
+                    f"a {self.kind} has no replicas: set spec.parallelism/completions instead"
+                )
+            restart = (self.template.get("spec") or {}).get("restartPolicy")
+            if restart == "Always":
+                raise ValueError(
+                    f"template.spec.restartPolicy: a {self.kind} takes Never (the default) or "
+                    "OnFailure"
+                )
 
     def _template_containers(self) -> list[Any]:
         spec = self.template.get("spec")

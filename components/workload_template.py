@@ -36,14 +36,6 @@ RUN_TO_COMPLETION = frozenset({"Job", "CronJob"})
 MERGED_BY_NAME = frozenset({"containers", "initContainers", "volumes", "env"})
 """Lists whose items `template` merges with the short form's by `name` (kubectl's strategic
 merge keys for these fields); any other list in `template` replaces the expanded one."""
-OWN_SPEC_FIELDS: dict[str, str] = {
-    "template": "give the pod template as the entry's `template`",
-    "jobTemplate": "give the pod template as the entry's `template`",
-    "selector": "coco selects the workload's pods by its own label",
-    "replicas": "give `replicas` on the entry",
-}
-
-
 def sealed_secret_name(settings: WorkloadSettings) -> str:
     """The Kubernetes Secret holding a workload's sealed references (never a value)."""
     return f"{settings.name}-sealed-secrets"
@@ -298,18 +290,6 @@ def problems(
     `template.spec.volumes[1]` for the template, `spec.schedule` for the object's spec."""
     from components import confidential_pod
 
-    found: list[tuple[str, str]] = []
-    for name in OWN_SPEC_FIELDS.keys() & settings.spec.keys():
-        found.append((f"spec.{name}", OWN_SPEC_FIELDS[name]))
-    if not settings.containers and not (settings.template.get("spec") or {}).get("containers"):
-        found.append(("containers", "give at least one container (or template.spec.containers)"))
-    restart = (settings.template.get("spec") or {}).get("restartPolicy")
-    if settings.kind in RUN_TO_COMPLETION and restart == "Always":
-        found.append(
-            ("template.spec.restartPolicy", f"a {settings.kind} takes Never or OnFailure")
-        )
-    if found:
-        return found
     obj = workload_object(settings, "dev")
     texts = podspec.schema_problems(obj)
     if not texts:
