@@ -80,7 +80,7 @@ class PodOptions:
     (policies/vtpm_initdata.py: PCR8 and sha256 on Azure vTPM)."""
     legacy_runtime_handler_annotation: bool = False
     """Also set io.containerd.cri.runtime-handler (older containerd)."""
-    sealed: podspec.SealedRefs = podspec.NO_SEALED
+    sealed: podspec.SealedRefs = dataclasses.field(default_factory=dict)
     """Secret keys holding sealed references (components/podspec.py `SealedRefs`): env
     entries reading them are pinned as sealed values instead of refused."""
 

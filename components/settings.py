@@ -489,6 +489,22 @@ class WorkloadSettings(Model):
         description="kbs:///repo/type/tag key ids the workload's encrypted images name.",
     )
 
+    @field_validator("template")
+    @classmethod
+    def _template_shape(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """A PodTemplateSpec's two fields, each a mapping (the Kubernetes schema checks the
+        rest once the object is built: components/workload_template.py `problems`)."""
+        extra = sorted(set(v) - {"metadata", "spec"})
+        if extra:
+            raise ValueError(
+                f"a pod template has `metadata` and `spec` only, not {extra}: put pod fields "
+                "under template.spec"
+            )
+        for key in ("metadata", "spec"):
+            if key in v and not isinstance(v[key], dict):
+                raise ValueError(f"template.{key} must be a mapping")
+        return v
+
     @model_validator(mode="after")
     def _consistent(self) -> WorkloadSettings:
         if self.gpus and not self.memory:
@@ -545,20 +561,35 @@ class WorkloadSettings(Model):
                 )
 
     def _template_containers(self) -> list[Any]:
+        return [c for _, c in self._template_container_keys()]
+
+    def _template_container_keys(self) -> list[tuple[str, dict[str, Any]]]:
         spec = self.template.get("spec")
         if not isinstance(spec, dict):
             return []
-        found = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
-        return [c for c in found if isinstance(c, dict)]
+        return [
+            (f"template.spec.{field}[{i}]", c)
+            for field in ("initContainers", "containers")
+            if isinstance(spec.get(field), list)
+            for i, c in enumerate(spec[field])
+            if isinstance(c, dict)
+        ]
+
+    def image_keys(self) -> list[tuple[str, str, str]]:
+        """(key below the entry, container name, image) of every container, the template's
+        image replacing the short form's of the same name (components/workload_template.py
+        `merge`)."""
+        found = {c.name: (f"containers[{j}].image", c.name, c.image) for j, c in enumerate(self.containers)}
+        for key, c in self._template_container_keys():
+            name = str(c.get("name"))
+            if isinstance(c.get("image"), str):
+                found[name] = (f"{key}.image", name, c["image"])
+        return list(found.values())
 
     @property
     def images(self) -> list[str]:
-        """Every container's image, the template's merged over the short form's by name."""
-        by_name = {c.name: c.image for c in self.containers}
-        for c in self._template_containers():
-            if isinstance(c.get("image"), str):
-                by_name[str(c.get("name"))] = c["image"]
-        return list(by_name.values())
+        """Every container's image (`image_keys`)."""
+        return [image for _, _, image in self.image_keys()]
 
 
 Check = Literal[

@@ -5,10 +5,11 @@ not an option for most of them, so coco transforms it instead, object by object,
 Contrast's `contrast generate` and AKS's `katapolicygen` do, but inside the Pulumi program:
 
 - every workload (Pod, Deployment, ReplicaSet, StatefulSet, Job, CronJob) is checked against
-  the Kubernetes schema, what a TEE cannot honour and what the agent policy cannot pin
-  (components/podspec.py), then gets the runtime class, init-data whose agent policy is
-  derived from that exact pod spec (policies/agent.py, the same code coco's own workloads
-  use), the GPU resource and annotations, exactly as `ConfidentialWorkload` renders them;
+  the Kubernetes schema (components/podspec.py), then its pod template goes through the
+  confidential-pod recipe (components/confidential_pod.py, the one coco's own workloads use):
+  what a TEE cannot honour and what the agent policy cannot pin are refused, and it gets the
+  runtime class, the GPU resource, and init-data whose agent policy is derived from that
+  exact pod template;
 - its init-data digest is collected in `digests`, so the KBS resource policy can be bound to
   it (policies/resource.py `ResourceGrant.initdata_digests`);
 - every other object (Service, ConfigMap, CRDs...) passes unchanged;

@@ -19,9 +19,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from components import labels, podspec
+from components import confidential_pod, labels, podspec
 from components.confidential_pod import PodOptions
+from components.guest_features import image_policy_path
 from components.settings import ContainerSettings, WorkloadSettings
+from policies.sealed import kbs_uri
 
 API_VERSIONS: dict[str, str] = {
     "Pod": "v1",
@@ -173,10 +175,14 @@ def merge(base: Any, over: Any, key: str = "") -> Any:
         return out
     if key in MERGED_BY_NAME and isinstance(base, list) and isinstance(over, list):
         merged = list(base)
-        index = {item.get("name"): n for n, item in enumerate(merged) if isinstance(item, dict)}
+        index = {
+            item["name"]: n
+            for n, item in enumerate(merged)
+            if isinstance(item, dict) and isinstance(item.get("name"), str)
+        }
         for item in over:
             name = item.get("name") if isinstance(item, dict) else None
-            if name is not None and name in index:
+            if isinstance(name, str) and name in index:
                 merged[index[name]] = merge(merged[index[name]], item)
             else:
                 merged.append(item)
@@ -258,9 +264,6 @@ def options(
     attestation_platform: str | None = None,
 ) -> PodOptions:
     """The recipe's options for the entry."""
-    from components.guest_features import image_policy_path
-    from policies.sealed import kbs_uri
-
     return PodOptions(
         runtime_class=runtime_class,
         agent_policy=settings.agent_policy,
@@ -288,8 +291,6 @@ def problems(
 
     Keys name what the user wrote: `containers[0].image` for a short-form container,
     `template.spec.volumes[1]` for the template, `spec.schedule` for the object's spec."""
-    from components import confidential_pod
-
     obj = workload_object(settings, "dev")
     texts = podspec.schema_problems(obj)
     if not texts:
