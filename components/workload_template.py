@@ -206,11 +206,9 @@ def pod_template(settings: WorkloadSettings, environment: str) -> dict[str, Any]
         expanded["metadata"]["annotations"] = dict(settings.annotations)
     template = merge(expanded, settings.template)
     metadata = template.setdefault("metadata", {})
-    metadata["labels"] = {
-        **(metadata.get("labels") or {}),
-        **settings.labels,
-        **object_labels(settings, environment),
-    }
+    given = metadata.get("labels") or {}
+    if isinstance(given, dict):  # else left for the schema check to name
+        metadata["labels"] = {**given, **settings.labels, **object_labels(settings, environment)}
     return dict(template)
 
 
