@@ -149,8 +149,11 @@ def effective_policy(template: podspec.Located, options: PodOptions) -> AgentPol
     container's env, user, mounts and sealed values; devices for GPU pods)."""
     images = [image for image in podspec.images(template) if is_pinned(image)]
     spec = options.agent_policy.with_workload_images(images)
-    commands = {i: a for i, a in podspec.container_commands(template).items() if is_pinned(i)}
-    spec = spec.with_container_commands(commands)
+    if spec.preset == "restrictive" and spec.pin_commands and not spec.container_commands:
+        # Only then are argvs pinned: without, an argv kubelet expands from a variable this
+        # program cannot know (a service link) is no problem.
+        commands = podspec.container_commands(template)
+        spec = spec.with_container_commands({i: a for i, a in commands.items() if is_pinned(i)})
     pins = podspec.container_pins(template, options.sealed)
     return spec.with_containers(pins, devices=options.gpus > 0)
 

@@ -23,9 +23,9 @@ it would start a TEE VM on every node whether or not the workload needs one ther
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Mapping, Sequence
-import dataclasses
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -33,7 +33,6 @@ from typing import Any
 import kubernetes_validate
 
 from policies.agent import AgentPolicySpec, declared_env, kubernetes_argv
-from policies.sealed import sealed_env_pattern
 from policies.agent_container import (
     CONTAINER_MOUNTS,
     HOST_FILE_VOLUMES,
@@ -43,6 +42,7 @@ from policies.agent_container import (
     host_file_volume_mount,
     memory_empty_dir_mount,
 )
+from policies.sealed import sealed_env_pattern
 
 OLDEST_SUPPORTED = "1.32"
 """NVIDIA's Confidential Containers reference architecture supports Kubernetes 1.32+."""
@@ -234,7 +234,9 @@ def tee_problems(loc: Located) -> list[str]:
     return problems
 
 
-def policy_problems(loc: Located, policy: AgentPolicySpec, sealed: SealedRefs = NO_SEALED) -> list[str]:
+def policy_problems(
+    loc: Located, policy: AgentPolicySpec, sealed: SealedRefs = NO_SEALED
+) -> list[str]:
     """What the restrictive agent policy cannot pin yet: the agent would refuse the container
     inside the TEE, so refuse it at preview instead, saying which relaxation exists."""
     if policy.preset != "restrictive":
@@ -400,12 +402,16 @@ def _host_file_mount_problems(loc: Located) -> list[str]:
     return problems
 
 
-def template_problems(loc: Located, policy: AgentPolicySpec, sealed: SealedRefs = NO_SEALED) -> list[str]:
+def template_problems(
+    loc: Located, policy: AgentPolicySpec, sealed: SealedRefs = NO_SEALED
+) -> list[str]:
     """What a TEE cannot honour and what the agent policy cannot pin, in one list."""
     return tee_problems(loc) + policy_problems(loc, policy, sealed)
 
 
-def check(obj: Mapping[str, Any], policy: AgentPolicySpec, sealed: SealedRefs = NO_SEALED) -> Located:
+def check(
+    obj: Mapping[str, Any], policy: AgentPolicySpec, sealed: SealedRefs = NO_SEALED
+) -> Located:
     """Every problem with a workload object at once, or its located pod template."""
     problems = schema_problems(obj)
     if problems:

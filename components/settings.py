@@ -543,9 +543,7 @@ class WorkloadSettings(Model):
         """What the kind decides: which object spec fields and replicas the entry may give."""
         own = sorted(WORKLOAD_OWN_SPEC_FIELDS.keys() & self.spec.keys())
         if own:
-            raise ValueError(
-                f"spec.{own[0]}: {WORKLOAD_OWN_SPEC_FIELDS[own[0]]}, not in `spec`"
-            )
+            raise ValueError(f"spec.{own[0]}: {WORKLOAD_OWN_SPEC_FIELDS[own[0]]}, not in `spec`")
         if self.kind == "Pod" and self.spec:
             raise ValueError("a Pod has no `spec` besides its pod template: use `template`")
         if self.kind in ("Job", "CronJob"):
@@ -579,7 +577,10 @@ class WorkloadSettings(Model):
         """(key below the entry, container name, image) of every container, the template's
         image replacing the short form's of the same name (components/workload_template.py
         `merge`)."""
-        found = {c.name: (f"containers[{j}].image", c.name, c.image) for j, c in enumerate(self.containers)}
+        found = {
+            c.name: (f"containers[{j}].image", c.name, c.image)
+            for j, c in enumerate(self.containers)
+        }
         for key, c in self._template_container_keys():
             name = str(c.get("name"))
             if isinstance(c.get("image"), str):

@@ -38,6 +38,8 @@ RUN_TO_COMPLETION = frozenset({"Job", "CronJob"})
 MERGED_BY_NAME = frozenset({"containers", "initContainers", "volumes", "env"})
 """Lists whose items `template` merges with the short form's by `name` (kubectl's strategic
 merge keys for these fields); any other list in `template` replaces the expanded one."""
+
+
 def sealed_secret_name(settings: WorkloadSettings) -> str:
     """The Kubernetes Secret holding a workload's sealed references (never a value)."""
     return f"{settings.name}-sealed-secrets"
@@ -314,7 +316,12 @@ def _keyed(text: str, pod_path: tuple[str, ...], short: int) -> tuple[str, str]:
     depth = len(pod_path)
     if parts[:depth] == list(pod_path):
         rest = parts[depth:]
-        if len(rest) >= 2 and rest[0] == "containers" and rest[1].isdigit() and int(rest[1]) < short:
+        if (
+            len(rest) >= 2
+            and rest[0] == "containers"
+            and rest[1].isdigit()
+            and int(rest[1]) < short
+        ):
             return _dotted(["containers", *rest[1:]]), why
         return _dotted(["template", "spec", *rest]), why
     if parts[: depth - 1] == list(pod_path[:-1]) and parts[depth - 1 : depth] == ["metadata"]:

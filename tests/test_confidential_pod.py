@@ -14,7 +14,8 @@ import yaml
 from mocks import DecodingMocks, fake_pem, resolve
 
 from components import confidential_pod, labels, podspec, tee, workload_template
-from components.confidential_pod import PodOptions, confidential_pod as recipe
+from components.confidential_pod import PodOptions
+from components.confidential_pod import confidential_pod as recipe
 from components.manifest_settings import ManifestSource
 from components.manifests import ConfidentialManifests, folder_problems
 from components.settings import WorkloadSettings
@@ -198,8 +199,8 @@ def test_coco_workloads_go_through_the_recipe() -> None:
 
     values, _ = resolve(build)
     assert values == {"initdata": expected.initdata, "digest": expected.digest}
-    deployed = mocks.named("web")
-    assert deployed.type == "kubernetes:apps/v1:Deployment"
+    (deployed,) = mocks.of_type("kubernetes:apps/v1:Deployment")
+    assert deployed.name == "web"
     assert deployed.inputs["spec"]["template"] == expected.template
 
 

@@ -15,6 +15,7 @@ from mocks import DecodingMocks, fake_pem, resolve
 
 from components import labels, podspec
 from components.settings import WorkloadSettings
+from components.confidential_pod import effective_policy
 from components.transform import (
     ConfidentialOptions,
     confidential,
@@ -152,7 +153,7 @@ def test_pod_security_context_user_is_pinned_container_wins() -> None:
 
 def test_init_containers_are_pinned_too() -> None:
     obj = deployment(initContainers=[{"name": "init", "image": APP, "command": ["/init"]}])
-    spec = podspec.effective_policy(podspec.locate(obj), AgentPolicySpec(), devices=False)
+    spec = effective_policy(podspec.locate(obj), TDX)
     assert set(spec.containers) == {"app", "init"}
     assert spec.container_commands == {}  # `app` has no command: the image stays unpinned
 
@@ -268,7 +269,9 @@ def test_restrictive_policy_refuses_a_tag_in_dev_too() -> None:
         match=r"containers\.0\.image: 'nginx:1.27' is not pinned by digest, so the restrictive",
     ):
         prepare(obj, TDX)
-    open_policy = ConfidentialOptions("kata-qemu-tdx", agent_policy=AgentPolicySpec(preset="allow-all"))
+    open_policy = ConfidentialOptions(
+        "kata-qemu-tdx", agent_policy=AgentPolicySpec(preset="allow-all")
+    )
     prepare(obj, open_policy)
 
 

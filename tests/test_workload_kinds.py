@@ -110,7 +110,7 @@ def test_every_kind_registers_under_mocks_with_the_entry_name(kind: str) -> None
         return {"digest": wl.initdata_digest}
 
     values, _ = resolve(build)
-    obj = mocks.named("web")
+    (obj,) = [r for r in mocks.kubernetes() if r.name == "web"]
     assert obj.kind == kind
     loc = podspec.locate({"apiVersion": "x", "kind": kind, **obj.inputs})
     assert loc.pod_spec["runtimeClassName"] == "kata-qemu-tdx"

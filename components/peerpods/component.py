@@ -39,6 +39,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels, tee, tokens
+from components.confidential_pod import pod_initdata
 from components.peerpods.common import NODE_LABEL, CloudSide, common_config, k8s_provider
 from components.peerpods.settings import (
     AwsPeerPods,
@@ -47,7 +48,6 @@ from components.peerpods.settings import (
     PeerPodsCluster,
     attestation_platform,
 )
-from components.confidential_pod import pod_initdata
 from policies.agent import render_agent_policy
 from policies.initdata import KbsEndpoint, annotation_value
 
