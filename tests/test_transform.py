@@ -14,8 +14,8 @@ import yaml
 from mocks import DecodingMocks, fake_pem, resolve
 
 from components import labels, podspec
-from components.settings import WorkloadSettings
 from components.confidential_pod import effective_policy
+from components.settings import WorkloadSettings
 from components.transform import (
     ConfidentialOptions,
     confidential,
