@@ -12,6 +12,9 @@ import pulumi
 import pytest
 import yaml
 from mocks import DecodingMocks, fake_pem, resolve
+from test_peerpods import AWS_GIVEN
+from test_transform import container
+from test_transform import deployment as transform_deployment
 
 from components import confidential_pod, labels, podspec, tee, workload_template
 from components.confidential_pod import PodOptions
@@ -31,19 +34,9 @@ TDX = PodOptions("kata-qemu-tdx")
 ALLOW_ALL = AgentPolicySpec(preset="allow-all")
 
 
-def deployment(**container: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": "shop"},
-        "spec": {
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}, "annotations": {"team": "a"}},
-                "spec": {"containers": [{"name": "app", "image": APP, **container}]},
-            },
-        },
-    }
+def deployment(**extra: Any) -> dict[str, Any]:
+    """test_transform's Deployment (shop/web, team annotation) with one container `app`."""
+    return transform_deployment(container(**extra))
 
 
 def located(obj: dict[str, Any]) -> podspec.Located:
@@ -244,18 +237,7 @@ def test_peer_pods_default_initdata_is_the_recipes_initdata_step() -> None:
     settings = PeerPodsCluster.model_validate(
         {
             "kind": "peerpods",
-            "cloud": {
-                "provider": "aws",
-                "region": "us-east-2",
-                "podvmAmiId": "ami-0a1b2c3d4e5f60718",
-                "vpcId": "vpc-0123456789abcdef0",
-                "subnetId": "subnet-0123456789abcdef0",
-                "clusterSecurityGroupId": "sg-0c1u5ter000000000",
-                "oidcProviderArn": (
-                    "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-2.amazonaws.com/"
-                    "id/ABC123"
-                ),
-            },
+            "cloud": AWS_GIVEN,
         }
     )
     spec = settings.adaptor.default_initdata

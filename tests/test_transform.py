@@ -15,16 +15,13 @@ from mocks import DecodingMocks, fake_pem, resolve
 
 from components import labels, podspec
 from components.confidential_pod import effective_policy
-from components.settings import WorkloadSettings
 from components.transform import (
     ConfidentialOptions,
     confidential,
     make_confidential,
     prepare,
 )
-from components.workload import effective_agent_policy
-from components.workload_template import pod_template
-from policies.agent import AgentPolicySpec, render_agent_policy
+from policies.agent import AgentPolicySpec
 from policies.initdata import INITDATA_ANNOTATION, KbsEndpoint, decode_annotation
 from policies.pack import checks, objects
 
@@ -102,31 +99,6 @@ def test_every_pod_template_kind_is_made_confidential(kind: str) -> None:
     meta = node["metadata"]
     assert meta["annotations"][labels.INITDATA_DIGEST_ANNOTATION] == digest
     assert podspec.schema_problems(out) == []
-
-
-def test_same_policy_and_digest_as_a_native_workload() -> None:
-    """A Deployment coco renders from its own schema, fed back through the transform, gets
-    byte-identical agent policy and init-data: one derivation, two entry points."""
-    settings = WorkloadSettings.model_validate(
-        {
-            "name": "web",
-            "containers": [
-                {
-                    "name": "app",
-                    "image": APP,
-                    "command": ["/app", "$(A)"],
-                    "env": {"A": "x", "B": "$(A)y"},
-                    "workingDir": "/srv",
-                    "runAsUser": 1000,
-                    "readOnlyRootFilesystem": True,
-                }
-            ],
-        }
-    )
-    obj = deployment()
-    obj["spec"]["template"]["spec"] = pod_template(settings, "dev")["spec"]
-    native = render_agent_policy(effective_agent_policy(settings))
-    assert prepare(obj, TDX).policy_rego == native
 
 
 def test_env_expands_in_declared_order() -> None:

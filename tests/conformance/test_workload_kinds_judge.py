@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_requests import container_id, create_request, presented_image
 from test_agent_judge import Judge, kata_policy_judge
+from test_transform_judge import request as transform_request
 
 from components.settings import WorkloadSettings
 from components.workload import effective_agent_policy
@@ -70,19 +70,7 @@ def policy_file(tmp_path: Path) -> Path:
 
 
 def request(name: str, image: str, argv: list[str], env: list[str], uid: int = 1001) -> Any:
-    return create_request(
-        presented_image(image),
-        cid=container_id("report", name, "0"),
-        args=argv,
-        name=name,
-        env=env,
-        namespace="batch",
-        pod=POD,
-        sandbox=container_id("report", "sandbox"),
-        cwd="/srv",
-        uid=uid,
-        gid=1002,
-    )
+    return transform_request(name, image, argv, env, uid, "report", "batch", POD)
 
 
 def test_the_cronjob_pod_starts(judge: Judge, tmp_path: Path) -> None:
