@@ -9,6 +9,7 @@ from typing import Any
 
 import pulumi
 import pytest
+from k8s_schema import validate_manifest
 from mocks import DecodingMocks, fake_pem, resolve
 from pydantic import ValidationError
 
@@ -112,6 +113,8 @@ def test_every_kind_registers_under_mocks_with_the_entry_name(kind: str) -> None
     values, _ = resolve(build)
     (obj,) = [r for r in mocks.kubernetes() if r.name == "web"]
     assert obj.kind == kind
+    for recorded in mocks.kubernetes():  # what the provider would send, against the real API
+        validate_manifest(recorded.inputs)
     loc = podspec.locate({"apiVersion": "x", "kind": kind, **obj.inputs})
     assert loc.pod_spec["runtimeClassName"] == "kata-qemu-tdx"
     assert loc.metadata["annotations"][labels.INITDATA_DIGEST_ANNOTATION] == values["digest"]
