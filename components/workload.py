@@ -64,7 +64,7 @@ def effective_agent_policy(
 
 
 class ConfidentialWorkload(pulumi.ComponentResource):
-    """A confidential Pod or Deployment, its init-data, and the digest the KBS must bind."""
+    """A confidential workload object, its init-data, and the digest the KBS must bind."""
 
     initdata: pulumi.Output[str]
     """The init-data TOML document exactly as the guest measures it."""
