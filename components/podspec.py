@@ -24,6 +24,8 @@ it would start a TEE VM on every node whether or not the workload needs one ther
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -166,7 +168,26 @@ def locate(obj: Mapping[str, Any]) -> Located:
 
 
 def schema_problems(obj: Mapping[str, Any]) -> list[str]:
-    """What the Kubernetes API of each supported version would reject, by field path."""
+    """What the Kubernetes API of each supported version would reject, by field path.
+
+    kubernetes-validate reads a kind's schema file on every call (most of the cost of a
+    settings check), so the answer is kept per object, keyed by its canonical JSON: the
+    same stack is parsed many times (validation, the program, the policy pack)."""
+    try:
+        text = json.dumps(obj, sort_keys=True)
+    except (TypeError, ValueError):  # not plain data (a program's outputs): not kept
+        return _schema_problems(obj)
+    if json.loads(text) != obj:  # JSON would change it (non-string keys, NaN): not kept
+        return _schema_problems(obj)
+    return list(_schema_problems_of(text))
+
+
+@functools.lru_cache(maxsize=512)
+def _schema_problems_of(text: str) -> tuple[str, ...]:
+    return tuple(_schema_problems(json.loads(text)))
+
+
+def _schema_problems(obj: Mapping[str, Any]) -> list[str]:
     problems = []
     for version in SCHEMA_VERSIONS:
         try:
