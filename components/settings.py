@@ -424,6 +424,21 @@ class InitDataSettings(Model):
     )
 
 
+def _no_nulls(value: Any, where: str) -> Any:
+    """`value` if it holds no null anywhere, else a ValueError naming the first one's path: a
+    Kubernetes object written by hand has no use for one (a null field is unset, a null list
+    item is no object), and the checks after this read every item as a mapping."""
+    if value is None:
+        raise ValueError(f"{where} is null: remove it, or give it a value")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _no_nulls(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _no_nulls(v, f"{where}[{i}]")
+    return value
+
+
 WORKLOAD_OWN_SPEC_FIELDS: dict[str, str] = {
     "template": "give the pod template as the entry's `template`",
     "jobTemplate": "give the pod template as the entry's `template`",
@@ -503,7 +518,12 @@ class WorkloadSettings(Model):
         for key in ("metadata", "spec"):
             if key in v and not isinstance(v[key], dict):
                 raise ValueError(f"template.{key} must be a mapping")
-        return v
+        return _no_nulls(v, "template")
+
+    @field_validator("spec")
+    @classmethod
+    def _spec_shape(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _no_nulls(v, "spec")
 
     @model_validator(mode="after")
     def _consistent(self) -> WorkloadSettings:

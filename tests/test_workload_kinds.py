@@ -9,13 +9,16 @@ from typing import Any
 
 import pulumi
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from k8s_schema import validate_manifest
 from mocks import DecodingMocks, fake_pem, resolve
 from pydantic import ValidationError
+from test_hostile_input import DEV_CONFIG, MAX_MESSAGE, PROPERTY, VALUES, _paths, _replace
 
 from components import labels, podspec, workload_template
 from components.confidential_pod import confidential_pod
-from components.settings import WorkloadSettings
+from components.settings import SettingsError, WorkloadSettings, parse
 from components.workload import ConfidentialWorkload
 from policies.initdata import INITDATA_ANNOTATION, KbsEndpoint
 
@@ -247,3 +250,37 @@ def test_entry_shapes_the_kind_cannot_take(data: dict[str, Any], match: str) -> 
     base: dict[str, Any] = {"name": "web", "containers": [{"name": "app", "image": APP}]}
     with pytest.raises(ValidationError, match=match):
         WorkloadSettings.model_validate({**base, **data})
+
+
+FUZZ_CONFIG: dict[str, Any] = {
+    **DEV_CONFIG,
+    "workloads": [
+        {
+            **DEV_CONFIG["workloads"][0],
+            "kind": "StatefulSet",
+            "spec": {"serviceName": "web"},
+            "template": copy.deepcopy(FULL_TEMPLATE),
+        }
+    ],
+}
+FUZZ_PATHS = [
+    ("workloads", 0, *p)
+    for key in ("template", "spec")
+    for p in _paths(FUZZ_CONFIG["workloads"][0][key], (key,))
+]
+
+
+def test_the_fuzzed_entry_is_valid_as_written() -> None:
+    assert parse(FUZZ_CONFIG, stack="dev").workloads[0].kind == "StatefulSet"
+
+
+@PROPERTY
+@given(path=st.sampled_from(FUZZ_PATHS), value=VALUES)
+def test_any_value_anywhere_in_a_template(path: tuple[Any, ...], value: Any) -> None:
+    """A random value anywhere in a full pod template or object spec: settings, or a bounded
+    SettingsError naming coco: keys, never another exception."""
+    try:
+        parse(_replace(FUZZ_CONFIG, path, value), stack="dev")
+    except SettingsError as err:
+        assert len(str(err)) < MAX_MESSAGE * 5
+        assert all(p.key.startswith("coco:workloads[0]") for p in err.problems), err
