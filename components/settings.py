@@ -424,8 +424,8 @@ class InitDataSettings(Model):
     )
 
 
-def _no_nulls(value: Any, where: str) -> Any:
-    """`value` if it holds no null anywhere, else a ValueError naming the first one's path: a
+def _no_nulls(value: Any, where: str) -> None:
+    """Nothing if `value` holds no null anywhere, else a ValueError naming the first one's path: a
     Kubernetes object written by hand has no use for one (a null field is unset, a null list
     item is no object), and the checks after this read every item as a mapping."""
     if value is None:
@@ -436,7 +436,6 @@ def _no_nulls(value: Any, where: str) -> Any:
     elif isinstance(value, list):
         for i, v in enumerate(value):
             _no_nulls(v, f"{where}[{i}]")
-    return value
 
 
 WORKLOAD_OWN_SPEC_FIELDS: dict[str, str] = {
@@ -518,12 +517,14 @@ class WorkloadSettings(Model):
         for key in ("metadata", "spec"):
             if key in v and not isinstance(v[key], dict):
                 raise ValueError(f"template.{key} must be a mapping")
-        return _no_nulls(v, "template")
+        _no_nulls(v, "template")
+        return v
 
     @field_validator("spec")
     @classmethod
     def _spec_shape(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return _no_nulls(v, "spec")
+        _no_nulls(v, "spec")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> WorkloadSettings:
