@@ -71,22 +71,22 @@ def signed_images_problems(s: StackSettings) -> list[Problem]:
     for i, w in enumerate(s.workloads):
         key = f"{NAMESPACE}:workloads[{i}]"
         if w.image_signatures is None:
-            for j, c in enumerate(w.containers):
+            for where, name, image in w.image_keys():
                 problems.append(
                     Problem(
-                        f"{key}.containers[{j}].image",
-                        f"{on}, but workload {w.name!r} container {c.name!r} image {c.image!r} "
+                        f"{key}.{where}",
+                        f"{on}, but workload {w.name!r} container {name!r} image {image!r} "
                         f"is verified by no signature policy: {_FIX}",
                     )
                 )
             continue
         keys = [image_key_path(w.name, k.name) for k in w.image_signatures.keys]
         policy = render_image_policy(w.images, keys)
-        for j, c in enumerate(w.containers):
-            for why in policy_problems(policy, [c.image]):
+        for where, _, image in w.image_keys():
+            for why in policy_problems(policy, [image]):
                 problems.append(
                     Problem(
-                        f"{key}.containers[{j}].image",
+                        f"{key}.{where}",
                         f"{on}, but the policy {image_policy_path(w.name)} lets {why}",
                     )
                 )

@@ -23,9 +23,13 @@ it would start a TEE VM on every node whether or not the workload needs one ther
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import kubernetes_validate
@@ -40,6 +44,7 @@ from policies.agent_container import (
     host_file_volume_mount,
     memory_empty_dir_mount,
 )
+from policies.sealed import sealed_env_pattern
 
 OLDEST_SUPPORTED = "1.32"
 """NVIDIA's Confidential Containers reference architecture supports Kubernetes 1.32+."""
@@ -106,13 +111,15 @@ class PodSpecError(ValueError):
 
 @dataclass(frozen=True)
 class Located:
-    """One pod spec inside a workload object, and how to name it in errors."""
+    """One pod template inside a workload object, and how to name it in errors."""
 
     kind: str
     name: str
     namespace: str | None
     path: tuple[str, ...]
     pod_spec: dict[str, Any]
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The template's metadata (a Pod's own): labels and annotations the recipe extends."""
 
     @property
     def where(self) -> str:
@@ -151,11 +158,36 @@ def locate(obj: Mapping[str, Any]) -> Located:
         if not isinstance(node, Mapping):
             raise PodSpecError([f"{describe(obj)}: {'.'.join(path[: i + 1])} is missing"])
     meta = obj.get("metadata") or {}
-    return Located(kind, str(meta.get("name")), meta.get("namespace"), path, dict(node))
+    parent: Any = obj
+    for key in path[:-1]:
+        parent = parent[key]
+    template_meta = dict(parent.get("metadata") or {})
+    return Located(
+        kind, str(meta.get("name")), meta.get("namespace"), path, dict(node), template_meta
+    )
 
 
 def schema_problems(obj: Mapping[str, Any]) -> list[str]:
-    """What the Kubernetes API of each supported version would reject, by field path."""
+    """What the Kubernetes API of each supported version would reject, by field path.
+
+    kubernetes-validate reads a kind's schema file on every call (most of the cost of a
+    settings check), so the answer is kept per object, keyed by its canonical JSON: the
+    same stack is parsed many times (validation, the program, the policy pack)."""
+    try:
+        text = json.dumps(obj, sort_keys=True)
+    except (TypeError, ValueError):  # not plain data (a program's outputs): not kept
+        return _schema_problems(obj)
+    if json.loads(text) != obj:  # JSON would change it (non-string keys, NaN): not kept
+        return _schema_problems(obj)
+    return list(_schema_problems_of(text))
+
+
+@functools.lru_cache(maxsize=512)
+def _schema_problems_of(text: str) -> tuple[str, ...]:
+    return tuple(_schema_problems(json.loads(text)))
+
+
+def _schema_problems(obj: Mapping[str, Any]) -> list[str]:
     problems = []
     for version in SCHEMA_VERSIONS:
         try:
@@ -170,10 +202,26 @@ def schema_problems(obj: Mapping[str, Any]) -> list[str]:
     return sorted(set(problems))
 
 
-def _containers(spec: Mapping[str, Any]) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    for field in ("initContainers", "containers"):
-        for i, c in enumerate(spec.get(field) or []):
-            yield field, i, c
+def containers(spec: Mapping[str, Any]) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """(field, index, container) of every container the pod starts, init containers first:
+    each is a CreateContainerRequest of its own."""
+    for name in ("initContainers", "containers"):
+        for i, c in enumerate(spec.get(name) or []):
+            yield name, i, c
+
+
+SealedRefs = Mapping[tuple[str, str], str]
+"""(Secret name, key) -> the KBS resource path whose sealed reference that Secret key holds:
+an `env[].valueFrom.secretKeyRef` naming one is pinned as a sealed value
+(policies/sealed.py `sealed_env_pattern`), not refused as a host-supplied one."""
+
+NO_SEALED: SealedRefs = MappingProxyType({})
+
+
+def sealed_ref(entry: Mapping[str, Any], sealed: SealedRefs) -> str | None:
+    """The KBS resource path of an env entry that reads a sealed reference, else None."""
+    ref = (entry.get("valueFrom") or {}).get("secretKeyRef") or {}
+    return sealed.get((str(ref.get("name")), str(ref.get("key"))))
 
 
 def tee_problems(loc: Located) -> list[str]:
@@ -190,7 +238,7 @@ def tee_problems(loc: Located) -> list[str]:
         problems.append(
             f"{loc.field('ephemeralContainers')}: debug containers are host-chosen code in the TEE"
         )
-    for field, i, c in _containers(spec):
+    for field, i, c in containers(spec):
         security = c.get("securityContext") or {}
         if security.get("privileged"):
             problems.append(
@@ -207,7 +255,9 @@ def tee_problems(loc: Located) -> list[str]:
     return problems
 
 
-def policy_problems(loc: Located, policy: AgentPolicySpec) -> list[str]:
+def policy_problems(
+    loc: Located, policy: AgentPolicySpec, sealed: SealedRefs = NO_SEALED
+) -> list[str]:
     """What the restrictive agent policy cannot pin yet: the agent would refuse the container
     inside the TEE, so refuse it at preview instead, saying which relaxation exists."""
     if policy.preset != "restrictive":
@@ -236,7 +286,7 @@ def policy_problems(loc: Located, policy: AgentPolicySpec) -> list[str]:
             )
     problems += _host_file_mount_problems(loc)
     declared = {v.get("name") for v in spec.get("volumes") or []}
-    for field, i, c in _containers(spec):
+    for field, i, c in containers(spec):
         for j, vm in enumerate(c.get("volumeMounts") or []):
             if vm.get("name") not in declared:
                 problems.append(
@@ -251,14 +301,14 @@ def policy_problems(loc: Located, policy: AgentPolicySpec) -> list[str]:
             f"{loc.field('shareProcessNamespace')}: the agent policy refuses a shared PID "
             "namespace (one container could read another's memory)"
         )
-    for field, i, c in _containers(spec):
+    for field, i, c in containers(spec):
         if c.get("envFrom"):
             problems.append(
                 f"{loc.field(field, i, 'envFrom')}: values from ConfigMaps/Secrets are host data "
                 "the agent policy cannot pin; write literal env values"
             )
         for j, e in enumerate(c.get("env") or []):
-            if "valueFrom" in e:
+            if "valueFrom" in e and sealed_ref(e, sealed) is None:
                 problems.append(
                     f"{loc.field(field, i, 'env', j, 'valueFrom')}: ({e.get('name')}) a value "
                     "the host supplies at start cannot be pinned; write a literal value"
@@ -347,7 +397,7 @@ def _host_file_mount_problems(loc: Located) -> list[str]:
         problems += _mode_problems(loc, i, spec["volumes"][i])
     taken = {m.destination for m in CONTAINER_MOUNTS}
     pinned = set(volumes) | _memory_empty_dirs(spec) | _disk_empty_dirs(spec)
-    for field, i, c in _containers(spec):
+    for field, i, c in containers(spec):
         for j, vm in enumerate(c.get("volumeMounts") or []):
             if vm.get("name") not in pinned:
                 continue
@@ -373,13 +423,22 @@ def _host_file_mount_problems(loc: Located) -> list[str]:
     return problems
 
 
-def check(obj: Mapping[str, Any], policy: AgentPolicySpec) -> Located:
-    """Every problem with a workload object at once, or its located pod spec."""
+def template_problems(
+    loc: Located, policy: AgentPolicySpec, sealed: SealedRefs = NO_SEALED
+) -> list[str]:
+    """What a TEE cannot honour and what the agent policy cannot pin, in one list."""
+    return tee_problems(loc) + policy_problems(loc, policy, sealed)
+
+
+def check(
+    obj: Mapping[str, Any], policy: AgentPolicySpec, sealed: SealedRefs = NO_SEALED
+) -> Located:
+    """Every problem with a workload object at once, or its located pod template."""
     problems = schema_problems(obj)
     if problems:
         raise PodSpecError(problems)
     loc = locate(obj)
-    problems = tee_problems(loc) + policy_problems(loc, policy)
+    problems = template_problems(loc, policy, sealed)
     if problems:
         raise PodSpecError(problems)
     return loc
@@ -389,15 +448,16 @@ def _literal_env(loc: Located, field: str, i: int, c: Mapping[str, Any]) -> list
     return [(e["name"], e.get("value", "")) for e in c.get("env") or [] if "valueFrom" not in e]
 
 
-def container_pins(loc: Located) -> dict[str, ContainerPin]:
+def container_pins(loc: Located, sealed: SealedRefs = NO_SEALED) -> dict[str, ContainerPin]:
     """Container name -> the env, working dir, user/group and read-only root the pod spec
-    gives it (init containers too: each is a CreateContainerRequest of its own)."""
+    gives it (init containers too: each is a CreateContainerRequest of its own), and the
+    sealed values its env reads (`sealed`)."""
     pod_security = loc.pod_spec.get("securityContext") or {}
     host_files = _host_file_volumes(loc.pod_spec)
     memory = _memory_empty_dirs(loc.pod_spec)
     disk = _disk_empty_dirs(loc.pod_spec)
     pins = {}
-    for field, i, c in _containers(loc.pod_spec):
+    for field, i, c in containers(loc.pod_spec):
         security = c.get("securityContext") or {}
         try:
             env = declared_env(_literal_env(loc, field, i, c), f"{field}[{i}]")
@@ -410,6 +470,11 @@ def container_pins(loc: Located) -> dict[str, ContainerPin]:
             uid=security.get("runAsUser", pod_security.get("runAsUser")),
             gid=security.get("runAsGroup", pod_security.get("runAsGroup")),
             read_only_root=bool(security.get("readOnlyRootFilesystem", False)),
+            sealed_env=tuple(
+                sealed_env_pattern(e["name"], path)
+                for e in c.get("env") or []
+                if (path := sealed_ref(e, sealed)) is not None
+            ),
             volume_mounts=tuple(
                 _volume_mount_pin(vm, host_files, memory, disk)
                 for vm in mounts
@@ -439,10 +504,14 @@ def _volume_mount_pin(
 
 def container_commands(loc: Located) -> dict[str, list[list[str]]]:
     """Image -> the argvs its containers start with, for images whose every container sets
-    `command` (as `components.workload.container_commands`, from a raw pod spec)."""
+    `command`.
+
+    One container of an image without `command` leaves that image unpinned: its argv comes
+    from the image config, which only the registry knows, and pinning the others would
+    refuse it."""
     argvs: dict[str, list[list[str]]] = {}
     unpinnable: set[str] = set()
-    for field, i, c in _containers(loc.pod_spec):
+    for field, i, c in containers(loc.pod_spec):
         image = c.get("image", "")
         if not c.get("command"):
             unpinnable.add(image)
@@ -460,15 +529,4 @@ def container_commands(loc: Located) -> dict[str, list[list[str]]]:
 
 
 def images(loc: Located) -> list[str]:
-    return [c.get("image", "") for _, _, c in _containers(loc.pod_spec)]
-
-
-def effective_policy(loc: Located, policy: AgentPolicySpec, devices: bool) -> AgentPolicySpec:
-    """The agent policy this pod spec gets: its own pinned images, argvs and containers
-    (the same steps as `components.workload.effective_agent_policy`)."""
-    from components.settings import is_pinned
-
-    spec = policy.with_workload_images([i for i in images(loc) if is_pinned(i)])
-    commands = {i: a for i, a in container_commands(loc).items() if is_pinned(i)}
-    spec = spec.with_container_commands(commands)
-    return spec.with_containers(container_pins(loc), devices=devices)
+    return [c.get("image", "") for _, _, c in containers(loc.pod_spec)]

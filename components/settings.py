@@ -464,17 +464,58 @@ class InitDataSettings(Model):
     )
 
 
+def _no_nulls(value: Any, where: str) -> None:
+    """Nothing if `value` holds no null anywhere, else a ValueError naming the first one's path: a
+    Kubernetes object written by hand has no use for one (a null field is unset, a null list
+    item is no object), and the checks after this read every item as a mapping."""
+    if value is None:
+        raise ValueError(f"{where} is null: remove it, or give it a value")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _no_nulls(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _no_nulls(v, f"{where}[{i}]")
+
+
+WORKLOAD_OWN_SPEC_FIELDS: dict[str, str] = {
+    "template": "give the pod template as the entry's `template`",
+    "jobTemplate": "give the pod template as the entry's `template`",
+    "selector": "coco selects the workload's pods by its own label",
+    "replicas": "give `replicas` on the entry",
+}
+"""Object spec fields a `coco:workloads` entry does not take in `spec`, and where they go."""
+
+
 class WorkloadSettings(Model):
-    """A confidential Pod or Deployment."""
+    """A confidential Pod, Deployment, StatefulSet, Job or CronJob (components/workload_template.py
+    builds the Kubernetes object; docs/workloads.md)."""
 
     name: DnsLabel
     namespace: DnsLabel = "default"
-    kind: Literal["Pod", "Deployment"] = "Deployment"
-    replicas: int = Field(default=1, ge=0, le=1000)
+    kind: Literal["Pod", "Deployment", "StatefulSet", "Job", "CronJob"] = "Deployment"
+    replicas: int = Field(
+        default=1, ge=0, le=1000, description="Deployment and StatefulSet replicas."
+    )
     runtime_class: str | None = Field(
         default=None, description="Default: the secure class that fits the cluster hardware."
     )
-    containers: list[ContainerSettings] = Field(min_length=1)
+    containers: list[ContainerSettings] = Field(
+        default_factory=list,
+        description="The short form: expands into the pod template's containers.",
+    )
+    template: dict[str, Any] = Field(
+        default_factory=dict,
+        description="A Kubernetes PodTemplateSpec (metadata, spec) merged over what the short "
+        "form expands into (containers, initContainers, volumes and env by name); checked "
+        "against the Kubernetes schema.",
+    )
+    spec: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The object's other spec fields as Kubernetes spells them (CronJob "
+        "schedule, Job backoffLimit, StatefulSet serviceName); not template, selector or "
+        "replicas.",
+    )
     gpus: int = Field(default=0, ge=0, le=8, description="NVIDIA GPUs (nvidia.com/pgpu).")
     memory: str | None = Field(default=None, description="Pod memory limit (required with gpus).")
     agent_policy: AgentPolicySpec = AgentPolicySpec()
@@ -502,10 +543,36 @@ class WorkloadSettings(Model):
         description="kbs:///repo/type/tag key ids the workload's encrypted images name.",
     )
 
+    @field_validator("template")
+    @classmethod
+    def _template_shape(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """A PodTemplateSpec's two fields, each a mapping (the Kubernetes schema checks the
+        rest once the object is built: components/workload_template.py `problems`)."""
+        extra = sorted(set(v) - {"metadata", "spec"})
+        if extra:
+            raise ValueError(
+                f"a pod template has `metadata` and `spec` only, not {extra}: put pod fields "
+                "under template.spec"
+            )
+        for key in ("metadata", "spec"):
+            if key in v and not isinstance(v[key], dict):
+                raise ValueError(f"template.{key} must be a mapping")
+        _no_nulls(v, "template")
+        return v
+
+    @field_validator("spec")
+    @classmethod
+    def _spec_shape(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _no_nulls(v, "spec")
+        return v
+
     @model_validator(mode="after")
     def _consistent(self) -> WorkloadSettings:
         if self.gpus and not self.memory:
             raise ValueError("a GPU workload needs `memory` (a pod memory limit, e.g. '64Gi')")
+        if not self.containers and not self._template_containers():
+            raise ValueError("give at least one container (`containers` or template.spec)")
+        self._kind_fits()
         names = [c.name for c in self.containers]
         if len(set(names)) != len(names):
             raise ValueError("container names must be unique")
@@ -533,9 +600,58 @@ class WorkloadSettings(Model):
                         ) from None
         return self
 
+    def _kind_fits(self) -> None:
+        """What the kind decides: which object spec fields and replicas the entry may give."""
+        own = sorted(WORKLOAD_OWN_SPEC_FIELDS.keys() & self.spec.keys())
+        if own:
+            raise ValueError(f"spec.{own[0]}: {WORKLOAD_OWN_SPEC_FIELDS[own[0]]}, not in `spec`")
+        if self.kind == "Pod" and self.spec:
+            raise ValueError("a Pod has no `spec` besides its pod template: use `template`")
+        if self.kind in ("Job", "CronJob"):
+            if "replicas" in self.model_fields_set:
+                raise ValueError(
+                    f"a {self.kind} has no replicas: set spec.parallelism/completions instead"
+                )
+            restart = (self.template.get("spec") or {}).get("restartPolicy")
+            if restart == "Always":
+                raise ValueError(
+                    f"template.spec.restartPolicy: a {self.kind} takes Never (the default) or "
+                    "OnFailure"
+                )
+
+    def _template_containers(self) -> list[Any]:
+        return [c for _, c in self._template_container_keys()]
+
+    def _template_container_keys(self) -> list[tuple[str, dict[str, Any]]]:
+        spec = self.template.get("spec")
+        if not isinstance(spec, dict):
+            return []
+        return [
+            (f"template.spec.{field}[{i}]", c)
+            for field in ("initContainers", "containers")
+            if isinstance(spec.get(field), list)
+            for i, c in enumerate(spec[field])
+            if isinstance(c, dict)
+        ]
+
+    def image_keys(self) -> list[tuple[str, str, str]]:
+        """(key below the entry, container name, image) of every container, the template's
+        image replacing the short form's of the same name (components/workload_template.py
+        `merge`)."""
+        found = {
+            c.name: (f"containers[{j}].image", c.name, c.image)
+            for j, c in enumerate(self.containers)
+        }
+        for key, c in self._template_container_keys():
+            name = str(c.get("name"))
+            if isinstance(c.get("image"), str):
+                found[name] = (f"{key}.image", name, c["image"])
+        return list(found.values())
+
     @property
     def images(self) -> list[str]:
-        return [c.image for c in self.containers]
+        """Every container's image (`image_keys`)."""
+        return [image for _, _, image in self.image_keys()]
 
 
 Check = Literal[
@@ -757,16 +873,15 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                     f"{w.initdata.algorithm} one): use sha256 or omit it",
                 )
             )
-        if w.agent_policy.preset == "restrictive":
-            for j, c in enumerate(w.containers):
-                if not is_pinned(c.image) and not w.agent_policy.allowed_images:
-                    problems.append(
-                        Problem(
-                            f"{key}.containers[{j}].image",
-                            f"{c.image!r} is not pinned by digest, so the restrictive agent "
-                            "policy cannot allow it: pin it as name@sha256:<digest>",
-                        )
-                    )
+        # The Kubernetes schema and the confidential-pod recipe's rules, tags and digests
+        # included, on the object the entry stands for (components/workload_template.py).
+        from components.workload_template import problems as template_problems
+
+        pinned = s.production and not s.waived("unpinned-images")
+        problems += [
+            Problem(f"{key}.{where}" if where else key, why)
+            for where, why in template_problems(w, rc, pinned)
+        ]
         if s.production:
             if rc == "kata-qemu-coco-dev" and not s.waived("coco-dev-runtime"):
                 problems.append(
@@ -784,15 +899,6 @@ def _cross_checks(s: StackSettings, is_secret: Callable[[str], bool] | None) -> 
                         "waive 'allow-all-agent-policy' with a reason",
                     )
                 )
-            if not s.waived("unpinned-images"):
-                for j, c in enumerate(w.containers):
-                    if not is_pinned(c.image):
-                        problems.append(
-                            Problem(
-                                f"{key}.containers[{j}].image",
-                                f"production needs images pinned by digest: {c.image!r}",
-                            )
-                        )
     problems += _manifest_problems(s, name_counts)
     problems += _registry_problems(s)
     sources = {m.name for m in s.manifests}

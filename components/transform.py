@@ -5,10 +5,11 @@ not an option for most of them, so coco transforms it instead, object by object,
 Contrast's `contrast generate` and AKS's `katapolicygen` do, but inside the Pulumi program:
 
 - every workload (Pod, Deployment, ReplicaSet, StatefulSet, Job, CronJob) is checked against
-  the Kubernetes schema, what a TEE cannot honour and what the agent policy cannot pin
-  (components/podspec.py), then gets the runtime class, init-data whose agent policy is
-  derived from that exact pod spec (policies/agent.py, the same code coco's own workloads
-  use), the GPU resource and annotations, exactly as `ConfidentialWorkload` renders them;
+  the Kubernetes schema (components/podspec.py), then its pod template goes through the
+  confidential-pod recipe (components/confidential_pod.py, the one coco's own workloads use):
+  what a TEE cannot honour and what the agent policy cannot pin are refused, and it gets the
+  runtime class, the GPU resource, and init-data whose agent policy is derived from that
+  exact pod template;
 - its init-data digest is collected in `digests`, so the KBS resource policy can be bound to
   it (policies/resource.py `ResourceGrant.initdata_digests`);
 - every other object (Service, ConfigMap, CRDs...) passes unchanged;
@@ -30,73 +31,32 @@ Two entry points, one behaviour:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 
-from components import labels, podspec, tee
-from components.settings import is_pinned
-from policies.agent import AgentPolicySpec, render_agent_policy
-from policies.initdata import (
-    INITDATA_ANNOTATION,
-    KbsEndpoint,
-    annotation_value,
-    render_initdata,
-)
-from policies.registry import RegistryAccess, image_pull_entries
-from policies.vtpm_initdata import default_algorithm, platform_claim_hex
+from components import confidential_pod, labels, podspec
+from components.confidential_pod import PodOptions, PreparedPod, copy_tree
+from policies.initdata import KbsEndpoint
 
-
-@dataclass(frozen=True)
-class ConfidentialOptions:
-    """What every transformed workload gets; the KBS endpoint comes separately (it may be an
-    output of the program)."""
-
-    runtime_class: str
-    agent_policy: AgentPolicySpec = field(default_factory=AgentPolicySpec)
-    algorithm: tee.DigestAlgorithm | None = None
-    gpus: int = 0
-    require_digests: bool = False
-    """Production: every image must be pinned by digest (a tag can be moved under the pod)."""
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    environment: str | None = None
-    registry: RegistryAccess | None = None
-    """Private registry under guest pull (policies/registry.py): the pod's imagePullSecrets
-    are refused, since they would hand the credentials to the host."""
-    """When set, the object and its pods get coco's labels (role `workload`, this
-    environment), so the policy pack's production checklist applies to them as to coco's own
-    workloads (policies/pack/objects.py `is_production`)."""
-    image_security_policy_uri: str | None = None
-    """`kbs:///...` of the image signature policy the guest's image-rs enforces (cdh.toml
-    `[image]`), for a `coco:manifests` source with `imageSignatures`."""
-    attestation_platform: str | None = None
-    """The verifier the KBS judges these pods with: it decides how init-data is bound
-    (policies/vtpm_initdata.py: PCR8 and sha256 on Azure vTPM)."""
-
-    def __post_init__(self) -> None:
-        spec = tee.lookup(self.runtime_class)  # raises for an unknown class
-        if self.gpus and not spec.gpu:
-            raise ValueError(
-                f"runtime class {self.runtime_class!r} has no GPU pass-through; use a "
-                "kata-qemu-nvidia-gpu-* class, or set gpus to 0"
-            )
-
-    @property
-    def digest_algorithm(self) -> tee.DigestAlgorithm:
-        return self.algorithm or default_algorithm(
-            self.attestation_platform, tee.lookup(self.runtime_class).default_digest
-        )
+ConfidentialOptions = PodOptions
+"""What every transformed workload gets (the recipe's options); the KBS endpoint comes
+separately (it may be an output of the program)."""
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """A checked workload: its located pod spec and the agent policy it gets."""
+    """A checked workload object: its located pod template and the recipe's KBS-independent
+    half for it."""
 
     loc: podspec.Located
-    policy_rego: str
+    pod: PreparedPod
+
+    @property
+    def policy_rego(self) -> str:
+        return self.pod.agent_policy
 
 
 HELM_HOOK_ANNOTATION = "helm.sh/hook"
@@ -131,70 +91,35 @@ def key(obj: Mapping[str, Any]) -> str:
 
 
 def prepare(obj: Mapping[str, Any], options: ConfidentialOptions) -> Prepared:
-    """Check a workload object and derive its agent policy; raise `PodSpecError` naming the
-    object and field for anything coco cannot make confidential."""
-    loc = podspec.check(obj, options.agent_policy)
-    if options.registry is not None and loc.pod_spec.get("imagePullSecrets"):
-        raise podspec.PodSpecError(
-            [
-                f"{loc.field('imagePullSecrets')}: with guest pull the registry credentials "
-                "come from the KBS (registry.credentialsResource); an imagePullSecret would "
-                "hand them to the host: remove it"
-            ]
-        )
-    if options.require_digests:
-        unpinned = [
-            f"{loc.field(f, i, 'image')}: {c.get('image')!r} has a tag but no digest; "
-            "production and signature verification pin every image (name@sha256:...)"
-            for f, i, c in podspec._containers(loc.pod_spec)
-            if not is_pinned(c.get("image", ""))
-        ]
-        if unpinned:
-            raise podspec.PodSpecError(unpinned)
-    effective = podspec.effective_policy(loc, options.agent_policy, devices=options.gpus > 0)
-    return Prepared(loc, render_agent_policy(effective))
+    """Check a workload object (its Kubernetes schema, then the recipe's rules for its pod
+    template) and derive its agent policy; raise `PodSpecError` naming the object and field
+    for anything coco cannot make confidential."""
+    loc = podspec.check(obj, options.agent_policy, options.sealed)
+    return Prepared(loc, confidential_pod.prepare(loc, options))
 
 
-def pod_annotations(
-    options: ConfidentialOptions, existing: Mapping[str, str], initdata: str, digest_hex: str
-) -> dict[str, str]:
-    """The pod template's annotations: the object's own, the options', then ours (which no
-    user annotation can override), as `components.workload.pod_annotations`."""
-    out = {**existing, **options.annotations}
-    if tee.lookup(options.runtime_class).gpu:
-        out[tee.GPU_KERNEL_PARAMS_ANNOTATION] = tee.GPU_KERNEL_PARAMS
-    out[INITDATA_ANNOTATION] = annotation_value(initdata)
-    out[labels.INITDATA_DIGEST_ANNOTATION] = digest_hex
-    return dict(sorted(out.items()))
-
-
-def _pod_metadata(obj: dict[str, Any], loc: podspec.Located) -> dict[str, Any]:
+def _pod_parent(obj: dict[str, Any], loc: podspec.Located) -> dict[str, Any]:
+    """The mapping that holds the pod template's `metadata` and `spec` (the object itself
+    for a Pod)."""
     node: dict[str, Any] = obj
     for part in loc.path[:-1]:
-        node = node[part]
-    meta: dict[str, Any] = node.setdefault("metadata", {})
-    return meta
-
-
-def _pod_spec(obj: dict[str, Any], loc: podspec.Located) -> dict[str, Any]:
-    node: dict[str, Any] = obj
-    for part in loc.path:
         node = node[part]
     return node
 
 
-def apply_spec(obj: dict[str, Any], loc: podspec.Located, options: ConfidentialOptions) -> None:
-    """Runtime class and GPU resources on the pod spec, coco's labels, in place."""
+def apply_spec(obj: dict[str, Any], prepared: Prepared, options: ConfidentialOptions) -> None:
+    """The recipe's pod spec and pod labels into `obj`, and coco's labels on the object
+    itself, in place (the pod annotations come with the KBS identity)."""
     if options.environment is not None:
         coco = labels.common(options.environment, labels.ROLE_WORKLOAD)
-        for meta in (obj.setdefault("metadata", {}), _pod_metadata(obj, loc)):
-            meta["labels"] = {**(meta.get("labels") or {}), **coco}
-    spec = _pod_spec(obj, loc)
-    spec["runtimeClassName"] = options.runtime_class
-    if options.gpus:
-        first = spec["containers"][0]
-        limits = first.setdefault("resources", {}).setdefault("limits", {})
-        limits[tee.GPU_RESOURCE] = str(options.gpus)
+        meta = obj.setdefault("metadata", {})
+        meta["labels"] = {**(meta.get("labels") or {}), **coco}
+    parent = _pod_parent(obj, prepared.loc)
+    template = prepared.pod.template
+    parent.setdefault("metadata", {})["labels"] = template["metadata"].get("labels")
+    if parent["metadata"]["labels"] is None:
+        del parent["metadata"]["labels"]
+    parent[prepared.loc.path[-1]] = template["spec"]
 
 
 def make_confidential(
@@ -203,35 +128,13 @@ def make_confidential(
     """The confidential copy of one workload object, its init-data and its digest (hex as the
     TEE reports it). Pure: the same inputs give byte-identical output."""
     prepared = prepare(obj, options)
-    out = copy.deepcopy(dict(obj))
-    apply_spec(out, prepared.loc, options)
-    algorithm = options.digest_algorithm
-    initdata = render_initdata(
-        kbs,
-        prepared.policy_rego,
-        algorithm,
-        options.image_security_policy_uri,
-        image_pull=image_pull_entries(options.registry),
-    )
-    digest = platform_claim_hex(
-        initdata,
-        algorithm,
-        tee.lookup(options.runtime_class).initdata_field_len,
-        options.attestation_platform,
-    )
-    meta = _pod_metadata(out, prepared.loc)
-    meta["annotations"] = pod_annotations(options, meta.get("annotations") or {}, initdata, digest)
-    return out, initdata, digest
-
-
-def _copy_tree(value: Any) -> Any:
-    """A copy of the dicts and lists of `value`, sharing its leaves (which may be outputs or
-    the engine's unknowns, which cannot be deep-copied)."""
-    if isinstance(value, dict):
-        return {k: _copy_tree(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy_tree(v) for v in value]
-    return value
+    out = copy_tree(dict(obj))
+    apply_spec(out, prepared, options)
+    pod = prepared.pod.finish(kbs)
+    _pod_parent(out, prepared.loc).setdefault("metadata", {})["annotations"] = pod.template[
+        "metadata"
+    ]["annotations"]
+    return out, pod.initdata, pod.digest
 
 
 class Confidential:
@@ -270,31 +173,16 @@ class Confidential:
         be one) in place."""
         if not podspec.is_workload(obj):
             return
-        options = self.options
-        prepared = prepare(obj, options)
+        prepared = prepare(obj, self.options)
         name = key(obj)
         if name in self.digests:
             raise podspec.PodSpecError([f"{name}: two workloads with this kind and name"])
-        apply_spec(obj, prepared.loc, options)
-        algorithm = options.digest_algorithm
-        field_len = tee.lookup(options.runtime_class).initdata_field_len
-        policy = prepared.policy_rego
-        pull = image_pull_entries(options.registry)
-        uri = options.image_security_policy_uri
-        initdata = self._kbs.apply(
-            lambda kbs: render_initdata(kbs, policy, algorithm, uri, image_pull=pull)
-        )
-        platform = options.attestation_platform
-        digest = initdata.apply(
-            lambda text: platform_claim_hex(text, algorithm, field_len, platform)
-        )
-        meta = _pod_metadata(obj, prepared.loc)
-        existing = dict(meta.get("annotations") or {})
-        meta["annotations"] = pulumi.Output.all(initdata, digest).apply(
-            lambda a: pod_annotations(options, existing, a[0], a[1])
-        )
-        self.digests[name] = digest
-        self.initdata[name] = initdata
+        apply_spec(obj, prepared, self.options)
+        pod = self._kbs.apply(prepared.pod.finish)
+        meta = _pod_parent(obj, prepared.loc).setdefault("metadata", {})
+        meta["annotations"] = pod.apply(lambda p: p.template["metadata"]["annotations"])
+        self.digests[name] = pod.apply(lambda p: p.digest)
+        self.initdata[name] = pod.apply(lambda p: p.initdata)
 
     def digests_of(self, group: pulumi.Resource) -> pulumi.Output[dict[str, str]]:
         """`digests` once `group` (a helm.v3.Chart or yaml.ConfigFile/ConfigGroup) has run the
@@ -331,7 +219,7 @@ class Confidential:
         """`ResourceOptions(transforms=[...])` entry for a program's own Kubernetes objects."""
         props = dict(args.props)
         if args.type_.startswith("kubernetes:") and podspec.is_workload(props):
-            props = _copy_tree(props)
+            props = copy_tree(props)
             self._rewrite(props)
         return pulumi.ResourceTransformResult(props=props, opts=args.opts)
 

@@ -74,7 +74,6 @@ def test_workload_inputs_are_typed_and_required_where_the_settings_require_them(
     wl = analyzed()["resources"]["coco:index:ConfidentialWorkload"]
     inputs = wl["inputProperties"]
     assert sorted(wl["requiredInputs"]) == [
-        "containers",
         "environment",
         "kbsCertificatePem",
         "kbsUrl",
@@ -96,7 +95,13 @@ def test_workload_inputs_are_typed_and_required_where_the_settings_require_them(
     assert container["properties"]["runAsUser"]["type"] == "integer"
     assert container["properties"]["readOnlyRootFilesystem"]["type"] == "boolean"
     assert container["properties"]["env"]["additionalProperties"]["type"] == "string"
-    assert [e["value"] for e in types["coco:index:WorkloadKind"]["enum"]] == ["Pod", "Deployment"]
+    assert [e["value"] for e in types["coco:index:WorkloadKind"]["enum"]] == [
+        "Pod",
+        "Deployment",
+        "StatefulSet",
+        "Job",
+        "CronJob",
+    ]
     assert [e["value"] for e in types["coco:index:Environment"]["enum"]] == [
         "dev",
         "staging",

@@ -21,7 +21,8 @@ from test_guest_features import DIGEST, base_config, problems, render
 
 from components import trustee as kbs
 from components.settings import parse
-from components.workload import effective_agent_policy, sealed_file_key
+from components.workload import effective_agent_policy
+from components.workload_template import sealed_file_key
 from policies.agent import render_agent_policy
 
 FILE = "/run/secrets/db/password"

@@ -14,15 +14,14 @@ import yaml
 from mocks import DecodingMocks, fake_pem, resolve
 
 from components import labels, podspec
-from components.settings import WorkloadSettings
+from components.confidential_pod import effective_policy
 from components.transform import (
     ConfidentialOptions,
     confidential,
     make_confidential,
     prepare,
 )
-from components.workload import effective_agent_policy, pod_spec
-from policies.agent import AgentPolicySpec, render_agent_policy
+from policies.agent import AgentPolicySpec
 from policies.initdata import INITDATA_ANNOTATION, KbsEndpoint, decode_annotation
 from policies.pack import checks, objects
 
@@ -102,31 +101,6 @@ def test_every_pod_template_kind_is_made_confidential(kind: str) -> None:
     assert podspec.schema_problems(out) == []
 
 
-def test_same_policy_and_digest_as_a_native_workload() -> None:
-    """A Deployment coco renders from its own schema, fed back through the transform, gets
-    byte-identical agent policy and init-data: one derivation, two entry points."""
-    settings = WorkloadSettings.model_validate(
-        {
-            "name": "web",
-            "containers": [
-                {
-                    "name": "app",
-                    "image": APP,
-                    "command": ["/app", "$(A)"],
-                    "env": {"A": "x", "B": "$(A)y"},
-                    "workingDir": "/srv",
-                    "runAsUser": 1000,
-                    "readOnlyRootFilesystem": True,
-                }
-            ],
-        }
-    )
-    obj = deployment()
-    obj["spec"]["template"]["spec"] = pod_spec(settings, "kata-qemu-tdx")
-    native = render_agent_policy(effective_agent_policy(settings))
-    assert prepare(obj, TDX).policy_rego == native
-
-
 def test_env_expands_in_declared_order() -> None:
     obj = deployment(container(env=[{"name": "B", "value": "b"}, {"name": "A", "value": "$(B)1"}]))
     pins = podspec.container_pins(podspec.locate(obj))
@@ -151,7 +125,7 @@ def test_pod_security_context_user_is_pinned_container_wins() -> None:
 
 def test_init_containers_are_pinned_too() -> None:
     obj = deployment(initContainers=[{"name": "init", "image": APP, "command": ["/init"]}])
-    spec = podspec.effective_policy(podspec.locate(obj), AgentPolicySpec(), devices=False)
+    spec = effective_policy(podspec.locate(obj), TDX)
     assert set(spec.containers) == {"app", "init"}
     assert spec.container_commands == {}  # `app` has no command: the image stays unpinned
 
@@ -255,7 +229,22 @@ def test_production_refuses_a_tag_without_digest() -> None:
         match=r"spec\.template\.spec\.containers\.0\.image: 'nginx:1.27' has a tag but no digest",
     ):
         prepare(obj, prod)
-    prepare(obj, TDX)  # dev: allowed (the policy then pins no image; preview checks flag it)
+
+
+def test_restrictive_policy_refuses_a_tag_in_dev_too() -> None:
+    """The one rule (components/confidential_pod.py `image_problem`): the restrictive policy
+    admits images by digest only, so a tag would be refused by the agent inside the TEE;
+    refused at preview instead, in dev as in production. Only allow-all runs a tag."""
+    obj = deployment(container(image="nginx:1.27"))
+    with pytest.raises(
+        podspec.PodSpecError,
+        match=r"containers\.0\.image: 'nginx:1.27' is not pinned by digest, so the restrictive",
+    ):
+        prepare(obj, TDX)
+    open_policy = ConfidentialOptions(
+        "kata-qemu-tdx", agent_policy=AgentPolicySpec(preset="allow-all")
+    )
+    prepare(obj, open_policy)
 
 
 def test_gpu_workload_gets_the_gpu_resource_and_kernel_params() -> None:
@@ -351,7 +340,10 @@ def test_policy_pack_checks_apply_to_transformed_workloads() -> None:
     assert checks.agent_policy_in_initdata(kind, out) == []
     assert checks.runtime_class_hardware(kind, out) == []
     assert checks.unpinned_images(kind, out) == []
-    tagged, _, _ = make_confidential(deployment(container(image="nginx:1.27")), options, KBS)
+    allow_all = ConfidentialOptions(
+        "kata-qemu-tdx", environment="production", agent_policy=AgentPolicySpec(preset="allow-all")
+    )
+    tagged, _, _ = make_confidential(deployment(container(image="nginx:1.27")), allow_all, KBS)
     assert checks.unpinned_images(kind, tagged) == [
         "containers[0] image 'nginx:1.27' is not pinned by digest: use name@sha256:<64 hex>"
     ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from components.settings import WorkloadSettings
-from components.workload import container_commands, effective_agent_policy
+from components.workload import effective_agent_policy
+from components.workload_template import pod_template
 
 APP = "registry.example.com/app@sha256:" + "a" * 64
 SIDECAR = "registry.example.com/sidecar@sha256:" + "b" * 64
@@ -26,7 +27,6 @@ def test_containers_with_command_are_pinned() -> None:
         },
         {"name": "b", "image": SIDECAR},
     )
-    assert container_commands(wl) == {APP: [["/app", "--port=1"]]}
     spec = effective_agent_policy(wl)
     assert spec.allowed_images == sorted([APP, SIDECAR])
     assert spec.container_commands == {APP: [["/app", "--port=1"]]}
@@ -37,7 +37,7 @@ def test_one_container_without_command_leaves_its_image_unpinned() -> None:
         {"name": "a", "image": APP, "command": ["/app"]},
         {"name": "b", "image": APP},
     )
-    assert container_commands(wl) == {}
+    assert effective_agent_policy(wl).container_commands == {}
 
 
 def test_same_image_two_commands_both_allowed() -> None:
@@ -52,7 +52,7 @@ def test_same_image_two_commands_both_allowed() -> None:
 
 def test_unpinned_images_and_opt_out_pin_nothing() -> None:
     tagged = workload({"name": "a", "image": "nginx:1.27", "command": ["nginx"]})
-    assert container_commands(tagged) == {}
+    assert effective_agent_policy(tagged).container_commands == {}
     off = workload(
         {"name": "a", "image": APP, "command": ["/app"]}, agentPolicy={"pinCommands": False}
     )
@@ -100,8 +100,6 @@ def test_relaxations_are_listed() -> None:
 
 
 def test_working_dir_and_user_are_rendered_and_pinned() -> None:
-    from components.workload import pod_spec
-
     wl = workload(
         {
             "name": "a",
@@ -113,7 +111,7 @@ def test_working_dir_and_user_are_rendered_and_pinned() -> None:
         },
         {"name": "b", "image": SIDECAR},
     )
-    [a, b] = pod_spec(wl, "kata-qemu-tdx")["containers"]
+    [a, b] = pod_template(wl, "dev")["spec"]["containers"]
     assert a["workingDir"] == "/app"
     assert a["securityContext"] == {
         "runAsUser": 10001,

@@ -26,7 +26,8 @@ from typing import Any
 from agent_requests import copy_file, create_request, shared_source
 
 from components import podspec
-from policies.agent import AgentPolicySpec, render_agent_policy
+from components.confidential_pod import PodOptions, effective_policy
+from policies.agent import render_agent_policy
 
 IMAGE = "ghcr.io/acme/app@sha256:" + "a" * 64
 FS_GROUP = 2000
@@ -113,9 +114,9 @@ def pod() -> dict[str, Any]:
 
 def policy_text(obj: dict[str, Any] | None = None) -> str:
     """The restrictive policy coco renders for the pod (the workload path of components)."""
-    base = AgentPolicySpec()
-    loc = podspec.check(obj or pod(), base)
-    return render_agent_policy(podspec.effective_policy(loc, base, devices=False))
+    options = PodOptions("kata-qemu-tdx")
+    loc = podspec.check(obj or pod(), options.agent_policy)
+    return render_agent_policy(effective_policy(loc, options))
 
 
 EPHEMERAL = "/run/kata-containers/sandbox/ephemeral"

@@ -37,6 +37,9 @@ class WorkloadKind(StrEnum):
 
     POD = "Pod"
     DEPLOYMENT = "Deployment"
+    STATEFUL_SET = "StatefulSet"
+    JOB = "Job"
+    CRON_JOB = "CronJob"
 
 
 class ContainerResourcesArgs(TypedDict, total=False):
@@ -83,21 +86,28 @@ class InitDataArgs(TypedDict, total=False):
 
 
 class ConfidentialWorkloadArgs(TypedDict, total=False):
-    """A confidential Pod or Deployment: the fields of a `coco:workloads` entry, plus what
-    the stack would otherwise supply (environment, KBS URL and certificate)."""
+    """A confidential Pod, Deployment, StatefulSet, Job or CronJob: the fields of a
+    `coco:workloads` entry, plus what the stack would otherwise supply (environment, KBS URL
+    and certificate)."""
 
     name: Required[str]
-    """Kubernetes name of the Pod or Deployment (a DNS-1123 label)."""
+    """Kubernetes name of the object (a DNS-1123 label)."""
     namespace: str
     """Namespace (default: default); it must exist."""
     kind: WorkloadKind
-    """Pod or Deployment (default: Deployment)."""
+    """Pod, Deployment, StatefulSet, Job or CronJob (default: Deployment)."""
     replicas: int
-    """Deployment replicas (default 1)."""
+    """Deployment or StatefulSet replicas (default 1)."""
     runtime_class: Required[str]
     """The CoCo runtime class, e.g. kata-qemu-tdx, kata-qemu-snp, kata-qemu-coco-dev."""
-    containers: Required[list[ContainerArgs]]
-    """The containers (at least one)."""
+    containers: list[ContainerArgs]
+    """The short form of the containers (this or `template` gives at least one)."""
+    template: dict[str, Any]
+    """A Kubernetes PodTemplateSpec (metadata, spec: probes, securityContext, volumes,
+    serviceAccountName, initContainers, ...) merged over what `containers` expands into."""
+    spec: dict[str, Any]
+    """The object's other spec fields (CronJob schedule, Job backoffLimit, StatefulSet
+    serviceName)."""
     gpus: int
     """NVIDIA GPUs passed through to the pod VM."""
     memory: str

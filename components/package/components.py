@@ -118,8 +118,9 @@ def workload_settings(args: ConfidentialWorkloadArgs, where: str) -> WorkloadSet
 
 
 class ConfidentialWorkload(base_workload.ConfidentialWorkload):
-    """A confidential Pod or Deployment, its init-data (with the agent policy the TEE
-    measures), and the init-data digest the KBS must bind its secrets to."""
+    """A confidential Pod, Deployment, StatefulSet, Job or CronJob, its init-data (with the
+    agent policy the TEE measures), and the init-data digest the KBS must bind its secrets
+    to."""
 
     initdata: pulumi.Output[str]
     """The init-data TOML document exactly as the guest measures it."""

@@ -39,6 +39,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels, tee, tokens
+from components.confidential_pod import pod_initdata
 from components.peerpods.common import NODE_LABEL, CloudSide, common_config, k8s_provider
 from components.peerpods.settings import (
     AwsPeerPods,
@@ -48,7 +49,7 @@ from components.peerpods.settings import (
     attestation_platform,
 )
 from policies.agent import render_agent_policy
-from policies.initdata import KbsEndpoint, annotation_value, render_initdata
+from policies.initdata import KbsEndpoint, annotation_value
 
 CREDENTIALS_SECRET = "peer-pods-secret"
 """The Secret both the adaptor (`secrets.existingSecretName`) and peerpod-ctrl read."""
@@ -77,12 +78,14 @@ def cloud_module(cloud: AwsPeerPods | AzurePeerPods | GcpPeerPods) -> _CloudModu
 def default_initdata(
     settings: PeerPodsCluster, kbs_url: pulumi.Input[str], kbs_cert_pem: pulumi.Input[str]
 ) -> pulumi.Output[str]:
-    """The cluster-wide default init-data document (TOML), pointing at this Trustee."""
+    """The cluster-wide default init-data document (TOML), pointing at this Trustee: the
+    confidential-pod recipe's init-data step (components/confidential_pod.py), for pod VMs
+    whose pod carries no init-data of its own."""
     spec = settings.adaptor.default_initdata
     policy = render_agent_policy(spec.agent_policy)
     algorithm = spec.algorithm
     return pulumi.Output.all(kbs_url, kbs_cert_pem).apply(
-        lambda a: render_initdata(KbsEndpoint(url=a[0], cert_pem=a[1]), policy, algorithm)
+        lambda a: pod_initdata(KbsEndpoint(url=a[0], cert_pem=a[1]), policy, algorithm)
     )
 
 

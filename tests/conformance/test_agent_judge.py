@@ -36,7 +36,8 @@ from judges import judge_dir
 from mocks import p256_from_seed
 
 from components.settings import WorkloadSettings, parse, strip_namespace
-from components.workload import effective_agent_policy, sealed_dirs
+from components.workload import effective_agent_policy
+from components.workload_template import sealed_dirs
 from policies.agent import AGENT_REQUESTS, AgentPolicySpec, render_agent_policy
 from policies.sealed import seal
 

@@ -43,7 +43,7 @@ from judges import judge_dir
 from kbs_harness import KbsPod, Rendered, render, stack_config
 
 from components.guest_features import image_key_path, image_policy_path
-from components.workload import sealed_file_key, sealed_secret_key
+from components.workload_template import sealed_file_key, sealed_secret_key
 from policies.sealed import SIGNING_KEY_RESOURCE, kbs_uri
 
 pytestmark = pytest.mark.conformance

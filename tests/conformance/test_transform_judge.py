@@ -77,17 +77,26 @@ def policy_file(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
 
 
 def request(
-    name: str, image: str, argv: list[str], env: list[str], uid: int = 1001
+    name: str,
+    image: str,
+    argv: list[str],
+    env: list[str],
+    uid: int = 1001,
+    workload: str = "web",
+    namespace: str = "shop",
+    pod: str = POD,
 ) -> dict[str, Any]:
+    """The CreateContainerRequest of container `name` of a pod of `workload` (user `uid`,
+    group 1002, working dir /srv)."""
     return create_request(
         presented_image(image),
-        cid=container_id("web", name, "0"),
+        cid=container_id(workload, name, "0"),
         args=argv,
         name=name,
         env=env,
-        namespace="shop",
-        pod=POD,
-        sandbox=container_id("web", "sandbox"),
+        namespace=namespace,
+        pod=pod,
+        sandbox=container_id(workload, "sandbox"),
         cwd="/srv",
         uid=uid,
         gid=1002,
