@@ -466,7 +466,7 @@ def images(loc: Located) -> list[str]:
 def effective_policy(loc: Located, policy: AgentPolicySpec, devices: bool) -> AgentPolicySpec:
     """The agent policy this pod spec gets: its own pinned images, argvs and containers
     (the same steps as `components.workload.effective_agent_policy`)."""
-    from components.settings import is_pinned
+    from components.vocabulary import is_pinned
 
     spec = policy.with_workload_images([i for i in images(loc) if is_pinned(i)])
     commands = {i: a for i, a in container_commands(loc).items() if is_pinned(i)}

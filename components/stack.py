@@ -11,31 +11,37 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels, protection, tee
 from components.cluster import ConfidentialCluster
-from components.guest_features import image_key_path, image_policy_path, sealed_users
+from components.checks.guest import sealed_users
+from components.guest_features import image_key_path, image_policy_path
 from components.manifests import ConfidentialManifests
 from components.peerpods.settings import PeerPodsCluster, attestation_platform
 from components.reference_coverage import coverage_gaps
-from components.settings import (
-    BareMetalCluster,
-    KbsResource,
-    KubernetesTarget,
-    StackSettings,
-    full_key,
-)
+from components.config_types import KubernetesTarget
+from components.stack_settings import BareMetalCluster, KbsResource, StackSettings
 from components.tls import SelfSignedTls
 from components.trustee import Trustee, TrusteeTls
+from components.vocabulary import full_key, secret_config
 from components.workload import ConfidentialWorkload
 from policies.image_policy import render_any_image_policy, render_image_policy
 from policies.registry import check_docker_config
 from policies.resource import ResourceGrant
 from policies.sealed import SIGNING_KEY_RESOURCE, public_jwk
+
+
+def hardware_dict(hardware: tee.Hardware) -> dict[str, Any]:
+    """The hardware as the platform stack exports it (plain JSON; no `tee` for peer pods,
+    since Pulumi drops null values from outputs)."""
+    out: dict[str, Any] = {"host": hardware.host, "arch": hardware.arch, "gpu": hardware.gpu}
+    if hardware.tee is not None:
+        out["tee"] = hardware.tee
+    return out
 
 
 @dataclass
@@ -451,7 +457,3 @@ def registry_credentials(resource: KbsResource, value: pulumi.Output[str]) -> pu
     return value.apply(check)
 
 
-def secret_config(ref: str) -> pulumi.Output[str]:
-    """The secret value of the config key a `...From` setting names (validated as secret)."""
-    namespace, key = full_key(ref).split(":", 1)
-    return pulumi.Config(namespace).require_secret(key)

@@ -43,9 +43,9 @@ from policies.pack.objects import (
     mapping,
     role,
 )
+from components.vocabulary import is_pinned
 
 COCO_DEV = "kata-qemu-coco-dev"
-_DIGEST_REF = re.compile(r"\A[^\s@]+@sha256:[0-9a-f]{64}\Z")
 _REGO_DEFAULT = re.compile(
     r"^[ \t]*default[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]*:?=[ \t]*(true|false)[ \t]*(?:#.*)?$",
     re.MULTILINE,
@@ -250,7 +250,7 @@ def unpinned_images(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     return [
         f"{where} image {image!r} is not pinned by digest: use name@sha256:<64 hex>"
         for where, image in pod.images()
-        if not (isinstance(image, str) and _DIGEST_REF.match(image))
+        if not (isinstance(image, str) and is_pinned(image))
     ]
 
 
