@@ -58,6 +58,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
 
@@ -103,7 +104,7 @@ from components.kbs_render import (
     resource_secret_name,
 )
 from components.kbs_render import TOKEN_DURATION_MIN as TOKEN_DURATION_MIN
-from components.reachability import SERVICE_NAME, certificate_covers
+from components.reachability import SERVICE_NAME, KbsIngress, certificate_covers
 from components.reachability import service_dns_names as service_dns_names
 from components.stack_settings import TrusteeSettings
 from components.tls import KeyAlgorithm, SelfSignedTls
@@ -259,72 +260,104 @@ class Trustee(pulumi.ComponentResource):
         from a ConfigMap in the same repository volume, released by the same policy."""
         super().__init__(tokens.token("Trustee"), name, None, tokens.options("Trustee", opts))
         public = dict(sorted((public_resources or {}).items()))
-        clash = sorted(set(public) & {r.path for r in settings.resources})
-        if clash:
-            raise ValueError(f"generated KBS resources {clash} are also in trustee.resources")
-        ns = settings.namespace
-        paths = [r.path for r in settings.resources]
-        if secrets_delivery == "create":
-            missing = sorted(set(paths) - set(resource_values))
-            if missing:
-                raise ValueError(f"no value for KBS resources {missing} in 'create' mode")
-        unknown = sorted(set(resource_values) - set(paths))
-        if unknown:
-            raise ValueError(f"values given for undeclared KBS resources {unknown}")
-        if secrets_delivery == "reference" and resource_values:
-            raise ValueError("'reference' mode takes no resource values: the Secrets exist")
-
+        check_trustee_inputs(settings, public, resource_values, secrets_delivery)
         self.url = tls.url
         self.certificate_pem = tls.certificate_pem
-        self.namespace = ns
+        self.namespace = settings.namespace
         self.kbs_config = render_kbs_config(settings)
+        self._environment = environment
 
-        def meta(object_name: str, role: str, **extra: Any) -> dict[str, Any]:
-            out: dict[str, Any] = {
-                "name": object_name,
-                "namespace": ns,
-                "labels": labels.common(environment, role),
+        child = self._namespace(name, opts)
+        # configuration (public), then key material, then the KBS that reads them all
+        files = self._policy_files(name, settings, grants, sorted(public), tee_platforms, child)
+        signer = self._token_signer(name, settings, child)
+        resource_secrets = {p: resource_secret_name(p) for p in sorted(r.path for r in settings.resources)}
+        public_keys = {p: public_resource_key(p) for p in public}
+        objects = files.objects + self._secret_objects(
+            name, tls, public, public_keys, resource_secrets, resource_values, secrets_delivery, child
+        )
+        self.config_hash = self._config_hash(tls, signer, files, resource_secrets)
+        pod_spec = kbs_pod_spec(
+            settings,
+            as_policy_file=files.as_policy_file if files.as_policy is not None else None,
+            reference_values=sorted(files.reference_value_files),
+            resource_secrets=resource_secrets,
+            public_resources=public_keys,
+        )
+        deps = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=objects))
+        self.deployment = self._deployment(name, settings, pod_spec, deps)
+        self.service = self._service(name, settings, child)
+        if settings.ingress is not None:
+            self._ingress(name, settings, settings.ingress, child)
+        self.register_outputs(
+            {
+                "url": self.url,
+                "certificatePem": self.certificate_pem,
+                "namespace": self.namespace,
+                "resourcePolicy": self.resource_policy,
+                "configHash": self.config_hash,
+                "requiredSecrets": self.required_secrets,
             }
-            out.update(extra)
-            return out
+        )
 
-        child = pulumi.ResourceOptions(parent=self)
-        objects: list[pulumi.Resource] = []
-        if ns not in _SYSTEM_NAMESPACES:
-            namespace = k8s.core.v1.Namespace(
-                f"{name}-namespace",
-                metadata={
-                    "name": ns,
-                    "labels": {
-                        **labels.common(environment, labels.ROLE_KBS),
-                        # The KBS pod meets the restricted profile; keep others out of it.
-                        "pod-security.kubernetes.io/enforce": "restricted",
-                    },
+    def _meta(self, object_name: str, role: str, **extra: Any) -> dict[str, Any]:
+        """Metadata of one of the Trustee's objects: fixed name, its namespace, coco's labels."""
+        out: dict[str, Any] = {
+            "name": object_name,
+            "namespace": self.namespace,
+            "labels": labels.common(self._environment, role),
+        }
+        out.update(extra)
+        return out
+
+    def _namespace(self, name: str, opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
+        """The Trustee's own namespace (unless it is a system one), and the options of every
+        object in it."""
+        ns = self.namespace
+        if ns in _SYSTEM_NAMESPACES:
+            return pulumi.ResourceOptions(parent=self)
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={
+                "name": ns,
+                "labels": {
+                    **labels.common(self._environment, labels.ROLE_KBS),
+                    # The KBS pod meets the restricted profile; keep others out of it.
+                    "pod-security.kubernetes.io/enforce": "restricted",
                 },
-                # The component's own dependencies (the cluster being ready) hold its first
-                # object back too: a component's depends_on alone does not delay its children.
-                opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=opts.depends_on if opts else None
-                ),
-            )
-            child = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+            },
+            # The component's own dependencies (the cluster being ready) hold its first
+            # object back too: a component's depends_on alone does not delay its children.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None),
+        )
+        return pulumi.ResourceOptions(parent=self, depends_on=[namespace])
 
-        # ---- configuration (public)
-        objects.append(
+    def _policy_files(
+        self,
+        name: str,
+        settings: TrusteeSettings,
+        grants: pulumi.Input[list[ResourceGrant]],
+        public_paths: list[str],
+        tee_platforms: Sequence[str],
+        child: pulumi.ResourceOptions,
+    ) -> _PolicyFiles:
+        """The public configuration: KBS config, resource policy, attestation policy and
+        reference values, one ConfigMap each."""
+        objects: list[pulumi.Resource] = [
             k8s.core.v1.ConfigMap(
                 f"{name}-config",
-                metadata=meta(CONFIG_MAP_NAME, labels.ROLE_KBS_CONFIG),
+                metadata=self._meta(CONFIG_MAP_NAME, labels.ROLE_KBS_CONFIG),
                 data={CONFIG_FILE: self.kbs_config},
                 opts=child,
             )
-        )
+        ]
         self.resource_policy = pulumi.Output.from_input(grants).apply(
-            lambda gs: render_resource_policy_for(settings, list(gs), sorted(public))
+            lambda gs: render_resource_policy_for(settings, list(gs), public_paths)
         )
         objects.append(
             k8s.core.v1.ConfigMap(
                 f"{name}-resource-policy",
-                metadata=meta(RESOURCE_POLICY_MAP_NAME, labels.ROLE_RESOURCE_POLICY),
+                metadata=self._meta(RESOURCE_POLICY_MAP_NAME, labels.ROLE_RESOURCE_POLICY),
                 data={RESOURCE_POLICY_KEY: self.resource_policy},
                 opts=child,
             )
@@ -337,7 +370,7 @@ class Trustee(pulumi.ComponentResource):
             objects.append(
                 k8s.core.v1.ConfigMap(
                     f"{name}-attestation-policy",
-                    metadata=meta(ATTESTATION_POLICY_MAP_NAME, labels.ROLE_ATTESTATION_POLICY),
+                    metadata=self._meta(ATTESTATION_POLICY_MAP_NAME, labels.ROLE_ATTESTATION_POLICY),
                     data={as_policy_file: as_policy},
                     opts=child,
                 )
@@ -347,21 +380,25 @@ class Trustee(pulumi.ComponentResource):
         objects.append(
             k8s.core.v1.ConfigMap(
                 f"{name}-reference-values",
-                metadata=meta(REFERENCE_VALUES_MAP_NAME, labels.ROLE_REFERENCE_VALUES),
+                metadata=self._meta(REFERENCE_VALUES_MAP_NAME, labels.ROLE_REFERENCE_VALUES),
                 data={REFERENCE_VALUES_KEY: rv_json, **rv_files},
                 opts=child,
             )
         )
+        return _PolicyFiles(objects, as_policy, as_policy_file, rv_files, rv_json)
 
-        # ---- key material
-        # The AS signs attestation tokens with an EC P-256 key: trustee v0.21.0
-        # attestation-service/src/ear_token/broker.rs loads the signer with
-        # `EcKey::private_key_from_pem` and refuses any other curve ("Only P-256 attestation
-        # token signing keys are supported"; kbs/docs/config.md saying RSA is stale). The KBS
-        # trusts exactly this certificate.
+    def _token_signer(
+        self, name: str, settings: TrusteeSettings, child: pulumi.ResourceOptions
+    ) -> SelfSignedTls:
+        """The attestation-token signer's key and certificate, which the KBS trusts.
+
+        The AS signs attestation tokens with an EC P-256 key: trustee v0.21.0
+        attestation-service/src/ear_token/broker.rs loads the signer with
+        `EcKey::private_key_from_pem` and refuses any other curve ("Only P-256 attestation
+        token signing keys are supported"; kbs/docs/config.md saying RSA is stale)."""
         signer_cert = SelfSignedTls(
             f"{name}-token-signer-cert",
-            common_name=f"{SERVICE_NAME}.{ns} attestation token signer",
+            common_name=f"{SERVICE_NAME}.{self.namespace} attestation token signer",
             validity_hours=settings.tls.validity_hours,
             key_algorithm=TOKEN_SIGNER_KEY_ALGORITHM,
             is_ca=True,
@@ -370,14 +407,28 @@ class Trustee(pulumi.ComponentResource):
         )
         self.token_signer_certificate_pem = signer_cert.cert_pem
         self.token_signer_private_key_pem = pulumi.Output.secret(signer_cert.private_key_pem)
+        return signer_cert
 
-        resource_secrets = {p: resource_secret_name(p) for p in sorted(paths)}
-        public_keys = {p: public_resource_key(p) for p in public}
+    def _secret_objects(
+        self,
+        name: str,
+        tls: KbsIdentity,
+        public: Mapping[str, pulumi.Input[str]],
+        public_keys: Mapping[str, str],
+        resource_secrets: Mapping[str, str],
+        resource_values: Mapping[str, pulumi.Output[str]],
+        secrets_delivery: SecretsDelivery,
+        child: pulumi.ResourceOptions,
+    ) -> list[pulumi.Resource]:
+        """The generated public resources' ConfigMap, and in 'create' mode the Secrets: TLS,
+        token signer and one per KBS resource (in 'reference' mode the user makes them, as
+        `required_secrets` lists them)."""
+        objects: list[pulumi.Resource] = []
         if public:
             objects.append(
                 k8s.core.v1.ConfigMap(
                     f"{name}-public-resources",
-                    metadata=meta(PUBLIC_RESOURCES_MAP_NAME, labels.ROLE_KBS_RESOURCE),
+                    metadata=self._meta(PUBLIC_RESOURCES_MAP_NAME, labels.ROLE_KBS_RESOURCE),
                     data={public_keys[p]: v for p, v in public.items()},
                     opts=child,
                 )
@@ -387,83 +438,95 @@ class Trustee(pulumi.ComponentResource):
             TOKEN_SIGNER_SECRET_NAME: ["tls.crt", "tls.key"],
             **{s: [RESOURCE_SECRET_KEY] for s in resource_secrets.values()},
         }
-        if secrets_delivery == "create":
+        if secrets_delivery != "create":
+            return objects
+        objects.append(
+            k8s.core.v1.Secret(
+                f"{name}-tls",
+                metadata=self._meta(TLS_SECRET_NAME, labels.ROLE_KBS_TLS),
+                type="kubernetes.io/tls",
+                string_data={
+                    "tls.crt": tls.certificate_pem,
+                    "tls.key": _secret(tls.private_key_pem),
+                },
+                opts=child,
+            )
+        )
+        objects.append(
+            k8s.core.v1.Secret(
+                f"{name}-token-signer",
+                metadata=self._meta(TOKEN_SIGNER_SECRET_NAME, labels.ROLE_KBS_TLS),
+                type="kubernetes.io/tls",
+                string_data={
+                    "tls.crt": self.token_signer_certificate_pem,
+                    "tls.key": self.token_signer_private_key_pem,
+                },
+                opts=child,
+            )
+        )
+        for path, secret_name in resource_secrets.items():
             objects.append(
                 k8s.core.v1.Secret(
-                    f"{name}-tls",
-                    metadata=meta(TLS_SECRET_NAME, labels.ROLE_KBS_TLS),
-                    type="kubernetes.io/tls",
-                    string_data={
-                        "tls.crt": tls.certificate_pem,
-                        "tls.key": _secret(tls.private_key_pem),
-                    },
+                    f"{name}-resource-{secret_name.removeprefix('kbs-resource-')}",
+                    metadata=self._meta(
+                        secret_name,
+                        labels.ROLE_KBS_RESOURCE,
+                        annotations={RESOURCE_PATH_ANNOTATION: path},
+                    ),
+                    type="Opaque",
+                    string_data={RESOURCE_SECRET_KEY: _secret(resource_values[path])},
                     opts=child,
                 )
             )
-            objects.append(
-                k8s.core.v1.Secret(
-                    f"{name}-token-signer",
-                    metadata=meta(TOKEN_SIGNER_SECRET_NAME, labels.ROLE_KBS_TLS),
-                    type="kubernetes.io/tls",
-                    string_data={
-                        "tls.crt": self.token_signer_certificate_pem,
-                        "tls.key": self.token_signer_private_key_pem,
-                    },
-                    opts=child,
-                )
-            )
-            for path, secret_name in resource_secrets.items():
-                objects.append(
-                    k8s.core.v1.Secret(
-                        f"{name}-resource-{secret_name.removeprefix('kbs-resource-')}",
-                        metadata=meta(
-                            secret_name,
-                            labels.ROLE_KBS_RESOURCE,
-                            annotations={RESOURCE_PATH_ANNOTATION: path},
-                        ),
-                        type="Opaque",
-                        string_data={RESOURCE_SECRET_KEY: _secret(resource_values[path])},
-                        opts=child,
-                    )
-                )
+        return objects
 
-        # ---- the KBS
+    def _config_hash(
+        self,
+        tls: KbsIdentity,
+        signer: SelfSignedTls,
+        files: _PolicyFiles,
+        resource_secrets: Mapping[str, str],
+    ) -> pulumi.Output[str]:
+        """The hash of every public input of the KBS pod: a change rolls the Deployment."""
         public_texts: dict[str, pulumi.Input[str]] = {
             CONFIG_FILE: self.kbs_config,
             "resource-policy": self.resource_policy,
-            REFERENCE_VALUES_KEY: rv_json,
+            REFERENCE_VALUES_KEY: files.reference_values_json,
             "tls.crt": pulumi.Output.unsecret(tls.certificate_pem),
-            "token-signer.crt": signer_cert.cert_pem,
+            "token-signer.crt": signer.cert_pem,
             "resources": "\n".join(f"{p} {s}" for p, s in resource_secrets.items()),
         }
-        if as_policy is not None:
-            public_texts[as_policy_file] = as_policy
+        if files.as_policy is not None:
+            public_texts[files.as_policy_file] = files.as_policy
         names = sorted(public_texts)
-        self.config_hash = pulumi.Output.all(*[public_texts[n] for n in names]).apply(
+        return pulumi.Output.all(*[public_texts[n] for n in names]).apply(
             lambda texts: config_hash(dict(zip(names, texts, strict=True)))
         )
 
-        pod_spec = kbs_pod_spec(
-            settings,
-            as_policy_file=as_policy_file if as_policy is not None else None,
-            reference_values=sorted(rv_files),
-            resource_secrets=resource_secrets,
-            public_resources=public_keys,
-        )
-        selector = {"app.kubernetes.io/name": "kbs", labels.ROLE: labels.ROLE_KBS}
-        deployment = k8s.apps.v1.Deployment(
+    def _deployment(
+        self,
+        name: str,
+        settings: TrusteeSettings,
+        pod_spec: dict[str, Any],
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.apps.v1.Deployment:
+        """The KBS Deployment, rolled (one new pod before an old one goes) on a config change."""
+        return k8s.apps.v1.Deployment(
             f"{name}-kbs",
-            metadata=meta(DEPLOYMENT_NAME, labels.ROLE_KBS),
+            metadata=self._meta(DEPLOYMENT_NAME, labels.ROLE_KBS),
             spec={
                 "replicas": settings.replicas,
-                "selector": {"matchLabels": selector},
+                "selector": {"matchLabels": _SELECTOR},
                 "strategy": {
                     "type": "RollingUpdate",
                     "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
                 },
                 "template": {
                     "metadata": {
-                        "labels": {**labels.common(environment, labels.ROLE_KBS), **selector},
+                        "labels": {
+                            **labels.common(self._environment, labels.ROLE_KBS),
+                            **_SELECTOR,
+                        },
                         "annotations": self.config_hash.apply(
                             lambda h: {CONFIG_HASH_ANNOTATION: h}
                         ),
@@ -471,14 +534,19 @@ class Trustee(pulumi.ComponentResource):
                     "spec": pod_spec,
                 },
             },
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=objects)),
+            opts=opts,
         )
-        service = k8s.core.v1.Service(
+
+    def _service(
+        self, name: str, settings: TrusteeSettings, child: pulumi.ResourceOptions
+    ) -> k8s.core.v1.Service:
+        """The KBS Service, at the port init-data measures."""
+        return k8s.core.v1.Service(
             f"{name}-service",
-            metadata=meta(SERVICE_NAME, labels.ROLE_KBS),
+            metadata=self._meta(SERVICE_NAME, labels.ROLE_KBS),
             spec={
                 "type": settings.service_type,
-                "selector": selector,
+                "selector": _SELECTOR,
                 # RCAR keeps the auth -> attest -> resource session in the pod that answered
                 # `auth`; with several replicas a guest must keep talking to that pod.
                 "sessionAffinity": "ClientIP",
@@ -495,59 +563,90 @@ class Trustee(pulumi.ComponentResource):
             },
             opts=child,
         )
-        if settings.ingress is not None:
-            # TLS passes through to the KBS (the guest pins its certificate); reachability
-            # (components/reachability.py) checked the URL is https://<this host>.
-            host = urlparse(settings.service_url()).hostname
-            k8s.networking.v1.Ingress(
-                f"{name}-ingress",
-                metadata=meta(
-                    SERVICE_NAME,
-                    labels.ROLE_KBS,
-                    annotations=dict(sorted(settings.ingress.annotations.items())),
-                ),
-                spec={
-                    **(
-                        {"ingressClassName": settings.ingress.class_name}
-                        if settings.ingress.class_name
-                        else {}
-                    ),
-                    "rules": [
-                        {
-                            "host": host,
-                            "http": {
-                                "paths": [
-                                    {
-                                        "path": "/",
-                                        "pathType": "Prefix",
-                                        "backend": {
-                                            "service": {
-                                                "name": SERVICE_NAME,
-                                                "port": {"number": settings.port},
-                                            }
-                                        },
-                                    }
-                                ]
-                            },
-                        }
-                    ],
-                },
-                opts=pulumi.ResourceOptions.merge(
-                    child, pulumi.ResourceOptions(depends_on=[service])
-                ),
-            )
-        self.deployment = deployment
-        self.service = service
-        self.register_outputs(
-            {
-                "url": self.url,
-                "certificatePem": self.certificate_pem,
-                "namespace": ns,
-                "resourcePolicy": self.resource_policy,
-                "configHash": self.config_hash,
-                "requiredSecrets": self.required_secrets,
-            }
+
+    def _ingress(
+        self,
+        name: str,
+        settings: TrusteeSettings,
+        ingress: KbsIngress,
+        child: pulumi.ResourceOptions,
+    ) -> k8s.networking.v1.Ingress:
+        """An Ingress at the URL's host. TLS passes through to the KBS (the guest pins its
+        certificate); reachability (components/checks/reachability.py) checked the URL is
+        https://<this host>."""
+        host = urlparse(settings.service_url()).hostname
+        return k8s.networking.v1.Ingress(
+            f"{name}-ingress",
+            metadata=self._meta(
+                SERVICE_NAME,
+                labels.ROLE_KBS,
+                annotations=dict(sorted(ingress.annotations.items())),
+            ),
+            spec={
+                **({"ingressClassName": ingress.class_name} if ingress.class_name else {}),
+                "rules": [
+                    {
+                        "host": host,
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "pathType": "Prefix",
+                                    "backend": {
+                                        "service": {
+                                            "name": SERVICE_NAME,
+                                            "port": {"number": settings.port},
+                                        }
+                                    },
+                                }
+                            ]
+                        },
+                    }
+                ],
+            },
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[self.service])
+            ),
         )
+
+
+_SELECTOR = {"app.kubernetes.io/name": "kbs", labels.ROLE: labels.ROLE_KBS}
+"""The labels that select the KBS pods (Deployment and Service)."""
+
+
+@dataclass(frozen=True)
+class _PolicyFiles:
+    """The Trustee's public configuration objects and the texts the pod and its hash need."""
+
+    objects: list[pulumi.Resource]
+    as_policy: str | None
+    as_policy_file: str
+    reference_value_files: dict[str, str]
+    reference_values_json: str
+
+
+def check_trustee_inputs(
+    settings: TrusteeSettings,
+    public: Mapping[str, object],
+    resource_values: Mapping[str, object],
+    secrets_delivery: SecretsDelivery,
+) -> None:
+    """Refuse inputs that would make a KBS serving less, or other, than its settings say:
+    a generated resource at a declared path, a declared resource without a value to create,
+    a value for an undeclared one, values in 'reference' mode."""
+    clash = sorted(set(public) & {r.path for r in settings.resources})
+    if clash:
+        raise ValueError(f"generated KBS resources {clash} are also in trustee.resources")
+    paths = [r.path for r in settings.resources]
+    if secrets_delivery == "create":
+        missing = sorted(set(paths) - set(resource_values))
+        if missing:
+            raise ValueError(f"no value for KBS resources {missing} in 'create' mode")
+    unknown = sorted(set(resource_values) - set(paths))
+    if unknown:
+        raise ValueError(f"values given for undeclared KBS resources {unknown}")
+    if secrets_delivery == "reference" and resource_values:
+        raise ValueError("'reference' mode takes no resource values: the Secrets exist")
 
 
 SEED_DIR = "/etc/kbs-storage-seed"

@@ -3,7 +3,8 @@
 Nothing here knows about enforcement levels or the policy SDK, so every check is testable
 with plain dicts, and `production.py` decides only *how loudly* a problem is reported.
 
-The checklist (CoCo's production guide, DESIGN.md "Production checklist"):
+The checklist (CoCo's production guide; docs/production.md, "The production checklist, enforced
+twice"):
 1. the runtime class is a confidential one that fits the hardware (never coco-dev);
 2. an agent policy is generated and travels, measured, in init-data;
 3. the KBS has a resource policy that binds secrets to init-data digests;
