@@ -37,7 +37,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from components.config_types import KubernetesTarget, Model
+from components.config_types import KubernetesTarget, Model, SecretKeyRef
 
 CO_LOCATED_WAIVER: Literal["co-located-trustee"] = "co-located-trustee"
 
@@ -88,7 +88,7 @@ class ExternalTrustee(Model):
         description="The KBS's certificate or its CA (PEM): pinned in init-data, and trusted by "
         "coco's admin client."
     )
-    admin_key_from: str = Field(
+    admin_key_from: SecretKeyRef = Field(
         description="The secret config key holding the admin private key (PEM: EC P-256, RSA "
         "or Ed25519) whose public key the KBS lists in `identity_providers`."
     )

@@ -25,6 +25,7 @@ from automation.workspace import open_stack
 from components.kbs_admin import DENY_ALL_RESOURCE_POLICY
 from components.settings import KubernetesTarget
 from components.topology import TopologySettings
+from builders import private_backend
 
 pytestmark = pytest.mark.e2e
 
@@ -37,13 +38,7 @@ SECRET_SIG = "4dabf18193072939515e22adb298388d"
 
 @pytest.fixture
 def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Backend:
-    if shutil.which("pulumi") is None:
-        pytest.fail(
-            "the pulumi CLI is not on PATH: run `bash scripts/setup.sh; source scripts/env.sh`"
-        )
-    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
-    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "coco-e2e-external-private-passphrase")
-    return Backend.local(tmp_path / "state")
+    return private_backend(tmp_path, monkeypatch, "coco-e2e-external-private-passphrase")
 
 
 def test_external_trustee_up_refresh_destroy(backend: Backend, tmp_path: Path) -> None:

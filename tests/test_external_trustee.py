@@ -56,6 +56,7 @@ from components.kbs_admin_resources import (
 )
 from components.layers import build_stack
 from components.settings import full_key, load, parse, secret_refs, strip_namespace
+from builders import exports_of, set_stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "external_trustee" / "Pulumi.tdx-shared-kbs.yaml"
@@ -175,28 +176,10 @@ def run_external(
     value `admin_key`; the mocks, its exported outputs (resolved), and the secret values."""
     mocks = ZoneMocks({})
     pulumi.runtime.set_mocks(mocks, project="coco", stack=stack, preview=False)
-    settings = parse(strip_namespace(config))
-    secrets = {full_key(ref): f"test-secret-{ref}-value" for _, ref in secret_refs(settings)}
-    ext = settings.trustee_topology.external
+    ext = parse(strip_namespace(config)).trustee_topology.external
     assert ext is not None
-    secrets[full_key(ext.admin_key_from)] = admin_key
-    values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    pulumi.runtime.set_all_config(values | secrets, secret_keys=list(secrets))
-    exported: dict[str, Any] = {}
-    original = pulumi.export
-
-    def build() -> dict[str, Any]:
-        pulumi.export = lambda name, value: exported.__setitem__(name, value)  # type: ignore[assignment]
-        try:
-            build_stack(load())
-        finally:
-            pulumi.export = original
-        return exported
-
-    try:
-        outputs, _ = resolve(build)
-    finally:
-        pulumi.runtime.set_all_config({})
+    secrets = set_stack_config(config, {full_key(ext.admin_key_from): admin_key})
+    outputs, _ = exports_of(lambda: build_stack(load()))
     return mocks, outputs, secrets
 
 

@@ -28,6 +28,7 @@ from components.settings import (
     secret_refs,
     strip_namespace,
 )
+from builders import exports_of, set_stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
@@ -76,11 +77,7 @@ def tdx_config(tmp_path: Path, layer: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def configure(config: dict[str, Any], stack: str) -> dict[str, str]:
-    settings = parse(strip_namespace(config))
-    secrets = {full_key(ref): f"test-secret-{ref}" for _, ref in secret_refs(settings)}
-    values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    pulumi.runtime.set_all_config(values | secrets, secret_keys=list(secrets))
-    return secrets
+    return set_stack_config(config, secret_format="test-secret-{}")
 
 
 def run(config: dict[str, Any], stack: str, mocks: M) -> M:
@@ -100,24 +97,10 @@ def run(config: dict[str, Any], stack: str, mocks: M) -> M:
 
 def platform_outputs(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bool]]:
     """Run the platform stack under mocks; its exported outputs, resolved, and secretness."""
-    exported: dict[str, Any] = {}
     mocks = CloudMocks()
     pulumi.runtime.set_mocks(mocks, project="coco", stack="tdx-platform", preview=False)
     configure(config, "tdx-platform")
-    original = pulumi.export
-
-    def build() -> dict[str, Any]:
-        pulumi.export = lambda name, value: exported.__setitem__(name, value)  # type: ignore[assignment]
-        try:
-            build_platform_layer(load())
-        finally:
-            pulumi.export = original
-        return exported
-
-    try:
-        return resolve(build)
-    finally:
-        pulumi.runtime.set_all_config({})
+    return exports_of(lambda: build_platform_layer(load()))
 
 
 def objects(mocks: CloudMocks) -> dict[str, Recorded]:

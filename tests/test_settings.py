@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from components.settings import SettingsError, json_schema, parse
+from builders import settings_error
 
 ROOT = Path(__file__).resolve().parent.parent
 PINNED = "registry.example.com/app@sha256:" + "ab" * 32
@@ -45,9 +46,7 @@ def raw(**changes: Any) -> dict[str, Any]:
 
 
 def problems(data: dict[str, Any], **kw: Any) -> str:
-    with pytest.raises(SettingsError) as exc:
-        parse(data, **kw)
-    return str(exc.value)
+    return str(settings_error(data, **kw))
 
 
 def test_valid_production_stack_parses() -> None:

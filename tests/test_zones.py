@@ -39,6 +39,7 @@ from components.settings import (
     strip_namespace,
 )
 from components.zones import ServedStack, zone_grants
+from builders import exports_of, set_stack_config, settings_error
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "trusted_zone"
@@ -83,10 +84,8 @@ def raw(**changes: Any) -> dict[str, Any]:
 
 def problems(data: dict[str, Any]) -> dict[str, str]:
     """key -> message of every problem the settings report."""
-    with pytest.raises(SettingsError) as exc:
-        parse(data)
     found: dict[str, str] = {}
-    for p in exc.value.problems:
+    for p in settings_error(data).problems:
         found[p.key] = f"{found[p.key]} | {p.message}" if p.key in found else p.message
     return found
 
@@ -239,25 +238,8 @@ def run_stack(
     secret config values it was given."""
     mocks = ZoneMocks(references)
     pulumi.runtime.set_mocks(mocks, project="coco", stack=stack, preview=False)
-    settings = parse(strip_namespace(config))
-    secrets = {full_key(ref): f"test-secret-{ref}-value" for _, ref in secret_refs(settings)}
-    values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    pulumi.runtime.set_all_config(values | secrets, secret_keys=list(secrets))
-    exported: dict[str, Any] = {}
-    original = pulumi.export
-
-    def build() -> dict[str, Any]:
-        pulumi.export = lambda name, value: exported.__setitem__(name, value)  # type: ignore[assignment]
-        try:
-            build_stack(load())
-        finally:
-            pulumi.export = original
-        return exported
-
-    try:
-        outputs, _ = resolve(build)
-    finally:
-        pulumi.runtime.set_all_config({})
+    secrets = set_stack_config(config)
+    outputs, _ = exports_of(lambda: build_stack(load()))
     return mocks, outputs, secrets
 
 
