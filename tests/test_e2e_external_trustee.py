@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from test_external_trustee import _pem, serve
+from test_external_trustee import serve
 
 import automation
 from automation import Backend, StackSpec
@@ -25,7 +25,7 @@ from automation.workspace import open_stack
 from components.kbs_admin import DENY_ALL_RESOURCE_POLICY
 from components.settings import KubernetesTarget
 from components.topology import TopologySettings
-from builders import private_backend
+from builders import private_backend, private_key_pem
 
 pytestmark = pytest.mark.e2e
 
@@ -122,4 +122,4 @@ def test_external_trustee_up_refresh_destroy(backend: Backend, tmp_path: Path) -
         assert held.resource_policy == DENY_ALL_RESOURCE_POLICY
         assert held.resources == {}
         assert all(v == [] for v in held.reference_values.values())
-        assert _pem(key) == kbs.key_pem
+        assert private_key_pem(key) == kbs.key_pem
