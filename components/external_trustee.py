@@ -24,7 +24,7 @@ from components.kbs_admin_resources import (
     KbsResourcePolicy,
     KbsSecretResource,
 )
-from components.stack_settings import StackSettings
+from components.kbs_render import render_resource_policy_for
 from components.stack import (
     Platform,
     all_runtime_classes,
@@ -35,7 +35,7 @@ from components.stack import (
     platform_of,
     registry_credentials,
 )
-from components.kbs_render import render_resource_policy_for
+from components.stack_settings import StackSettings
 from components.vocabulary import NAMESPACE, full_key, secret_config
 from components.workload import ConfidentialWorkload
 from policies.attestation import ATTESTATION_POLICY_ID, attestation_policy, reference_values_json

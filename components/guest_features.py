@@ -3,9 +3,9 @@
 All three are enforced inside the TEE by guest-components (the Confidential Data Hub and its
 image-rs), with keys and policies the KBS releases only to the workload's init-data digest.
 This module holds their settings models; the cross-checks that refuse bad input at preview,
-each naming the `coco:` key, are components/checks/guest.py; `components/stack.py` turns them into KBS resources and
-`components/workload.py` into the pod spec, init-data and agent policy. See
-docs/guest-features.md.
+each naming the `coco:` key, are components/checks/guest.py; `components/stack.py` turns them
+into KBS resources and `components/workload.py` into the pod spec, init-data and agent policy.
+See docs/guest-features.md.
 """
 
 from __future__ import annotations

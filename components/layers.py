@@ -31,7 +31,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import tee, tokens
-from components.stack_settings import BareMetalCluster, StackSettings, TrusteeSettings
+from components.kbs_render import certificate_names
 from components.stack import (
     Platform,
     Stack,
@@ -42,7 +42,7 @@ from components.stack import (
     hardware_dict,
     platform_of,
 )
-from components.kbs_render import certificate_names
+from components.stack_settings import BareMetalCluster, StackSettings, TrusteeSettings
 from components.trustee import TrusteeTls
 
 if TYPE_CHECKING:

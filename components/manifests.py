@@ -1,12 +1,12 @@
 """The user's own manifests and charts, deployed as confidential workloads.
 
 A `coco:manifests` entry names a folder of YAML or a local Helm chart. Folders are read and
-checked while the settings are validated (components/checks/manifests.py), so a manifest that is not valid
-Kubernetes, a workload the TEE cannot run, or a tag without digest in production stops the
-program before anything is registered, naming the file, object and field. A chart is rendered
-by the Kubernetes provider (helm.v3.Chart, as components/releases.py's kata-deploy render),
-so its objects are checked by the same transformation as they are decoded, still before any of
-them is registered.
+checked while the settings are validated (components/checks/manifests.py), so a manifest that
+is not valid Kubernetes, a workload the TEE cannot run, or a tag without digest in production
+stops the program before anything is registered, naming the file, object and field. A chart
+is rendered by the Kubernetes provider (helm.v3.Chart, as components/releases.py's kata-deploy
+render), so its objects are checked by the same transformation as they are decoded, still
+before any of them is registered.
 """
 
 from __future__ import annotations

@@ -42,4 +42,3 @@ class SettingsError(ValueError):
             f"invalid coco configuration{where} ({len(self.problems)} problem"
             f"{'s' if len(self.problems) != 1 else ''}):\n{lines}"
         )
-

@@ -83,8 +83,6 @@ def _pydantic_problems(err: ValidationError) -> list[Problem]:
     return problems
 
 
-
-
 def parse(
     raw: Mapping[str, Any],
     *,
@@ -150,4 +148,3 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv))
-

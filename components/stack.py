@@ -17,13 +17,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels, protection, tee
-from components.cluster import ConfidentialCluster
 from components.checks.guest import sealed_users
+from components.cluster import ConfidentialCluster
+from components.config_types import KubernetesTarget
 from components.guest_features import image_key_path, image_policy_path
 from components.manifests import ConfidentialManifests
 from components.peerpods.settings import PeerPodsCluster, attestation_platform
 from components.reference_coverage import coverage_gaps
-from components.config_types import KubernetesTarget
 from components.stack_settings import BareMetalCluster, KbsResource, StackSettings
 from components.tls import SelfSignedTls
 from components.trustee import Trustee, TrusteeTls
@@ -394,7 +394,7 @@ def _grants(
     manifests: Mapping[str, ConfidentialManifests],
     public: Mapping[str, pulumi.Input[str]],
     public_readers: Mapping[str, list[str]],
-    runtime_classes: Mapping[str, str],
+    runtime_classes: dict[str, str],
 ) -> pulumi.Output[list[ResourceGrant]]:
     """Every resource's grant, declared then generated, once the readers' init-data digests
     are known."""
@@ -456,8 +456,8 @@ def _export_trust(
     tls: TrusteeTls,
     platform: Platform,
     trustee: Trustee,
-    workloads: Mapping[str, ConfidentialWorkload],
-    manifests: Mapping[str, ConfidentialManifests],
+    workloads: dict[str, ConfidentialWorkload],
+    manifests: dict[str, ConfidentialManifests],
 ) -> None:
     """The trust side's stack outputs; in 'reference' mode also the keys the user's secret
     manager needs, which the rendered manifests only reference."""
@@ -492,5 +492,3 @@ def registry_credentials(resource: KbsResource, value: pulumi.Output[str]) -> pu
         return text
 
     return value.apply(check)
-
-

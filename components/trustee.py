@@ -53,13 +53,9 @@ rewrite a policy at runtime; what the KBS enforces is exactly what `pulumi previ
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
-import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import pulumi
@@ -78,9 +74,9 @@ from components.kbs_render import (
     KBS_NAMESPACE_DIR,
     KBS_PORT,
     PUBLIC_RESOURCES_MAP_NAME,
+    REFERENCE_VALUE_DIR,
     REFERENCE_VALUES_KEY,
     REFERENCE_VALUES_MAP_NAME,
-    REFERENCE_VALUE_DIR,
     REPOSITORY_DIR,
     RESOURCE_PATH_ANNOTATION,
     RESOURCE_POLICY_FILE,
@@ -90,11 +86,11 @@ from components.kbs_render import (
     RUN_AS,
     STATE_DIR,
     STORAGE_DIR,
-    SecretsDelivery,
     TLS_DIR,
     TLS_SECRET_NAME,
     TOKEN_SIGNER_DIR,
     TOKEN_SIGNER_SECRET_NAME,
+    SecretsDelivery,
     certificate_names,
     config_hash,
     reference_value_files,
@@ -108,15 +104,13 @@ from components.reachability import SERVICE_NAME, KbsIngress, certificate_covers
 from components.reachability import service_dns_names as service_dns_names
 from components.stack_settings import TrusteeSettings
 from components.tls import KeyAlgorithm, SelfSignedTls
-from components.verifier_settings import verifier_config_lines
 from components.vocabulary import full_key, secret_config
 from policies.attestation import (
     ATTESTATION_POLICY_ID,
-    ReferenceValueData,
     attestation_policy,
     reference_values_json,
 )
-from policies.resource import ResourceGrant, public_resource_key, render_resource_policy
+from policies.resource import ResourceGrant, public_resource_key
 
 TOKEN_SIGNER_KEY_ALGORITHM: KeyAlgorithm = "ecdsa-p256"
 """The only attestation-token signer the v0.21 AS accepts (ear_token/broker.rs)."""
@@ -271,11 +265,20 @@ class Trustee(pulumi.ComponentResource):
         # configuration (public), then key material, then the KBS that reads them all
         files = self._policy_files(name, settings, grants, sorted(public), tee_platforms, child)
         signer = self._token_signer(name, settings, child)
-        resource_secrets = {p: resource_secret_name(p) for p in sorted(r.path for r in settings.resources)}
+        paths = sorted(r.path for r in settings.resources)
+        resource_secrets = {p: resource_secret_name(p) for p in paths}
         public_keys = {p: public_resource_key(p) for p in public}
-        objects = files.objects + self._secret_objects(
-            name, tls, public, public_keys, resource_secrets, resource_values, secrets_delivery, child
+        secrets = self._secret_objects(
+            name,
+            tls,
+            public,
+            public_keys,
+            resource_secrets,
+            resource_values,
+            secrets_delivery,
+            child,
         )
+        objects = files.objects + secrets
         self.config_hash = self._config_hash(tls, signer, files, resource_secrets)
         pod_spec = kbs_pod_spec(
             settings,
@@ -370,7 +373,9 @@ class Trustee(pulumi.ComponentResource):
             objects.append(
                 k8s.core.v1.ConfigMap(
                     f"{name}-attestation-policy",
-                    metadata=self._meta(ATTESTATION_POLICY_MAP_NAME, labels.ROLE_ATTESTATION_POLICY),
+                    metadata=self._meta(
+                        ATTESTATION_POLICY_MAP_NAME, labels.ROLE_ATTESTATION_POLICY
+                    ),
                     data={as_policy_file: as_policy},
                     opts=child,
                 )

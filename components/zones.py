@@ -34,7 +34,6 @@ import pulumi_kubernetes as k8s
 
 from components import protection, tee
 from components.peerpods.settings import PeerPodsCluster, attestation_platform
-from components.stack_settings import StackSettings
 from components.stack import (
     Platform,
     _provider,
@@ -45,6 +44,7 @@ from components.stack import (
     hardware_dict,
     platform_of,
 )
+from components.stack_settings import StackSettings
 from components.trustee import Trustee, TrusteeTls
 from components.vocabulary import NAMESPACE, secret_config
 from components.workload import ConfidentialWorkload

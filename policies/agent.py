@@ -52,6 +52,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from components.vocabulary import is_pinned
 from policies.agent_container import (
     BLOCK_EMPTY_DIR_DRIVER_OPTIONS,
     CONTAINER_MOUNTS,
@@ -63,7 +64,6 @@ from policies.agent_container import (
     image_volume,
     render_container_rules,
 )
-from components.vocabulary import is_pinned
 
 PACKAGE = "agent_policy"
 

@@ -42,6 +42,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
 from components.vocabulary import is_kbs_uri
 
 INITDATA_ANNOTATION = "io.katacontainers.config.hypervisor.cc_init_data"

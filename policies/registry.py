@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
+
 from components.vocabulary import is_resource_path, kbs_uri
 
 _PEM_CERT = re.compile(

@@ -42,8 +42,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from policies.initdata import claim_hex_to_base64
 from components.vocabulary import is_resource_path
+from policies.initdata import claim_hex_to_base64
 
 
 def public_resource_key(path: str) -> str:

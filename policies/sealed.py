@@ -39,7 +39,6 @@ SIGNING_KEY_RESOURCE = "coco/sealed-secret/signing-key"
 """KBS resource (repo/type/tag) holding the public JWK that verifies every sealed secret."""
 
 
-
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 

@@ -12,10 +12,10 @@ values; the admin key and the resource value are secrets in the state.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from builders import private_backend, private_key_pem
 from cryptography.hazmat.primitives.asymmetric import ec
 from test_external_trustee import serve
 
@@ -25,7 +25,6 @@ from automation.workspace import open_stack
 from components.kbs_admin import DENY_ALL_RESOURCE_POLICY
 from components.settings import KubernetesTarget
 from components.topology import TopologySettings
-from builders import private_backend, private_key_pem
 
 pytestmark = pytest.mark.e2e
 

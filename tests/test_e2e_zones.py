@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from builders import private_backend
 
 import automation
 from automation import Backend, StackSpec
 from automation.workspace import open_stack
 from automation.zones import up_trusted_zone
 from components.settings import KubernetesTarget
-from builders import private_backend
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
-import datetime
 import http.server
 import json
 import ssl
@@ -28,16 +27,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
 import yaml
-from cryptography import x509
+from builders import (
+    guarded,
+    initdata_of,
+    localhost_certificate,
+    private_key_pem,
+    problems_by_key,
+    run_external,
+    scan,
+)
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.x509.oid import NameOID
-from mocks import DYNAMIC, resolve
+from mocks import DYNAMIC
 
 from components.kbs_admin import (
     DENY_ALL_RESOURCE_POLICY,
@@ -53,9 +58,7 @@ from components.kbs_admin_resources import (
     ReferenceValueProvider,
     ResourcePolicyProvider,
 )
-from components.layers import build_stack
-from components.settings import full_key, load, parse, secret_refs, strip_namespace
-from builders import guarded, initdata_of, localhost_certificate, private_key_pem, problems_by_key, run_external, scan
+from components.settings import parse, secret_refs
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "external_trustee" / "Pulumi.tdx-shared-kbs.yaml"
@@ -148,7 +151,6 @@ def test_production_still_needs_reference_values_and_a_secret_admin_key() -> Non
     data["trustee"].pop("referenceValues")
     assert "coco:trustee.referenceValues" in problems_by_key(data)
     s = parse(settings_of(example()))
-    from components.settings import secret_refs
 
     assert ("coco:topology.external.adminKeyFrom", "kbsAdminKey") in secret_refs(s)
 

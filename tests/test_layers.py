@@ -9,26 +9,23 @@ proof (two real stacks in one file backend) is tests/test_e2e_layers.py.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pulumi
 import pytest
 import yaml
-from mocks import CloudMocks, Recorded, resolve
+from builders import exports_of, set_stack_config
+from mocks import CloudMocks, Recorded
 
 from components.layers import build_platform_layer, build_stack
 from components.settings import (
     SettingsError,
     StackSettings,
-    full_key,
     load,
     parse,
-    secret_refs,
     strip_namespace,
 )
-from builders import exports_of, set_stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_REFERENCE = "pulumi:pulumi:StackReference"

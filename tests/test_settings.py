@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from components.settings import SettingsError, json_schema, parse
 from builders import settings_error
+
+from components.settings import json_schema, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 PINNED = "registry.example.com/app@sha256:" + "ab" * 32

@@ -19,27 +19,18 @@ import base64
 import copy
 import gzip
 import json
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
-import yaml
-from mocks import CloudMocks, Recorded, resolve
+from builders import ZoneMocks, guarded, initdata_of, problems_by_key, run_stack, scan, stack_config
 
-from components.layers import build_stack
 from components.settings import (
-    SettingsError,
-    full_key,
-    load,
     parse,
-    secret_refs,
     strip_namespace,
 )
 from components.zones import ServedStack, zone_grants
-from builders import guarded, initdata_of, problems_by_key, run_stack, scan, stack_config, ZoneMocks
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "trusted_zone"

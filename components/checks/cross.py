@@ -68,9 +68,7 @@ def _workload_problems(
         why = tee.mismatch(w.runtime_class, hw)
         if why:
             choices = ", ".join(tee.classes_for(hw)) or "none"
-            problems.append(
-                Problem(f"{key}.runtimeClass", f"{why}; classes that fit: {choices}")
-            )
+            problems.append(Problem(f"{key}.runtimeClass", f"{why}; classes that fit: {choices}"))
             return problems
     try:
         rc = s.runtime_class_of(w)
@@ -397,4 +395,3 @@ def _secret_ref_problems(s: StackSettings, is_secret: Callable[[str], bool]) -> 
                 )
             )
     return problems
-

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from components import labels, tee
+from components.vocabulary import is_pinned
 from policies.initdata import (
     DIGEST_SIZES,
     INITDATA_ANNOTATION,
@@ -44,7 +45,6 @@ from policies.pack.objects import (
     mapping,
     role,
 )
-from components.vocabulary import is_pinned
 
 COCO_DEV = "kata-qemu-coco-dev"
 _REGO_DEFAULT = re.compile(

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from components import labels
+from components.vocabulary import resource_path_of
 from policies.image_policy import (
     SIGNATURE_TYPES,
     requirements_for_image,
@@ -36,7 +37,6 @@ from policies.initdata import INITDATA_ANNOTATION, decode_annotation
 from policies.pack.checks import Finding, StackResource
 from policies.pack.objects import CONFIG_MAP, PodTemplate, confidential_pod, is_production, role
 from policies.resource import public_resource_key
-from components.vocabulary import resource_path_of
 
 FIX = (
     "give the workload imageSignatures (coco:workloads[].imageSignatures or "

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from components import labels
+from components.vocabulary import is_pinned
 from policies.pack.checks import Finding, StackResource
 from policies.pack.objects import (
     RUNTIME_CLASS,
@@ -26,7 +27,6 @@ from policies.pack.objects import (
     role,
     sequence,
 )
-from components.vocabulary import is_pinned
 
 CO_LOCATED_POLICY = "trustee-in-trusted-zone"
 KBS_IMAGE_POLICY = "kbs-image-pinned-by-digest"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import localhost_certificate, run_external
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from judges import judge_dir
@@ -46,7 +47,6 @@ from components.kbs_admin_resources import (
     ReferenceValueProvider,
     ResourcePolicyProvider,
 )
-from builders import localhost_certificate, private_key_pem, run_external
 
 pytestmark = pytest.mark.conformance
 
