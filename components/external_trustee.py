@@ -33,6 +33,7 @@ from components.stack import (
     export_workload_digests,
     grant_for,
     platform_of,
+    reader_digests,
     registry_credentials,
 )
 from components.stack_settings import StackSettings
@@ -104,15 +105,7 @@ def build_external(settings: StackSettings) -> ExternalZone:
     platform = build_platform(settings, kbs)
     workloads, manifests = deploy_workloads(settings, kbs.url, kbs.certificate_pem, platform, None)
     runtime_classes = all_runtime_classes(settings)
-    names = sorted(workloads)
-    sources = sorted(manifests)
-    digests = pulumi.Output.all(*[workloads[n].initdata_digest for n in names]).apply(
-        lambda ds: dict(zip(names, ds, strict=True))
-    )
-    source_digests = pulumi.Output.all(*[manifests[n].digests for n in sources]).apply(
-        lambda ds: dict(zip(sources, ds, strict=True))
-    )
-    policy = pulumi.Output.all(digests, source_digests).apply(
+    policy = reader_digests(workloads, manifests).apply(
         lambda d: render_resource_policy_for(
             settings.trustee,
             [

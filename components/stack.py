@@ -388,6 +388,23 @@ def _sealed_secret_signer(
     )
 
 
+def reader_digests(
+    workloads: Mapping[str, ConfidentialWorkload],
+    manifests: Mapping[str, ConfidentialManifests],
+) -> pulumi.Output[list[Any]]:
+    """[workload name -> init-data digest, manifests source -> its workloads' digests]: what
+    the resource policy binds each grant to, once the workloads are registered."""
+    names = sorted(workloads)
+    sources = sorted(manifests)
+    digests = pulumi.Output.all(*[workloads[n].initdata_digest for n in names]).apply(
+        lambda ds: dict(zip(names, ds, strict=True))
+    )
+    source_digests = pulumi.Output.all(*[manifests[n].digests for n in sources]).apply(
+        lambda ds: dict(zip(sources, ds, strict=True))
+    )
+    return pulumi.Output.all(digests, source_digests)
+
+
 def _grants(
     settings: StackSettings,
     workloads: Mapping[str, ConfidentialWorkload],
@@ -398,15 +415,7 @@ def _grants(
 ) -> pulumi.Output[list[ResourceGrant]]:
     """Every resource's grant, declared then generated, once the readers' init-data digests
     are known."""
-    names = sorted(workloads)
-    sources = sorted(manifests)
-    digests = pulumi.Output.all(*[workloads[n].initdata_digest for n in names]).apply(
-        lambda ds: dict(zip(names, ds, strict=True))
-    )
-    source_digests = pulumi.Output.all(*[manifests[n].digests for n in sources]).apply(
-        lambda ds: dict(zip(sources, ds, strict=True))
-    )
-    return pulumi.Output.all(digests, source_digests).apply(
+    return reader_digests(workloads, manifests).apply(
         lambda d: (
             [
                 grant_for(settings, r, d[0], runtime_classes, d[1])
