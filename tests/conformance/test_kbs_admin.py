@@ -28,9 +28,8 @@ from builders import localhost_certificate, run_external
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from judges import judge_dir
-from kbs_harness import KbsPod, Rendered, render
+from kbs_harness import SECRET, KbsPod, Rendered, dev_config, refused, render, secret_of
 from mocks import DYNAMIC
-from test_kbs import SECRET, dev_config, refused, secret_of
 
 from components import trustee as kbs
 from components.kbs_admin import (
