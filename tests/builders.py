@@ -41,6 +41,33 @@ from components.settings import (
     strip_namespace,
 )
 
+KBS_IMAGE = "registry.example.com/key-broker-service@sha256:" + "cd" * 32
+PINNED = "registry.example.com/app@sha256:" + "ab" * 32
+
+
+def production_tdx_stack(**trustee: Any) -> dict[str, Any]:
+    """A production TDX stack that parses: the Trustee in a trusted zone, its KBS image pinned,
+    one resource read by the one workload, a complete TDX set of reference values
+    (components/reference_coverage.py: production refuses less); `trustee` keys on top (how
+    the KBS is exposed)."""
+    return {
+        "environment": "production",
+        "cluster": {"kind": "baremetal", "tee": "tdx"},
+        "topology": {"kind": "trusted-zone", "trusteeCluster": {"context": "trust"}},
+        "trustee": {
+            "image": KBS_IMAGE,
+            **trustee,
+            "resources": [{"path": "default/key/1", "valueFrom": "appKey", "readers": ["app"]}],
+            "referenceValues": {
+                "mr_td": ["aa" * 48],
+                "rtmr_1": ["bb" * 48],
+                "rtmr_2": ["cc" * 48],
+                "xfam": ["e702060000000000"],
+            },
+        },
+        "workloads": [{"name": "app", "containers": [{"name": "app", "image": PINNED}]}],
+    }
+
 
 def set_stack_config(
     config: Mapping[str, Any],

@@ -24,7 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from builders import ZoneMocks, guarded, initdata_of, problems_by_key, run_stack, scan, stack_config
+from builders import (
+    ZoneMocks,
+    guarded,
+    initdata_of,
+    problems_by_key,
+    production_tdx_stack,
+    run_stack,
+    scan,
+    stack_config,
+)
 
 from components.settings import (
     parse,
@@ -36,29 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "trusted_zone"
 TRUST = "organization/coco/trust-zone"
 CONF = "organization/coco/tdx-a"
-KBS_IMAGE = "registry.example.com/key-broker-service@sha256:" + "cd" * 32
-PINNED = "registry.example.com/app@sha256:" + "ab" * 32
-
-BASE: dict[str, Any] = {
-    "environment": "production",
-    "cluster": {"kind": "baremetal", "tee": "tdx"},
-    "topology": {"kind": "trusted-zone", "trusteeCluster": {"context": "trust"}},
-    "trustee": {
-        "image": KBS_IMAGE,
-        "serviceType": "NodePort",
-        "nodePort": 30443,
-        "url": "https://kbs.example.com:30443",
-        "resources": [{"path": "default/key/1", "valueFrom": "appKey", "readers": ["app"]}],
-        # A complete TDX set (components/reference_coverage.py): production refuses less.
-        "referenceValues": {
-            "mr_td": ["aa" * 48],
-            "rtmr_1": ["bb" * 48],
-            "rtmr_2": ["cc" * 48],
-            "xfam": ["e702060000000000"],
-        },
-    },
-    "workloads": [{"name": "app", "containers": [{"name": "app", "image": PINNED}]}],
-}
+BASE: dict[str, Any] = production_tdx_stack(
+    serviceType="NodePort", nodePort=30443, url="https://kbs.example.com:30443"
+)
 
 
 def raw(**changes: Any) -> dict[str, Any]:
