@@ -49,7 +49,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kata_chart, labels, releases, tee, tokens
-from components.settings import BareMetalCluster
+from components.stack_settings import BareMetalCluster
 
 # --------------------------------------------------------------------------- pins and names
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components import labels, podspec, tee
-from components.settings import is_pinned
+from components.vocabulary import is_pinned
 from policies.agent import AgentPolicySpec, render_agent_policy
 from policies.initdata import (
     INITDATA_ANNOTATION,

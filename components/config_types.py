@@ -1,7 +1,8 @@
-"""Shared building blocks of the settings models: the base model and constrained strings.
+"""Shared building blocks of the settings models: the base model, constrained strings, and the
+Kubernetes target that more than one setting names.
 
-Kept apart from `settings.py` so the per-cloud peer-pods settings can use them without an
-import cycle.
+Kept apart from `stack_settings.py` so the per-cloud peer-pods settings and the topology can
+use them without an import cycle.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -49,3 +50,29 @@ class Model(BaseModel):
         frozen=True,
         validate_default=True,
     )
+
+
+class KubernetesTarget(Model):
+    """Where the Kubernetes objects go: a folder of YAML (GitOps, no cluster) or a cluster."""
+
+    render_dir: str | None = Field(
+        default=None,
+        description="Render every manifest as YAML into this folder instead of applying it.",
+    )
+    kubeconfig: str | None = Field(
+        default=None, description="Path to a kubeconfig; default: the ambient KUBECONFIG."
+    )
+    context: str | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> KubernetesTarget:
+        if self.render_dir and (self.kubeconfig or self.context):
+            raise ValueError(
+                "renderDir and kubeconfig/context are exclusive: remove renderDir to deploy to "
+                "a cluster, or remove kubeconfig/context to render manifests"
+            )
+        return self
+
+    @property
+    def rendering(self) -> bool:
+        return self.render_dir is not None

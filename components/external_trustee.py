@@ -24,7 +24,7 @@ from components.kbs_admin_resources import (
     KbsResourcePolicy,
     KbsSecretResource,
 )
-from components.settings import NAMESPACE, StackSettings, full_key
+from components.kbs_render import render_resource_policy_for
 from components.stack import (
     Platform,
     all_runtime_classes,
@@ -33,10 +33,11 @@ from components.stack import (
     export_workload_digests,
     grant_for,
     platform_of,
+    reader_digests,
     registry_credentials,
-    secret_config,
 )
-from components.trustee import render_resource_policy_for
+from components.stack_settings import StackSettings
+from components.vocabulary import NAMESPACE, full_key, secret_config
 from components.workload import ConfidentialWorkload
 from policies.attestation import ATTESTATION_POLICY_ID, attestation_policy, reference_values_json
 
@@ -104,15 +105,7 @@ def build_external(settings: StackSettings) -> ExternalZone:
     platform = build_platform(settings, kbs)
     workloads, manifests = deploy_workloads(settings, kbs.url, kbs.certificate_pem, platform, None)
     runtime_classes = all_runtime_classes(settings)
-    names = sorted(workloads)
-    sources = sorted(manifests)
-    digests = pulumi.Output.all(*[workloads[n].initdata_digest for n in names]).apply(
-        lambda ds: dict(zip(names, ds, strict=True))
-    )
-    source_digests = pulumi.Output.all(*[manifests[n].digests for n in sources]).apply(
-        lambda ds: dict(zip(sources, ds, strict=True))
-    )
-    policy = pulumi.Output.all(digests, source_digests).apply(
+    policy = reader_digests(workloads, manifests).apply(
         lambda d: render_resource_policy_for(
             settings.trustee,
             [

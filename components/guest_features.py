@@ -2,39 +2,27 @@
 
 All three are enforced inside the TEE by guest-components (the Confidential Data Hub and its
 image-rs), with keys and policies the KBS releases only to the workload's init-data digest.
-This module holds their settings models and the cross-checks that refuse bad input at
-preview, each naming the `coco:` key; `components/stack.py` turns them into KBS resources and
-`components/workload.py` into the pod spec, init-data and agent policy. See
-docs/guest-features.md.
+This module holds their settings models; the cross-checks that refuse bad input at preview,
+each naming the `coco:` key, are components/checks/guest.py; `components/stack.py` turns them
+into KBS resources and `components/workload.py` into the pod spec, init-data and agent policy.
+See docs/guest-features.md.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from pydantic import Field, field_validator
 
 from components.config_types import Model
-
-if TYPE_CHECKING:
-    from components.settings import Problem, StackSettings
+from components.vocabulary import KBS_URI_PREFIX, check_resource_path
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
-_RESOURCE_PATH = re.compile(rf"^{_SEGMENT}/{_SEGMENT}/{_SEGMENT}$")
-_KBS_URI = re.compile(r"^kbs:///(.+)$")
 
 IMAGE_POLICY_REPO = "coco"
 """KBS repository of the resources the program generates (policies, public keys)."""
-
-
-def _resource_path(v: str) -> str:
-    if not _RESOURCE_PATH.match(v):
-        raise ValueError(f"{v!r} is not a KBS resource path: use repo/type/tag")
-    return v
 
 
 class SealedEnvVar(Model):
@@ -56,7 +44,7 @@ class SealedEnvVar(Model):
     @field_validator("sealed_from")
     @classmethod
     def _path(cls, v: str) -> str:
-        return _resource_path(v)
+        return check_resource_path(v)
 
 
 UNSEAL_SKIPPED_SUFFIXES = ("resolv.conf", "termination-log", "hostname", "hosts", "serviceaccount")
@@ -116,7 +104,7 @@ class SealedFile(Model):
     @field_validator("sealed_from")
     @classmethod
     def _resource(cls, v: str) -> str:
-        return _resource_path(v)
+        return check_resource_path(v)
 
     @property
     def directory(self) -> str:
@@ -185,133 +173,9 @@ def image_policy_path(workload: str) -> str:
 
 
 def decryption_key_path(uri: str) -> str:
-    m = _KBS_URI.match(uri)
-    if not m:
+    if not uri.startswith(KBS_URI_PREFIX):
         raise ValueError(f"{uri!r} is not a KBS key id: use kbs:///repo/type/tag")
-    return _resource_path(m.group(1))
-
-
-def guest_problems(s: StackSettings) -> list[Problem]:
-    """Cross-checks: every referenced resource exists, is the stack's, and goes only where used."""
-    from components.settings import NAMESPACE, Problem
-
-    problems: list[Problem] = []
-    resources = {r.path: r for r in s.trustee.resources}
-    users: dict[str, set[str]] = {}
-    decryption_users: dict[str, list[str]] = {}
-
-    def check_resource(key: str, path: str, workload: str, what: str) -> None:
-        r = resources.get(path)
-        if r is None:
-            problems.append(
-                Problem(
-                    key,
-                    f"{what} {path!r} is not a resource in coco:trustee.resources (known: "
-                    f"{', '.join(sorted(resources)) or 'none'}): declare it there with its "
-                    "valueFrom so the stack holds its value",
-                )
-            )
-            return
-        if workload not in r.readers:
-            problems.append(
-                Problem(
-                    key,
-                    f"{what} {path!r}: add {workload!r} to that resource's readers, or the KBS "
-                    "will not release it to this workload",
-                )
-            )
-        users.setdefault(path, set()).add(workload)
-
-    for i, w in enumerate(s.workloads):
-        wkey = f"{NAMESPACE}:workloads[{i}]"
-        for j, c in enumerate(w.containers):
-            seen: set[str] = set()
-            for k, var in enumerate(c.sealed_env):
-                key = f"{wkey}.containers[{j}].sealedEnv[{k}]"
-                if var.name in c.env or var.name in seen:
-                    problems.append(
-                        Problem(f"{key}.name", f"env var {var.name!r} is defined twice")
-                    )
-                seen.add(var.name)
-                check_resource(f"{key}.sealedFrom", var.sealed_from, w.name, "sealed secret")
-            paths: set[str] = set()
-            for k, f in enumerate(c.sealed_files):
-                key = f"{wkey}.containers[{j}].sealedFiles[{k}]"
-                if f.path in paths:
-                    problems.append(Problem(f"{key}.path", f"{f.path!r} is listed twice"))
-                paths.add(f.path)
-                if f.path in {x.directory for x in c.sealed_files}:
-                    problems.append(
-                        Problem(f"{key}.path", f"{f.path!r} is another sealed file's directory")
-                    )
-                shadowed = shadowed_runtime_mount(f.directory)
-                if shadowed:
-                    problems.append(
-                        Problem(
-                            f"{key}.path",
-                            f"the directory {f.directory!r} would be mounted over or inside "
-                            f"{shadowed!r}, which the runtime mounts itself: use a directory of "
-                            "your own, e.g. /run/secrets/<name>",
-                        )
-                    )
-                check_resource(f"{key}.sealedFrom", f.sealed_from, w.name, "sealed secret")
-        # Images without digest under imageSignatures: the confidential-pod recipe's one rule
-        # (components/confidential_pod.py `image_problem`), checked with the entry's template.
-        for k, uri in enumerate(w.image_decryption_keys):
-            key = f"{wkey}.imageDecryptionKeys[{k}]"
-            try:
-                path = decryption_key_path(uri)
-            except ValueError as err:
-                problems.append(Problem(key, str(err)))
-                continue
-            check_resource(key, path, w.name, "image decryption key")
-            decryption_users.setdefault(path, []).append(w.name)
-    for path, names in sorted(decryption_users.items()):
-        if len(set(names)) > 1:
-            problems.append(
-                Problem(
-                    f"{NAMESPACE}:workloads",
-                    f"image decryption key {path!r} is listed by {', '.join(sorted(set(names)))}: "
-                    "a layer key is granted to one workload only; encrypt each workload's "
-                    "images with its own key",
-                )
-            )
-    for i, r in enumerate(s.trustee.resources):
-        if r.path.startswith(f"{IMAGE_POLICY_REPO}/"):
-            problems.append(
-                Problem(
-                    f"{NAMESPACE}:trustee.resources[{i}].path",
-                    f"the KBS repository {IMAGE_POLICY_REPO!r} is reserved for resources the "
-                    "program generates: use another repo",
-                )
-            )
-        used_by = users.get(r.path)
-        if used_by is None:
-            continue
-        extra = sorted(set(r.readers) - used_by)
-        if extra:
-            problems.append(
-                Problem(
-                    f"{NAMESPACE}:trustee.resources[{i}].readers",
-                    f"{r.path!r} is a sealed secret or image key of {', '.join(sorted(used_by))} "
-                    f"but also readable by {', '.join(extra)}: remove those readers",
-                )
-            )
-        if r.allow_unbound:
-            problems.append(
-                Problem(
-                    f"{NAMESPACE}:trustee.resources[{i}].allowUnbound",
-                    f"{r.path!r} is a sealed secret or image key: it must be bound to its readers",
-                )
-            )
-    return problems
-
-
-def sealed_users(s: StackSettings) -> list[str]:
-    """Workloads with at least one sealed env var or file (they read the signing key)."""
-    return sorted(
-        {w.name for w in s.workloads for c in w.containers if c.sealed_env or c.sealed_files}
-    )
+    return check_resource_path(uri[len(KBS_URI_PREFIX) :])
 
 
 def shadowed_runtime_mount(directory: str) -> str | None:

@@ -31,7 +31,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import tee, tokens
-from components.settings import BareMetalCluster, StackSettings, TrusteeSettings
+from components.kbs_render import certificate_names
 from components.stack import (
     Platform,
     Stack,
@@ -39,9 +39,11 @@ from components.stack import (
     build,
     build_platform,
     build_trust,
+    hardware_dict,
     platform_of,
 )
-from components.trustee import TrusteeTls, certificate_names
+from components.stack_settings import BareMetalCluster, StackSettings, TrusteeSettings
+from components.trustee import TrusteeTls
 
 if TYPE_CHECKING:
     from components.external_trustee import ExternalZone
@@ -49,15 +51,6 @@ if TYPE_CHECKING:
 
 MUTABLE = {"enable_config_map_mutable": True, "enable_secret_mutable": True}
 """The same provider settings as components.stack._provider (in-place ConfigMap/Secret updates)."""
-
-
-def hardware_dict(hardware: tee.Hardware) -> dict[str, Any]:
-    """The hardware as the platform stack exports it (plain JSON; no `tee` for peer pods,
-    since Pulumi drops null values from outputs)."""
-    out: dict[str, Any] = {"host": hardware.host, "arch": hardware.arch, "gpu": hardware.gpu}
-    if hardware.tee is not None:
-        out["tee"] = hardware.tee
-    return out
 
 
 def kubernetes_export(settings: StackSettings) -> dict[str, str | None]:

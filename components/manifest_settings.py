@@ -1,6 +1,6 @@
 """`coco:manifests`: the user's own manifests or Helm chart, made confidential by coco.
 
-Kept apart from components/settings.py so the stack settings only gain one list field; the
+Kept apart from components/stack_settings.py so the stack settings only gain one list field; the
 work (loading, checking, transforming) is in components/manifests.py.
 """
 

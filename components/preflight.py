@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from components.settings import NAMESPACE, KubernetesTarget
+from components.config_types import KubernetesTarget
+from components.vocabulary import NAMESPACE
 from components.yaml_input import clip
 
 

@@ -20,7 +20,7 @@ from components.peerpods.settings import PeerPodsCluster, attestation_platform
 from policies.appraisal import APPRAISALS, PLATFORM_CONDITIONS, missing_for_affirming
 
 if TYPE_CHECKING:
-    from components.settings import StackSettings
+    from components.stack_settings import StackSettings
 
 
 def _platform(s: StackSettings, runtime_class: str) -> str | None:

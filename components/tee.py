@@ -6,7 +6,7 @@ anywhere while protecting nothing. Keeping every fact about a runtime class in o
 table (rather than scattered `if tee == ...` branches) is what lets settings validation, the
 cluster component, the workload component and the policy pack agree.
 
-Sources: DESIGN.md "The runtime-class catalogue"; kata-deploy's RuntimeClass manifests
+Sources (docs/workloads.md, "Runtime classes: the catalogue"): kata-deploy's RuntimeClass manifests
 (kata-containers `tools/packaging/kata-deploy/runtimeclasses/`) for handler names and
 `overhead.podFixed`; kata's runtime `initdata` module for the init-data binding field sizes.
 """

@@ -26,20 +26,18 @@ trusted environment (docs/topologies.md). Three topologies, typed here:
   `coco:trustee` are set through the KBS admin API (components/kbs_admin_resources.py),
   signed with the admin key named by `external.adminKeyFrom` (a secret config key).
 
-Kept apart from settings.py so the rules of where the Trustee lives sit in one small module.
+Kept apart from stack_settings.py so the rules of where the Trustee lives sit in one small
+module; the rules that span other keys are components/checks/topology.py.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from components.config_types import Model
-
-if TYPE_CHECKING:
-    from components.settings import KubernetesTarget, Problem, StackSettings
+from components.config_types import KubernetesTarget, Model, SecretKeyRef
 
 CO_LOCATED_WAIVER: Literal["co-located-trustee"] = "co-located-trustee"
 
@@ -75,8 +73,6 @@ class TrusteeClusterTarget(Model):
         return self
 
     def target(self) -> KubernetesTarget:
-        from components.settings import KubernetesTarget
-
         return KubernetesTarget(
             render_dir=self.render_dir, kubeconfig=self.kubeconfig, context=self.context
         )
@@ -92,7 +88,7 @@ class ExternalTrustee(Model):
         description="The KBS's certificate or its CA (PEM): pinned in init-data, and trusted by "
         "coco's admin client."
     )
-    admin_key_from: str = Field(
+    admin_key_from: SecretKeyRef = Field(
         description="The secret config key holding the admin private key (PEM: EC P-256, RSA "
         "or Ed25519) whose public key the KBS lists in `identity_providers`."
     )
@@ -251,144 +247,3 @@ class TopologySettings(Model):
         """This stack deploys no Trustee: a confidential-cluster stack of the split form, or
         an external Trustee."""
         return self.role == "confidential" or self.kind == "external"
-
-
-def topology_problems(s: StackSettings) -> list[Problem]:
-    """Cross-key rules of the topology, each naming the key to fix."""
-    from components.settings import NAMESPACE, Problem
-
-    t = s.trustee_topology
-    key = f"{NAMESPACE}:topology"
-    problems: list[Problem] = []
-    if t.co_located:
-        if s.production and not s.waived(CO_LOCATED_WAIVER):
-            problems.append(
-                Problem(
-                    f"{key}.kind",
-                    "production refuses a Trustee on the confidential cluster (its admins and "
-                    "control plane are untrusted, and would hold every KBS key and secret): "
-                    "use kind: trusted-zone (docs/topologies.md), or waive "
-                    f"'{CO_LOCATED_WAIVER}' with a reason",
-                )
-            )
-        return problems
-    if s.layer is not None and t.role is not None:
-        problems.append(
-            Problem(
-                f"{NAMESPACE}:layer",
-                "coco:layer and a topology role are two different splits: drop coco:layer "
-                "(the confidential stack holds its cluster side and workloads)",
-            )
-        )
-    tr = s.trustee
-    if t.role == "confidential":
-        # Compared with the defaults, not `model_fields_set`: the Automation API writes every
-        # top-level key, `coco:trustee: {}` included (automation/config.py).
-        if s.trustee != type(s.trustee)():
-            problems.append(
-                Problem(
-                    f"{NAMESPACE}:trustee",
-                    "a confidential-cluster stack deploys no Trustee: move coco:trustee "
-                    f"(resources, policies, reference values) to the Trustee stack "
-                    f"{t.trustee_stack!r}",
-                )
-            )
-        for i, w in enumerate(s.workloads):
-            wkey = f"{NAMESPACE}:workloads[{i}]"
-            if w.image_signatures is not None or w.registry is not None:
-                problems.append(
-                    Problem(
-                        wkey,
-                        "imageSignatures and registry are not offered yet with separate "
-                        "Trustee stacks: use the one-stack trusted-zone form (trusteeCluster)",
-                    )
-                )
-        problems += _generated_resource_problems(s, "separate Trustee stacks")
-        return problems
-    if t.kind == "external":
-        return problems + _external_problems(s)
-    # The Trustee serves guests of another cluster: it must be exposed, at a URL they reach.
-    if tr.service_type == "ClusterIP" and tr.ingress is None:
-        problems.append(
-            Problem(
-                f"{NAMESPACE}:trustee.serviceType",
-                "a ClusterIP Service is reachable only inside the trusted cluster, not from the "
-                "confidential cluster's guests: use LoadBalancer or NodePort, or an ingress",
-            )
-        )
-    if tr.url is None:
-        problems.append(
-            Problem(
-                f"{NAMESPACE}:trustee.url",
-                "guests on the confidential cluster cannot resolve the trusted cluster's "
-                "in-cluster name: set the URL they reach (load balancer or node address)",
-            )
-        )
-    if t.role == "trustee" and (s.workloads or s.manifests):
-        problems.append(
-            Problem(
-                f"{NAMESPACE}:workloads",
-                "the Trustee stack runs no confidential workload: move coco:workloads and "
-                "coco:manifests to the confidential-cluster stacks",
-            )
-        )
-    return problems
-
-
-def _generated_resource_problems(s: StackSettings, where: str) -> list[Problem]:
-    """Sealed secrets and signed images need KBS resources the program generates (a signing
-    key, image policies): not offered yet where this stack deploys no Trustee."""
-    from components.settings import NAMESPACE, Problem
-
-    problems: list[Problem] = []
-    for i, w in enumerate(s.workloads):
-        wkey = f"{NAMESPACE}:workloads[{i}]"
-        if w.image_signatures is not None:
-            problems.append(Problem(f"{wkey}.imageSignatures", f"not offered yet with {where}"))
-        if any(c.sealed_env or c.sealed_files for c in w.containers):
-            problems.append(
-                Problem(
-                    f"{wkey}.containers",
-                    f"sealed secrets are not offered yet with {where}: use the one-stack "
-                    "trusted-zone form (trusteeCluster)",
-                )
-            )
-    for i, m in enumerate(s.manifests):
-        if m.image_signatures is not None:
-            problems.append(
-                Problem(
-                    f"{NAMESPACE}:manifests[{i}].imageSignatures",
-                    f"not offered yet with {where}: use trusteeCluster",
-                )
-            )
-    return problems
-
-
-def _external_problems(s: StackSettings) -> list[Problem]:
-    """An external Trustee: coco deploys no KBS, so the keys that shape one do not apply."""
-    from pydantic.alias_generators import to_camel
-
-    from components.settings import NAMESPACE, Problem
-
-    problems = _generated_resource_problems(s, "an external Trustee")
-    if s.layer is not None:
-        problems.append(
-            Problem(
-                f"{NAMESPACE}:layer",
-                "coco:layer is not offered with an external Trustee: one stack holds the "
-                "cluster side, the workloads and what it sets on the KBS",
-            )
-        )
-    tr = s.trustee
-    key = f"{NAMESPACE}:trustee"
-    deployed_only = {
-        "url": f"the KBS URL of an external Trustee is {NAMESPACE}:topology.external.url",
-        "node_port": "coco exposes no KBS for an external Trustee",
-        "ingress": "coco exposes no KBS for an external Trustee",
-        "secrets_delivery": "an external Trustee gets each resource through its admin API, "
-        "from the resource's valueFrom secret config key",
-    }
-    for field, why in deployed_only.items():
-        if getattr(tr, field) is not None:
-            problems.append(Problem(f"{key}.{to_camel(field)}", f"remove it: {why}"))
-    return problems

@@ -53,257 +53,74 @@ rewrite a policy at runtime; what the KBS enforces is exactly what `pulumi previ
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
-import json
-import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels, tokens
-from components.reachability import certificate_covers
-from components.settings import TrusteeSettings, full_key
+from components.kbs_render import (
+    AS_POLICY_DIR,
+    ATTESTATION_POLICY_MAP_NAME,
+    CONFIG_DIR,
+    CONFIG_FILE,
+    CONFIG_HASH_ANNOTATION,
+    CONFIG_MAP_NAME,
+    DEPLOYMENT_NAME,
+    KBS_BINARY,
+    KBS_NAMESPACE_DIR,
+    KBS_PORT,
+    PUBLIC_RESOURCES_MAP_NAME,
+    REFERENCE_VALUE_DIR,
+    REFERENCE_VALUES_KEY,
+    REFERENCE_VALUES_MAP_NAME,
+    REPOSITORY_DIR,
+    RESOURCE_PATH_ANNOTATION,
+    RESOURCE_POLICY_FILE,
+    RESOURCE_POLICY_KEY,
+    RESOURCE_POLICY_MAP_NAME,
+    RESOURCE_SECRET_KEY,
+    RUN_AS,
+    STATE_DIR,
+    STORAGE_DIR,
+    TLS_DIR,
+    TLS_SECRET_NAME,
+    TOKEN_SIGNER_DIR,
+    TOKEN_SIGNER_SECRET_NAME,
+    SecretsDelivery,
+    certificate_names,
+    config_hash,
+    reference_value_files,
+    render_kbs_config,
+    render_resource_policy_for,
+    repository_file_name,
+    resource_secret_name,
+)
+from components.kbs_render import TOKEN_DURATION_MIN as TOKEN_DURATION_MIN
+from components.reachability import SERVICE_NAME, KbsIngress, certificate_covers
+from components.reachability import service_dns_names as service_dns_names
+from components.stack_settings import TrusteeSettings
 from components.tls import KeyAlgorithm, SelfSignedTls
-from components.verifier_settings import verifier_config_lines
+from components.vocabulary import full_key, secret_config
 from policies.attestation import (
     ATTESTATION_POLICY_ID,
-    ReferenceValueData,
     attestation_policy,
     reference_values_json,
 )
-from policies.resource import ResourceGrant, public_resource_key, render_resource_policy
-
-# --------------------------------------------------------------------------- fixed layout
-
-KBS_PORT = 8080
-"""Container port (trustee `kbs/config/kubernetes/base/deployment.yaml`)."""
-
-KBS_BINARY = "/usr/local/bin/kbs"
-SERVICE_NAME = "kbs"
-DEPLOYMENT_NAME = "kbs"
-CONFIG_MAP_NAME = "kbs-config"
-CONFIG_FILE = "kbs-config.toml"
-RESOURCE_POLICY_MAP_NAME = "kbs-resource-policy"
-RESOURCE_POLICY_KEY = "policy.rego"
-ATTESTATION_POLICY_MAP_NAME = "kbs-attestation-policy"
-REFERENCE_VALUES_MAP_NAME = "kbs-reference-values"
-REFERENCE_VALUES_KEY = "reference-values.json"
-TLS_SECRET_NAME = "kbs-tls"
-TOKEN_SIGNER_SECRET_NAME = "kbs-token-signer"
-RESOURCE_SECRET_KEY = "value"
-PUBLIC_RESOURCES_MAP_NAME = "kbs-public-resources"
-"""The key holding the bytes of a KBS resource in its Secret."""
-
-CONFIG_DIR = "/etc/kbs"
-TLS_DIR = "/etc/kbs-tls"
-TOKEN_SIGNER_DIR = "/etc/kbs-token-signer"
-STATE_DIR = "/opt/confidential-containers"
-STORAGE_DIR = f"{STATE_DIR}/storage"
-
-# Storage namespaces (kbs/docs/config.md "Storage Namespaces in KBS").
-KBS_NAMESPACE_DIR = f"{STORAGE_DIR}/kbs"
-REPOSITORY_DIR = f"{STORAGE_DIR}/repository"
-AS_POLICY_DIR = f"{STORAGE_DIR}/attestation_service_policy"
-REFERENCE_VALUE_DIR = f"{STORAGE_DIR}/reference_value"
-RESOURCE_POLICY_FILE = f"{KBS_NAMESPACE_DIR}/resource-policy.rego"
+from policies.resource import ResourceGrant, public_resource_key
 
 TOKEN_SIGNER_KEY_ALGORITHM: KeyAlgorithm = "ecdsa-p256"
 """The only attestation-token signer the v0.21 AS accepts (ear_token/broker.rs)."""
 
-TOKEN_DURATION_MIN = 5
-"""Attestation token lifetime (upstream default)."""
-
-CONFIG_HASH_ANNOTATION = f"{labels.DOMAIN}/config-hash"
-RESOURCE_PATH_ANNOTATION = f"{labels.DOMAIN}/kbs-resource-path"
-
-RUN_AS = 65532
-"""Unprivileged uid/gid; the KBS needs no privilege, only its writable storage directory."""
-
 _SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
-
-SecretsDelivery = Literal["create", "reference"]
-
-
-# --------------------------------------------------------------------------- pure helpers
-
-
-def _toml(value: str) -> str:
-    """A TOML basic string (JSON string syntax is valid TOML for these ASCII paths)."""
-    return json.dumps(value, ensure_ascii=True)
-
-
-def render_kbs_config(settings: TrusteeSettings) -> str:
-    """The KBS config file for the pinned release. Pure and deterministic.
-
-    HTTPS only; tokens from the built-in AS are signed by a dedicated EC P-256 key whose
-    certificate the KBS trusts (`insecure_header_jwk = false`), so a token someone signed with
-    their own key in the JWT header is refused even when sent as a bearer token; the admin API
-    is off. `settings` is validated for the one thing the file depends on: the image must be a
-    KBS with the AS built in.
-    """
-    if "built-in-as" not in settings.image and "@sha256:" not in settings.image:
-        raise ValueError(
-            f"trustee image {settings.image!r} is not a `built-in-as` KBS build: this config "
-            "runs the attestation service inside the KBS (`coco_as_builtin`)"
-        )
-    lines = [
-        "# KBS configuration generated by coco (components/trustee.py); regenerate, do not edit.",
-        "# Format: trustee v0.21 kbs/docs/config.md.",
-        "",
-        "[http_server]",
-        f"sockets = [{_toml(f'0.0.0.0:{KBS_PORT}')}]",
-        "insecure_http = false",
-        f"private_key = {_toml(f'{TLS_DIR}/tls.key')}",
-        f"certificate = {_toml(f'{TLS_DIR}/tls.crt')}",
-        "",
-        "[attestation_token]",
-        f"trusted_certs_paths = [{_toml(f'{TOKEN_SIGNER_DIR}/tls.crt')}]",
-        "insecure_header_jwk = false",
-        "",
-        "[attestation_service]",
-        'type = "coco_as_builtin"',
-        "",
-        "[attestation_service.attestation_token_broker]",
-        f"duration_min = {TOKEN_DURATION_MIN}",
-        "",
-        "[attestation_service.attestation_token_broker.signer]",
-        f"key_path = {_toml(f'{TOKEN_SIGNER_DIR}/tls.key')}",
-        f"cert_path = {_toml(f'{TOKEN_SIGNER_DIR}/tls.crt')}",
-        "",
-        "[attestation_service.rvps_config]",
-        'type = "BuiltIn"',
-        "",
-        *verifier_config_lines(settings.verifiers),
-        "# Policies, reference values and resources are files Pulumi provisions; nobody can",
-        "# change them through the API.",
-        "[admin]",
-        'authorization_mode = "DenyAll"',
-        "",
-        "[storage_backend]",
-        'storage_type = "LocalFs"',
-        "",
-        "[storage_backend.backends.local_fs]",
-        f"dir_path = {_toml(STORAGE_DIR)}",
-        "",
-        "[[plugins]]",
-        'name = "resource"',
-        'storage_backend_type = "kvstorage"',
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def repository_file_name(path: str) -> str:
-    """The file LocalFs reads for resource `repo/type/tag` (`/` stored as `\\x2F`)."""
-    return path.replace("/", "\\x2F")
-
-
-def resource_secret_name(path: str) -> str:
-    """Deterministic Secret name for a KBS resource path.
-
-    Readable (`kbs-resource-default-key-1-...`) for people wiring Secrets by hand in reference
-    mode, and suffixed with a hash of the exact path so `a_b` and `a-b`, or `Key` and `key`,
-    never share a Secret.
-    """
-    slug = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")
-    digest = hashlib.sha256(path.encode()).hexdigest()[:8]
-    return f"kbs-resource-{slug}"[:53].rstrip("-") + f"-{digest}"
-
-
-def reference_value_files(values: Mapping[str, ReferenceValueData]) -> dict[str, str]:
-    """One RVPS record per reference value name, keyed by the name (the storage key).
-
-    Each record is one entry of `policies.attestation.reference_values_json` (trustee
-    `rvps/src/reference_value.rs` `ReferenceValue {version, name, expiration, value}`) as
-    canonical JSON; the file name is the reference value name, the key RVPS stores it under.
-    """
-    entries = json.loads(reference_values_json(values))
-    files: dict[str, str] = {}
-    for entry in entries:
-        name = entry["name"]
-        if name.startswith(".") or name == REFERENCE_VALUES_KEY:
-            raise ValueError(f"reference value name {name!r} cannot be a storage key")
-        files[name] = json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
-    return files
-
-
-def config_hash(texts: Mapping[str, str]) -> str:
-    """sha256 over named texts, order-independent and unambiguous (length-prefixed)."""
-    h = hashlib.sha256()
-    for name in sorted(texts):
-        for part in (name, texts[name]):
-            data = part.encode()
-            h.update(len(data).to_bytes(8, "big"))
-            h.update(data)
-    return h.hexdigest()
-
-
-def service_dns_names(namespace: str) -> list[str]:
-    """Every name a pod can use for the KBS Service."""
-    return [
-        SERVICE_NAME,
-        f"{SERVICE_NAME}.{namespace}",
-        f"{SERVICE_NAME}.{namespace}.svc",
-        f"{SERVICE_NAME}.{namespace}.svc.cluster.local",
-    ]
-
-
-def certificate_names(settings: TrusteeSettings) -> tuple[list[str], list[str]]:
-    """(DNS names, IP addresses) the KBS certificate must cover, sorted and unique."""
-    dns = set(service_dns_names(settings.namespace)) | set(settings.tls.dns_names)
-    ips: set[str] = set()
-    host = urlparse(settings.service_url()).hostname
-    if host:
-        try:
-            ips.add(str(ipaddress.ip_address(host)))
-        except ValueError:
-            dns.add(host)
-    return sorted(dns), sorted(ips)
-
-
-def render_resource_policy_for(
-    settings: TrusteeSettings, grants: list[ResourceGrant], generated: Sequence[str] = ()
-) -> str:
-    """The resource policy for `grants`, checked against the resources the stack declares.
-
-    A grant for a path the stack does not serve, or an unbound grant (no init-data digests)
-    for a resource that did not opt into `allowUnbound`, is an error rather than a policy.
-    `generated` are the public resources the program makes (image policies, verification
-    keys): always bound to their readers.
-    """
-    declared = {r.path: r for r in settings.resources}
-    unbound = False
-    for grant in grants:
-        resource = declared.get(grant.path)
-        if grant.path in generated:
-            if not grant.initdata_digests:
-                raise ValueError(f"generated resource {grant.path!r} has no reader digests")
-            continue
-        if resource is None:
-            raise ValueError(
-                f"resource policy grant for {grant.path!r}, which is not in trustee.resources"
-            )
-        if not grant.initdata_digests:
-            if not resource.allow_unbound:
-                raise ValueError(
-                    f"resource {grant.path!r} has no reader digests and is not allowUnbound"
-                )
-            unbound = True
-    return render_resource_policy(list(grants), allow_unbound=unbound)
 
 
 def _secret(value: pulumi.Output[str]) -> pulumi.Output[str]:
     """Mark a value secret (again), so no code path can hand it to the engine in plain text."""
     return pulumi.Output.secret(value)
-
-
-def _config_secret(ref: str) -> pulumi.Output[str]:
-    namespace, key = full_key(ref).split(":", 1)
-    return pulumi.Config(namespace).require_secret(key)
 
 
 # --------------------------------------------------------------------------- TLS
@@ -365,9 +182,9 @@ class TrusteeTls(pulumi.ComponentResource):
                 return pem
 
             self.certificate_pem = pulumi.Output.unsecret(
-                _config_secret(cfg.certificate_from)
+                secret_config(cfg.certificate_from)
             ).apply(covers)
-            self.private_key_pem = pulumi.Output.secret(_config_secret(cfg.private_key_from))
+            self.private_key_pem = pulumi.Output.secret(secret_config(cfg.private_key_from))
         else:
             host = urlparse(self.url).hostname or self.dns_names[-1]
             cert = SelfSignedTls(
@@ -437,72 +254,113 @@ class Trustee(pulumi.ComponentResource):
         from a ConfigMap in the same repository volume, released by the same policy."""
         super().__init__(tokens.token("Trustee"), name, None, tokens.options("Trustee", opts))
         public = dict(sorted((public_resources or {}).items()))
-        clash = sorted(set(public) & {r.path for r in settings.resources})
-        if clash:
-            raise ValueError(f"generated KBS resources {clash} are also in trustee.resources")
-        ns = settings.namespace
-        paths = [r.path for r in settings.resources]
-        if secrets_delivery == "create":
-            missing = sorted(set(paths) - set(resource_values))
-            if missing:
-                raise ValueError(f"no value for KBS resources {missing} in 'create' mode")
-        unknown = sorted(set(resource_values) - set(paths))
-        if unknown:
-            raise ValueError(f"values given for undeclared KBS resources {unknown}")
-        if secrets_delivery == "reference" and resource_values:
-            raise ValueError("'reference' mode takes no resource values: the Secrets exist")
-
+        check_trustee_inputs(settings, public, resource_values, secrets_delivery)
         self.url = tls.url
         self.certificate_pem = tls.certificate_pem
-        self.namespace = ns
+        self.namespace = settings.namespace
         self.kbs_config = render_kbs_config(settings)
+        self._environment = environment
 
-        def meta(object_name: str, role: str, **extra: Any) -> dict[str, Any]:
-            out: dict[str, Any] = {
-                "name": object_name,
-                "namespace": ns,
-                "labels": labels.common(environment, role),
+        child = self._namespace(name, opts)
+        # configuration (public), then key material, then the KBS that reads them all
+        files = self._policy_files(name, settings, grants, sorted(public), tee_platforms, child)
+        signer = self._token_signer(name, settings, child)
+        paths = sorted(r.path for r in settings.resources)
+        resource_secrets = {p: resource_secret_name(p) for p in paths}
+        public_keys = {p: public_resource_key(p) for p in public}
+        secrets = self._secret_objects(
+            name,
+            tls,
+            public,
+            public_keys,
+            resource_secrets,
+            resource_values,
+            secrets_delivery,
+            child,
+        )
+        objects = files.objects + secrets
+        self.config_hash = self._config_hash(tls, signer, files, resource_secrets)
+        pod_spec = kbs_pod_spec(
+            settings,
+            as_policy_file=files.as_policy_file if files.as_policy is not None else None,
+            reference_values=sorted(files.reference_value_files),
+            resource_secrets=resource_secrets,
+            public_resources=public_keys,
+        )
+        deps = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=objects))
+        self.deployment = self._deployment(name, settings, pod_spec, deps)
+        self.service = self._service(name, settings, child)
+        if settings.ingress is not None:
+            self._ingress(name, settings, settings.ingress, child)
+        self.register_outputs(
+            {
+                "url": self.url,
+                "certificatePem": self.certificate_pem,
+                "namespace": self.namespace,
+                "resourcePolicy": self.resource_policy,
+                "configHash": self.config_hash,
+                "requiredSecrets": self.required_secrets,
             }
-            out.update(extra)
-            return out
+        )
 
-        child = pulumi.ResourceOptions(parent=self)
-        objects: list[pulumi.Resource] = []
-        if ns not in _SYSTEM_NAMESPACES:
-            namespace = k8s.core.v1.Namespace(
-                f"{name}-namespace",
-                metadata={
-                    "name": ns,
-                    "labels": {
-                        **labels.common(environment, labels.ROLE_KBS),
-                        # The KBS pod meets the restricted profile; keep others out of it.
-                        "pod-security.kubernetes.io/enforce": "restricted",
-                    },
+    def _meta(self, object_name: str, role: str, **extra: Any) -> dict[str, Any]:
+        """Metadata of one of the Trustee's objects: fixed name, its namespace, coco's labels."""
+        out: dict[str, Any] = {
+            "name": object_name,
+            "namespace": self.namespace,
+            "labels": labels.common(self._environment, role),
+        }
+        out.update(extra)
+        return out
+
+    def _namespace(self, name: str, opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
+        """The Trustee's own namespace (unless it is a system one), and the options of every
+        object in it."""
+        ns = self.namespace
+        if ns in _SYSTEM_NAMESPACES:
+            return pulumi.ResourceOptions(parent=self)
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={
+                "name": ns,
+                "labels": {
+                    **labels.common(self._environment, labels.ROLE_KBS),
+                    # The KBS pod meets the restricted profile; keep others out of it.
+                    "pod-security.kubernetes.io/enforce": "restricted",
                 },
-                # The component's own dependencies (the cluster being ready) hold its first
-                # object back too: a component's depends_on alone does not delay its children.
-                opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=opts.depends_on if opts else None
-                ),
-            )
-            child = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+            },
+            # The component's own dependencies (the cluster being ready) hold its first
+            # object back too: a component's depends_on alone does not delay its children.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None),
+        )
+        return pulumi.ResourceOptions(parent=self, depends_on=[namespace])
 
-        # ---- configuration (public)
-        objects.append(
+    def _policy_files(
+        self,
+        name: str,
+        settings: TrusteeSettings,
+        grants: pulumi.Input[list[ResourceGrant]],
+        public_paths: list[str],
+        tee_platforms: Sequence[str],
+        child: pulumi.ResourceOptions,
+    ) -> _PolicyFiles:
+        """The public configuration: KBS config, resource policy, attestation policy and
+        reference values, one ConfigMap each."""
+        objects: list[pulumi.Resource] = [
             k8s.core.v1.ConfigMap(
                 f"{name}-config",
-                metadata=meta(CONFIG_MAP_NAME, labels.ROLE_KBS_CONFIG),
+                metadata=self._meta(CONFIG_MAP_NAME, labels.ROLE_KBS_CONFIG),
                 data={CONFIG_FILE: self.kbs_config},
                 opts=child,
             )
-        )
+        ]
         self.resource_policy = pulumi.Output.from_input(grants).apply(
-            lambda gs: render_resource_policy_for(settings, list(gs), sorted(public))
+            lambda gs: render_resource_policy_for(settings, list(gs), public_paths)
         )
         objects.append(
             k8s.core.v1.ConfigMap(
                 f"{name}-resource-policy",
-                metadata=meta(RESOURCE_POLICY_MAP_NAME, labels.ROLE_RESOURCE_POLICY),
+                metadata=self._meta(RESOURCE_POLICY_MAP_NAME, labels.ROLE_RESOURCE_POLICY),
                 data={RESOURCE_POLICY_KEY: self.resource_policy},
                 opts=child,
             )
@@ -515,7 +373,9 @@ class Trustee(pulumi.ComponentResource):
             objects.append(
                 k8s.core.v1.ConfigMap(
                     f"{name}-attestation-policy",
-                    metadata=meta(ATTESTATION_POLICY_MAP_NAME, labels.ROLE_ATTESTATION_POLICY),
+                    metadata=self._meta(
+                        ATTESTATION_POLICY_MAP_NAME, labels.ROLE_ATTESTATION_POLICY
+                    ),
                     data={as_policy_file: as_policy},
                     opts=child,
                 )
@@ -525,21 +385,25 @@ class Trustee(pulumi.ComponentResource):
         objects.append(
             k8s.core.v1.ConfigMap(
                 f"{name}-reference-values",
-                metadata=meta(REFERENCE_VALUES_MAP_NAME, labels.ROLE_REFERENCE_VALUES),
+                metadata=self._meta(REFERENCE_VALUES_MAP_NAME, labels.ROLE_REFERENCE_VALUES),
                 data={REFERENCE_VALUES_KEY: rv_json, **rv_files},
                 opts=child,
             )
         )
+        return _PolicyFiles(objects, as_policy, as_policy_file, rv_files, rv_json)
 
-        # ---- key material
-        # The AS signs attestation tokens with an EC P-256 key: trustee v0.21.0
-        # attestation-service/src/ear_token/broker.rs loads the signer with
-        # `EcKey::private_key_from_pem` and refuses any other curve ("Only P-256 attestation
-        # token signing keys are supported"; kbs/docs/config.md saying RSA is stale). The KBS
-        # trusts exactly this certificate.
+    def _token_signer(
+        self, name: str, settings: TrusteeSettings, child: pulumi.ResourceOptions
+    ) -> SelfSignedTls:
+        """The attestation-token signer's key and certificate, which the KBS trusts.
+
+        The AS signs attestation tokens with an EC P-256 key: trustee v0.21.0
+        attestation-service/src/ear_token/broker.rs loads the signer with
+        `EcKey::private_key_from_pem` and refuses any other curve ("Only P-256 attestation
+        token signing keys are supported"; kbs/docs/config.md saying RSA is stale)."""
         signer_cert = SelfSignedTls(
             f"{name}-token-signer-cert",
-            common_name=f"{SERVICE_NAME}.{ns} attestation token signer",
+            common_name=f"{SERVICE_NAME}.{self.namespace} attestation token signer",
             validity_hours=settings.tls.validity_hours,
             key_algorithm=TOKEN_SIGNER_KEY_ALGORITHM,
             is_ca=True,
@@ -548,14 +412,28 @@ class Trustee(pulumi.ComponentResource):
         )
         self.token_signer_certificate_pem = signer_cert.cert_pem
         self.token_signer_private_key_pem = pulumi.Output.secret(signer_cert.private_key_pem)
+        return signer_cert
 
-        resource_secrets = {p: resource_secret_name(p) for p in sorted(paths)}
-        public_keys = {p: public_resource_key(p) for p in public}
+    def _secret_objects(
+        self,
+        name: str,
+        tls: KbsIdentity,
+        public: Mapping[str, pulumi.Input[str]],
+        public_keys: Mapping[str, str],
+        resource_secrets: Mapping[str, str],
+        resource_values: Mapping[str, pulumi.Output[str]],
+        secrets_delivery: SecretsDelivery,
+        child: pulumi.ResourceOptions,
+    ) -> list[pulumi.Resource]:
+        """The generated public resources' ConfigMap, and in 'create' mode the Secrets: TLS,
+        token signer and one per KBS resource (in 'reference' mode the user makes them, as
+        `required_secrets` lists them)."""
+        objects: list[pulumi.Resource] = []
         if public:
             objects.append(
                 k8s.core.v1.ConfigMap(
                     f"{name}-public-resources",
-                    metadata=meta(PUBLIC_RESOURCES_MAP_NAME, labels.ROLE_KBS_RESOURCE),
+                    metadata=self._meta(PUBLIC_RESOURCES_MAP_NAME, labels.ROLE_KBS_RESOURCE),
                     data={public_keys[p]: v for p, v in public.items()},
                     opts=child,
                 )
@@ -565,83 +443,95 @@ class Trustee(pulumi.ComponentResource):
             TOKEN_SIGNER_SECRET_NAME: ["tls.crt", "tls.key"],
             **{s: [RESOURCE_SECRET_KEY] for s in resource_secrets.values()},
         }
-        if secrets_delivery == "create":
+        if secrets_delivery != "create":
+            return objects
+        objects.append(
+            k8s.core.v1.Secret(
+                f"{name}-tls",
+                metadata=self._meta(TLS_SECRET_NAME, labels.ROLE_KBS_TLS),
+                type="kubernetes.io/tls",
+                string_data={
+                    "tls.crt": tls.certificate_pem,
+                    "tls.key": _secret(tls.private_key_pem),
+                },
+                opts=child,
+            )
+        )
+        objects.append(
+            k8s.core.v1.Secret(
+                f"{name}-token-signer",
+                metadata=self._meta(TOKEN_SIGNER_SECRET_NAME, labels.ROLE_KBS_TLS),
+                type="kubernetes.io/tls",
+                string_data={
+                    "tls.crt": self.token_signer_certificate_pem,
+                    "tls.key": self.token_signer_private_key_pem,
+                },
+                opts=child,
+            )
+        )
+        for path, secret_name in resource_secrets.items():
             objects.append(
                 k8s.core.v1.Secret(
-                    f"{name}-tls",
-                    metadata=meta(TLS_SECRET_NAME, labels.ROLE_KBS_TLS),
-                    type="kubernetes.io/tls",
-                    string_data={
-                        "tls.crt": tls.certificate_pem,
-                        "tls.key": _secret(tls.private_key_pem),
-                    },
+                    f"{name}-resource-{secret_name.removeprefix('kbs-resource-')}",
+                    metadata=self._meta(
+                        secret_name,
+                        labels.ROLE_KBS_RESOURCE,
+                        annotations={RESOURCE_PATH_ANNOTATION: path},
+                    ),
+                    type="Opaque",
+                    string_data={RESOURCE_SECRET_KEY: _secret(resource_values[path])},
                     opts=child,
                 )
             )
-            objects.append(
-                k8s.core.v1.Secret(
-                    f"{name}-token-signer",
-                    metadata=meta(TOKEN_SIGNER_SECRET_NAME, labels.ROLE_KBS_TLS),
-                    type="kubernetes.io/tls",
-                    string_data={
-                        "tls.crt": self.token_signer_certificate_pem,
-                        "tls.key": self.token_signer_private_key_pem,
-                    },
-                    opts=child,
-                )
-            )
-            for path, secret_name in resource_secrets.items():
-                objects.append(
-                    k8s.core.v1.Secret(
-                        f"{name}-resource-{secret_name.removeprefix('kbs-resource-')}",
-                        metadata=meta(
-                            secret_name,
-                            labels.ROLE_KBS_RESOURCE,
-                            annotations={RESOURCE_PATH_ANNOTATION: path},
-                        ),
-                        type="Opaque",
-                        string_data={RESOURCE_SECRET_KEY: _secret(resource_values[path])},
-                        opts=child,
-                    )
-                )
+        return objects
 
-        # ---- the KBS
+    def _config_hash(
+        self,
+        tls: KbsIdentity,
+        signer: SelfSignedTls,
+        files: _PolicyFiles,
+        resource_secrets: Mapping[str, str],
+    ) -> pulumi.Output[str]:
+        """The hash of every public input of the KBS pod: a change rolls the Deployment."""
         public_texts: dict[str, pulumi.Input[str]] = {
             CONFIG_FILE: self.kbs_config,
             "resource-policy": self.resource_policy,
-            REFERENCE_VALUES_KEY: rv_json,
+            REFERENCE_VALUES_KEY: files.reference_values_json,
             "tls.crt": pulumi.Output.unsecret(tls.certificate_pem),
-            "token-signer.crt": signer_cert.cert_pem,
+            "token-signer.crt": signer.cert_pem,
             "resources": "\n".join(f"{p} {s}" for p, s in resource_secrets.items()),
         }
-        if as_policy is not None:
-            public_texts[as_policy_file] = as_policy
+        if files.as_policy is not None:
+            public_texts[files.as_policy_file] = files.as_policy
         names = sorted(public_texts)
-        self.config_hash = pulumi.Output.all(*[public_texts[n] for n in names]).apply(
+        return pulumi.Output.all(*[public_texts[n] for n in names]).apply(
             lambda texts: config_hash(dict(zip(names, texts, strict=True)))
         )
 
-        pod_spec = kbs_pod_spec(
-            settings,
-            as_policy_file=as_policy_file if as_policy is not None else None,
-            reference_values=sorted(rv_files),
-            resource_secrets=resource_secrets,
-            public_resources=public_keys,
-        )
-        selector = {"app.kubernetes.io/name": "kbs", labels.ROLE: labels.ROLE_KBS}
-        deployment = k8s.apps.v1.Deployment(
+    def _deployment(
+        self,
+        name: str,
+        settings: TrusteeSettings,
+        pod_spec: dict[str, Any],
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.apps.v1.Deployment:
+        """The KBS Deployment, rolled (one new pod before an old one goes) on a config change."""
+        return k8s.apps.v1.Deployment(
             f"{name}-kbs",
-            metadata=meta(DEPLOYMENT_NAME, labels.ROLE_KBS),
+            metadata=self._meta(DEPLOYMENT_NAME, labels.ROLE_KBS),
             spec={
                 "replicas": settings.replicas,
-                "selector": {"matchLabels": selector},
+                "selector": {"matchLabels": _SELECTOR},
                 "strategy": {
                     "type": "RollingUpdate",
                     "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
                 },
                 "template": {
                     "metadata": {
-                        "labels": {**labels.common(environment, labels.ROLE_KBS), **selector},
+                        "labels": {
+                            **labels.common(self._environment, labels.ROLE_KBS),
+                            **_SELECTOR,
+                        },
                         "annotations": self.config_hash.apply(
                             lambda h: {CONFIG_HASH_ANNOTATION: h}
                         ),
@@ -649,14 +539,19 @@ class Trustee(pulumi.ComponentResource):
                     "spec": pod_spec,
                 },
             },
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=objects)),
+            opts=opts,
         )
-        service = k8s.core.v1.Service(
+
+    def _service(
+        self, name: str, settings: TrusteeSettings, child: pulumi.ResourceOptions
+    ) -> k8s.core.v1.Service:
+        """The KBS Service, at the port init-data measures."""
+        return k8s.core.v1.Service(
             f"{name}-service",
-            metadata=meta(SERVICE_NAME, labels.ROLE_KBS),
+            metadata=self._meta(SERVICE_NAME, labels.ROLE_KBS),
             spec={
                 "type": settings.service_type,
-                "selector": selector,
+                "selector": _SELECTOR,
                 # RCAR keeps the auth -> attest -> resource session in the pod that answered
                 # `auth`; with several replicas a guest must keep talking to that pod.
                 "sessionAffinity": "ClientIP",
@@ -673,59 +568,90 @@ class Trustee(pulumi.ComponentResource):
             },
             opts=child,
         )
-        if settings.ingress is not None:
-            # TLS passes through to the KBS (the guest pins its certificate); reachability
-            # (components/reachability.py) checked the URL is https://<this host>.
-            host = urlparse(settings.service_url()).hostname
-            k8s.networking.v1.Ingress(
-                f"{name}-ingress",
-                metadata=meta(
-                    SERVICE_NAME,
-                    labels.ROLE_KBS,
-                    annotations=dict(sorted(settings.ingress.annotations.items())),
-                ),
-                spec={
-                    **(
-                        {"ingressClassName": settings.ingress.class_name}
-                        if settings.ingress.class_name
-                        else {}
-                    ),
-                    "rules": [
-                        {
-                            "host": host,
-                            "http": {
-                                "paths": [
-                                    {
-                                        "path": "/",
-                                        "pathType": "Prefix",
-                                        "backend": {
-                                            "service": {
-                                                "name": SERVICE_NAME,
-                                                "port": {"number": settings.port},
-                                            }
-                                        },
-                                    }
-                                ]
-                            },
-                        }
-                    ],
-                },
-                opts=pulumi.ResourceOptions.merge(
-                    child, pulumi.ResourceOptions(depends_on=[service])
-                ),
-            )
-        self.deployment = deployment
-        self.service = service
-        self.register_outputs(
-            {
-                "url": self.url,
-                "certificatePem": self.certificate_pem,
-                "namespace": ns,
-                "resourcePolicy": self.resource_policy,
-                "configHash": self.config_hash,
-                "requiredSecrets": self.required_secrets,
-            }
+
+    def _ingress(
+        self,
+        name: str,
+        settings: TrusteeSettings,
+        ingress: KbsIngress,
+        child: pulumi.ResourceOptions,
+    ) -> k8s.networking.v1.Ingress:
+        """An Ingress at the URL's host. TLS passes through to the KBS (the guest pins its
+        certificate); reachability (components/checks/reachability.py) checked the URL is
+        https://<this host>."""
+        host = urlparse(settings.service_url()).hostname
+        return k8s.networking.v1.Ingress(
+            f"{name}-ingress",
+            metadata=self._meta(
+                SERVICE_NAME,
+                labels.ROLE_KBS,
+                annotations=dict(sorted(ingress.annotations.items())),
+            ),
+            spec={
+                **({"ingressClassName": ingress.class_name} if ingress.class_name else {}),
+                "rules": [
+                    {
+                        "host": host,
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "pathType": "Prefix",
+                                    "backend": {
+                                        "service": {
+                                            "name": SERVICE_NAME,
+                                            "port": {"number": settings.port},
+                                        }
+                                    },
+                                }
+                            ]
+                        },
+                    }
+                ],
+            },
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[self.service])
+            ),
         )
+
+
+_SELECTOR = {"app.kubernetes.io/name": "kbs", labels.ROLE: labels.ROLE_KBS}
+"""The labels that select the KBS pods (Deployment and Service)."""
+
+
+@dataclass(frozen=True)
+class _PolicyFiles:
+    """The Trustee's public configuration objects and the texts the pod and its hash need."""
+
+    objects: list[pulumi.Resource]
+    as_policy: str | None
+    as_policy_file: str
+    reference_value_files: dict[str, str]
+    reference_values_json: str
+
+
+def check_trustee_inputs(
+    settings: TrusteeSettings,
+    public: Mapping[str, object],
+    resource_values: Mapping[str, object],
+    secrets_delivery: SecretsDelivery,
+) -> None:
+    """Refuse inputs that would make a KBS serving less, or other, than its settings say:
+    a generated resource at a declared path, a declared resource without a value to create,
+    a value for an undeclared one, values in 'reference' mode."""
+    clash = sorted(set(public) & {r.path for r in settings.resources})
+    if clash:
+        raise ValueError(f"generated KBS resources {clash} are also in trustee.resources")
+    paths = [r.path for r in settings.resources]
+    if secrets_delivery == "create":
+        missing = sorted(set(paths) - set(resource_values))
+        if missing:
+            raise ValueError(f"no value for KBS resources {missing} in 'create' mode")
+    unknown = sorted(set(resource_values) - set(paths))
+    if unknown:
+        raise ValueError(f"values given for undeclared KBS resources {unknown}")
+    if secrets_delivery == "reference" and resource_values:
+        raise ValueError("'reference' mode takes no resource values: the Secrets exist")
 
 
 SEED_DIR = "/etc/kbs-storage-seed"

@@ -22,7 +22,7 @@ from typing import Any
 from components import confidential_pod, labels, podspec
 from components.confidential_pod import PodOptions
 from components.guest_features import image_policy_path
-from components.settings import ContainerSettings, WorkloadSettings
+from components.stack_settings import ContainerSettings, WorkloadSettings
 from policies.sealed import kbs_uri
 
 API_VERSIONS: dict[str, str] = {

@@ -33,9 +33,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import protection, tee
-from components.layers import hardware_dict
 from components.peerpods.settings import PeerPodsCluster, attestation_platform
-from components.settings import NAMESPACE, StackSettings
 from components.stack import (
     Platform,
     _provider,
@@ -43,10 +41,12 @@ from components.stack import (
     build_platform,
     deploy_workloads,
     export_workload_digests,
+    hardware_dict,
     platform_of,
-    secret_config,
 )
+from components.stack_settings import StackSettings
 from components.trustee import Trustee, TrusteeTls
+from components.vocabulary import NAMESPACE, secret_config
 from components.workload import ConfidentialWorkload
 from policies.resource import ResourceGrant
 

@@ -52,6 +52,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from components.vocabulary import is_pinned
 from policies.agent_container import (
     BLOCK_EMPTY_DIR_DRIVER_OPTIONS,
     CONTAINER_MOUNTS,
@@ -66,7 +67,12 @@ from policies.agent_container import (
 
 PACKAGE = "agent_policy"
 
-_DIGEST_REF = re.compile(r"\A[^\s@\"\\]+@sha256:[0-9a-f]{64}\Z")
+
+def _rego_safe_pin(image: str) -> bool:
+    """Pinned by digest, and writable inside a Rego string (no `"` or `\\`)."""
+    return is_pinned(image) and '"' not in image and "\\" not in image
+
+
 PAUSE_SOURCE = "pause"
 """Guest-pull `source` the Kata runtime sets for the sandbox (pause) container."""
 
@@ -421,7 +427,7 @@ class AgentPolicySpec(BaseModel):
     @classmethod
     def _pinned(cls, v: list[str]) -> list[str]:
         for image in v:
-            if not _DIGEST_REF.match(image) or len(image) > _MAX_LINE // 2:
+            if not _rego_safe_pin(image) or len(image) > _MAX_LINE // 2:
                 raise ValueError(
                     f"{image!r} is not pinned by digest: use name@sha256:<64 lowercase hex>"
                 )
@@ -437,7 +443,7 @@ class AgentPolicySpec(BaseModel):
     def _container_argv(cls, v: dict[str, list[list[str]]]) -> dict[str, list[list[str]]]:
         out: dict[str, list[list[str]]] = {}
         for image in sorted(v):
-            if not _DIGEST_REF.match(image):
+            if not _rego_safe_pin(image):
                 raise ValueError(
                     f"container_commands key {image!r} is not pinned by digest: "
                     "use name@sha256:<64 lowercase hex>"

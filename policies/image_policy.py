@@ -26,8 +26,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from policies.sealed import kbs_uri
+from components.vocabulary import kbs_uri
 
+SIGNED_IMAGES_POLICY = "images-signature-verified"
+"""The policy pack's optional rule that every image is signature-verified
+(policies/pack/signatures.py), which `coco:checklist.requireSignedImages` turns on."""
 DEFAULT_REGISTRY = "docker.io"
 DOCKER_TRANSPORT = "docker"
 """The only transport image-rs implements (`Image::transport_name`)."""

@@ -43,6 +43,8 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from components.vocabulary import is_kbs_uri
+
 INITDATA_ANNOTATION = "io.katacontainers.config.hypervisor.cc_init_data"
 """Pod annotation the Kata runtime reads init-data from (kata-types `annotations`)."""
 
@@ -60,7 +62,6 @@ KBC_NAME = "cc_kbc"
 _PEM_CERT = re.compile(
     r"\A(-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?)+\Z"
 )
-_KBS_URI = re.compile(r"\Akbs:///[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\Z")
 
 
 class KbsEndpoint(BaseModel):
@@ -215,7 +216,7 @@ def render_cdh_toml(
     ]
     if kbs.cert_pem is not None:
         lines.append(f"kbs_cert = {_multiline_basic(kbs.cert_pem)}")
-    if image_security_policy_uri is not None and not _KBS_URI.match(image_security_policy_uri):
+    if image_security_policy_uri is not None and not is_kbs_uri(image_security_policy_uri):
         raise ValueError(
             f"{image_security_policy_uri!r} is not a KBS resource URI (kbs:///<repo>/<type>/<tag>)"
         )

@@ -24,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
 
-_RESOURCE_PATH = re.compile(r"\A[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\Z")
+from components.vocabulary import is_resource_path, kbs_uri
+
 _PEM_CERT = re.compile(
     r"\A-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?\Z"
 )
@@ -46,7 +47,7 @@ class RegistryAccess(BaseModel):
     @field_validator("credentials_resource")
     @classmethod
     def _path(cls, v: str | None) -> str | None:
-        if v is not None and not _RESOURCE_PATH.match(v):
+        if v is not None and not is_resource_path(v):
             raise ValueError(f"{v!r} is not a KBS resource path: use repo/type/tag")
         return v
 
@@ -60,7 +61,7 @@ class RegistryAccess(BaseModel):
 
     @property
     def credentials_uri(self) -> str | None:
-        return f"kbs:///{self.credentials_resource}" if self.credentials_resource else None
+        return kbs_uri(self.credentials_resource) if self.credentials_resource else None
 
 
 def image_pull_entries(access: RegistryAccess | None) -> list[tuple[str, str | list[str]]]:

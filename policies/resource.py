@@ -42,6 +42,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from components.vocabulary import is_resource_path
 from policies.initdata import claim_hex_to_base64
 
 
@@ -78,8 +79,6 @@ def _platform_alias(value: object) -> object:
 
 Platform = Annotated[PlatformName, BeforeValidator(_platform_alias)]
 
-# trustee resource/backend.rs `ResourceDesc`: no segment starts with `.`.
-_SEGMENT = re.compile(r"\A[A-Za-z0-9_-][A-Za-z0-9_.-]*\Z")
 _HEX = re.compile(r"\A(?:[0-9a-f]{2})+\Z")
 _CLAIM_HEX_LEN = (64, 512)
 """Smallest and largest fitted init-data field, in hex digits (SNP 32 bytes, SE 256)."""
@@ -104,8 +103,7 @@ class ResourceGrant(BaseModel):
     @field_validator("path")
     @classmethod
     def _path_shape(cls, v: str) -> str:
-        parts = v.split("/")
-        if len(parts) != 3 or not all(_SEGMENT.match(p) and p not in (".", "..") for p in parts):
+        if not is_resource_path(v):  # trustee resource/backend.rs `ResourceDesc`
             raise ValueError(f"{v!r} is not a KBS resource path: use repo/type/tag")
         return v
 

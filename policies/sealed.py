@@ -26,26 +26,17 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from components.vocabulary import kbs_uri as kbs_uri
+
 SEALED_PREFIX = "sealed."
 SEALED_VERSION = "0.1.0"
 SIGNING_KEY_RESOURCE = "coco/sealed-secret/signing-key"
 """KBS resource (repo/type/tag) holding the public JWK that verifies every sealed secret."""
-
-_KBS_URI = re.compile(r"\Akbs:///[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*){2}\Z")
-
-
-def kbs_uri(path: str) -> str:
-    """`repo/type/tag` -> `kbs:///repo/type/tag` (resource_uri's form without a host)."""
-    uri = f"kbs:///{path}"
-    if not _KBS_URI.match(uri):
-        raise ValueError(f"{path!r} is not a KBS resource path (repo/type/tag)")
-    return uri
 
 
 def _b64url(data: bytes) -> str:

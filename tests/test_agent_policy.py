@@ -70,7 +70,8 @@ UPSTREAM_ALLOW_ALL = {
     "UpdateEphemeralMountsRequest", "UpdateInterfaceRequest", "UpdateRoutesRequest",
     "WaitProcessRequest", "WriteStreamRequest",
 }  # fmt: skip
-# Requests genpolicy's rules.rego knows beyond allow-all (DESIGN "Upstream facts").
+# Requests genpolicy's rules.rego knows beyond allow-all (docs/agent-policy.md, "Which requests
+# it covers").
 GENPOLICY_EXTRA = {
     "AddSwapPathRequest", "GetIPTablesRequest", "SetIPTablesRequest", "ResizeVolumeRequest",
     "VolumeStatsRequest", "GetDiagnosticDataRequest", "MemAgentCompactConfig",

@@ -12,12 +12,12 @@ values; the admin key and the resource value are secrets in the state.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from builders import private_backend, private_key_pem
 from cryptography.hazmat.primitives.asymmetric import ec
-from test_external_trustee import _pem, serve
+from test_external_trustee import serve
 
 import automation
 from automation import Backend, StackSpec
@@ -37,13 +37,7 @@ SECRET_SIG = "4dabf18193072939515e22adb298388d"
 
 @pytest.fixture
 def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Backend:
-    if shutil.which("pulumi") is None:
-        pytest.fail(
-            "the pulumi CLI is not on PATH: run `bash scripts/setup.sh; source scripts/env.sh`"
-        )
-    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
-    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "coco-e2e-external-private-passphrase")
-    return Backend.local(tmp_path / "state")
+    return private_backend(tmp_path, monkeypatch, "coco-e2e-external-private-passphrase")
 
 
 def test_external_trustee_up_refresh_destroy(backend: Backend, tmp_path: Path) -> None:
@@ -127,4 +121,4 @@ def test_external_trustee_up_refresh_destroy(backend: Backend, tmp_path: Path) -
         assert held.resource_policy == DENY_ALL_RESOURCE_POLICY
         assert held.resources == {}
         assert all(v == [] for v in held.reference_values.values())
-        assert _pem(key) == kbs.key_pem
+        assert private_key_pem(key) == kbs.key_pem

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from builders import private_backend
 
 import automation
 from automation import Backend, StackSpec
@@ -36,14 +36,7 @@ POLICY_MAP = "kbs-resource-policy"
 
 @pytest.fixture
 def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Backend:
-    if shutil.which("pulumi") is None:
-        pytest.fail(
-            "the pulumi CLI is not on PATH: run `bash scripts/setup.sh; source scripts/env.sh`"
-        )
-    # A production stack never runs on the public dev passphrase: a private one.
-    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
-    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "coco-e2e-zones-private-passphrase")
-    return Backend.local(tmp_path / "state")
+    return private_backend(tmp_path, monkeypatch, "coco-e2e-zones-private-passphrase")
 
 
 def example(name: str, render_dir: Path, secrets: dict[str, str] | None = None) -> StackSpec:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
-import datetime
 import http.server
 import json
 import ssl
@@ -28,17 +27,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
 import yaml
-from cryptography import x509
+from builders import (
+    guarded,
+    initdata_of,
+    localhost_certificate,
+    private_key_pem,
+    problems_by_key,
+    run_external,
+    scan,
+)
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.x509.oid import NameOID
-from mocks import DYNAMIC, resolve
-from test_zones import ZoneMocks, guarded, initdata_of, problems, scan
+from mocks import DYNAMIC
 
 from components.kbs_admin import (
     DENY_ALL_RESOURCE_POLICY,
@@ -54,8 +58,7 @@ from components.kbs_admin_resources import (
     ReferenceValueProvider,
     ResourcePolicyProvider,
 )
-from components.layers import build_stack
-from components.settings import full_key, load, parse, secret_refs, strip_namespace
+from components.settings import parse, secret_refs
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "external_trustee" / "Pulumi.tdx-shared-kbs.yaml"
@@ -98,7 +101,7 @@ def test_the_example_parses_as_an_external_trustee() -> None:
 def test_bad_external_settings_are_refused_with_their_key(change: Any, key: str, text: str) -> None:
     data = settings_of(example())
     change(data["topology"]["external"])
-    found = problems(data)
+    found = problems_by_key(data)
     assert key in found, found
     assert text in found[key]
 
@@ -107,13 +110,13 @@ def test_external_topology_shape() -> None:
     data = settings_of(example())
     bare = copy.deepcopy(data)
     bare["topology"].pop("external")
-    assert "external" in " ".join(problems(bare).values())
+    assert "external" in " ".join(problems_by_key(bare).values())
     mixed = copy.deepcopy(data)
     mixed["topology"]["trusteeCluster"] = {"context": "trust"}
-    assert "no trusteeCluster" in " ".join(problems(mixed).values())
+    assert "no trusteeCluster" in " ".join(problems_by_key(mixed).values())
     stray = copy.deepcopy(data)
     stray["topology"]["kind"] = "co-located"
-    assert "kind: external" in " ".join(problems(stray).values())
+    assert "kind: external" in " ".join(problems_by_key(stray).values())
 
 
 @pytest.mark.parametrize(
@@ -127,7 +130,7 @@ def test_external_topology_shape() -> None:
 def test_keys_of_a_deployed_kbs_are_refused(change: dict[str, Any], key: str) -> None:
     data = settings_of(example())
     data["trustee"].update(change)
-    found = problems(data)
+    found = problems_by_key(data)
     assert key in found and "remove it" in found[key]
 
 
@@ -136,19 +139,18 @@ def test_generated_resources_and_layers_are_refused() -> None:
     snp = yaml.safe_load((ROOT / "stacks" / "Pulumi.baremetal-snp.yaml").read_text())["config"]
     signed = next(w for w in snp["coco:workloads"] if w.get("imageSignatures"))
     data["workloads"][0]["imageSignatures"] = signed["imageSignatures"]
-    found = problems(data)
+    found = problems_by_key(data)
     assert any(k.startswith("coco:workloads[0]") and "external" in v for k, v in found.items())
     layered = settings_of(example())
     layered["layer"] = {"kind": "platform"}
-    assert "coco:layer" in problems(layered)
+    assert "coco:layer" in problems_by_key(layered)
 
 
 def test_production_still_needs_reference_values_and_a_secret_admin_key() -> None:
     data = settings_of(example())
     data["trustee"].pop("referenceValues")
-    assert "coco:trustee.referenceValues" in problems(data)
+    assert "coco:trustee.referenceValues" in problems_by_key(data)
     s = parse(settings_of(example()))
-    from components.settings import secret_refs
 
     assert ("coco:topology.external.adminKeyFrom", "kbsAdminKey") in secret_refs(s)
 
@@ -156,56 +158,12 @@ def test_production_still_needs_reference_values_and_a_secret_admin_key() -> Non
 # --------------------------------------------------------------------------- wiring
 
 
-ADMIN_KEY = (
-    ec.generate_private_key(ec.SECP256R1())
-    .private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    .decode()
-)
-"""A real admin key (the program checks it parses), generated once per test session."""
-
-
-def run_external(
-    config: dict[str, Any], stack: str, admin_key: str = ADMIN_KEY
-) -> tuple[ZoneMocks, dict[str, Any], dict[str, str]]:
-    """Run the program under mocks (as tests/test_zones.py `run_stack`), the admin key config
-    value `admin_key`; the mocks, its exported outputs (resolved), and the secret values."""
-    mocks = ZoneMocks({})
-    pulumi.runtime.set_mocks(mocks, project="coco", stack=stack, preview=False)
-    settings = parse(strip_namespace(config))
-    secrets = {full_key(ref): f"test-secret-{ref}-value" for _, ref in secret_refs(settings)}
-    ext = settings.trustee_topology.external
-    assert ext is not None
-    secrets[full_key(ext.admin_key_from)] = admin_key
-    values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    pulumi.runtime.set_all_config(values | secrets, secret_keys=list(secrets))
-    exported: dict[str, Any] = {}
-    original = pulumi.export
-
-    def build() -> dict[str, Any]:
-        pulumi.export = lambda name, value: exported.__setitem__(name, value)  # type: ignore[assignment]
-        try:
-            build_stack(load())
-        finally:
-            pulumi.export = original
-        return exported
-
-    try:
-        outputs, _ = resolve(build)
-    finally:
-        pulumi.runtime.set_all_config({})
-    return mocks, outputs, secrets
-
-
 def test_a_bad_admin_key_is_refused_with_its_key() -> None:
     with pytest.raises(
         Exception, match=r"coco:kbsAdminKey \(coco:topology.external.adminKeyFrom\)"
     ):
         run_external(example(), "tdx-shared-kbs", admin_key="not a key")
-    p384 = _pem(ec.generate_private_key(ec.SECP384R1()))
+    p384 = private_key_pem(ec.generate_private_key(ec.SECP384R1()))
     with pytest.raises(Exception, match="P-256"):
         run_external(example(), "tdx-shared-kbs", admin_key=p384)
 
@@ -253,38 +211,6 @@ def test_external_stack_deploys_no_trustee_and_binds_the_workloads() -> None:
 
 
 # --------------------------------------------------------------------------- admin API
-
-
-def _cert_for_localhost() -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
-
-
-def _pem(key: Any) -> str:
-    text: str = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return text
 
 
 def _unb64(text: str) -> bytes:
@@ -407,9 +333,9 @@ class Served:
 def serve(key: Any, directory: Path) -> Iterator[Served]:
     """A stand-in KBS admin API on https://localhost:<port>, trusting `key`'s public key."""
     # The public key as coco hands it to the Trustee's operator (`public_key_uri`).
-    public = serialization.load_pem_public_key(admin_public_key_pem(_pem(key)).encode())
+    public = serialization.load_pem_public_key(admin_public_key_pem(private_key_pem(key)).encode())
     kbs = FakeKbs(public, role="coco", issuer="coco-iss", audience="kbs-admin")
-    cert_pem, tls_key_pem = _cert_for_localhost()
+    cert_pem, tls_key_pem = localhost_certificate()
     (directory / "cert.pem").write_text(cert_pem)
     (directory / "key.pem").write_text(tls_key_pem)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(kbs))
@@ -420,7 +346,7 @@ def serve(key: Any, directory: Path) -> Iterator[Served]:
     thread.start()
     try:
         port = server.server_address[1]
-        yield Served(kbs, f"https://localhost:{port}", cert_pem, _pem(key))
+        yield Served(kbs, f"https://localhost:{port}", cert_pem, private_key_pem(key))
     finally:
         server.shutdown()
         server.server_close()
@@ -509,7 +435,7 @@ def test_resource_set_replace_delete(served: Served) -> None:
 
 
 def test_a_wrong_key_or_role_is_refused(served: Served) -> None:
-    other = _pem(ec.generate_private_key(ec.SECP256R1()))
+    other = private_key_pem(ec.generate_private_key(ec.SECP256R1()))
     with pytest.raises(KbsAdminError) as err:
         KbsResourceProvider().create(props(served, other, path="a/b/c", value="x"))
     assert err.value.status == 401 and served.kbs.resources == {}
@@ -519,7 +445,7 @@ def test_a_wrong_key_or_role_is_refused(served: Served) -> None:
 
 
 def test_a_wrong_kbs_certificate_is_refused(served: Served) -> None:
-    wrong, _ = _cert_for_localhost()
+    wrong, _ = localhost_certificate()
     admin = KbsAdmin(served.url, wrong, AdminIdentity(served.key_pem, "coco"))
     with pytest.raises(KbsUnreachable, match="CERTIFICATE_VERIFY_FAILED"):
         admin.set_resource("a/b/c", b"x")
@@ -527,7 +453,7 @@ def test_a_wrong_kbs_certificate_is_refused(served: Served) -> None:
 
 
 def test_token_claims() -> None:
-    key = _pem(ec.generate_private_key(ec.SECP256R1()))
+    key = private_key_pem(ec.generate_private_key(ec.SECP256R1()))
     token = AdminIdentity(key, "r", issuer="i", audience="a", lifetime_s=60).token(now=1000)
     head, body, _sig = token.split(".")
     assert json.loads(_unb64(head)) == {"alg": "ES256", "typ": "JWT"}
@@ -541,4 +467,4 @@ def test_token_claims() -> None:
     bare = AdminIdentity(key, "r").token(now=0).split(".")[1]
     assert set(json.loads(_unb64(bare))) == {"role", "iat", "exp"}
     with pytest.raises(ValueError, match="P-256"):
-        AdminIdentity(_pem(ec.generate_private_key(ec.SECP384R1())), "r").token()
+        AdminIdentity(private_key_pem(ec.generate_private_key(ec.SECP384R1())), "r").token()

@@ -227,7 +227,7 @@ def test_settings_error_is_bounded() -> None:
 
 
 def test_manifest_folder_walk_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from components import manifests
+    from components.checks import manifests
 
     monkeypatch.setattr(manifests, "MAX_ENTRIES", 10)
     for i in range(20):

@@ -9,23 +9,21 @@ proof (two real stacks in one file backend) is tests/test_e2e_layers.py.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pulumi
 import pytest
 import yaml
-from mocks import CloudMocks, Recorded, resolve
+from builders import exports_of, set_stack_config
+from mocks import CloudMocks, Recorded
 
 from components.layers import build_platform_layer, build_stack
 from components.settings import (
     SettingsError,
     StackSettings,
-    full_key,
     load,
     parse,
-    secret_refs,
     strip_namespace,
 )
 
@@ -76,11 +74,7 @@ def tdx_config(tmp_path: Path, layer: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def configure(config: dict[str, Any], stack: str) -> dict[str, str]:
-    settings = parse(strip_namespace(config))
-    secrets = {full_key(ref): f"test-secret-{ref}" for _, ref in secret_refs(settings)}
-    values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    pulumi.runtime.set_all_config(values | secrets, secret_keys=list(secrets))
-    return secrets
+    return set_stack_config(config, secret_format="test-secret-{}")
 
 
 def run(config: dict[str, Any], stack: str, mocks: M) -> M:
@@ -100,24 +94,10 @@ def run(config: dict[str, Any], stack: str, mocks: M) -> M:
 
 def platform_outputs(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bool]]:
     """Run the platform stack under mocks; its exported outputs, resolved, and secretness."""
-    exported: dict[str, Any] = {}
     mocks = CloudMocks()
     pulumi.runtime.set_mocks(mocks, project="coco", stack="tdx-platform", preview=False)
     configure(config, "tdx-platform")
-    original = pulumi.export
-
-    def build() -> dict[str, Any]:
-        pulumi.export = lambda name, value: exported.__setitem__(name, value)  # type: ignore[assignment]
-        try:
-            build_platform_layer(load())
-        finally:
-            pulumi.export = original
-        return exported
-
-    try:
-        return resolve(build)
-    finally:
-        pulumi.runtime.set_all_config({})
+    return exports_of(lambda: build_platform_layer(load()))
 
 
 def objects(mocks: CloudMocks) -> dict[str, Recorded]:

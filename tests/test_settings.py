@@ -10,32 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import PINNED, production_tdx_stack, settings_error
 
-from components.settings import SettingsError, json_schema, parse
+from components.settings import json_schema, parse
 
 ROOT = Path(__file__).resolve().parent.parent
-PINNED = "registry.example.com/app@sha256:" + "ab" * 32
-
-KBS_IMAGE = "registry.example.com/key-broker-service@sha256:" + "cd" * 32
-
-BASE: dict[str, Any] = {
-    "environment": "production",
-    "cluster": {"kind": "baremetal", "tee": "tdx"},
-    "topology": {"kind": "trusted-zone", "trusteeCluster": {"context": "trust"}},
-    "trustee": {
-        "image": KBS_IMAGE,
-        "serviceType": "LoadBalancer",
-        "url": "https://kbs.example.com:8080",
-        "resources": [{"path": "default/key/1", "valueFrom": "appKey", "readers": ["app"]}],
-        "referenceValues": {
-            "mr_td": ["aa" * 48],
-            "rtmr_1": ["bb" * 48],
-            "rtmr_2": ["cc" * 48],
-            "xfam": ["e702060000000000"],
-        },
-    },
-    "workloads": [{"name": "app", "containers": [{"name": "app", "image": PINNED}]}],
-}
+BASE: dict[str, Any] = production_tdx_stack(
+    serviceType="LoadBalancer", url="https://kbs.example.com:8080"
+)
 
 
 def raw(**changes: Any) -> dict[str, Any]:
@@ -45,9 +27,7 @@ def raw(**changes: Any) -> dict[str, Any]:
 
 
 def problems(data: dict[str, Any], **kw: Any) -> str:
-    with pytest.raises(SettingsError) as exc:
-        parse(data, **kw)
-    return str(exc.value)
+    return str(settings_error(data, **kw))
 
 
 def test_valid_production_stack_parses() -> None:

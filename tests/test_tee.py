@@ -1,4 +1,4 @@
-"""The runtime-class catalogue: every class the DESIGN table lists, and hardware matching."""
+"""The runtime-class catalogue: every class docs/workloads.md lists, and hardware matching."""
 
 from __future__ import annotations
 

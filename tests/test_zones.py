@@ -19,56 +19,35 @@ import base64
 import copy
 import gzip
 import json
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
-import yaml
-from mocks import CloudMocks, Recorded, resolve
+from builders import (
+    ZoneMocks,
+    guarded,
+    initdata_of,
+    problems_by_key,
+    production_tdx_stack,
+    run_stack,
+    scan,
+    stack_config,
+)
 
-from components.layers import build_stack
 from components.settings import (
-    SettingsError,
-    full_key,
-    load,
     parse,
-    secret_refs,
     strip_namespace,
 )
 from components.zones import ServedStack, zone_grants
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "trusted_zone"
-STACK_REFERENCE = "pulumi:pulumi:StackReference"
 TRUST = "organization/coco/trust-zone"
 CONF = "organization/coco/tdx-a"
-KBS_IMAGE = "registry.example.com/key-broker-service@sha256:" + "cd" * 32
-PINNED = "registry.example.com/app@sha256:" + "ab" * 32
-INITDATA_ANNOTATION = "io.katacontainers.config.hypervisor.cc_init_data"
-
-BASE: dict[str, Any] = {
-    "environment": "production",
-    "cluster": {"kind": "baremetal", "tee": "tdx"},
-    "topology": {"kind": "trusted-zone", "trusteeCluster": {"context": "trust"}},
-    "trustee": {
-        "image": KBS_IMAGE,
-        "serviceType": "NodePort",
-        "nodePort": 30443,
-        "url": "https://kbs.example.com:30443",
-        "resources": [{"path": "default/key/1", "valueFrom": "appKey", "readers": ["app"]}],
-        # A complete TDX set (components/reference_coverage.py): production refuses less.
-        "referenceValues": {
-            "mr_td": ["aa" * 48],
-            "rtmr_1": ["bb" * 48],
-            "rtmr_2": ["cc" * 48],
-            "xfam": ["e702060000000000"],
-        },
-    },
-    "workloads": [{"name": "app", "containers": [{"name": "app", "image": PINNED}]}],
-}
+BASE: dict[str, Any] = production_tdx_stack(
+    serviceType="NodePort", nodePort=30443, url="https://kbs.example.com:30443"
+)
 
 
 def raw(**changes: Any) -> dict[str, Any]:
@@ -79,16 +58,6 @@ def raw(**changes: Any) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-def problems(data: dict[str, Any]) -> dict[str, str]:
-    """key -> message of every problem the settings report."""
-    with pytest.raises(SettingsError) as exc:
-        parse(data)
-    found: dict[str, str] = {}
-    for p in exc.value.problems:
-        found[p.key] = f"{found[p.key]} | {p.message}" if p.key in found else p.message
-    return found
 
 
 # --------------------------------------------------------------------------- settings
@@ -104,7 +73,7 @@ def test_production_refuses_co_located_unless_waived() -> None:
     co_located["trustee"].pop("nodePort")
     co_located["trustee"]["serviceType"] = "LoadBalancer"
     co_located["trustee"]["url"] = "https://kbs.example.com:8080"
-    found = problems(co_located)
+    found = problems_by_key(co_located)
     assert list(found) == ["coco:topology.kind"]
     assert "co-located-trustee" in found["coco:topology.kind"]
     waived = {**co_located, "waivers": [{"check": "co-located-trustee", "reason": "x" * 20}]}
@@ -136,7 +105,7 @@ def test_production_refuses_co_located_unless_waived() -> None:
     ],
 )
 def test_topology_shapes_are_refused_naming_the_key(topology: dict[str, Any], text: str) -> None:
-    found = problems(raw(topology=topology))
+    found = problems_by_key(raw(topology=topology))
     [(_key, message)] = [(k, m) for k, m in found.items() if k.startswith("coco:topology")]
     assert text in message, message
 
@@ -163,7 +132,7 @@ def test_kbs_reachability_is_checked_at_preview(
             data["trustee"].pop(k, None)
         else:
             data["trustee"][k] = v
-    found = problems(data)
+    found = problems_by_key(data)
     assert key in found, found
     assert text in found[key]
 
@@ -177,94 +146,32 @@ def test_kbs_image_tag_is_accepted_with_a_reasoned_waiver() -> None:
 def test_node_port_reachability_holds_in_dev_too() -> None:
     data = raw(environment="dev", topology=None)
     data["trustee"].pop("nodePort")
-    assert "coco:trustee.nodePort" in problems(data)
+    assert "coco:trustee.nodePort" in problems_by_key(data)
 
 
 def test_split_roles_keep_trustee_and_workloads_apart() -> None:
     confidential = raw(
         topology={"kind": "trusted-zone", "role": "confidential", "trusteeStack": TRUST}
     )
-    assert "coco:trustee" in problems(confidential)
+    assert "coco:trustee" in problems_by_key(confidential)
     confidential.pop("trustee")
     assert parse(confidential).trustee_topology.remote_trustee
     sealed = copy.deepcopy(confidential)
     sealed["workloads"][0]["containers"][0]["sealedEnv"] = [
         {"name": "K", "sealedFrom": "default/key/1"}
     ]
-    assert "coco:workloads[0].containers" in problems(sealed)
+    assert "coco:workloads[0].containers" in problems_by_key(sealed)
     layered = {**confidential, "layer": {"kind": "platform"}}
-    assert "coco:layer" in problems(layered)
+    assert "coco:layer" in problems_by_key(layered)
     trustee = raw(
         topology={"kind": "trusted-zone", "role": "trustee", "confidentialStacks": [CONF]}
     )
-    assert "coco:workloads" in problems(trustee)
+    assert "coco:workloads" in problems_by_key(trustee)
     trustee.pop("workloads")
     assert parse(trustee).trustee_topology.role == "trustee"  # readers live in the other stacks
 
 
 # --------------------------------------------------------------------------- running stacks
-
-
-class ZoneMocks(CloudMocks):
-    """Records each resource's provider, and answers StackReferences with given outputs."""
-
-    def __init__(self, references: dict[str, dict[str, Any]]) -> None:
-        super().__init__()
-        self.references = references
-        self.providers: dict[str, str] = {}
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:  # type: ignore[type-arg]
-        if args.typ == STACK_REFERENCE:
-            outputs = self.references[str(args.resource_id)]
-            return args.resource_id, {"name": args.resource_id, "outputs": outputs}
-        rid, state = super().new_resource(args)
-        self.providers[f"{args.typ}::{args.name}"] = args.provider or ""
-        return rid, state
-
-    def provider_of(self, r: Recorded) -> str:
-        """`k8s` or `k8s-trustee`: the name of the provider the resource was created with."""
-        ref = self.providers[f"{r.type}::{r.name}"]
-        return ref.split("::")[3] if ref else ""
-
-
-def stack_config(path: Path) -> dict[str, Any]:
-    config: dict[str, Any] = dict(yaml.safe_load(path.read_text())["config"])
-    return config
-
-
-def run_stack(
-    config: dict[str, Any], stack: str, references: dict[str, dict[str, Any]]
-) -> tuple[ZoneMocks, dict[str, Any], dict[str, str]]:
-    """Run the program under mocks; the mocks, its exported outputs (resolved), and the
-    secret config values it was given."""
-    mocks = ZoneMocks(references)
-    pulumi.runtime.set_mocks(mocks, project="coco", stack=stack, preview=False)
-    settings = parse(strip_namespace(config))
-    secrets = {full_key(ref): f"test-secret-{ref}-value" for _, ref in secret_refs(settings)}
-    values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    pulumi.runtime.set_all_config(values | secrets, secret_keys=list(secrets))
-    exported: dict[str, Any] = {}
-    original = pulumi.export
-
-    def build() -> dict[str, Any]:
-        pulumi.export = lambda name, value: exported.__setitem__(name, value)  # type: ignore[assignment]
-        try:
-            build_stack(load())
-        finally:
-            pulumi.export = original
-        return exported
-
-    try:
-        outputs, _ = resolve(build)
-    finally:
-        pulumi.runtime.set_all_config({})
-    return mocks, outputs, secrets
-
-
-def initdata_of(r: Recorded) -> dict[str, Any]:
-    annotations = r.inputs["spec"]["template"]["metadata"]["annotations"]
-    text = gzip.decompress(base64.b64decode(annotations[INITDATA_ANNOTATION])).decode()
-    return tomllib.loads(text)
 
 
 def resource_policy(mocks: ZoneMocks) -> str:
@@ -273,31 +180,6 @@ def resource_policy(mocks: ZoneMocks) -> str:
     ]
     text: str = policy.inputs["data"]["policy.rego"]
     return text
-
-
-def guarded(config: dict[str, Any], secrets: dict[str, str]) -> list[str]:
-    """The strings whose presence on the untrusted side would leak what the Trustee guards:
-    secret values, private keys, the policies' packages, every reference value."""
-    found = [*list(secrets.values()), "PRIVATE KEY", "package policy", "authorization_mode"]
-    trustee = config.get("coco:trustee") or {}
-    for values in (trustee.get("referenceValues") or {}).values():
-        found += [str(v) for v in (values if isinstance(values, list) else [values])]
-    return found
-
-
-def scan(objects: list[Recorded], outputs: dict[str, Any], needles: list[str]) -> list[str]:
-    """Every (object or output, needle) where a guarded string shows up."""
-    leaks = []
-    for r in objects:
-        text = json.dumps(r.inputs, sort_keys=True)
-        leaks += [f"{r.type}::{r.name}: {n[:24]}" for n in needles if n in text]
-        labels = r.metadata.get("labels") or {}
-        role = labels.get("coco.confidentialcontainers.org/role", "")
-        if role.startswith(("kbs", "resource-policy", "attestation-policy", "reference-values")):
-            leaks.append(f"{r.type}::{r.name}: Trustee object (role {role})")
-    text = json.dumps(outputs, sort_keys=True, default=str)
-    leaks += [f"outputs: {n[:24]}" for n in needles if n in text]
-    return leaks
 
 
 def test_one_stack_puts_the_trustee_on_the_trusted_provider_only() -> None:
@@ -418,9 +300,9 @@ def ingress_config(url: str) -> dict[str, Any]:
 
 def test_ingress_exposes_the_kbs_at_the_url_host_on_443() -> None:
     assert parse(ingress_config("https://kbs.example.com")).trustee.ingress is not None
-    found = problems(ingress_config("https://kbs.example.com:8443"))
+    found = problems_by_key(ingress_config("https://kbs.example.com:8443"))
     assert "443" in found["coco:trustee.url"]
-    found = problems(ingress_config("https://kbs.trustee.svc"))
+    found = problems_by_key(ingress_config("https://kbs.trustee.svc"))
     assert "in-cluster" in found["coco:trustee.url"]
 
 

@@ -6,7 +6,7 @@ properties, `Required[...]` keys required ones (total=False makes the rest optio
 `pulumi.Input[...]` values take outputs of other resources, plain values must be known when
 the component is built (they shape which resources exist), and the docstring under a key is
 its description. The values are then validated by the program's own pydantic models
-(components/settings.py), so a package user gets the same checks and messages as a stack
+(components/stack_settings.py), so a package user gets the same checks and messages as a stack
 config, addressed by argument (`args.containers[0].image`) instead of `coco:` key.
 
 Settings whose value lives in nested models the package does not type field by field

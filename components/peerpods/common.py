@@ -22,11 +22,10 @@ from components.peerpods.settings import (
     FORWARDER_PORT,
     PeerPodsCluster,
 )
+from components.vocabulary import secret_config as secret_config
 
 NODE_LABEL = "node.kubernetes.io/worker"
 """The peerpods chart's DaemonSet `nodeSelector` (chart `templates/daemonset.yaml`)."""
-
-CONFIG_NAMESPACE = "coco"
 
 
 @dataclass
@@ -78,16 +77,6 @@ def identity_subjects(settings: PeerPodsCluster) -> list[str]:
     """Both ServiceAccounts that talk to the cloud: the adaptor and peerpod-ctrl."""
     ns = settings.adaptor.namespace
     return [subject(ns, ADAPTOR_SERVICE_ACCOUNT), subject(ns, CONTROLLER_SERVICE_ACCOUNT)]
-
-
-def secret_config(ref: str) -> pulumi.Output[str]:
-    """The value of the config key a `...From` setting names, always as a Pulumi secret.
-
-    Settings validation already refused non-secret keys; `require_secret` makes sure even a
-    test or an Automation API caller that skipped it never gets a plain value.
-    """
-    namespace, key = (ref if ":" in ref else f"{CONFIG_NAMESPACE}:{ref}").split(":", 1)
-    return pulumi.Config(namespace).require_secret(key)
 
 
 def split_cidr(cidr: str, count: int) -> list[str]:

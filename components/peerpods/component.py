@@ -9,7 +9,8 @@ component builds all of it from one `PeerPodsCluster`; the cloud part lives in o
 cloud (`aws.py`, `azure.py`, `gcp.py`), imported here only for the cloud in use, so a stack
 never loads an SDK it does not need.
 
-Installation follows upstream (DESIGN.md "Peer pods"): the peerpods Helm chart
+Installation follows upstream (docs/charts.md, "Peer pods: how the adaptor is installed"): the
+peerpods Helm chart
 `oci://ghcr.io/confidential-containers/cloud-api-adaptor/charts/peerpods` (pinned; values
 `provider`, `providerConfigs.<p>` -> ConfigMap `peer-pods-cm`, `secrets.mode`,
 `daemonset.serviceAccount.annotations`, `daemonset.podLabels`, `resourceCtrl.*`, `webhook`,

@@ -1,6 +1,6 @@
 """Settings of a peer-pods cluster: which cloud, and what its pod VMs need.
 
-Imported by `components.settings`; it must not import any cloud SDK, so a bare-metal stack
+Imported by `components.stack_settings`; it must not import any cloud SDK, so a bare-metal stack
 never pays for loading pulumi-aws, pulumi-azure-native or pulumi-gcp (the cloud modules
 next to this file import them, and only `component.py` loads those, lazily).
 

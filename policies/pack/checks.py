@@ -3,7 +3,8 @@
 Nothing here knows about enforcement levels or the policy SDK, so every check is testable
 with plain dicts, and `production.py` decides only *how loudly* a problem is reported.
 
-The checklist (CoCo's production guide, DESIGN.md "Production checklist"):
+The checklist (CoCo's production guide; docs/production.md, "The production checklist, enforced
+twice"):
 1. the runtime class is a confidential one that fits the hardware (never coco-dev);
 2. an agent policy is generated and travels, measured, in init-data;
 3. the KBS has a resource policy that binds secrets to init-data digests;
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from components import labels, tee
+from components.vocabulary import is_pinned
 from policies.initdata import (
     DIGEST_SIZES,
     INITDATA_ANNOTATION,
@@ -45,7 +47,6 @@ from policies.pack.objects import (
 )
 
 COCO_DEV = "kata-qemu-coco-dev"
-_DIGEST_REF = re.compile(r"\A[^\s@]+@sha256:[0-9a-f]{64}\Z")
 _REGO_DEFAULT = re.compile(
     r"^[ \t]*default[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]*:?=[ \t]*(true|false)[ \t]*(?:#.*)?$",
     re.MULTILINE,
@@ -250,7 +251,7 @@ def unpinned_images(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     return [
         f"{where} image {image!r} is not pinned by digest: use name@sha256:<64 hex>"
         for where, image in pod.images()
-        if not (isinstance(image, str) and _DIGEST_REF.match(image))
+        if not (isinstance(image, str) and is_pinned(image))
     ]
 
 

@@ -21,20 +21,23 @@ rather than trusted.
 from __future__ import annotations
 
 import json
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from components import labels
-from policies.image_policy import SIGNATURE_TYPES, requirements_for_image, verification_gap
+from components.vocabulary import resource_path_of
+from policies.image_policy import (
+    SIGNATURE_TYPES,
+    requirements_for_image,
+    verification_gap,
+)
+from policies.image_policy import SIGNED_IMAGES_POLICY as SIGNED_IMAGES_POLICY
 from policies.initdata import INITDATA_ANNOTATION, decode_annotation
 from policies.pack.checks import Finding, StackResource
 from policies.pack.objects import CONFIG_MAP, PodTemplate, confidential_pod, is_production, role
 from policies.resource import public_resource_key
 
-SIGNED_IMAGES_POLICY = "images-signature-verified"
-_KBS_URI = re.compile(r"\Akbs:///([^/\s]+/[^/\s]+/[^/\s]+)\Z")
 FIX = (
     "give the workload imageSignatures (coco:workloads[].imageSignatures or "
     "coco:manifests[].imageSignatures), or lower images-signature-verified in the "
@@ -81,9 +84,9 @@ def _key_paths(requirements: list[Any]) -> list[str]:
     paths = []
     for r in requirements:
         if isinstance(r, Mapping) and r.get("type") in SIGNATURE_TYPES:
-            m = _KBS_URI.match(str(r.get("keyPath") or ""))
-            if m:
-                paths.append(m.group(1))
+            path = resource_path_of(str(r.get("keyPath") or ""))
+            if path:
+                paths.append(path)
     return paths
 
 
@@ -92,10 +95,10 @@ def pod_problems(pod: PodTemplate, served: Mapping[str, str]) -> list[str]:
     uri, why = image_policy_uri(pod)
     if uri is None:
         return [f"{why}: {FIX}"]
-    m = _KBS_URI.match(uri)
-    if not m:
+    path = resource_path_of(uri)
+    if path is None:
         return [f"image_security_policy_uri {uri!r} is not a kbs:///repo/type/tag resource"]
-    text = served.get(public_resource_key(m.group(1)))
+    text = served.get(public_resource_key(path))
     if text is None:
         return [
             f"image policy {uri} is not among the KBS's public resources (ConfigMaps labelled "

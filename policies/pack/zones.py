@@ -13,11 +13,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from components import labels
+from components.vocabulary import is_pinned
 from policies.pack.checks import Finding, StackResource
 from policies.pack.objects import (
     RUNTIME_CLASS,
@@ -42,7 +42,6 @@ TRUSTEE_ROLES = frozenset(
         labels.ROLE_REFERENCE_VALUES,
     }
 )
-_DIGEST_REF = re.compile(r"\A[^\s@]+@sha256:[0-9a-f]{64}\Z")
 DEFAULT_PROVIDER = "(default provider)"
 
 
@@ -87,7 +86,7 @@ def kbs_image_pinned(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     for kind in ("initContainers", "containers"):
         for c in sequence(spec.get(kind)):
             image = mapping(c).get("image")
-            if not (isinstance(image, str) and _DIGEST_REF.match(image)):
+            if not (isinstance(image, str) and is_pinned(image)):
                 found.append(
                     f"KBS {kind} {mapping(c).get('name')!r} image {image!r} is not pinned by "
                     "digest: the KBS is the root of trust; set coco:trustee.image to "

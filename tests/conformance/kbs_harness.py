@@ -19,6 +19,7 @@ KBS run as the pod's uid/gid, so a layout the KBS cannot write fails here as in 
 from __future__ import annotations
 
 import base64
+import copy
 import gzip
 import json
 import os
@@ -448,3 +449,41 @@ class KbsPod:
             base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
         )
         return claims
+
+
+# --------------------------------------------------------------------------- the dev stack, served
+
+SECRET = "default/key/1"
+OTHER_SECRET = "default/key/2"
+
+
+def with_localhost(config: dict[str, Any]) -> dict[str, Any]:
+    config = copy.deepcopy(config)
+    tls = config["coco:trustee"].setdefault("tls", {})
+    tls["dnsNames"] = sorted({*tls.get("dnsNames", []), "localhost"})
+    return config
+
+
+def dev_config(**trustee: Any) -> dict[str, Any]:
+    """The dev stack, plus workload `other` and resource default/key/2 only `other` reads."""
+    config = with_localhost(stack_config("dev"))
+    (hello,) = config["coco:workloads"]
+    other = {**copy.deepcopy(hello), "name": "other"}
+    # Another image, so another agent policy and so another init-data digest.
+    other["containers"][0]["image"] = "registry.example.com/coco/other@sha256:" + "ab" * 32
+    config["coco:workloads"] = [hello, other]
+    config["coco:trustee"]["resources"].append(
+        {"path": OTHER_SECRET, "valueFrom": "otherKey", "readers": ["other"]}
+    )
+    config["coco:trustee"].update(trustee)
+    return config
+
+
+def refused(done: Any) -> bool:
+    """kbs-client failed because the KBS's resource policy said no (not for another reason)."""
+    return bool(done.returncode != 0 and "PolicyDeny" in done.stderr)
+
+
+def secret_of(done: Any) -> str:
+    assert done.returncode == 0, done.stderr
+    return base64.b64decode(done.stdout.strip()).decode()

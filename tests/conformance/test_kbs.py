@@ -19,8 +19,6 @@ workload and resource so "a resource not granted to this workload" exists.
 
 from __future__ import annotations
 
-import base64
-import copy
 import json
 import os
 import re
@@ -31,37 +29,23 @@ from typing import Any
 
 import pytest
 from judges import judge_dir
-from kbs_harness import KbsPod, Rendered, render, stack_config
+from kbs_harness import (
+    OTHER_SECRET,
+    SECRET,
+    KbsPod,
+    Rendered,
+    dev_config,
+    refused,
+    render,
+    secret_of,
+    stack_config,
+    with_localhost,
+)
 
 from components import trustee as kbs
 from policies.attestation import REFERENCE_KINDS
 
 pytestmark = pytest.mark.conformance
-
-SECRET = "default/key/1"
-OTHER_SECRET = "default/key/2"
-
-
-def with_localhost(config: dict[str, Any]) -> dict[str, Any]:
-    config = copy.deepcopy(config)
-    tls = config["coco:trustee"].setdefault("tls", {})
-    tls["dnsNames"] = sorted({*tls.get("dnsNames", []), "localhost"})
-    return config
-
-
-def dev_config(**trustee: Any) -> dict[str, Any]:
-    """The dev stack, plus workload `other` and resource default/key/2 only `other` reads."""
-    config = with_localhost(stack_config("dev"))
-    (hello,) = config["coco:workloads"]
-    other = {**copy.deepcopy(hello), "name": "other"}
-    # Another image, so another agent policy and so another init-data digest.
-    other["containers"][0]["image"] = "registry.example.com/coco/other@sha256:" + "ab" * 32
-    config["coco:workloads"] = [hello, other]
-    config["coco:trustee"]["resources"].append(
-        {"path": OTHER_SECRET, "valueFrom": "otherKey", "readers": ["other"]}
-    )
-    config["coco:trustee"].update(trustee)
-    return config
 
 
 @pytest.fixture(scope="module")
@@ -86,16 +70,6 @@ def start(rendered: Rendered, judge: Path, **kw: Any) -> Iterator[KbsPod]:
 @pytest.fixture(scope="module")
 def dev_kbs(dev: Rendered, judge: Path) -> Iterator[KbsPod]:
     yield from start(dev, judge)
-
-
-def refused(done: Any) -> bool:
-    """kbs-client failed because the KBS's resource policy said no (not for another reason)."""
-    return bool(done.returncode != 0 and "PolicyDeny" in done.stderr)
-
-
-def secret_of(done: Any) -> str:
-    assert done.returncode == 0, done.stderr
-    return base64.b64decode(done.stdout.strip()).decode()
 
 
 # --------------------------------------------------------------------------- start-up

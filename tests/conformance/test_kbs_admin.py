@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import localhost_certificate, run_external
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from judges import judge_dir
-from kbs_harness import KbsPod, Rendered, render
+from kbs_harness import SECRET, KbsPod, Rendered, dev_config, refused, render, secret_of
 from mocks import DYNAMIC
-from test_external_trustee import _cert_for_localhost, run_external
-from test_kbs import SECRET, dev_config, refused, secret_of
 
 from components import trustee as kbs
 from components.kbs_admin import (
@@ -229,7 +228,7 @@ def test_a_wrong_key_role_or_certificate_is_refused(pod: ExternalKbsPod) -> None
         ResourcePolicyProvider().delete("resource-policy", props(pod, role="other", policy=""))
     # Neither changed anything: the reader still gets its secret.
     assert secret_of(pod.get_resource(SECRET, hello)) == pod.rendered.resource_values[SECRET]
-    wrong, _ = _cert_for_localhost()
+    wrong, _ = localhost_certificate()
     admin = KbsAdmin(pod.url, wrong, AdminIdentity(pod.admin_key_pem, ROLE, ISSUER, AUDIENCE))
     with pytest.raises(KbsUnreachable, match="CERTIFICATE_VERIFY_FAILED"):
         admin.set_resource_policy(DENY_ALL_RESOURCE_POLICY)
