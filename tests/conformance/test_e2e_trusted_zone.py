@@ -306,7 +306,9 @@ def check_wrong_certificate(chain: Chain, fake: KbsPod) -> None:
         aa_log = reader.log.read_text(errors="replace")
     assert done.returncode != 0, "the guest took a secret from a KBS it does not pin"
     assert chain.values[chain.own] not in done.stdout
-    assert "certificate" in aa_log.lower(), (done.stderr[-2000:], aa_log[-3000:])
+    # rustls (the guest's TLS) against the pinned certificate, at the init-data's own URL.
+    assert "failed to verify TLS certificate" in aa_log, (done.stderr[-2000:], aa_log[-3000:])
+    assert f"{kbs_url_of(chain.initdata[READER])}/kbs/v0/auth" in aa_log, aa_log[-3000:]
 
 
 @contextmanager
