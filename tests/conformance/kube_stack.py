@@ -81,11 +81,14 @@ class KubeProject:
             KUBECONFIG=str(cluster.kubeconfig),
         )
         self.config: dict[str, Any] = {}
+        self.wrapper: list[str] = []
+        """An argv prefix every `pulumi` command runs under (local_dns.py: a KBS's name
+        mapped to 127.0.0.1 for the admin client an external-Trustee stack runs)."""
 
     def pulumi(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = ["pulumi", *args, "--stack", self.stack, "--non-interactive"]
         proc = subprocess.run(
-            cmd,
+            [*self.wrapper, *cmd],
             cwd=self.dir,
             env=self.env,
             capture_output=True,

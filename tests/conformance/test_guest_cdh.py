@@ -32,7 +32,7 @@ import subprocess
 import tempfile
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,13 +92,18 @@ def kbs_judge() -> Path:
 CDH_RECIPE = Path(__file__).resolve().parents[2] / "scripts" / "judges" / "cdh" / "build.sh"
 
 
-@pytest.fixture(scope="module")
-def cdh_judge() -> Path:
+def cdh_judge_dir() -> Path:
+    """The cdh judge's build (the guest's AA and CDH), or a skip saying why not."""
     # scripts/judges.sh builds only executable recipes: a recipe switched off (chmod -x)
     # skips these tests with that reason instead of failing on a missing build.
     if not os.access(CDH_RECIPE, os.X_OK):
         pytest.skip("judge cdh not enabled yet (scripts/judges/cdh/build.sh is not executable)")
     return judge_dir("cdh")
+
+
+@pytest.fixture(scope="module")
+def cdh_judge() -> Path:
+    return cdh_judge_dir()
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +124,18 @@ def kbs_pod(rendered: Rendered, kbs_judge: Path) -> Iterator[KbsPod]:
 class Guest:
     """The AA and CDH of one pod VM, on a temporary directory."""
 
-    def __init__(self, bin_dir: Path, initdata: str, kbs_url: str, rendered_url: str) -> None:
+    def __init__(
+        self,
+        bin_dir: Path,
+        initdata: str,
+        kbs_url: str,
+        rendered_url: str,
+        wrapper: Sequence[str] = (),
+    ) -> None:
+        """`wrapper`: an argv prefix both processes run under (local_dns.py: the KBS's name
+        mapped to 127.0.0.1, so the guest reaches the URL its init-data names)."""
         self.bin = bin_dir
+        self.wrapper = list(wrapper)
         self.root = Path(tempfile.mkdtemp(prefix="coco-guest-"))
         self.data = tomllib.loads(initdata)["data"]
         (self.root / "initdata.toml").write_text(initdata)
@@ -132,6 +147,7 @@ class Guest:
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 [
+                    *self.wrapper,
                     str(self.bin / "ttrpc-aa"),
                     "--attestation_sock",
                     f"unix://{self.socket}",
@@ -155,6 +171,7 @@ class Guest:
     def cdh(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [
+                *self.wrapper,
                 str(self.bin / "cdh-oneshot"),
                 "--config",
                 str(self.root / "cdh.toml"),
