@@ -25,6 +25,7 @@ from policies.appraisal import (
     uefi_digest,
 )
 from policies.attestation import ReferenceValueData
+from policies.gpu_attestation import measurement_entries
 
 TEE_KEYS: dict[str, tuple[str, ...]] = {
     "snp": ("snp",),
@@ -33,8 +34,11 @@ TEE_KEYS: dict[str, tuple[str, ...]] = {
     "az-tdx-vtpm": ("az-tdx-vtpm", "az_tdx_vtpm", "aztdxvtpm"),
     "sample": ("sample",),
     "se": ("se",),
+    "nvidia-local": ("nvidia",),
 }
-"""Keys a TEE's claims appear under in the annotated evidence (`kbs_types::Tee` spellings)."""
+"""Keys a TEE's claims appear under in the annotated evidence (`kbs_types::Tee` spellings).
+`nvidia-local`: a GPU's claims from the local NVIDIA verifier, judged by coco's GPU policy
+(policies/gpu_attestation.py), found in the token's `gpu0` submodule."""
 
 MEANINGS: dict[str, dict[int, str]] = {
     "executables": {
@@ -87,7 +91,7 @@ def tee_claims(text: str, tee: str | None = None) -> tuple[str, dict[str, Any]]:
         raise ClaimsError("expected a JSON object")
     subs = submodules(text)
     if subs:
-        cpu = subs.get("cpu0") or next(iter(subs.values()))
+        cpu = subs.get("gpu0" if tee == "nvidia-local" else "cpu0") or next(iter(subs.values()))
         doc = cpu.get("ear.veraison.annotated-evidence") or {}
     for name, keys in TEE_KEYS.items():
         if tee not in (None, name):
@@ -141,6 +145,14 @@ def _compare(check: Check, claim: Any, reference: ReferenceValueData | None) -> 
             and claim in reference
             and (type(claim) is type(reference[reference.index(claim)]))
         )
+    if check.op == "each in":  # coco's GPU policy: every block listed, every listed index seen
+        if not isinstance(claim, Mapping) or not isinstance(reference, list) or not claim:
+            return False
+        entries = set(measurement_entries({str(k): str(v) for k, v in claim.items()}))
+        listed = {str(r) for r in reference}
+        return entries <= listed and {e.split(":")[0] for e in entries} == {
+            r.split(":")[0] for r in listed
+        }
     if check.op == ">=":
         return isinstance(claim, int) and isinstance(reference, int) and claim >= reference
     return claim == reference and type(claim) is type(reference)

@@ -40,6 +40,7 @@ from components.stack_settings import StackSettings
 from components.vocabulary import NAMESPACE, full_key, secret_config
 from components.workload import ConfidentialWorkload
 from policies.attestation import ATTESTATION_POLICY_ID, attestation_policy, reference_values_json
+from policies.gpu_attestation import GPU_POLICY_ID, gpu_attestation_policy
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,18 @@ def reference_values_of(settings: StackSettings) -> dict[str, Any]:
 
 
 def attestation_policies_of(settings: StackSettings, platforms: list[str]) -> dict[str, str]:
-    """policy id -> Rego to set: the stack's custom policy, or nothing (the KBS's own)."""
+    """policy id -> Rego to set: the stack's custom policy, or nothing (the KBS's own); and
+    coco's GPU policy when the stack says the KBS runs the local NVIDIA verifier
+    (policies/gpu_attestation.py: the KBS's built-in one never affirms its claims)."""
     policy: str | None = None
     for platform in platforms or ["sample"]:
         policy = attestation_policy(settings.trustee.attestation_policy, platform)
-    return {} if policy is None else {ATTESTATION_POLICY_ID: policy}
+    out: dict[str, str] = {} if policy is None else {ATTESTATION_POLICY_ID: policy}
+    nvidia = settings.trustee.verifiers.nvidia
+    gpu = gpu_attestation_policy(nvidia.mode if nvidia is not None else None)
+    if gpu is not None:
+        out[GPU_POLICY_ID] = gpu
+    return out
 
 
 def checked_admin_key(ref: str, pem: str) -> str:

@@ -524,6 +524,11 @@ def container_commands(loc: Located) -> dict[str, list[list[str]]]:
             argv = kubernetes_argv(c["command"], c.get("args"), env)
         except ValueError as err:
             raise PodSpecError([f"{loc.field(field, i)}: {err}"]) from None
+        if not argv or not argv[0]:
+            # The agent policy pins argv[0] as the program (policies/agent.py _checked_argv).
+            raise PodSpecError(
+                [f"{loc.field(field, i)}.command: command[0] is empty: name the program to run"]
+            )
         argvs.setdefault(image, []).append(argv)
     return {image: found for image, found in argvs.items() if image not in unpinnable}
 

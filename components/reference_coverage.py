@@ -73,8 +73,9 @@ def coverage_gaps(s: StackSettings) -> list[tuple[str, str]]:
     """(settings key, message) for every platform whose affirming resources cannot be released.
 
     CPU platforms are not judged under a custom attestation policy (it may compare anything),
-    nor IBM SE (appraised on the verifier's word alone). GPU resources need the remote NVIDIA
-    verifier, the only one whose claims the default GPU policy reads.
+    nor IBM SE (appraised on the verifier's word alone). GPU resources need an explicit NVIDIA
+    verifier mode: `remote` (NRAS, judged by trustee's built-in GPU policy) or `local` (coco's GPU
+    policy, policies/gpu_attestation.py, with its three reference values).
     """
     gaps: list[tuple[str, str]] = []
     # A custom CPU policy (trustee.attestationPolicy) may compare anything: not judged.
@@ -98,15 +99,30 @@ def coverage_gaps(s: StackSettings) -> list[tuple[str, str]]:
         )
     gpu_paths = affirming_gpu_resources(s)
     nvidia = s.trustee.verifiers.nvidia
-    if gpu_paths and (nvidia is None or nvidia.mode == "local"):
+    verb = "requires" if len(gpu_paths) == 1 else "require"
+    needs = f"{', '.join(gpu_paths)} {verb} affirming GPU evidence"
+    if gpu_paths and nvidia is None:
         gaps.append(
             (
                 "coco:trustee.verifiers.nvidia.mode",
-                f"{', '.join(gpu_paths)} require{'s' if len(gpu_paths) == 1 else ''} affirming "
-                "GPU evidence, which trustee's default GPU policy never gives with the local "
-                "NVIDIA verifier (the default when unset): it reads only the remote verifier's "
-                "(NVIDIA NRAS) claims. Set verifiers.nvidia.mode: remote, or the resources' "
-                "minTrust to warning",
+                f"{needs}, which trustee's built-in GPU policy never gives with the local NVIDIA "
+                "verifier (its default): it reads only the remote verifier's (NVIDIA NRAS) "
+                "claims. Set verifiers.nvidia.mode: local (coco renders a GPU policy for the "
+                "local verifier's claims, offline; it needs the allowed_* GPU reference values) "
+                "or remote (the KBS calls NRAS), or the resources' minTrust to warning",
             )
         )
+    elif gpu_paths and nvidia is not None and nvidia.mode == "local":
+        missing = missing_for_affirming("nvidia-local", s.trustee.reference_values)
+        if missing:
+            parts = "; ".join(f"{c} needs {', '.join(names)}" for c, names in missing.items())
+            gaps.append(
+                (
+                    "coco:trustee.referenceValues",
+                    f"{needs}, which coco's GPU policy for the local NVIDIA verifier cannot give "
+                    f"without these reference values: {parts}. Add them (python -m automation "
+                    "reference-values --tee nvidia-local turns a GPU's claims into this block, "
+                    "docs/attestation.md), or set the resources' minTrust to warning",
+                )
+            )
     return gaps

@@ -308,7 +308,8 @@ class TrusteeSettings(Model):
     resources: list[KbsResource] = Field(default_factory=list)
     verifiers: VerifierSettings = Field(
         default_factory=VerifierSettings,
-        description="Verifier configuration for real sites (e.g. snp.kdsUrl: a VCEK cache).",
+        description="Verifier configuration for real sites: snp.kdsUrl (a VCEK cache), "
+        "snp.offlineStore (VCEKs for air-gapped sites), nvidia.mode (local or remote).",
     )
     attestation_policy: str | None = Field(
         default=None, description="Custom AS policy (Rego); default: upstream default_cpu."

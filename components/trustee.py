@@ -104,12 +104,14 @@ from components.reachability import SERVICE_NAME, KbsIngress, certificate_covers
 from components.reachability import service_dns_names as service_dns_names
 from components.stack_settings import TrusteeSettings
 from components.tls import KeyAlgorithm, SelfSignedTls
+from components.verifier_settings import VCEK_STORE_DIR, VCEK_STORE_MAP_NAME, vcek_store_files
 from components.vocabulary import full_key, secret_config
 from policies.attestation import (
     ATTESTATION_POLICY_ID,
     attestation_policy,
     reference_values_json,
 )
+from policies.gpu_attestation import GPU_POLICY_ID, gpu_attestation_policy
 from policies.resource import ResourceGrant, public_resource_key
 
 TOKEN_SIGNER_KEY_ALGORITHM: KeyAlgorithm = "ecdsa-p256"
@@ -282,7 +284,7 @@ class Trustee(pulumi.ComponentResource):
         self.config_hash = self._config_hash(tls, signer, files, resource_secrets)
         pod_spec = kbs_pod_spec(
             settings,
-            as_policy_file=files.as_policy_file if files.as_policy is not None else None,
+            as_policy_files=sorted(files.as_policies),
             reference_values=sorted(files.reference_value_files),
             resource_secrets=resource_secrets,
             public_resources=public_keys,
@@ -368,15 +370,34 @@ class Trustee(pulumi.ComponentResource):
         as_policy: str | None = None
         for platform in sorted(set(tee_platforms)) or ["sample"]:
             as_policy = attestation_policy(settings.attestation_policy, platform)
-        as_policy_file = f"{ATTESTATION_POLICY_ID}.rego"
+        # AS policies laid out as files: the stack's custom CPU policy, and coco's GPU policy
+        # when the local NVIDIA verifier judges GPUs (policies/gpu_attestation.py).
+        as_policies: dict[str, str] = {}
         if as_policy is not None:
+            as_policies[f"{ATTESTATION_POLICY_ID}.rego"] = as_policy
+        nvidia = settings.verifiers.nvidia
+        gpu_policy = gpu_attestation_policy(nvidia.mode if nvidia is not None else None)
+        if gpu_policy is not None:
+            as_policies[f"{GPU_POLICY_ID}.rego"] = gpu_policy
+        if as_policies:
             objects.append(
                 k8s.core.v1.ConfigMap(
                     f"{name}-attestation-policy",
                     metadata=self._meta(
                         ATTESTATION_POLICY_MAP_NAME, labels.ROLE_ATTESTATION_POLICY
                     ),
-                    data={as_policy_file: as_policy},
+                    data=as_policies,
+                    opts=child,
+                )
+            )
+        vcek_files = vcek_store_files(settings.verifiers)
+        if vcek_files:
+            # Public certificates (AMD-signed VCEKs), read by the SNP verifier from the store.
+            objects.append(
+                k8s.core.v1.ConfigMap(
+                    f"{name}-vcek-store",
+                    metadata=self._meta(VCEK_STORE_MAP_NAME, labels.ROLE_KBS_CONFIG),
+                    data=vcek_files,
                     opts=child,
                 )
             )
@@ -390,7 +411,7 @@ class Trustee(pulumi.ComponentResource):
                 opts=child,
             )
         )
-        return _PolicyFiles(objects, as_policy, as_policy_file, rv_files, rv_json)
+        return _PolicyFiles(objects, as_policies, rv_files, rv_json)
 
     def _token_signer(
         self, name: str, settings: TrusteeSettings, child: pulumi.ResourceOptions
@@ -501,8 +522,7 @@ class Trustee(pulumi.ComponentResource):
             "token-signer.crt": signer.cert_pem,
             "resources": "\n".join(f"{p} {s}" for p, s in resource_secrets.items()),
         }
-        if files.as_policy is not None:
-            public_texts[files.as_policy_file] = files.as_policy
+        public_texts.update(files.as_policies)
         names = sorted(public_texts)
         return pulumi.Output.all(*[public_texts[n] for n in names]).apply(
             lambda texts: config_hash(dict(zip(names, texts, strict=True)))
@@ -624,8 +644,8 @@ class _PolicyFiles:
     """The Trustee's public configuration objects and the texts the pod and its hash need."""
 
     objects: list[pulumi.Resource]
-    as_policy: str | None
-    as_policy_file: str
+    as_policies: dict[str, str]
+    """AS policy files by name (the custom CPU policy, coco's GPU policy)."""
     reference_value_files: dict[str, str]
     reference_values_json: str
 
@@ -662,7 +682,7 @@ LAYOUT_CONTAINER = "storage-layout"
 
 
 def _storage_seed(
-    as_policy_file: str | None, reference_values: Sequence[str]
+    as_policy_files: Sequence[str], reference_values: Sequence[str]
 ) -> tuple[dict[str, Any], list[str]]:
     """The projected ConfigMap volume holding the storage files, and its top-level folders.
 
@@ -679,16 +699,14 @@ def _storage_seed(
         }
     ]
     folders = [_relative(KBS_NAMESPACE_DIR)]
-    if as_policy_file is not None:
+    if as_policy_files:
         sources.append(
             {
                 "configMap": {
                     "name": ATTESTATION_POLICY_MAP_NAME,
                     "items": [
-                        {
-                            "key": as_policy_file,
-                            "path": f"{_relative(AS_POLICY_DIR)}/{as_policy_file}",
-                        }
+                        {"key": f, "path": f"{_relative(AS_POLICY_DIR)}/{f}"}
+                        for f in sorted(as_policy_files)
                     ],
                 }
             }
@@ -751,7 +769,7 @@ _RESTRICTED = {
 def kbs_pod_spec(
     settings: TrusteeSettings,
     *,
-    as_policy_file: str | None,
+    as_policy_files: Sequence[str] = (),
     reference_values: Sequence[str],
     resource_secrets: Mapping[str, str],
     public_resources: Mapping[str, str] | None = None,
@@ -766,7 +784,7 @@ def kbs_pod_spec(
     place by the kubelet and read by LocalFs on every request, so a changed secret value is
     served without a restart.
     """
-    seed, folders = _storage_seed(as_policy_file, reference_values)
+    seed, folders = _storage_seed(as_policy_files, reference_values)
     mounts: list[dict[str, Any]] = [
         {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
         {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
@@ -786,6 +804,23 @@ def kbs_pod_spec(
         {"name": "tmp", "emptyDir": {}},
         seed,
     ]
+    vcek_files = vcek_store_files(settings.verifiers)
+    if vcek_files:
+        # The SNP verifier's offline VCEK store: `<path>/vcek/<chip id>/vcek.der` (trustee
+        # deps/verifier/src/snp/mod.rs `fetch_vcek_from_offline_store`). Mounted whole (no
+        # subPath), so a refreshed VCEK reaches the running KBS without a restart.
+        mounts.append({"name": "vcek-store", "mountPath": VCEK_STORE_DIR, "readOnly": True})
+        volumes.append(
+            {
+                "name": "vcek-store",
+                "configMap": {
+                    "name": VCEK_STORE_MAP_NAME,
+                    "items": [
+                        {"key": key, "path": f"vcek/{key}/vcek.der"} for key in sorted(vcek_files)
+                    ],
+                },
+            }
+        )
     public_resources = public_resources or {}
     if resource_secrets or public_resources:
         public_sources: list[dict[str, Any]] = []

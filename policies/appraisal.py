@@ -33,7 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from policies.attestation import REFERENCE_KINDS, ReferenceValueData
+from policies.attestation import ALL_REFERENCE_KINDS, ReferenceValueData
+from policies.gpu_attestation import measurement_entries
 
 Component = Literal["executables", "hardware", "configuration"]
 COMPONENTS: tuple[Component, ...] = ("executables", "hardware", "configuration")
@@ -47,7 +48,9 @@ class Check:
     component: Component
     claim: tuple[str, ...]
     """Path of the compared claim inside the TEE's claims (`input.<tee>.<path>`)."""
-    op: Literal["in", "==", ">="]
+    op: Literal["in", "==", ">=", "each in"]
+    """`each in`: every entry of the claim (a map, as `"<key>:<value>"`) is in the list, and the
+    list names no key the claim lacks (coco's GPU policy, `allowed_gpu_measurements`)."""
     enforced: bool = True
     """False: a wrong value cannot take the component out of `affirming` (see module doc)."""
     why_informational: str = ""
@@ -132,9 +135,16 @@ APPRAISALS: dict[str, tuple[Check, ...]] = {
         Check("minimum_minor_version", "hardware", ("platform_version", "minor"), ">="),
     ),
     "se": (),
+    "nvidia-local": (
+        Check("allowed_gpu_measurements", "executables", ("measurements",), "each in"),
+        Check("allowed_vbios_versions", "hardware", ("config", "vbios_version"), "in"),
+        Check("allowed_driver_versions", "configuration", ("config", "driver_version"), "in"),
+    ),
 }
 """Per TEE, every reference value the default CPU policy queries (trustee v0.21.0
-`ear_default_policy_cpu.rego`). IBM SE is appraised on the verifier's word alone."""
+`ear_default_policy_cpu.rego`). IBM SE is appraised on the verifier's word alone.
+`nvidia-local` is coco's own `default_gpu` policy for the local NVIDIA verifier
+(policies/gpu_attestation.py), on the GPU submodule's `nvidia` claims."""
 
 PLATFORM_CONDITIONS: dict[str, dict[Component, str]] = {
     "snp": {"configuration": "policy_debug_allowed == false, policy_migrate_ma == false"},
@@ -145,6 +155,11 @@ PLATFORM_CONDITIONS: dict[str, dict[Component, str]] = {
     },
     "az-tdx-vtpm": {"hardware": "quote header is Intel TDX, tcb_status == UpToDate"},
     "sample": {"configuration": "debug == false"},
+    "nvidia-local": {
+        "hardware": "arch == Hopper (the only architecture the local verifier accepts); the "
+        "report's signature, certificate chain to NVIDIA's root, FWID and nonce are verified "
+        "before any claim exists"
+    },
 }
 """Conditions of the default policy on claims alone (no reference value): a TEE that fails them
 cannot reach affirming on that component whatever the reference values say."""
@@ -218,7 +233,7 @@ def reference_values_from_claims(
     """
     if tee not in APPRAISALS:
         raise ValueError(f"unknown TEE {tee!r}; known: {', '.join(sorted(APPRAISALS))}")
-    kinds = REFERENCE_KINDS[tee]
+    kinds = ALL_REFERENCE_KINDS[tee]
     values: dict[str, ReferenceValueData] = {}
     for check in APPRAISALS[tee]:
         try:
@@ -227,6 +242,11 @@ def reference_values_from_claims(
             else:
                 claim = _claim(claims, check.claim)
         except KeyError:
+            continue
+        if check.op == "each in":
+            if not isinstance(claim, Mapping) or not claim:
+                raise ValueError(f"{tee} claim {'.'.join(check.claim)} is not a map: {claim!r}")
+            values[check.name] = measurement_entries({str(k): str(v) for k, v in claim.items()})
             continue
         if not isinstance(claim, str | int | bool):
             raise ValueError(f"{tee} claim {'.'.join(check.claim)} is not a scalar: {claim!r}")

@@ -118,6 +118,24 @@ REFERENCE_KINDS: dict[str, dict[str, ReferenceKind]] = {
 """Per TEE, the reference values the upstream default policies query, and their shape. IBM SE
 has no reference-value checks in the default policy (it is marked TODO upstream)."""
 
+# coco's own GPU policy for the local NVIDIA verifier (policies/gpu_attestation.py), typed by what
+# that verifier's claim builder emits (trustee `deps/verifier/src/nvidia/mod.rs`
+# `NvDeviceReportAndCertClaim`): `config.driver_version` and `config.vbios_version` strings, and
+# `measurements` index -> lowercase hex, compared as "<index>:<hex>" entries.
+NVIDIA_LOCAL_REFERENCE_KINDS: dict[str, ReferenceKind] = {
+    "allowed_driver_versions": "list[str]",
+    "allowed_gpu_measurements": "list[str]",
+    "allowed_vbios_versions": "list[str]",
+}
+
+COCO_POLICY_KINDS: dict[str, dict[str, ReferenceKind]] = {
+    "nvidia-local": NVIDIA_LOCAL_REFERENCE_KINDS
+}
+"""Policies coco renders itself (not upstream defaults), with the reference values they query."""
+
+ALL_REFERENCE_KINDS: dict[str, dict[str, ReferenceKind]] = {**REFERENCE_KINDS, **COCO_POLICY_KINDS}
+"""Every policy a stack may be judged by: upstream's defaults and coco's own."""
+
 REFERENCE_VALUES: dict[str, tuple[str, ...]] = {
     tee: tuple(sorted(kinds)) for tee, kinds in REFERENCE_KINDS.items()
 }
@@ -250,7 +268,7 @@ def reference_value_problems(
     policy (refused), and free-form under a custom policy, which may query any name.
     """
     expected: dict[str, dict[ReferenceKind, list[str]]] = {}
-    for tee, kinds in REFERENCE_KINDS.items():
+    for tee, kinds in ALL_REFERENCE_KINDS.items():
         for name, kind in kinds.items():
             expected.setdefault(name, {}).setdefault(kind, []).append(tee)
     problems: dict[str, str] = {}
@@ -290,6 +308,9 @@ NAME_EXAMPLES: dict[str, str] = {
     "measurement": '["<standard base64 of the 48-byte launch measurement>"] (az-snp-vtpm)',
     "snp_pcr11": '["<hex of vTPM PCR11>"]',
     "tdx_pcr11": '["<hex of vTPM PCR11>"]',
+    "allowed_gpu_measurements": '["1:<hex>", "2:<hex>", ...] (index:measurement, every block)',
+    "allowed_vbios_versions": '["96.00.9f.00.01"]',
+    "allowed_driver_versions": '["550.90.07"]',
 }
 """Where the right type alone would mislead (a string that must look like a number), the form."""
 

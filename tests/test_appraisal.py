@@ -31,7 +31,8 @@ from policies.appraisal import (
     reference_values_from_claims,
     required_for_affirming,
 )
-from policies.attestation import REFERENCE_KINDS, reference_value_problems
+from policies.attestation import ALL_REFERENCE_KINDS, reference_value_problems
+from policies.gpu_attestation import LOCAL_GPU_POLICY, gpu_value_problems
 from policies.vtpm_initdata import pcr8_claim_hex, platform_claim_hex
 
 SNP_CLAIMS: dict[str, Any] = {
@@ -92,16 +93,17 @@ def test_the_appraisal_table_names_exactly_the_typed_reference_values() -> None:
         assert [c.name for c in checks] == sorted(
             {c.name for c in checks}, key=[c.name for c in checks].index
         )
-        assert {c.name for c in checks} == set(REFERENCE_KINDS[tee]), tee
+        assert {c.name for c in checks} == set(ALL_REFERENCE_KINDS[tee]), tee
         for c in checks:
-            assert REFERENCE_KINDS[tee][c.name].startswith("list[") == (c.op == "in"), c.name
+            is_list = ALL_REFERENCE_KINDS[tee][c.name].startswith("list[")
+            assert is_list == (c.op in ("in", "each in")), c.name
             assert c.enforced or c.why_informational, c.name
 
 
 def test_reference_values_from_claims_are_typed_as_the_settings_accept_them() -> None:
     for tee, claims in (("snp", SNP_CLAIMS), ("az-snp-vtpm", AZ_CLAIMS), ("tdx", TDX_CLAIMS)):
         values = reference_values_from_claims(tee, claims)
-        assert set(values) == set(REFERENCE_KINDS[tee]), tee
+        assert set(values) == set(ALL_REFERENCE_KINDS[tee]), tee
         assert reference_value_problems(values, custom_policy=False) == {}, tee
         assert missing_for_affirming(tee, values) == {}
     az = reference_values_from_claims("az-snp-vtpm", AZ_CLAIMS)
@@ -270,34 +272,211 @@ def test_snp_vcek_source_is_a_typed_setting_rendered_into_the_kbs_config() -> No
     assert "trailing" in str(exc.value)
 
 
-def test_gpu_resources_need_the_remote_nvidia_verifier_in_production() -> None:
-    """The local NVIDIA verifier's claims never satisfy trustee's default GPU policy (proven on
-    the Hopper vectors by the real-evidence tier), so an affirming requireGpu resource with it
-    (the default when unset) is refused, naming the key; the mode is rendered explicitly."""
+def test_gpu_resources_need_an_explicit_nvidia_mode_and_local_values_in_production() -> None:
+    """gpu-tdx renders the local NVIDIA verifier (coco's GPU policy, offline); an affirming
+    requireGpu resource is refused with the mode unset (trustee's built-in GPU policy never
+    affirms the local verifier's claims), and in local mode without the three GPU values."""
     from components.trustee import render_kbs_config
 
     data = strip_namespace(copy.deepcopy(stack_file("gpu-tdx")))
     config = tomllib.loads(render_kbs_config(parse(data).trustee))
-    assert config["attestation_service"]["verifier_config"]["nvidia_verifier"] == {"type": "Remote"}
-    data["trustee"]["verifiers"]["nvidia"] = {
+    assert config["attestation_service"]["verifier_config"]["nvidia_verifier"] == {"type": "Local"}
+    remote = copy.deepcopy(data)
+    remote["trustee"]["verifiers"]["nvidia"] = {
         "mode": "remote",
         "url": "https://nras.example.com/v4/attest",
     }
-    config = tomllib.loads(render_kbs_config(parse(data).trustee))
+    # Only coco's local policy reads the measurements: refused under the remote verifier.
+    with pytest.raises(SettingsError) as exc:
+        parse(remote)
+    assert "coco:trustee.referenceValues.allowed_gpu_measurements" in str(exc.value)
+    del remote["trustee"]["referenceValues"]["allowed_gpu_measurements"]
+    config = tomllib.loads(render_kbs_config(parse(remote).trustee))
     assert config["attestation_service"]["verifier_config"]["nvidia_verifier"] == {
         "type": "Remote",
         "verifier_url": "https://nras.example.com/v4/attest",
     }
-    for nvidia in ({"mode": "local"}, None):
-        data["trustee"]["verifiers"] = {} if nvidia is None else {"nvidia": nvidia}
+    unset = copy.deepcopy(remote)
+    unset["trustee"]["verifiers"] = {}
+    with pytest.raises(SettingsError) as exc:
+        parse(unset)
+    assert "coco:trustee.verifiers.nvidia.mode" in str(exc.value)
+    assert "default/model/key" in str(exc.value)
+    for name, component in (
+        ("allowed_gpu_measurements", "executables"),
+        ("allowed_vbios_versions", "hardware"),
+        ("allowed_driver_versions", "configuration"),
+    ):
+        short = copy.deepcopy(data)
+        del short["trustee"]["referenceValues"][name]
         with pytest.raises(SettingsError) as exc:
-            parse(data)
-        assert "coco:trustee.verifiers.nvidia.mode" in str(exc.value)
-        assert "default/model/key" in str(exc.value)
-    lowered = copy.deepcopy(data)
+            parse(short)
+        assert "coco:trustee.referenceValues" in str(exc.value)
+        assert f"{component} needs {name}" in str(exc.value), str(exc.value)
+    lowered = copy.deepcopy(unset)
     for resource in lowered["trustee"]["resources"]:
         resource["minTrust"] = "warning"
     parse(lowered)
     data["trustee"]["verifiers"] = {"nvidia": {"mode": "local", "url": "https://x.example.com"}}
     with pytest.raises(SettingsError, match="only used by the remote verifier"):
+        parse(data)
+
+
+def test_local_gpu_values_must_have_the_local_verifiers_form() -> None:
+    good = {
+        "allowed_vbios_versions": ["96.00.9f.00.01"],
+        "allowed_driver_versions": ["550.90.07"],
+        "allowed_gpu_measurements": ["1:" + "00" * 48, "12:" + "ab" * 48],
+    }
+    assert gpu_value_problems(good, "local") == {}
+    bad = {**good, "allowed_vbios_versions": ["96.00.9F.00.01"]}
+    assert "lowercase" in gpu_value_problems(bad, "local")["allowed_vbios_versions"]
+    for entry in ("0:" + "00" * 48, "1:" + "AB" * 48, "ab" * 48, "1:abc"):
+        bad = {**good, "allowed_gpu_measurements": [entry]}
+        assert "allowed_gpu_measurements" in gpu_value_problems(bad, "local"), entry
+    assert set(gpu_value_problems(good, "remote")) == {"allowed_gpu_measurements"}
+    assert set(gpu_value_problems(good, None)) == {"allowed_gpu_measurements"}
+    data = strip_namespace(copy.deepcopy(stack_file("gpu-tdx")))
+    data["trustee"]["referenceValues"]["allowed_gpu_measurements"] = ["1:AA"]
+    with pytest.raises(SettingsError) as exc:
+        parse(data)
+    assert "coco:trustee.referenceValues.allowed_gpu_measurements" in str(exc.value)
+
+
+# The local NVIDIA verifier's claims (trustee deps/verifier/src/nvidia/mod.rs
+# `NvDeviceReportAndCertClaim`), shaped like test_data/nvidia/hopperAttestationReport-claims.txt.
+GPU_CLAIMS: dict[str, Any] = {
+    "arch": "Hopper",
+    "uuid": "unknown",
+    "config": {"driver_version": "550.90.07", "vbios_version": "96.00.9f.00.01", "fwid": "f5"},
+    "measurements": {str(i): f"{i:02x}" * 48 for i in (1, 2, 3, 10, 12)},
+}
+
+
+def gpu_trust(claims: dict[str, Any], reference: dict[str, Any]) -> dict[str, int]:
+    """coco's GPU policy under OPA, `query_reference_value` read from data (as the AS's RVPS)."""
+    import re
+
+    from opa import opa_eval
+
+    policy = re.sub(
+        r'query_reference_value\("([^"]+)"\)', r'data.reference["\1"]', LOCAL_GPU_POLICY
+    )
+    out: dict[str, int] = opa_eval(
+        policy, {"nvidia": claims}, {"reference": reference}, "data.policy.trust_claims"
+    )
+    return out
+
+
+def test_local_gpu_policy_affirms_exactly_the_listed_values() -> None:
+    """Engine check of the policy text (the verifier judge runs it in the AS's own engine on the
+    Hopper vectors): matching values affirm all three components; each single change takes
+    exactly its component out; a missing or extra measurement index is not affirming."""
+    values = reference_values_from_claims("nvidia-local", GPU_CLAIMS)
+    assert values["allowed_gpu_measurements"] == [
+        f"{i}:{i:02x}" + f"{i:02x}" * 47 for i in (1, 2, 3, 10, 12)
+    ]
+    assert values["allowed_vbios_versions"] == ["96.00.9f.00.01"]
+    assert gpu_value_problems(values, "local") == {}
+    assert reference_value_problems(values, custom_policy=False) == {}
+    good = gpu_trust(GPU_CLAIMS, values)
+    assert (good["hardware"], good["configuration"], good["executables"]) == (2, 2, 2)
+    for check in APPRAISALS["nvidia-local"]:
+        one_off = copy.deepcopy(values)
+        listed = list(one_off[check.name])  # type: ignore[arg-type]
+        listed[-1] = listed[-1][:-1] + ("0" if listed[-1][-1] != "0" else "1")
+        one_off[check.name] = listed
+        trust = gpu_trust(GPU_CLAIMS, one_off)
+        assert trust[check.component] != 2, check.name
+        assert {c: trust[c] for c in ("hardware", "configuration", "executables")} == {
+            c: (2 if c != check.component else trust[c])
+            for c in ("hardware", "configuration", "executables")
+        }, check.name
+    measurements = list(values["allowed_gpu_measurements"])  # type: ignore[arg-type]
+    fewer = {**values, "allowed_gpu_measurements": measurements[:-1]}
+    assert gpu_trust(GPU_CLAIMS, fewer)["executables"] == 33
+    extra = {**values, "allowed_gpu_measurements": [*measurements, "64:" + "00" * 48]}
+    assert gpu_trust(GPU_CLAIMS, extra)["executables"] == 33
+    # An alternative value for an index is accepted (e.g. two approved firmware builds).
+    alternative = {**values, "allowed_gpu_measurements": [*measurements, "2:" + "ff" * 48]}
+    assert gpu_trust(GPU_CLAIMS, alternative)["executables"] == 2
+    assert gpu_trust(GPU_CLAIMS, {})["hardware"] == 97
+    assert gpu_trust({**GPU_CLAIMS, "measurements": {}}, values)["executables"] == 33
+
+
+def fake_vcek(chip: bytes) -> str:
+    """A certificate shaped like a VCEK for `chip` (its hwID extension, 1.3.6.1.4.1.3704.1.4,
+    carries the raw chip id as AMD's do); self-signed: only the settings' checks read it."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SEV-VCEK")])
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.3704.1.4"), chip),
+            critical=False,
+        )
+        .sign(key, hashes.SHA384())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_snp_offline_vcek_store_is_a_typed_setting_rendered_into_the_kbs_config() -> None:
+    from components.trustee import render_kbs_config
+    from components.verifier_settings import VCEK_STORE_DIR, vcek_store_files
+
+    chip = bytes(range(64))
+    pem = fake_vcek(chip)
+    data = strip_namespace(copy.deepcopy(stack_file("baremetal-snp")))
+    data["trustee"]["verifiers"] = {"snp": {"offlineStore": {"vceks": {chip.hex(): pem}}}}
+    settings = parse(data).trustee
+    config = tomllib.loads(render_kbs_config(settings))
+    # Offline only: no KDS source, so the verifier never goes to the network.
+    assert config["attestation_service"]["verifier_config"] == {
+        "snp_verifier": {"vcek_sources": [{"type": "OfflineStore", "path": VCEK_STORE_DIR}]}
+    }
+    (stored,) = vcek_store_files(settings.verifiers).values()
+    assert stored == pem  # canonical PEM: the same certificate gives the same bytes
+    messy = pem.replace("\n", "\r\n").replace("-----\r\n", "-----\r\n\r\n", 1)
+    data["trustee"]["verifiers"]["snp"]["offlineStore"]["vceks"] = {chip.hex(): messy}
+    assert vcek_store_files(parse(data).trustee.verifiers) == {chip.hex(): pem}
+    # Store first, then the site's KDS cache.
+    data["trustee"]["verifiers"]["snp"]["kdsUrl"] = "http://vcek-cache.site.internal:8080"
+    config = tomllib.loads(render_kbs_config(parse(data).trustee))
+    assert config["attestation_service"]["verifier_config"]["snp_verifier"]["vcek_sources"] == [
+        {"type": "OfflineStore", "path": VCEK_STORE_DIR},
+        {"type": "KDS", "base_url": "http://vcek-cache.site.internal:8080"},
+    ]
+    turin = bytes(range(8))
+    data["trustee"]["verifiers"]["snp"]["offlineStore"]["vceks"] = {turin.hex(): fake_vcek(turin)}
+    parse(data)
+    cases = {
+        chip.hex().upper(): "not a chip id",
+        chip.hex()[:-2]: "not a chip id",
+        bytes(64).hex(): "not that chip's VCEK",
+    }
+    for key, why in cases.items():
+        data["trustee"]["verifiers"]["snp"]["offlineStore"]["vceks"] = {key: pem}
+        with pytest.raises(SettingsError) as exc:
+            parse(data)
+        assert "coco:trustee.verifiers.snp.offlineStore.vceks" in str(exc.value), key
+        assert why in str(exc.value), (key, str(exc.value))
+    data["trustee"]["verifiers"]["snp"]["offlineStore"]["vceks"] = {chip.hex(): pem + pem}
+    with pytest.raises(SettingsError, match="exactly one PEM certificate"):
+        parse(data)
+    data["trustee"]["verifiers"]["snp"] = {}
+    with pytest.raises(SettingsError, match="set kdsUrl, offlineStore or both"):
         parse(data)

@@ -83,6 +83,21 @@ def test_the_example_parses_as_an_external_trustee() -> None:
     assert t.external.url == "https://kbs.trust.example.com:8080"
 
 
+def test_local_nvidia_mode_sets_cocos_gpu_policy_on_the_external_kbs() -> None:
+    """The KBS's built-in `default_gpu` never affirms the local verifier's claims, so a stack
+    that says its KBS runs the local NVIDIA verifier sets coco's (policies/gpu_attestation.py)
+    through the admin API, as the in-cluster KBS lays it out."""
+    from components.external_trustee import attestation_policies_of
+    from policies.gpu_attestation import LOCAL_GPU_POLICY
+
+    data = settings_of(example())
+    assert "default_gpu" not in attestation_policies_of(parse(data), ["tdx"])
+    data["trustee"]["verifiers"] = {"nvidia": {"mode": "local"}}
+    assert attestation_policies_of(parse(data), ["tdx"])["default_gpu"] == LOCAL_GPU_POLICY
+    data["trustee"]["verifiers"] = {"nvidia": {"mode": "remote"}}
+    assert "default_gpu" not in attestation_policies_of(parse(data), ["tdx"])
+
+
 @pytest.mark.parametrize(
     ("change", "key", "text"),
     [

@@ -43,6 +43,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "policies.agent_container",
         "policies.appraisal",
         "policies.attestation",
+        "policies.gpu_attestation",
         "policies.image_policy",
         "policies.initdata",
         "policies.registry",

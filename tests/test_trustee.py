@@ -30,6 +30,7 @@ from components.trustee import (
     repository_file_name,
     resource_secret_name,
 )
+from components.verifier_settings import VerifierSettings
 from policies.resource import ResourceGrant
 
 TDX_DIGEST = "ab" * 48
@@ -498,6 +499,87 @@ def test_custom_attestation_policy_is_mounted_as_default_cpu(mocks: RecordingMoc
     )
     script = pod_spec(mocks)["initContainers"][0]["command"][2]
     assert "cp -RL /etc/kbs-storage-seed/attestation_service_policy " in script
+
+
+def test_local_nvidia_mode_lays_out_cocos_gpu_policy_as_default_gpu(
+    mocks: RecordingMocks,
+) -> None:
+    """The AS judges GPU claims with `default_gpu` and keeps a file already in its policy store
+    (policies/gpu_attestation.py), so the local mode's policy is seeded like a custom one."""
+    from policies.gpu_attestation import LOCAL_GPU_POLICY
+
+    settings = SETTINGS.model_copy(
+        update={
+            "attestation_policy": "package policy\n\ndefault allow := false\n",
+            "verifiers": VerifierSettings.model_validate({"nvidia": {"mode": "local"}}),
+        }
+    )
+    resolve(build_trustee(settings=settings))
+    (as_map,) = [
+        r
+        for r in k8s_objects(mocks, "ConfigMap")
+        if r.metadata["labels"][labels.ROLE] == labels.ROLE_ATTESTATION_POLICY
+    ]
+    assert as_map.inputs["data"] == {
+        "default_cpu.rego": settings.attestation_policy,
+        "default_gpu.rego": LOCAL_GPU_POLICY,
+    }
+    items = seed_items(mocks)
+    assert items["attestation_service_policy/default_gpu.rego"] == (
+        "kbs-attestation-policy",
+        "default_gpu.rego",
+    )
+    assert "attestation_service_policy/default_cpu.rego" in items
+
+
+def test_remote_nvidia_mode_keeps_the_built_in_gpu_policy(mocks: RecordingMocks) -> None:
+    settings = SETTINGS.model_copy(
+        update={"verifiers": VerifierSettings.model_validate({"nvidia": {"mode": "remote"}})}
+    )
+    resolve(build_trustee(settings=settings))
+    assert not [
+        r
+        for r in k8s_objects(mocks, "ConfigMap")
+        if r.metadata["labels"][labels.ROLE] == labels.ROLE_ATTESTATION_POLICY
+    ]
+    assert not any(p.startswith("attestation_service_policy/") for p in seed_items(mocks))
+
+
+def test_offline_vcek_store_is_mounted_where_the_snp_verifier_reads_it(
+    mocks: RecordingMocks,
+) -> None:
+    from test_appraisal import fake_vcek
+
+    from components.verifier_settings import VCEK_STORE_DIR, VCEK_STORE_MAP_NAME
+
+    chip = bytes(range(64)).hex()
+    pem = fake_vcek(bytes.fromhex(chip))
+    settings = SETTINGS.model_copy(
+        update={
+            "verifiers": VerifierSettings.model_validate(
+                {"snp": {"offlineStore": {"vceks": {chip: pem}}}}
+            )
+        }
+    )
+    resolve(build_trustee(settings=settings))
+    (store,) = [
+        r for r in k8s_objects(mocks, "ConfigMap") if r.metadata["name"] == VCEK_STORE_MAP_NAME
+    ]
+    assert store.inputs["data"] == {chip: pem}
+    volumes = {v["name"]: v for v in pod_spec(mocks)["volumes"]}
+    assert volumes["vcek-store"]["configMap"] == {
+        "name": VCEK_STORE_MAP_NAME,
+        "items": [{"key": chip, "path": f"vcek/{chip}/vcek.der"}],
+    }
+    mounts = {m["name"]: m for m in container(mocks)["volumeMounts"]}
+    assert mounts["vcek-store"] == {
+        "name": "vcek-store",
+        "mountPath": VCEK_STORE_DIR,
+        "readOnly": True,
+    }
+    config = tomllib.loads(render_kbs_config(settings))
+    (source,) = config["attestation_service"]["verifier_config"]["snp_verifier"]["vcek_sources"]
+    assert source == {"type": "OfflineStore", "path": VCEK_STORE_DIR}
 
 
 def test_service_maps_the_settings_port_to_the_kbs(mocks: RecordingMocks) -> None:

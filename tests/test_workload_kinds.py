@@ -9,7 +9,7 @@ from typing import Any
 
 import pulumi
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from k8s_schema import validate_manifest
 from mocks import DecodingMocks, fake_pem, resolve
@@ -276,6 +276,7 @@ def test_the_fuzzed_entry_is_valid_as_written() -> None:
 
 @PROPERTY
 @given(path=st.sampled_from(FUZZ_PATHS), value=VALUES)
+@example(path=("workloads", 0, "template", "spec", "initContainers", 0, "command"), value=[""])
 def test_any_value_anywhere_in_a_template(path: tuple[Any, ...], value: Any) -> None:
     """A random value anywhere in a full pod template or object spec: settings, or a bounded
     SettingsError naming coco: keys, never another exception."""

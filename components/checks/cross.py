@@ -26,6 +26,7 @@ from components.stack_settings import (
 )
 from components.vocabulary import NAMESPACE, full_key
 from policies.attestation import reference_value_problems
+from policies.gpu_attestation import gpu_value_problems
 from policies.vtpm_initdata import VTPM_ALGORITHM, VTPM_PLATFORMS
 
 
@@ -195,6 +196,11 @@ def _reference_value_problems(s: StackSettings) -> list[Problem]:
     rv_problems = reference_value_problems(
         s.trustee.reference_values, custom_policy=s.trustee.attestation_policy is not None
     )
+    nvidia = s.trustee.verifiers.nvidia
+    for rv_name, why in gpu_value_problems(
+        s.trustee.reference_values, nvidia.mode if nvidia is not None else None
+    ).items():
+        rv_problems.setdefault(rv_name, why)
     for rv_name, why in rv_problems.items():
         problems.append(Problem(f"{NAMESPACE}:trustee.referenceValues.{rv_name}", why))
     return problems

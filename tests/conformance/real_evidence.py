@@ -173,6 +173,16 @@ class Appraisal:
         return evidence
 
 
+def can_isolate_network() -> bool:
+    """Whether this process may run a command in a new network namespace (root, or a user
+    namespace allowed by the kernel)."""
+    try:
+        done = subprocess.run(["unshare", "--net", "true"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
 def evaluate(
     judge: Path,
     kbs_config: Path,
@@ -181,11 +191,14 @@ def evaluate(
     report_data: bytes | None = None,
     init_data_toml: Path | None = None,
     init_data_digest: bytes | None = None,
+    offline: bool = False,
 ) -> Appraisal:
-    """Run the AS, configured from `kbs_config`, on `vector`."""
+    """Run the AS, configured from `kbs_config`, on `vector`; `offline`: in a network namespace
+    of its own (`unshare --net`: no interface but a down loopback), so nothing is reachable."""
     data = judge / "test-data"
     expected = vector.report_data(data) if report_data is None else report_data
     argv = [
+        *(["unshare", "--net"] if offline else []),
         str(judge / "bin" / "verifier-judge"),
         "--kbs-config",
         str(kbs_config),

@@ -27,6 +27,7 @@ import functools
 import hashlib
 import http.server
 import json
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -39,14 +40,16 @@ import yaml
 from judges import judge_dir
 from kbs_harness import KbsPod, render, stack_config
 from opa import opa_eval
-from real_evidence import VECTORS, Appraisal, Vector, evaluate
+from real_evidence import VECTORS, Appraisal, Vector, can_isolate_network, evaluate, tier
 
 from automation.cli import run
 from components import trustee as kbs
 from components.reference_coverage import affirming_platforms
 from components.settings import parse, strip_namespace
+from components.verifier_settings import VCEK_STORE_DIR
 from policies.appraisal import APPRAISALS, COMPONENTS, reference_values_from_claims
 from policies.attestation import ReferenceValueData
+from policies.gpu_attestation import GPU_POLICY_ID, LOCAL_GPU_POLICY, gpu_value_problems
 from policies.vtpm_initdata import pcr8_claim_hex
 
 pytestmark = pytest.mark.conformance
@@ -343,16 +346,8 @@ HOPPER = [
 ]
 
 
-@pytest.mark.parametrize(("report", "certs"), HOPPER, ids=["hopper", "hopper-coco"])
-def test_hopper_gpu_verified_locally_is_never_affirming_under_the_default_gpu_policy(
-    judge: Path, laid_out: list[Laid], tmp_path: Path, report: str, certs: str
-) -> None:
-    """Why the GPU stack renders the remote NVIDIA verifier (issue 21, GPU): the *local* verifier
-    (the default when nothing is rendered) checks the Hopper report's signature, certificate chain
-    and nonce (here on Trustee's Hopper vectors) but emits only `arch`, `uuid`, `measurements` and
-    `config`, while the default GPU policy reads the NRAS (remote) claims (`x-nvidia-*`,
-    `secboot`, `dbgstat`): the GPU submodule is never affirming, so `requireGpu` resources would
-    stay locked. Production refuses that combination (test_appraisal.py)."""
+def hopper_vector(judge: Path, tmp_path: Path, report: str, certs: str) -> Vector:
+    """Trustee's Hopper report as the guest's attester sends it (`NvDeviceEvidence`)."""
     data = judge / "test-data" / "nvidia"
     report_hex = (data / report).read_text().strip()
     evidence = {
@@ -369,35 +364,133 @@ def test_hopper_gpu_verified_locally_is_never_affirming_under_the_default_gpu_po
     # The nonce the report was made for: the SPDM GET_MEASUREMENTS request's, bytes 4..36
     # (trustee nvidia/spdm_request.rs).
     nonce = bytes.fromhex(report_hex)[4:36]
-    vector = Vector("nvidia", "hopper", (str(path),), lambda _: nonce)
-    # The local verifier, named explicitly (production refuses it for an affirming requireGpu
-    # resource, components/reference_coverage.py, so this copy asks only for warning).
-    config = copy.deepcopy(stack_config("gpu-tdx"))
-    config["coco:trustee"]["verifiers"] = {"nvidia": {"mode": "local"}}
-    for resource in config["coco:trustee"]["resources"]:
-        resource["minTrust"] = "warning"
-    pod = KbsPod(render("gpu-tdx", config), judge, binaries=())
-    laid = Laid(pod, pod.root / "kbs-config.toml")
-    laid_out.append(laid)
-    pod.layout()
-    laid.config.write_text(pod.config_text())
-    assert 'type = "Local"' in laid.config.read_text()
-    appraisal = evaluate(judge, laid.config, vector)
-    assert appraisal.ok, appraisal.error
+    return Vector("nvidia", "hopper", (str(path),), lambda _: nonce)
+
+
+def gpu_components(appraisal: Appraisal) -> dict[str, str]:
     gpu = appraisal.raw["submods"]["gpu0"]
-    claims = gpu["annotated_evidence"]["nvidia"]
-    assert claims["arch"] == "Hopper" and claims["measurements"] and claims["config"]
-    assert not any(k.startswith("x-nvidia-") for k in claims)
-    assert gpu["status"] != "affirming", gpu["trust_vector"]
-    assert gpu["trust_vector"]["hardware"] == 97
-    wrong = evaluate(judge, laid.config, vector, report_data=bytes(32))
-    assert not wrong.ok and "nonce mismatch" in wrong.error, wrong.error
-    # The shipped gpu-tdx stack renders the remote verifier: the AS reads that from the config
-    # and goes to NVIDIA's NRAS for its keys (unreachable here: the evidence is not judged).
+    return {c: tier(int(gpu["trust_vector"][c])) for c in COMPONENTS}
+
+
+def gpu_status(appraisal: Appraisal) -> str:
+    assert appraisal.ok, appraisal.error
+    return str(appraisal.raw["submods"]["gpu0"]["status"])
+
+
+def lay_out_config(judge: Path, stack: str, config: dict[str, Any]) -> Laid:
+    pod = KbsPod(render(stack, config), judge, binaries=())
+    pod.layout()
+    laid = Laid(pod, pod.root / "kbs-config.toml")
+    laid.config.write_text(pod.config_text())
+    return laid
+
+
+def one_measurement_changed(entries: list[str]) -> list[str]:
+    """The same list with one block's value changed (the middle non-empty one: its last hex
+    digit), index and length kept."""
+    out = list(entries)
+    filled = [i for i, e in enumerate(out) if not e.endswith(":")]
+    at = filled[len(filled) // 2]
+    out[at] = out[at][:-1] + ("0" if out[at][-1] != "0" else "1")
+    return out
+
+
+@pytest.mark.parametrize(("report", "certs"), HOPPER, ids=["hopper", "hopper-coco"])
+def test_hopper_gpu_affirms_under_cocos_local_policy_and_nothing_else(
+    judge: Path,
+    laid_out: list[Laid],
+    tmp_path: Path,
+    report: str,
+    certs: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 21, GPU: the gpu-tdx stack as shipped renders the local NVIDIA verifier and lays out
+    coco's `default_gpu` policy (policies/gpu_attestation.py); on Trustee's Hopper vectors, run by
+    the AS's own verifier and policy engine, reference values read off the verifier's claims
+    affirm every component of `gpu0`, each single value changed takes its component out, and the
+    stack's example values do not affirm. The built-in GPU policy never affirms these claims."""
+    vector = hopper_vector(judge, tmp_path, report, certs)
     shipped = lay_out(judge, "gpu-tdx", None)
     laid_out.append(shipped)
-    assert 'type = "Remote"' in shipped.config.read_text()
-    remote = evaluate(judge, shipped.config, vector)
+    assert 'type = "Local"' in shipped.config.read_text()
+    policy = shipped.pod.path(kbs.AS_POLICY_DIR) / f"{GPU_POLICY_ID}.rego"
+    assert policy.read_text() == LOCAL_GPU_POLICY
+    first = evaluate(judge, shipped.config, vector)
+    assert first.ok, first.error
+    assert gpu_status(first) != "affirming", first.raw["submods"]["gpu0"]["trust_vector"]
+    claims = first.raw["submods"]["gpu0"]["annotated_evidence"]["nvidia"]
+    assert claims["arch"] == "Hopper" and not any(k.startswith("x-nvidia-") for k in claims)
+    # The AS kept coco's file: the broker installs its built-in text only where none exists.
+    assert policy.read_text() == LOCAL_GPU_POLICY
+
+    values = reference_values_from_claims("nvidia-local", claims)
+    assert set(values) == {c.name for c in APPRAISALS["nvidia-local"]}
+    assert gpu_value_problems(values, "local") == {}
+    # The command users run on the token (its gpu0 submodule) prints exactly these.
+    token = tmp_path / "token.jwt"
+    token.write_text(first.raw["jwt"])
+    capsys.readouterr()
+    assert run(["reference-values", "--tee", "nvidia-local", str(token)]) == 0
+    block = yaml.safe_load(capsys.readouterr().out)
+    assert block["coco:trustee"]["referenceValues"] == values
+    cpu_values = stack_config("gpu-tdx")["coco:trustee"]["referenceValues"]
+    base = {**cpu_values, **values}
+    matched = lay_out(judge, "gpu-tdx", base)  # the real program accepts them (production)
+    laid_out.append(matched)
+    good = evaluate(judge, matched.config, vector)
+    assert gpu_status(good) == "affirming", good.raw["submods"]["gpu0"]["trust_vector"]
+    assert gpu_components(good) == dict.fromkeys(COMPONENTS, "affirming")
+
+    for check in APPRAISALS["nvidia-local"]:
+        value = values[check.name]
+        assert isinstance(value, list)
+        other = (
+            one_measurement_changed([str(v) for v in value])
+            if check.op == "each in"
+            else [changed(v) for v in value]
+        )
+        matched.set_reference_values({**base, check.name: other})
+        one_off = evaluate(judge, matched.config, vector)
+        components = gpu_components(one_off)
+        assert components[check.component] != "affirming", (check.name, components)
+        assert gpu_status(one_off) != "affirming", check.name
+        assert all(components[c] == "affirming" for c in COMPONENTS if c != check.component)
+    # A report missing a listed block (here: the list names one more index) is not affirming.
+    listed = values["allowed_gpu_measurements"]
+    assert isinstance(listed, list)
+    measurements = [str(v) for v in listed]
+    extra = [*measurements, "255:" + "00" * 48]
+    matched.set_reference_values({**base, "allowed_gpu_measurements": extra})
+    assert gpu_components(evaluate(judge, matched.config, vector))["executables"] != "affirming"
+
+    # Trustee's built-in GPU policy on the same claims (remove coco's file before the AS
+    # starts): never affirming, whatever the reference values; this is why local mode needs it.
+    matched.set_reference_values(base)
+    (matched.pod.path(kbs.AS_POLICY_DIR) / f"{GPU_POLICY_ID}.rego").unlink()
+    built_in = evaluate(judge, matched.config, vector)
+    assert gpu_status(built_in) != "affirming"
+    assert built_in.raw["submods"]["gpu0"]["trust_vector"]["hardware"] == 97
+
+    # Another nonce: the verifier refuses the report.
+    wrong = evaluate(judge, shipped.config, vector, report_data=bytes(32))
+    assert not wrong.ok and "nonce mismatch" in wrong.error, wrong.error
+
+
+def test_remote_nvidia_mode_stays_selectable(
+    judge: Path, laid_out: list[Laid], tmp_path: Path
+) -> None:
+    """`mode: remote` renders the remote verifier and no coco GPU policy (NRAS's claims are
+    judged by trustee's built-in one); the AS then goes to NVIDIA's NRAS, unreachable here, so
+    the remote path is not judged on evidence."""
+    vector = hopper_vector(judge, tmp_path, *HOPPER[0])
+    config = copy.deepcopy(stack_config("gpu-tdx"))
+    config["coco:trustee"]["verifiers"] = {"nvidia": {"mode": "remote"}}
+    del config["coco:trustee"]["referenceValues"]["allowed_gpu_measurements"]
+    laid = lay_out_config(judge, "gpu-tdx", config)
+    laid_out.append(laid)
+    assert 'type = "Remote"' in laid.config.read_text()
+    assert not (laid.pod.path(kbs.AS_POLICY_DIR) / f"{GPU_POLICY_ID}.rego").exists()
+    remote = evaluate(judge, laid.config, vector)
     assert not remote.ok and "nras.attestation.nvidia.com" in remote.error, remote.error
 
 
@@ -470,4 +563,66 @@ def test_snp_verifier_fetches_vceks_from_the_configured_site_cache(
     # The cache without this chip's VCEK: the evidence cannot be verified.
     cache.vcek = None
     missing = evaluate(judge, laid.config, vector)
+    assert not missing.ok and "Failed to fetch VCEK" in missing.error, missing.error
+
+
+def test_snp_verifier_reads_vceks_from_the_offline_store_with_no_network(
+    judge: Path,
+    laid_out: list[Laid],
+    tmp_path: Path,
+    vcek_cache: tuple[str, type[_VcekCache]],
+) -> None:
+    """Item 6 (SEV-SNP, air-gapped): `coco:trustee.verifiers.snp.offlineStore` puts the chip's
+    VCEK where the rendered `OfflineStore` source reads it (the store ConfigMap mounted into the
+    KBS pod, laid out here as the kubelet would), and the AS verifies the Genoa vector, stripped
+    of its certificate table, in a network namespace with no network. The same evaluation
+    through a KDS source fails there (so the namespace does cut the network), and the store
+    without that chip's file refuses the evidence."""
+    if not can_isolate_network():
+        why = "cannot create a network namespace here (unshare --net needs root)"
+        if os.environ.get("COCO_REQUIRE_JUDGES") == "1":
+            pytest.fail(why + " (COCO_REQUIRE_JUDGES=1)")
+        pytest.skip(why)
+    url, cache = vcek_cache
+    recorded = json.loads((judge / "test-data" / "e2e" / "snp-evidence.json").read_text())
+    (entry,) = recorded["cert_chain"]
+    vcek = bytes(entry["data"])
+    pem = (
+        "-----BEGIN CERTIFICATE-----\n"
+        + "\n".join(base64.encodebytes(vcek).decode().split())
+        + "\n-----END CERTIFICATE-----\n"
+    )
+    chip = bytes(recorded["attestation_report"]["chip_id"]).hex()
+    bare = {"attestation_report": recorded["attestation_report"], "cert_chain": None}
+    path = tmp_path / "snp-no-certs.json"
+    path.write_text(json.dumps(bare))
+    vector = Vector("snp", "genoa-no-certs", (str(path),), _vector("genoa-e2e").report_data)
+
+    config = copy.deepcopy(stack_config("baremetal-snp"))
+    config["coco:trustee"]["verifiers"] = {"snp": {"offlineStore": {"vceks": {chip: pem}}}}
+    laid = lay_out_config(judge, "baremetal-snp", config)
+    laid_out.append(laid)
+    text = laid.config.read_text()
+    assert 'type = "OfflineStore"' in text and 'type = "KDS"' not in text
+    stored = laid.pod.path(VCEK_STORE_DIR) / "vcek" / chip / "vcek.der"
+    assert stored.is_file()
+    offline = evaluate(judge, laid.config, vector, offline=True)
+    assert offline.ok, offline.error
+    values = reference_values_from_claims("snp", offline.claims("snp"))
+    laid.set_reference_values(values)
+    assert evaluate(judge, laid.config, vector, offline=True).status == "affirming"
+
+    # Control: a KDS source (the site cache, which serves this VCEK) is unreachable offline.
+    cache.vcek = vcek
+    via_kds = copy.deepcopy(stack_config("baremetal-snp"))
+    via_kds["coco:trustee"]["verifiers"] = {"snp": {"kdsUrl": url}}
+    kds = lay_out_config(judge, "baremetal-snp", via_kds)
+    laid_out.append(kds)
+    assert evaluate(judge, kds.config, vector).ok  # reachable from this namespace
+    cut = evaluate(judge, kds.config, vector, offline=True)
+    assert not cut.ok and "Failed to fetch VCEK" in cut.error, cut.error
+
+    # The store without this chip's VCEK: nothing to verify the report with.
+    stored.unlink()
+    missing = evaluate(judge, laid.config, vector, offline=True)
     assert not missing.ok and "Failed to fetch VCEK" in missing.error, missing.error
