@@ -31,6 +31,7 @@ Two entry points, one behaviour:
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ from typing import Any
 import pulumi
 
 from components import labels, podspec, tee
+from components.hardening import HardeningSettings, harden_pod_spec
 from components.settings import is_pinned
 from policies.agent import AgentPolicySpec, render_agent_policy
 from policies.initdata import (
@@ -75,6 +77,9 @@ class ConfidentialOptions:
     attestation_platform: str | None = None
     """The verifier the KBS judges these pods with: it decides how init-data is bound
     (policies/vtpm_initdata.py: PCR8 and sha256 on Azure vTPM)."""
+    hardening: HardeningSettings = field(default_factory=HardeningSettings)
+    """The hardened defaults every workload's pod template gets before its agent policy is
+    derived (components/hardening.py)."""
 
     def __post_init__(self) -> None:
         spec = tee.lookup(self.runtime_class)  # raises for an unknown class
@@ -134,6 +139,7 @@ def prepare(obj: Mapping[str, Any], options: ConfidentialOptions) -> Prepared:
     """Check a workload object and derive its agent policy; raise `PodSpecError` naming the
     object and field for anything coco cannot make confidential."""
     loc = podspec.check(obj, options.agent_policy)
+    loc = dataclasses.replace(loc, pod_spec=harden_pod_spec(loc.pod_spec, options.hardening))
     if options.registry is not None and loc.pod_spec.get("imagePullSecrets"):
         raise podspec.PodSpecError(
             [
@@ -190,6 +196,7 @@ def apply_spec(obj: dict[str, Any], loc: podspec.Located, options: ConfidentialO
         for meta in (obj.setdefault("metadata", {}), _pod_metadata(obj, loc)):
             meta["labels"] = {**(meta.get("labels") or {}), **coco}
     spec = _pod_spec(obj, loc)
+    spec.update(loc.pod_spec)  # hardened (components/hardening.py), as the policy pins it
     spec["runtimeClassName"] = options.runtime_class
     if options.gpus:
         first = spec["containers"][0]

@@ -65,6 +65,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels, tokens
+from components.hardening import harden_pod_spec
+from components.pod_guards import kbs_guards
 from components.reachability import certificate_covers
 from components.settings import TrusteeSettings, full_key
 from components.tls import KeyAlgorithm, SelfSignedTls
@@ -628,6 +630,7 @@ class Trustee(pulumi.ComponentResource):
             resource_secrets=resource_secrets,
             public_resources=public_keys,
         )
+        pod_spec = harden_pod_spec(pod_spec, settings.hardening)
         selector = {"app.kubernetes.io/name": "kbs", labels.ROLE: labels.ROLE_KBS}
         deployment = k8s.apps.v1.Deployment(
             f"{name}-kbs",
@@ -651,6 +654,7 @@ class Trustee(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=objects)),
         )
+        self.guards = kbs_guards(name, settings, meta(SERVICE_NAME, labels.ROLE_KBS), selector, child)
         service = k8s.core.v1.Service(
             f"{name}-service",
             metadata=meta(SERVICE_NAME, labels.ROLE_KBS),

@@ -17,6 +17,8 @@ import pulumi_kubernetes as k8s
 
 from components import labels, tee, tokens
 from components.guest_features import image_policy_path
+from components.hardening import harden_pod_spec, policy_pins
+from components.pod_guards import workload_guards
 from components.service import service_spec
 from components.settings import ContainerSettings, WorkloadSettings, is_pinned
 from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env, render_agent_policy
@@ -50,7 +52,9 @@ def effective_agent_policy(settings: WorkloadSettings) -> AgentPolicySpec:
 def container_pins(settings: WorkloadSettings) -> dict[str, ContainerPin]:
     """Container name -> what the agent policy pins besides image and argv: the env the pod
     spec gives it (after kubelet's expansion), its working dir, user and group where the pod
-    spec sets them (the image's otherwise: not pinned), its read-only root."""
+    spec sets them (the image's otherwise: not pinned), its read-only root, and the
+    privileges and token mount of the hardened spec (components/hardening.py)."""
+    hardened = template_spec(settings, "")
     return {
         c.name: ContainerPin(
             env=pod_env(c.env, f"containers[{i}]"),
@@ -62,6 +66,7 @@ def container_pins(settings: WorkloadSettings) -> dict[str, ContainerPin]:
             # A sealed file's directory is a Secret volume: a read-only bind from the shared
             # dir, whose files the runtime copies in (CopyFile) and the agent unseals.
             volume_mounts=tuple(host_file_volume_mount(d) for d in sealed_dirs(c)),
+            **policy_pins(hardened["containers"][i], hardened),
         )
         for i, c in enumerate(settings.containers)
     }
@@ -234,6 +239,12 @@ def pod_spec(settings: WorkloadSettings, runtime_class: str) -> dict[str, Any]:
     return spec
 
 
+def template_spec(settings: WorkloadSettings, runtime_class: str) -> dict[str, Any]:
+    """The pod spec as rendered: `pod_spec` with the hardened defaults (the agent policy is
+    derived from this same spec, so it pins what the pods get)."""
+    return harden_pod_spec(pod_spec(settings, runtime_class), settings.hardening)
+
+
 class ConfidentialWorkload(pulumi.ComponentResource):
     """A confidential Pod or Deployment, its init-data, and the digest the KBS must bind."""
 
@@ -357,7 +368,7 @@ class ConfidentialWorkload(pulumi.ComponentResource):
 
         template = {
             "metadata": {"labels": pod_labels, "annotations": annotations},
-            "spec": pod_spec(settings, runtime_class),
+            "spec": template_spec(settings, runtime_class),
         }
         self.object: k8s.apps.v1.Deployment | k8s.core.v1.Pod
         if settings.kind == "Deployment":
@@ -400,6 +411,8 @@ class ConfidentialWorkload(pulumi.ComponentResource):
                 spec=service_spec(settings.service, selector),
                 opts=child,
             )
+
+        self.guards = workload_guards(name, settings, meta_labels, selector, kbs_url, child)
 
         self.register_outputs(
             {
