@@ -654,7 +654,9 @@ class Trustee(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=objects)),
         )
-        self.guards = kbs_guards(name, settings, meta(SERVICE_NAME, labels.ROLE_KBS), selector, child)
+        self.guards = kbs_guards(
+            name, settings, meta(SERVICE_NAME, labels.ROLE_KBS), selector, child
+        )
         service = k8s.core.v1.Service(
             f"{name}-service",
             metadata=meta(SERVICE_NAME, labels.ROLE_KBS),

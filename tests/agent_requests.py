@@ -410,7 +410,9 @@ def as_spec_says(
         process["NoNewPrivileges"] = True
     drop = {f"CAP_{c}" for c in (security.get("capabilities") or {}).get("drop") or []}
     for key, caps in process["Capabilities"].items():
-        process["Capabilities"][key] = [] if "CAP_ALL" in drop else [c for c in caps if c not in drop]
+        process["Capabilities"][key] = (
+            [] if "CAP_ALL" in drop else [c for c in caps if c not in drop]
+        )
     if pod_spec.get("automountServiceAccountToken") is False:
         mounts = request["OCI"]["Mounts"]
         request["OCI"]["Mounts"] = [m for m in mounts if m["destination"] != SA_DIR]

@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 import yaml
-from agent_requests import container_id as make_cid
 from agent_requests import (
     SA_DIR,
     as_spec_says,
@@ -34,13 +33,14 @@ from agent_requests import (
     sandbox_request,
     shared_source,
 )
+from agent_requests import container_id as make_cid
 from judges import judge_dir
 from mocks import p256_from_seed
 
 from components.settings import WorkloadSettings, parse, strip_namespace
 from components.workload import effective_agent_policy, sealed_dirs, template_spec
-from policies.agent_container import DEFAULT_CAPS
 from policies.agent import AGENT_REQUESTS, AgentPolicySpec, render_agent_policy
+from policies.agent_container import DEFAULT_CAPS
 from policies.sealed import seal
 
 SEALING_KEY, _ = p256_from_seed("test-agent-judge")
