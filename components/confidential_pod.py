@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components import labels, podspec, tee
+from components.hardening import HardeningSettings, harden_pod_spec
 from components.vocabulary import is_pinned
 from policies.agent import AgentPolicySpec, render_agent_policy
 from policies.initdata import (
@@ -81,6 +82,9 @@ class PodOptions:
     legacy_runtime_handler_annotation: bool = False
     """Also set io.containerd.cri.runtime-handler (older containerd)."""
     sealed: podspec.SealedRefs = dataclasses.field(default_factory=dict)
+    hardening: HardeningSettings = dataclasses.field(default_factory=HardeningSettings)
+    """The hardened defaults the template gets before anything reads it
+    (components/hardening.py), so the agent policy pins what the pods run with."""
     """Secret keys holding sealed references (components/podspec.py `SealedRefs`): env
     entries reading them are pinned as sealed values instead of refused."""
 
@@ -266,10 +270,19 @@ class PreparedPod:
         )
 
 
+def as_deployed(template: podspec.Located, options: PodOptions) -> podspec.Located:
+    """Step 1: the template with the hardened defaults it will be deployed with
+    (components/hardening.py); every later step reads this one."""
+    return dataclasses.replace(
+        template, pod_spec=harden_pod_spec(template.pod_spec, options.hardening)
+    )
+
+
 def prepare(template: podspec.Located, options: PodOptions) -> PreparedPod:
     """Steps 1 to 3: validate the template and make it confidential up to the KBS identity;
     `PodSpecError` lists every problem."""
-    # Step 1: the template as it will be deployed (a rewrite such as hardening goes here).
+    # Step 1: the template as it will be deployed: hardened defaults filled in.
+    template = as_deployed(template, options)
     # Step 2: validated.
     found = problems(template, options)
     if found:

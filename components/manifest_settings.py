@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from components.config_types import DnsLabel, Model
 from components.guest_features import ImageSignatures
+from components.hardening import HardeningSettings
 from policies.agent import AgentPolicySpec
 from policies.registry import RegistryAccess
 
@@ -40,6 +41,10 @@ class ManifestSource(Model):
     annotations: dict[str, str] = Field(default_factory=dict)
     registry: RegistryAccess | None = Field(
         default=None, description="Private registry under guest pull (policies/registry.py)."
+    )
+    hardening: HardeningSettings = Field(
+        default_factory=HardeningSettings,
+        description="Hardened defaults of every workload's pods (docs/hardening.md).",
     )
     image_signatures: ImageSignatures | None = Field(
         default=None,

@@ -34,6 +34,7 @@ from typing import Any
 
 import kubernetes_validate
 
+from components import hardening
 from policies.agent import AgentPolicySpec, declared_env, kubernetes_argv
 from policies.agent_container import (
     CONTAINER_MOUNTS,
@@ -485,6 +486,7 @@ def container_pins(loc: Located, sealed: SealedRefs = NO_SEALED) -> dict[str, Co
             ),
             block_volumes=sum(1 for vm in mounts if vm.get("name") in disk),
             fs_group=pod_security.get("fsGroup") or None,
+            **hardening.policy_pins(c, loc.pod_spec),
         )
     return pins
 

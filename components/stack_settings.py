@@ -45,6 +45,7 @@ from components import kata_chart, releases, tee
 from components.checklist import ChecklistSettings
 from components.config_types import DnsLabel, KubernetesTarget, Model, SecretKeyRef
 from components.guest_features import ImageSignatures, SealedEnvVar, SealedFile
+from components.hardening import HardeningSettings
 from components.layer_settings import LayerSettings
 from components.manifest_settings import ManifestSource
 from components.peerpods.settings import PeerPodsCluster
@@ -306,6 +307,11 @@ class TrusteeSettings(Model):
         ),
     )
     resources: list[KbsResource] = Field(default_factory=list)
+    hardening: HardeningSettings = Field(
+        default_factory=HardeningSettings,
+        description="The KBS's NetworkPolicy, PodDisruptionBudget and pod defaults "
+        "(docs/hardening.md).",
+    )
     verifiers: VerifierSettings = Field(
         default_factory=VerifierSettings,
         description="Verifier configuration for real sites: snp.kdsUrl (a VCEK cache), "
@@ -481,6 +487,11 @@ class WorkloadSettings(Model):
     image_decryption_keys: list[str] = Field(
         default_factory=list,
         description="kbs:///repo/type/tag key ids the workload's encrypted images name.",
+    )
+    hardening: HardeningSettings = Field(
+        default_factory=HardeningSettings,
+        description="Hardened defaults of the pods, NetworkPolicy, PodDisruptionBudget "
+        "(docs/hardening.md).",
     )
 
     @field_validator("template")

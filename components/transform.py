@@ -95,7 +95,10 @@ def prepare(obj: Mapping[str, Any], options: ConfidentialOptions) -> Prepared:
     template) and derive its agent policy; raise `PodSpecError` naming the object and field
     for anything coco cannot make confidential."""
     loc = podspec.check(obj, options.agent_policy, options.sealed)
-    return Prepared(loc, confidential_pod.prepare(loc, options))
+    # `loc` as deployed (hardened), so callers reading it see what the policy pins.
+    return Prepared(
+        confidential_pod.as_deployed(loc, options), confidential_pod.prepare(loc, options)
+    )
 
 
 def _pod_parent(obj: dict[str, Any], loc: podspec.Located) -> dict[str, Any]:

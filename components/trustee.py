@@ -62,6 +62,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels, tokens
+from components.hardening import harden_pod_spec
 from components.kbs_render import (
     AS_POLICY_DIR,
     ATTESTATION_POLICY_MAP_NAME,
@@ -100,6 +101,7 @@ from components.kbs_render import (
     resource_secret_name,
 )
 from components.kbs_render import TOKEN_DURATION_MIN as TOKEN_DURATION_MIN
+from components.pod_guards import kbs_guards
 from components.reachability import SERVICE_NAME, KbsIngress, certificate_covers
 from components.reachability import service_dns_names as service_dns_names
 from components.stack_settings import TrusteeSettings
@@ -289,8 +291,12 @@ class Trustee(pulumi.ComponentResource):
             resource_secrets=resource_secrets,
             public_resources=public_keys,
         )
+        pod_spec = harden_pod_spec(pod_spec, settings.hardening)
         deps = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=objects))
         self.deployment = self._deployment(name, settings, pod_spec, deps)
+        self.guards = kbs_guards(
+            name, settings, self._meta(SERVICE_NAME, labels.ROLE_KBS), _SELECTOR, child
+        )
         self.service = self._service(name, settings, child)
         if settings.ingress is not None:
             self._ingress(name, settings, settings.ingress, child)

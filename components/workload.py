@@ -17,6 +17,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import confidential_pod, labels, podspec, tokens, workload_template
+from components.pod_guards import workload_guards
 from components.service import service_spec
 from components.settings import WorkloadSettings
 from policies.agent import AgentPolicySpec
@@ -53,14 +54,29 @@ def prepare(
 def effective_agent_policy(
     settings: WorkloadSettings, runtime_class: str | None = None
 ) -> AgentPolicySpec:
-    """The agent policy the entry's pods get (the recipe's `effective_policy` on its
-    template); the runtime class changes nothing in it but must fit the GPUs."""
+    """The agent policy the entry's pods get: the recipe's, on its template as deployed
+    (hardened); the runtime class changes nothing in it but must fit the GPUs."""
+    options = workload_template.options(settings, _runtime_class(settings, runtime_class))
+    template = confidential_pod.as_deployed(workload_template.located(settings, "dev"), options)
+    return confidential_pod.effective_policy(template, options)
+
+
+def rendered_pod_spec(
+    settings: WorkloadSettings, runtime_class: str | None = None
+) -> dict[str, Any]:
+    """The pod spec the entry's pods get (hardened, made confidential): what the kubelet and
+    containerd turn into the agent's requests."""
+    spec: dict[str, Any] = prepare(
+        settings, _runtime_class(settings, runtime_class), "dev"
+    ).template["spec"]
+    return spec
+
+
+def _runtime_class(settings: WorkloadSettings, runtime_class: str | None) -> str:
     rc = runtime_class or settings.runtime_class
     if rc is None:
         rc = "kata-qemu-nvidia-gpu-tdx" if settings.gpus else "kata-qemu-coco-dev"
-    return confidential_pod.effective_policy(
-        workload_template.located(settings, "dev"), workload_template.options(settings, rc)
-    )
+    return rc
 
 
 class ConfidentialWorkload(pulumi.ComponentResource):
@@ -184,6 +200,16 @@ class ConfidentialWorkload(pulumi.ComponentResource):
                 spec=service_spec(settings.service, workload_template.selector(settings)),
                 opts=child,
             )
+
+        self.guards = workload_guards(
+            name,
+            settings,
+            workload_template.object_labels(settings, environment),
+            workload_template.selector(settings),
+            prepared.template["spec"],
+            kbs_url,
+            child,
+        )
 
         self.register_outputs(
             {

@@ -277,6 +277,7 @@ def options(
         attestation_platform=attestation_platform,
         legacy_runtime_handler_annotation=settings.legacy_runtime_handler_annotation,
         sealed=sealed_refs(settings),
+        hardening=settings.hardening,
     )
 
 

@@ -624,6 +624,8 @@ CreateContainerRequest if {
 	sealed_env_closed(pin.sealed_env)
 	cwd_closed(pin.working_dir)
 	user_closed(pin)
+	privileges_closed(pin)
+	service_account_closed(pin)
 	mounts_closed(container_mounts, pin.volume_mounts)
 	oci_closed
 }

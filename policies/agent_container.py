@@ -289,6 +289,17 @@ class ContainerPin(BaseModel):
     """The pod's `securityContext.fsGroup` (None for 0 or unset): the `fs_group.group_id` each
     block storage must carry (kubelet gives the emptyDir directory that group, and the
     runtime copies the directory's group, `block_emptydir_volume.rs`), or none at all."""
+    no_new_privileges: bool = False
+    """`allowPrivilegeEscalation: false` (components/hardening.py sets it by default): the OCI
+    `Process.NoNewPrivileges` must be true (genpolicy `pod.rs` get_process_fields derives it
+    from the same field, and rules.rego allow_process_common compares it). False: either."""
+    capabilities: tuple[str, ...] | None = None
+    """The capabilities `securityContext.capabilities` leaves (`drop: [ALL]`: none, as
+    genpolicy `pod.rs` apply_capabilities clears the Bounding, Permitted and Effective sets):
+    those sets may hold only these. None: containerd's defaults (`DEFAULT_CAPS`)."""
+    service_account_token: bool = True
+    """False when the pod spec has `automountServiceAccountToken: false`: the token's mount
+    (`SERVICE_ACCOUNT_DIR`) is refused, so the host cannot hand the container a token."""
 
 
 def _rego(value: object) -> str:
@@ -335,7 +346,8 @@ def render_container_rules(
         "",
         'container_pin := {"env": [], "working_dir": null, "uid": null, "gid": null, '
         '"read_only_root": false, "sealed_env": [], "volume_mounts": [], '
-        '"ephemeral_volumes": [], "block_volumes": 0, "fs_group": null} if {',
+        '"ephemeral_volumes": [], "block_volumes": 0, "fs_group": null, '
+        '"no_new_privileges": false, "capabilities": null, "service_account_token": true} if {',
         "\tcount(container_pins) == 0",
         "}",
         "",
@@ -546,6 +558,47 @@ id_closed(want, have) if {
 	have == want
 }
 
+# Privileges: pinned where the pod spec sets them (allowPrivilegeEscalation: false ->
+# NoNewPrivileges; capabilities.drop -> the capabilities that remain), as genpolicy does.
+privileges_closed(pin) if {
+	no_new_privileges_closed(pin.no_new_privileges)
+	pinned_caps_closed(pin.capabilities, input.OCI.Process.Capabilities)
+}
+
+no_new_privileges_closed(want) if {
+	want == false
+}
+
+no_new_privileges_closed(want) if {
+	want == true
+	input.OCI.Process.NoNewPrivileges == true
+}
+
+pinned_caps_closed(allowed, _) if {
+	allowed == null
+}
+
+pinned_caps_closed(allowed, caps) if {
+	allowed != null
+	every caps_set in [caps.Bounding, caps.Effective, caps.Permitted] {
+		every cap in caps_set {
+			cap in allowed
+		}
+	}
+}
+
+# automountServiceAccountToken: false -> no service-account token mount at all.
+service_account_closed(pin) if {
+	pin.service_account_token == true
+}
+
+service_account_closed(pin) if {
+	pin.service_account_token == false
+	every m in input.OCI.Mounts {
+		m.destination != "@SA_DIR@"
+	}
+}
+
 cwd_closed(dir) if {
 	dir != null
 	input.OCI.Process.Cwd == dir
@@ -556,4 +609,4 @@ cwd_closed(dir) if {
 	startswith(input.OCI.Process.Cwd, "/")
 	not regex.match("(^|/)\\.\\.($|/)", input.OCI.Process.Cwd)
 }
-""".replace("@CPATH@", CPATH.replace("\\", "\\\\"))
+""".replace("@CPATH@", CPATH.replace("\\", "\\\\")).replace("@SA_DIR@", SERVICE_ACCOUNT_DIR)

@@ -280,8 +280,15 @@ def create_request(
     uid: int = 0,
     gid: int | None = None,
     read_only_root: bool = False,
+    hardened: bool = True,
 ) -> dict[str, Any]:
     """A workload container's CreateContainerRequest (capture `createcontainer/env_vars`).
+
+    `hardened`: the container of a pod spec with coco's hardened defaults
+    (components/hardening.py): `allowPrivilegeEscalation: false` gives `NoNewPrivileges`,
+    `capabilities.drop: [ALL]` empty capability sets (containerd's WithCapabilities, as
+    genpolicy `pod.rs` apply_capabilities models it) and `automountServiceAccountToken:
+    false` no service-account mount; False: containerd's defaults for a bare pod spec.
 
     `env` is the pod spec's env (`NAME=value`, after kubelet's expansion); the image's PATH
     and containerd's HOSTNAME are added as the runtime adds them. `sources`: the guest-pull
@@ -304,7 +311,10 @@ def create_request(
         **_sandbox_annotations(namespace, pod, sandbox),
     }
     process = _process(args or ["/app/server"], container_env(env, pod), cwd, uid, gid)
-    mounts = container_mounts(cid)
+    mounts = container_mounts(cid, service_account=not hardened)
+    if hardened:
+        process["NoNewPrivileges"] = True
+        process["Capabilities"] = {k: [] for k in process["Capabilities"]}
     request = _create(cid, annotations, image_name, process, mounts, "", read_only_root)
     if sources is not None:
         request["storages"] = [guest_pull(cid, s, annotations) for s in sources]
@@ -385,3 +395,25 @@ def exec_request(args: list[str], cid: str = CID) -> dict[str, Any]:
             "User": {"AdditionalGids": [0], "GID": 0, "UID": 0, "Username": ""},
         },
     }
+
+
+def as_spec_says(
+    request: dict[str, Any], container: dict[str, Any], pod_spec: dict[str, Any]
+) -> dict[str, Any]:
+    """`request` (built with `hardened=False`) changed as containerd and the kubelet change
+    it for this container of this pod spec: `allowPrivilegeEscalation: false` sets
+    `NoNewPrivileges`; `capabilities.drop` removes capabilities from every set (`ALL`: all
+    of them); `automountServiceAccountToken: false` leaves out the token's mount."""
+    security = container.get("securityContext") or {}
+    process = request["OCI"]["Process"]
+    if security.get("allowPrivilegeEscalation") is False:
+        process["NoNewPrivileges"] = True
+    drop = {f"CAP_{c}" for c in (security.get("capabilities") or {}).get("drop") or []}
+    for key, caps in process["Capabilities"].items():
+        process["Capabilities"][key] = (
+            [] if "CAP_ALL" in drop else [c for c in caps if c not in drop]
+        )
+    if pod_spec.get("automountServiceAccountToken") is False:
+        mounts = request["OCI"]["Mounts"]
+        request["OCI"]["Mounts"] = [m for m in mounts if m["destination"] != SA_DIR]
+    return request

@@ -172,7 +172,7 @@ def test_pause_sandbox_allowed(restrictive: str) -> None:
 
 
 def _tamper(change: Any) -> dict[str, Any]:
-    req = create_request(APP, [APP], env=["API_PORT=8443"])
+    req = create_request(APP, [APP], env=["API_PORT=8443"], hardened=False)
     change(req["OCI"])
     return req
 
@@ -226,6 +226,68 @@ EVIL_SRC = shared_source(CID, "evil")
 def test_container_is_closed(change: Any, allowed: bool) -> None:
     text = render_agent_policy(PINNED)
     assert ask(text, "CreateContainerRequest", _tamper(change)) is allowed
+
+
+HARDENED_PIN = ContainerPin(
+    env=("API_PORT=8443",), no_new_privileges=True, capabilities=(), service_account_token=False
+)
+
+
+@pytest.mark.parametrize(
+    ("pin", "hardened", "change", "allowed"),
+    [
+        pytest.param(HARDENED_PIN, True, lambda o: None, True, id="hardened-as-rendered"),
+        pytest.param(
+            HARDENED_PIN,
+            True,
+            lambda o: o["Process"].update(NoNewPrivileges=False),
+            False,
+            id="escalation-back",
+        ),
+        pytest.param(
+            HARDENED_PIN,
+            True,
+            lambda o: o["Process"]["Capabilities"].update(Bounding=["CAP_CHOWN"]),
+            False,
+            id="a-default-cap-back",
+        ),
+        pytest.param(HARDENED_PIN, False, lambda o: None, False, id="bare-request"),
+        pytest.param(
+            ContainerPin(env=("API_PORT=8443",)), True, lambda o: None, True, id="unpinned-hardened"
+        ),
+        pytest.param(
+            ContainerPin(env=("API_PORT=8443",), capabilities=("CAP_CHOWN",)),
+            False,
+            lambda o: o["Process"]["Capabilities"].update(
+                Bounding=["CAP_CHOWN"], Effective=["CAP_CHOWN"], Permitted=["CAP_CHOWN"]
+            ),
+            True,
+            id="kept-cap",
+        ),
+    ],
+)
+def test_hardening_pins_privileges_and_token(
+    pin: ContainerPin, hardened: bool, change: Any, allowed: bool
+) -> None:
+    """What components/hardening.py sets is pinned: NoNewPrivileges, the capabilities that
+    `drop` leaves, no service-account token mount (the bare request has all three back)."""
+    text = render_agent_policy(
+        AgentPolicySpec(allowed_images=[APP]).with_containers({"app": pin}, devices=False)
+    )
+    req = create_request(APP, [APP], env=["API_PORT=8443"], hardened=hardened)
+    change(req["OCI"])
+    assert ask(text, "CreateContainerRequest", req) is allowed
+
+
+def test_hardened_pod_refuses_the_token_mount() -> None:
+    text = render_agent_policy(
+        AgentPolicySpec(allowed_images=[APP]).with_containers({"app": HARDENED_PIN}, devices=False)
+    )
+    bare = create_request(APP, [APP], env=["API_PORT=8443"], hardened=False)
+    req = create_request(APP, [APP], env=["API_PORT=8443"])
+    token = next(m for m in bare["OCI"]["Mounts"] if m["destination"].endswith("serviceaccount"))
+    req["OCI"]["Mounts"].append(token)
+    assert ask(text, "CreateContainerRequest", req) is False
 
 
 def test_user_cwd_and_read_only_root_pinned_where_set() -> None:

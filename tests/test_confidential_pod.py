@@ -84,7 +84,8 @@ def test_coco_annotations_win_and_gpus_go_to_the_first_container() -> None:
         "kata-qemu-nvidia-gpu-tdx"
     )
     limits = pod.template["spec"]["containers"][0]["resources"]["limits"]
-    assert limits == {tee.GPU_RESOURCE: "2"}
+    # The GPUs, beside the hardened memory default that sizes the pod VM (docs/hardening.md).
+    assert limits == {tee.GPU_RESOURCE: "2", "memory": "512Mi"}
     assert pod.policy.allow_devices
 
 

@@ -63,6 +63,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "components.manifest_settings",
         "components.service",
         "components.verifier_settings",
+        "components.hardening",  # hardened pod defaults: options and the pure rewrite
         "components.checklist",
         "components.guest_features",
         "components.topology",
@@ -97,6 +98,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "components.kbs_admin",
         "components.kbs_admin_resources",
         "components.protection",
+        "components.pod_guards",  # NetworkPolicy and PodDisruptionBudget of pods coco owns
         "components.trustee",
         "components.workload",
         "components.manifests",

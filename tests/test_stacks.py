@@ -246,3 +246,49 @@ def test_container_argv_is_pinned_in_the_measured_agent_policy() -> None:
     assert create(expected) is True
     assert create(["/bin/sh", "-c", "cat /run/secrets/payments-key"]) is False
     assert create(expected[:1]) is False
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+
+
+def test_every_coco_pod_is_hardened_and_guarded(run: Run) -> None:
+    """components/hardening.py: every pod coco renders (workloads and the KBS) carries the
+    hardened defaults, a NetworkPolicy selects it, and a PodDisruptionBudget does when it has
+    more than one replica."""
+    policies = run.mocks.of_type("networking.k8s.io/v1:NetworkPolicy")
+    budgets = run.mocks.of_type("policy/v1:PodDisruptionBudget")
+    deployments = run.mocks.of_type("apps/v1:Deployment")
+    assert len(deployments) == len(run.settings.workloads) + 1, "the workloads and the KBS"
+    for d in deployments:
+        meta, template = d.inputs["metadata"], d.inputs["spec"]["template"]
+        spec = template["spec"]
+        assert spec["automountServiceAccountToken"] is False
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for c in [*spec.get("initContainers", []), *spec["containers"]]:
+            assert c["securityContext"]["allowPrivilegeEscalation"] is False
+            assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+            assert c["resources"]["requests"]["memory"] and c["resources"]["limits"]["memory"]
+            assert c["resources"]["requests"]["cpu"]
+        ns, pod_labels = meta["namespace"], template["metadata"]["labels"]
+        guarding = [
+            p
+            for p in policies
+            if p.inputs["metadata"]["namespace"] == ns
+            and _selects(p.inputs["spec"]["podSelector"], pod_labels)
+        ]
+        assert len(guarding) == 1, meta["name"]
+        assert guarding[0].inputs["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        budgeted = [
+            b
+            for b in budgets
+            if b.inputs["metadata"]["namespace"] == ns
+            and _selects(b.inputs["spec"]["selector"], pod_labels)
+        ]
+        assert len(budgeted) == (1 if d.inputs["spec"]["replicas"] > 1 else 0), meta["name"]
+    # The workload's memory request equals its limit: the pod VM is sized by the limit.
+    for _, _, spec in run.pods():
+        if spec.get("runtimeClassName"):
+            for c in spec["containers"]:
+                assert c["resources"]["requests"]["memory"] == c["resources"]["limits"]["memory"]

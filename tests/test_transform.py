@@ -251,7 +251,11 @@ def test_gpu_workload_gets_the_gpu_resource_and_kernel_params() -> None:
     options = ConfidentialOptions("kata-qemu-nvidia-gpu-tdx", gpus=1)
     out, _, _ = make_confidential(deployment(), options, KBS)
     template = out["spec"]["template"]
-    assert template["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/pgpu": "1"}
+    # The GPU, and the default memory limit that sizes the pod VM (components/hardening.py).
+    assert template["spec"]["containers"][0]["resources"]["limits"] == {
+        "memory": "512Mi",
+        "nvidia.com/pgpu": "1",
+    }
     assert (
         "io.katacontainers.config.hypervisor.kernel_params" in template["metadata"]["annotations"]
     )

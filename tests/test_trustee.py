@@ -300,7 +300,7 @@ def test_create_mode_objects(mocks: RecordingMocks) -> None:
     values, secret = resolve(build_trustee())
     kinds = sorted(r.kind for r in mocks.kubernetes())
     assert kinds == sorted(
-        ["Namespace", "Deployment", "Service"]
+        ["Namespace", "Deployment", "Service", "NetworkPolicy"]  # components/pod_guards.py
         + ["ConfigMap"] * 3  # config, resource policy, reference values (no custom AS policy)
         + ["Secret"] * 4  # tls, token signer, two resources
     )
@@ -648,3 +648,32 @@ def test_resource_policy_checks_grants_against_declared_resources() -> None:
 def test_system_namespace_is_not_created(mocks: RecordingMocks) -> None:
     resolve(build_trustee(settings=SETTINGS.model_copy(update={"namespace": "default"})))
     assert k8s_objects(mocks, "Namespace") == []
+
+
+def test_the_kbs_is_guarded(mocks: RecordingMocks) -> None:
+    """docs/hardening.md: the KBS's NetworkPolicy admits its HTTPS port only, lets it reach
+    DNS and HTTPS; with several replicas a PodDisruptionBudget keeps one up in a drain."""
+    resolve(build_trustee())
+    (policy,) = mocks.of_type("networking.k8s.io/v1:NetworkPolicy")
+    (deployment,) = mocks.of_type("apps/v1:Deployment")
+    spec = policy.inputs["spec"]
+    labels = deployment.inputs["spec"]["template"]["metadata"]["labels"]
+    assert spec["podSelector"]["matchLabels"].items() <= labels.items()
+    assert spec["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
+    assert {"port": 443, "protocol": "TCP"} in spec["egress"][0]["ports"]
+    assert not mocks.of_type("policy/v1:PodDisruptionBudget")
+
+
+def test_kbs_replicas_get_a_budget_and_verifier_ports_egress(mocks: RecordingMocks) -> None:
+    settings = TrusteeSettings.model_validate(
+        {
+            **SETTINGS.model_dump(by_alias=True, exclude_unset=True),
+            "replicas": 2,
+            "verifiers": {"snp": {"kdsUrl": "http://vcek-cache.site:8081"}},
+        }
+    )
+    resolve(build_trustee(settings))
+    (budget,) = mocks.of_type("policy/v1:PodDisruptionBudget")
+    assert budget.inputs["spec"]["maxUnavailable"] == 1
+    (policy,) = mocks.of_type("networking.k8s.io/v1:NetworkPolicy")
+    assert {"port": 8081, "protocol": "TCP"} in policy.inputs["spec"]["egress"][0]["ports"]

@@ -180,6 +180,7 @@ def options_for(
         annotations=dict(source.annotations),
         environment=environment,
         registry=source.registry,
+        hardening=source.hardening,
         image_security_policy_uri=(
             kbs_uri(image_policy_path(source.name)) if source.image_signatures else None
         ),

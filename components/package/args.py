@@ -10,8 +10,8 @@ its description. The values are then validated by the program's own pydantic mod
 config, addressed by argument (`args.containers[0].image`) instead of `coco:` key.
 
 Settings whose value lives in nested models the package does not type field by field
-(`agentPolicy`, `service`, `registry`, `referenceValues`) are JSON objects here, validated
-by those models. Not offered: `sealedEnv`, `imageSignatures`, `imageDecryptionKeys` (each
+(`agentPolicy`, `service`, `registry`, `hardening`, `referenceValues`) are JSON objects here,
+validated by those models. Not offered: `sealedEnv`, `imageSignatures`, `imageDecryptionKeys` (each
 needs KBS resources the program's stack builder generates and binds; the package's Trustee
 takes only resources the caller gives values for).
 
@@ -126,6 +126,9 @@ class ConfidentialWorkloadArgs(TypedDict, total=False):
     """A Service for the workload (`service` of a coco:workloads entry)."""
     registry: dict[str, Any]
     """Private registry access (`registry` of a coco:workloads entry)."""
+    hardening: dict[str, Any]
+    """The pods' hardened defaults, each relaxable by name (`hardening` of a coco:workloads
+    entry, docs/hardening.md)."""
     environment: Required[Environment]
     """dev, staging or production."""
     kbs_url: Required[pulumi.Input[str]]
@@ -234,6 +237,9 @@ class TrusteeArgs(TypedDict, total=False):
     """RVPS reference values by name (`referenceValues` of coco:trustee)."""
     verifiers: VerifierArgs
     """Verifier configuration for real sites (SEV-SNP VCEK source, NVIDIA mode)."""
+    hardening: dict[str, Any]
+    """The KBS's NetworkPolicy, PodDisruptionBudget and pod defaults (`hardening` of
+    coco:trustee, docs/hardening.md)."""
     resources: list[KbsResourceArgs]
     """The secrets the KBS serves."""
     tee_platforms: Required[list[str]]

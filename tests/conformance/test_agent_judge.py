@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 import yaml
-from agent_requests import container_id as make_cid
 from agent_requests import (
+    SA_DIR,
+    as_spec_says,
     copy_file,
     create_request,
     create_sandbox_request,
@@ -32,13 +33,15 @@ from agent_requests import (
     sandbox_request,
     shared_source,
 )
+from agent_requests import container_id as make_cid
 from judges import judge_dir
 from mocks import p256_from_seed
 
 from components.settings import WorkloadSettings, parse, strip_namespace
-from components.workload import effective_agent_policy
+from components.workload import effective_agent_policy, rendered_pod_spec
 from components.workload_template import sealed_dirs
 from policies.agent import AGENT_REQUESTS, AgentPolicySpec, render_agent_policy
+from policies.agent_container import DEFAULT_CAPS
 from policies.sealed import seal
 
 SEALING_KEY, _ = p256_from_seed("test-agent-judge")
@@ -161,7 +164,12 @@ class Pod:
             uid=65532 if pin.uid is None else pin.uid,
             gid=pin.gid,
             read_only_root=pin.read_only_root,
+            hardened=False,
         )
+        # What the rendered (hardened, components/hardening.py) pod spec makes containerd
+        # and the kubelet send: no new privileges, no capabilities, no token mount.
+        spec = rendered_pod_spec(self.settings)
+        as_spec_says(request, spec["containers"][index], spec)
         # Sealed files: each directory a Secret volume, bound read-only from the shared dir.
         for d in sealed_dirs(c):
             source = shared_source(request["container_id"], d.rsplit("/", 1)[1])
@@ -271,9 +279,24 @@ def _tampers(pod: Pod) -> dict[str, dict[str, Any]]:
         env[env.index(target)] = target.split("=", 1)[0] + "=/tmp/evil"
 
     def drop_ro(o: dict[str, Any]) -> None:
+        # The token's mount when the pod has one, else /sys (both must be read-only).
+        dests = {m["destination"] for m in o["Mounts"]}
+        target = SA_DIR if SA_DIR in dests else "/sys"
         for m in o["Mounts"]:
-            if m["destination"] == "/var/run/secrets/kubernetes.io/serviceaccount":
-                m["options"] = ["rbind", "rprivate", "rw"]
+            if m["destination"] == target:
+                m["options"] = [x for x in m["options"] if x != "ro"] + ["rw"]
+
+    def new_privileges(o: dict[str, Any]) -> None:
+        o["Process"]["NoNewPrivileges"] = False
+
+    def default_caps(o: dict[str, Any]) -> None:
+        for key in ("Bounding", "Effective", "Permitted"):
+            o["Process"]["Capabilities"][key] = list(DEFAULT_CAPS)
+
+    def token_mount(o: dict[str, Any]) -> None:
+        if SA_DIR not in {m["destination"] for m in o["Mounts"]}:
+            source = shared_source(cid, "serviceaccount")
+            o["Mounts"].append(_mount(SA_DIR, source, ["rbind", "rprivate", "ro"]))
 
     def privileged(o: dict[str, Any]) -> None:
         caps = [*o["Process"]["Capabilities"]["Bounding"], "CAP_SYS_ADMIN", "CAP_SYS_MODULE"]
@@ -312,6 +335,9 @@ def _tampers(pod: Pod) -> dict[str, dict[str, Any]]:
             ]
         ),
         "dropped read-only flag": oci(drop_ro),
+        "privilege escalation back": oci(new_privileges),
+        "default capabilities back": oci(default_caps),
+        "service-account token mounted": oci(token_mount),
         "privileged": oci(privileged),
         "added capability": oci(add_cap),
         "ambient capability": oci(
@@ -371,7 +397,14 @@ TAMPERS = sorted(
 def test_tampered_container_denied(judge: Judge, pod: Pod, case: str) -> None:
     assert judge.allowed(pod.policy, "CreateContainerRequest", pod.container(0))
     pin = pod.spec.containers[pod.settings.containers[0].name]
-    unpinned = {"other user": pin.uid is None, "other working dir": pin.working_dir is None}
+    unpinned = {
+        "other user": pin.uid is None,
+        "other working dir": pin.working_dir is None,
+        # Hardening relaxed by its named option (components/hardening.py): not pinned.
+        "privilege escalation back": not pin.no_new_privileges,
+        "default capabilities back": pin.capabilities is None,
+        "service-account token mounted": pin.service_account_token,
+    }
     if unpinned.get(case):
         # The pod spec leaves it to the image: not pinned (docs/agent-policy.md).
         assert judge.allowed(pod.policy, "CreateContainerRequest", _tampers(pod)[case])

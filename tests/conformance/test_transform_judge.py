@@ -19,6 +19,7 @@ from agent_requests import container_id, create_request, presented_image
 from test_agent_judge import Judge, kata_policy_judge
 
 from components import podspec
+from components.hardening import HardeningSettings
 from components.transform import ConfidentialOptions, prepare
 
 pytestmark = pytest.mark.conformance
@@ -144,3 +145,42 @@ def test_tampering_is_denied(judge: Judge, tmp_path: Path, case: str) -> None:
         argv, env, image, name = ["/bin/sh"], [], INIT, "migrate"
     tampered = request(name, image, copy.deepcopy(argv), env, uid)
     assert not judge.allowed(policy, "CreateContainerRequest", tampered)
+
+
+def test_the_hardened_pod_is_what_the_agent_admits(judge: Judge, tmp_path: Path) -> None:
+    """docs/hardening.md: the transform hardens the pod template before deriving the policy,
+    so the agent admits the hardened container (no new privileges, no capabilities, no token
+    mount) and refuses it started as a bare pod spec would be; relaxed by the named options,
+    the policy admits the bare one."""
+    obj = statefulset()
+    hardened = tmp_path / "hardened.rego"
+    hardened.write_text(prepare(obj, ConfidentialOptions("kata-qemu-tdx")).policy_rego)
+    relaxed_options = ConfidentialOptions(
+        "kata-qemu-tdx",
+        hardening=HardeningSettings(
+            allow_privilege_escalation=True,
+            drop_all_capabilities=False,
+            automount_service_account_token=True,
+        ),
+    )
+    relaxed = tmp_path / "relaxed.rego"
+    relaxed.write_text(prepare(obj, relaxed_options).policy_rego)
+    web = request("web", IMAGE, ["/web", "--listen=:8443"], ["ADDR=:8443", "PORT=8443"])
+    bare = create_request(
+        presented_image(IMAGE),
+        cid=container_id("web", "web", "0"),
+        args=["/web", "--listen=:8443"],
+        name="web",
+        env=["ADDR=:8443", "PORT=8443"],
+        namespace="shop",
+        pod=POD,
+        sandbox=container_id("web", "sandbox"),
+        cwd="/srv",
+        uid=1001,
+        gid=1002,
+        hardened=False,
+    )
+    assert judge.allowed(hardened, "CreateContainerRequest", web)
+    assert not judge.allowed(hardened, "CreateContainerRequest", bare)
+    assert judge.allowed(relaxed, "CreateContainerRequest", bare)
+    assert judge.allowed(relaxed, "CreateContainerRequest", web)
