@@ -5,6 +5,7 @@ import gc
 import pulumi
 
 from components.cancellation import quiet_cancellation
+from components.chart_check import check_charts
 from components.layers import build_stack
 from components.preflight import kubeconfig_problem
 from components.secrets_provider import check_running_stack
@@ -35,4 +36,9 @@ if refusal is not None:
 missing = kubeconfig_problem(settings.kubernetes)
 if missing is not None:
     raise pulumi.RunError(missing)
+# Every chart rendered and checked before any resource: a refusal never comes half-way.
+try:
+    check_charts(settings, pulumi.get_stack())
+except SettingsError as err:
+    raise pulumi.RunError(str(err)) from None
 build_stack(settings)

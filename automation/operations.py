@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from pulumi import automation as auto
 
 from automation import engine
@@ -370,6 +371,10 @@ def cancel(
         raise CocoDeploymentError(stack=name, operation="cancel", errors=(str(err),)) from None
 
 
+NOT_RENDERED_FILE = "NOT-RENDERED.md"
+"""Under the render folder: what the render left out (the program's `notRendered` and the
+notes), for the GitOps repository's reviewers."""
+
 TRUSTED_ZONE_RENDER_DIR = "trusted-zone"
 """Under the render folder: where a one-stack trusted zone's Trustee objects are written."""
 
@@ -384,23 +389,19 @@ def render_settings(
     (Helm releases; the stack then expects them installed: `preinstalled`; kata-deploy from a
     local chart folder is rendered, as the dev stack does), node labels (they patch live
     Nodes), and Secrets (delivered by reference: a rendered Secret is plain text in Git).
-    A peer-pods stack is refused: its cloud networks and identities have no YAML form.
+    A peer-pods stack renders its cluster side (the adaptor, its config, `kata-remote`, the
+    workloads); the program lists its cloud side as not rendered (stack output
+    `notRendered`, written into NOT-RENDERED.md by `render`).
     """
     settings = spec.settings
+    notes: list[str] = []
     cluster = settings.cluster
     if not isinstance(cluster, BareMetalCluster):
-        raise SettingsError(
-            [
-                Problem(
-                    f"{NAMESPACE}:cluster.kind",
-                    "render needs a bare-metal stack: a peer-pods stack creates cloud resources, "
-                    "which cannot be rendered to manifests",
-                )
-            ],
-            spec.name,
+        notes.append(
+            f"peer pods on {cluster.cloud.provider}: the cluster side is rendered; the cloud "
+            f"side (cluster, network, identities) is not: see {NOT_RENDERED_FILE}"
         )
-    notes: list[str] = []
-    if cluster.install.method == "chart" and kata_chart.is_local_chart(cluster.install.chart):
+    elif cluster.install.method == "chart" and kata_chart.is_local_chart(cluster.install.chart):
         notes.append(
             f"kata-deploy {cluster.install.version} is rendered from {cluster.install.chart} "
             "(Helm hooks dropped: its post-delete cleanup Job is not applied by GitOps)"
@@ -415,7 +416,11 @@ def render_settings(
         cluster = cluster.model_copy(
             update={"install": install.model_copy(update={"method": "preinstalled"})}
         )
-    if cluster.gpu is not None and cluster.gpu.operator.install:
+    if (
+        isinstance(cluster, BareMetalCluster)
+        and cluster.gpu is not None
+        and cluster.gpu.operator.install
+    ):
         operator = cluster.gpu.operator
         notes.append(
             f"the NVIDIA GPU Operator {operator.version} is a Helm release: install it (CC mode) "
@@ -425,7 +430,7 @@ def render_settings(
             update={"operator": operator.model_copy(update={"install": False})}
         )
         cluster = cluster.model_copy(update={"gpu": gpu})
-    if cluster.label_nodes:
+    if isinstance(cluster, BareMetalCluster) and cluster.label_nodes:
         notes.append(
             f"node labels patch live Nodes: label {', '.join(cluster.label_nodes)} yourself; "
             "not rendered"
@@ -498,10 +503,12 @@ def render(
             on_output(f"note: {note}")
     for owned in RENDER_SUBDIRS:  # a fresh render: no file of an object removed since the last
         shutil.rmtree(Path(out_dir) / owned, ignore_errors=True)
+    (Path(out_dir) / NOT_RENDERED_FILE).unlink(missing_ok=True)
+    (Path(out_dir) / PEERPODS_VALUES_FILE).unlink(missing_ok=True)
     temp = state_dir is None
     directory = Path(tempfile.mkdtemp(prefix="coco-render-")) if temp else Path(str(state_dir))
     try:
-        return up(
+        result = up(
             rendered,
             backend=render_backend(rendered, directory),
             on_output=on_output,
@@ -511,6 +518,45 @@ def render(
     finally:
         if temp:
             shutil.rmtree(directory, ignore_errors=True)
+    write_not_rendered(Path(out_dir), spec.name, notes, result.outputs, on_output)
+    return result
+
+
+PEERPODS_VALUES_FILE = "peerpods-values.yaml"
+"""Under the render folder: the peerpods chart's values, when the chart is a registry chart
+the render leaves to the GitOps tool (no secret: credentials are a Secret by reference)."""
+
+
+def write_not_rendered(
+    out_dir: Path,
+    stack: str,
+    notes: Sequence[str],
+    outputs: StackOutputs | None,
+    on_output: OutputHandler | None,
+) -> None:
+    """NOT-RENDERED.md: what the program reported as not rendered (a peer-pods stack's cloud
+    side, releases and credentials), with the render's notes; each item printed too."""
+    values = outputs.values if outputs is not None else {}
+    left = [str(x) for x in values.get("notRendered") or []]
+    chart_values = values.get("peerpodsChartValues")
+    if chart_values is not None:
+        (out_dir / PEERPODS_VALUES_FILE).write_text(
+            yaml.safe_dump(chart_values, sort_keys=True), encoding="utf-8"
+        )
+    if not left:
+        return  # a bare-metal render's notes are printed (render_settings); nothing left out
+    lines = [
+        f"# Not rendered: stack {stack}",
+        "",
+        "This folder holds the stack's Kubernetes objects. What the deploying stack creates "
+        "or installs beyond them is listed here: create or install it before syncing.",
+        "",
+    ]
+    lines += [f"- {n}" for n in [*notes, *left]]
+    (out_dir / NOT_RENDERED_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if on_output is not None:
+        for item in left:
+            on_output(f"not rendered: {item}")
 
 
 def _result(

@@ -136,7 +136,7 @@ def prepare(specs: Iterable[dict[str, Any]]) -> list[Prepared]:
 
 
 def _drop_hook(obj: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
-    """The same transformation as coco's `components.cluster._drop_helm_hook`."""
+    """The same transformation as coco's `components.cluster.drop_helm_hook`."""
     if "helm.sh/hook" in ((obj.get("metadata") or {}).get("annotations") or {}):
         obj.clear()
         obj.update({"apiVersion": "v1", "kind": "List", "items": []})

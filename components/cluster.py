@@ -557,7 +557,7 @@ class ConfidentialCluster(pulumi.ComponentResource):
         holds what a release would install, with the same release name and values. Not
         `helm.v4.Chart`: it templates with `--dry-run=server`, and kata-deploy 4.1.0's
         `lookup` calls (`templates/kata-deploy-state.yaml`) then fail without a cluster, as
-        the engine test showed. Helm hooks are dropped (`_drop_helm_hook`): applied as an
+        the engine test showed. Helm hooks are dropped (`drop_helm_hook`): applied as an
         ordinary Job, kata-deploy's post-delete cleanup would uninstall Kata on the first
         GitOps sync. Its namespace is rendered too. The chart comes from `install.chart` at
         render time: the OCI reference (network), or a local chart folder (offline).
@@ -579,7 +579,7 @@ class ConfidentialCluster(pulumi.ComponentResource):
                 path=chart,
                 namespace=settings.install.namespace,
                 values=values,
-                transformations=[_drop_helm_hook],
+                transformations=[drop_helm_hook],
             )
         else:
             config = k8s.helm.v3.ChartOpts(
@@ -587,7 +587,7 @@ class ConfidentialCluster(pulumi.ComponentResource):
                 version=settings.install.version,
                 namespace=settings.install.namespace,
                 values=values,
-                transformations=[_drop_helm_hook],
+                transformations=[drop_helm_hook],
             )
         return k8s.helm.v3.Chart(
             KATA_DEPLOY_RELEASE,
@@ -599,7 +599,7 @@ class ConfidentialCluster(pulumi.ComponentResource):
 HELM_HOOK_ANNOTATION = "helm.sh/hook"
 
 
-def _drop_helm_hook(obj: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
+def drop_helm_hook(obj: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
     """Omit a Helm hook object from a rendered chart (pulumi-kubernetes' documented way: an
     object turned into an empty `v1/List` registers nothing)."""
     annotations = (obj.get("metadata") or {}).get("annotations") or {}

@@ -70,13 +70,21 @@ caller's working directory, so `python -m automation` or examples/embed_dev.py r
 anywhere judge the path as the engine will."""
 
 
-def local_chart_problem(chart: str, version: str, base: Path | None = None) -> str | None:
+def local_chart_problem(
+    chart: str,
+    version: str,
+    base: Path | None = None,
+    name: str = "kata-deploy",
+    fix: str | None = None,
+    version_key: str = "coco:cluster.install.version",
+) -> str | None:
     """Why the local chart folder `chart` cannot be rendered with `version` values, or None.
 
-    A relative path is taken from `base` (default: `PROJECT_ROOT`).
+    A relative path is taken from `base` (default: `PROJECT_ROOT`). `name`: the chart the
+    folder must hold (kata-deploy, or the peerpods chart with its `fix`).
     """
     path = (PROJECT_ROOT if base is None else base) / chart
-    fix = (
+    fix = fix or (
         "run scripts/setup.sh (it extracts kata-deploy 4.1.0 from the pinned kata-containers "
         f"archive and links it as {SETUP_CHART}), or set it to the OCI reference "
         "oci://ghcr.io/kata-containers/kata-deploy-charts/kata-deploy (needs the registry at "
@@ -95,12 +103,12 @@ def local_chart_problem(chart: str, version: str, base: Path | None = None) -> s
             raise ValueError("not a mapping")
     except (OSError, ValueError) as exc:
         return f"{chart!r}: cannot read its Chart.yaml ({exc}): {fix}"
-    name, got = doc.get("name"), str(doc.get("version", ""))
-    if name != "kata-deploy":
-        return f"{chart!r} holds chart {name!r}, not kata-deploy: {fix}"
+    held, got = doc.get("name"), str(doc.get("version", ""))
+    if held != name:
+        return f"{chart!r} holds chart {held!r}, not {name}: {fix}"
     if got != version:
         return (
-            f"{chart!r} holds kata-deploy {got}, but coco:cluster.install.version is {version}: "
-            f"point it at kata-deploy {version}, or {fix}"
+            f"{chart!r} holds {name} {got}, but {version_key} is {version}: point it at "
+            f"{name} {version}, or {fix}"
         )
     return None

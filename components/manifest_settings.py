@@ -7,6 +7,7 @@ work (loading, checking, transforming) is in components/manifests.py.
 from __future__ import annotations
 
 import posixpath
+import re
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
@@ -14,11 +15,62 @@ from pydantic import Field, field_validator, model_validator
 from components.config_types import DnsLabel, Model
 from components.guest_features import ImageSignatures
 from components.hardening import HardeningSettings
+from components.vocabulary import check_resource_path
 from policies.agent import AgentPolicySpec
 from policies.registry import RegistryAccess
 
 MAX_PATH_CHARS = 4096
 """PATH_MAX on Linux."""
+
+
+_SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+"""A Secret's name: a DNS subdomain (Kubernetes `IsDNS1123Subdomain`)."""
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+"""A Secret's data key (Kubernetes `IsConfigMapKey`)."""
+
+
+class SealedSecretRef(Model):
+    """A key of a Secret the source's containers read through `env[].valueFrom.secretKeyRef`,
+    served by the KBS instead: the value never reaches the chart, the render or the host.
+
+    coco points every such env entry at the source's `<name>-sealed-secrets` Secret, whose key
+    holds a signed reference to the KBS resource (the CDH unseals it inside the TEE, as for
+    `coco:workloads` `sealedEnv`), pins that reference in the agent policy, and drops the key
+    from the chart's own Secret (docs/workloads.md "A chart's secretKeyRef from the KBS").
+    """
+
+    secret: str = Field(max_length=253, description="The Secret name the pods' secretKeyRef names.")
+    key: str = Field(max_length=253, description="The key in that Secret.")
+    sealed_from: str = Field(
+        description="The KBS resource (repo/type/tag, declared in coco:trustee.resources with "
+        "this source among its readers) holding the value as a Pulumi secret."
+    )
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: str) -> str:
+        if not _SECRET_NAME.match(v):
+            raise ValueError(
+                f"{v[:80]!r} is not a Secret name (a DNS subdomain: a-z, 0-9, '-', '.')"
+            )
+        return v
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        if not _SECRET_KEY.match(v) or v in (".", ".."):
+            raise ValueError(f"{v[:80]!r} is not a Secret key (letters, digits, '-', '_', '.')")
+        return v
+
+    @field_validator("sealed_from")
+    @classmethod
+    def _resource(cls, v: str) -> str:
+        return check_resource_path(v)
+
+    @property
+    def sealed_key(self) -> str:
+        """Its key in the source's sealed Secret."""
+        return f"{self.secret}.{self.key}"
 
 
 class ManifestSource(Model):
@@ -51,6 +103,12 @@ class ManifestSource(Model):
         description="Keys that must have signed every image of every workload of the source "
         "(any image: a chart's images are known only once it renders); images must be pinned "
         "by digest (docs/guest-features.md).",
+    )
+    sealed_secrets: list[SealedSecretRef] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Secret keys the source's containers read through env secretKeyRef, "
+        "served by the KBS as sealed secrets (docs/workloads.md).",
     )
 
     @field_validator("path", "chart")
@@ -85,4 +143,17 @@ class ManifestSource(Model):
             raise ValueError("give exactly one of `path` (a folder of YAML) or `chart`")
         if self.values and self.chart is None:
             raise ValueError("`values` are Helm values: only with `chart`")
+        seen: set[str] = set()
+        for ref in self.sealed_secrets:
+            if ref.sealed_key in seen:
+                raise ValueError(
+                    f"sealedSecrets: secret {ref.secret!r} key {ref.key!r} is listed twice (or "
+                    f"gives the sealed key {ref.sealed_key!r} of another entry)"
+                )
+            seen.add(ref.sealed_key)
         return self
+
+    @property
+    def sealed_secret_name(self) -> str:
+        """The Secret coco writes the source's sealed references into (never a value)."""
+        return f"{self.name}-sealed-secrets"

@@ -4,9 +4,14 @@ A `coco:manifests` entry names a folder of YAML or a local Helm chart. Folders a
 checked while the settings are validated (components/checks/manifests.py), so a manifest that
 is not valid Kubernetes, a workload the TEE cannot run, or a tag without digest in production
 stops the program before anything is registered, naming the file, object and field. A chart
-is rendered by the Kubernetes provider (helm.v3.Chart, as components/releases.py's kata-deploy
-render), so its objects are checked by the same transformation as they are decoded, still
-before any of them is registered.
+is rendered and checked the same way when the program starts (components/chart_check.py),
+before any resource; the Kubernetes provider then renders it for deployment (helm.v3.Chart,
+as components/releases.py's kata-deploy render), and the same checks run again on each object
+it decodes, as a backstop.
+
+A source's `sealedSecrets` (a chart's env `secretKeyRef` served by the KBS) are applied to
+each object before it is checked or deployed (components/checks/manifests.py `seal_refs`);
+this module writes the source's sealed Secret of signed references.
 """
 
 from __future__ import annotations
@@ -19,59 +24,57 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components import podspec, tokens
+from components import labels, podspec, tokens
 from components.checks.manifests import MAX_ENTRIES as MAX_ENTRIES
 from components.checks.manifests import MAX_TOTAL_BYTES as MAX_TOTAL_BYTES
 from components.checks.manifests import MAX_YAML_FILES as MAX_YAML_FILES
 from components.checks.manifests import chart_problems as chart_problems
+from components.checks.manifests import describe_source as describe_source
 from components.checks.manifests import folder_problems as folder_problems
-from components.checks.manifests import options_for, read_folder, with_namespace
+from components.checks.manifests import (
+    options_for,
+    read_folder,
+    seal_refs,
+    secret_problem,
+    with_namespace,
+)
+from components.checks.manifests import plaintext_secret as plaintext_secret
 from components.checks.manifests import shape_problem as shape_problem
 from components.checks.manifests import without_nulls as without_nulls
 from components.checks.manifests import yaml_files as yaml_files
 from components.manifest_settings import ManifestSource
-from components.transform import Confidential
+from components.transform import Confidential, dropped_hook
 from components.yaml_input import clip
+from policies.sealed import seal
 
 Transformation = Callable[[dict[str, Any], pulumi.ResourceOptions], None]
 
 
-def plaintext_secret(obj: dict[str, Any]) -> bool:
-    """A Secret object carrying values (`data` or `stringData`)."""
-    return (
-        obj.get("kind") == "Secret"
-        and str(obj.get("apiVersion")) == "v1"
-        and bool(obj.get("data") or obj.get("stringData"))
-    )
-
-
 def keyed_transformation(
-    base: Transformation, key: str, source: str, refuse_secrets: bool
+    base: Transformation, source: ManifestSource, key: str, where: str, refuse_secrets: bool
 ) -> Transformation:
-    """`base`, its refusals raised as one `pulumi.RunError` keyed by the `coco:manifests[i]`
-    entry and naming the object (a chart's objects are checked only as the provider renders
-    them: a bare `PodSpecError` came out as a Python traceback without the key).
+    """`base` after the source's sealed references (`seal_refs`), its refusals raised as one
+    `pulumi.RunError` keyed by the `coco:manifests[i]` entry and naming the object.
 
-    With `refuse_secrets` (a non-dev render) a Secret holding values is refused: it would be
-    written in plain text into the folder a GitOps tool commits. Refused rather than
-    converted: only the chart knows which of its pods read it, and a KBS resource needs a
-    reader's init-data binding; the fix names the ways out (docs/charts.md).
+    The program checks every source before any resource is registered (folders with the
+    settings, charts in components/chart_check.py), with the same `source_problems`; this is
+    the backstop for a render that differs from that check (a chart reading the cluster's
+    version), so what is deployed is always what was checked.
+
+    With `refuse_secrets` (a non-dev render) a Secret still holding values is refused: it
+    would be written in plain text into the folder a GitOps tool commits.
     """
 
     def transformation(obj: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
-        if refuse_secrets and plaintext_secret(obj):
-            raise pulumi.RunError(
-                f"{key} ({source}): {podspec.describe(obj)} would be written in plain text "
-                "into the render folder: deliver it from your secret manager and point the "
-                "chart at it (most charts take an `existingSecret` value), or move the "
-                "workload that reads it to coco:workloads, whose `sealedEnv` reads a KBS "
-                "resource (docs/guest-features.md)"
-            )
+        if dropped_hook(obj) is None:  # a dropped hook is never written: nothing to check
+            seal_refs(obj, source)
+            if why := secret_problem(obj, source, refuse_secrets):
+                raise pulumi.RunError(f"{key} ({where}): {why}")
         try:
             base(obj, opts)
         except podspec.PodSpecError as err:
             problems = "; ".join(clip(p) for p in err.problems[:20])
-            raise pulumi.RunError(f"{key} ({source}): {problems}") from None
+            raise pulumi.RunError(f"{key} ({where}): {problems}") from None
 
     return transformation
 
@@ -94,7 +97,10 @@ class ConfidentialManifests(pulumi.ComponentResource):
         attestation_platform: str | None = None,
         key: str | None = None,
         rendering: bool = False,
+        sealing_key_pem: pulumi.Output[str] | None = None,
     ) -> None:
+        """`sealing_key_pem`: the stack's sealed-secret signing key (a secret), needed when
+        the source has `sealedSecrets`."""
         super().__init__(
             tokens.token("ConfidentialManifests"),
             source.name,
@@ -110,10 +116,33 @@ class ConfidentialManifests(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         transformation = keyed_transformation(
             self.confidential.transformation,
+            source,
             key or f"coco:manifests ({source.name})",
-            f"chart {source.chart}" if source.chart is not None else f"folder {source.path}",
+            describe_source(source),
             refuse_secrets=rendering and environment != "dev",
         )
+        self.sealed_secret: k8s.core.v1.Secret | None = None
+        if source.sealed_secrets:
+            if sealing_key_pem is None:
+                raise ValueError(f"source {source.name!r} has sealedSecrets but no signing key")
+            refs = {r.sealed_key: r.sealed_from for r in source.sealed_secrets}
+            # Signed references, never a value: not secret to the host by design (as a
+            # workload's sealedEnv Secret), but a Pulumi secret (signatures over stack state).
+            self.sealed_secret = k8s.core.v1.Secret(
+                f"{source.name}-sealed-secrets",
+                metadata={
+                    "name": source.sealed_secret_name,
+                    "namespace": source.namespace,
+                    "labels": labels.common(
+                        environment, labels.ROLE_WORKLOAD, **{labels.WORKLOAD: source.name}
+                    ),
+                },
+                type="Opaque",
+                string_data=sealing_key_pem.apply(
+                    lambda pem: {k: seal(path, pem) for k, path in sorted(refs.items())}
+                ),
+                opts=child,
+            )
         group: pulumi.Resource
         if source.chart is not None:
             group = k8s.helm.v3.Chart(

@@ -260,7 +260,8 @@ def policy_problems(
     loc: Located, policy: AgentPolicySpec, sealed: SealedRefs = NO_SEALED
 ) -> list[str]:
     """What the restrictive agent policy cannot pin yet: the agent would refuse the container
-    inside the TEE, so refuse it at preview instead, saying which relaxation exists."""
+    inside the TEE, so refuse it at preview instead, saying which relaxation exists. A
+    `secretKeyRef` in `sealed` is pinned (its sealed reference), so it is no problem."""
     if policy.preset != "restrictive":
         return []
     spec = loc.pod_spec
@@ -312,7 +313,9 @@ def policy_problems(
             if "valueFrom" in e and sealed_ref(e, sealed) is None:
                 problems.append(
                     f"{loc.field(field, i, 'env', j, 'valueFrom')}: ({e.get('name')}) a value "
-                    "the host supplies at start cannot be pinned; write a literal value"
+                    "the host supplies at start cannot be pinned; write a literal value, or "
+                    "for a secretKeyRef serve it from the KBS (the manifests entry's "
+                    "sealedSecrets: docs/workloads.md)"
                 )
         security = c.get("securityContext") or {}
         if (security.get("capabilities") or {}).get("add"):

@@ -255,7 +255,11 @@ def build_platform(settings: StackSettings, tls: KbsEndpoint | None) -> Platform
 
     if tls is None:
         raise ValueError("peer pods need the KBS certificate for the adaptor's init-data")
-    given = None if settings.cluster.cloud.cluster.create else _provider(settings)
+    # A render writes the cluster side into renderDir, whether or not a deploy creates the
+    # cluster (components/peerpods/render.py).
+    rendering = settings.kubernetes.rendering
+    created = settings.cluster.cloud.cluster.create and not rendering
+    given = None if created else _provider(settings)
     peerpods = PeerPods(
         "peerpods",
         settings.cluster,
@@ -265,7 +269,14 @@ def build_platform(settings: StackSettings, tls: KbsEndpoint | None) -> Platform
         opts=pulumi.ResourceOptions.merge(
             pulumi.ResourceOptions(providers={"kubernetes": given}) if given else None, protect
         ),
+        rendering=rendering,
     )
+    if rendering:
+        # What the render leaves out (the cloud side, releases, Secrets): automation render
+        # writes it into NOT-RENDERED.md and prints it.
+        pulumi.export("notRendered", peerpods.not_rendered)
+        if peerpods.chart_values is not None:
+            pulumi.export("peerpodsChartValues", peerpods.chart_values)
     provider = peerpods.provider or given
     if provider is None:
         raise RuntimeError("PeerPods created a cluster but exposed no Kubernetes provider")
@@ -340,6 +351,7 @@ def deploy_workloads(
             attestation_platform=platform_or_none(settings, runtime_classes[m.name]),
             key=f"coco:manifests[{i}]",
             rendering=settings.kubernetes.rendering,
+            sealing_key_pem=signer.private_key_pem if signer is not None else None,
         )
     return workloads, manifests
 

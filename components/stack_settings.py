@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
 from pydantic import (
     Field,
@@ -334,8 +335,20 @@ class TrusteeSettings(Model):
     @field_validator("url")
     @classmethod
     def _https(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^https://[^\s/]+(:\d+)?/?$", v):
-            raise ValueError(f"{v!r} must be an https:// URL with host and optional port")
+        if v is None:
+            return v
+        problem = f"{v!r} must be an https:// URL with host and optional port (1-65535)"
+        if not re.match(r"^https://[^\s/]+(:\d+)?/?$", v):
+            raise ValueError(problem)
+        try:
+            # What guests and the reachability checks read from it (components/reachability.py
+            # `url_host_port`): a bracket left open or a port out of range is refused here.
+            parsed = urlparse(v)
+            host, port = parsed.hostname, parsed.port
+        except ValueError:
+            raise ValueError(problem) from None
+        if not host or port == 0:
+            raise ValueError(problem)
         return v
 
     @model_validator(mode="after")

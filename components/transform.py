@@ -73,7 +73,7 @@ def dropped_hook(obj: Mapping[str, Any]) -> str | None:
     Helm runs such a hook only on `helm test`, uninstall or rollback, never at install. A
     Pulumi deploy has no such moments: applied, the object would run at deploy time (a delete
     hook's cleanup on the first sync), so coco leaves it out, as the kata-deploy render does
-    (components/cluster.py `_drop_helm_hook`)."""
+    (components/cluster.py `drop_helm_hook`)."""
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     value = annotations.get(HELM_HOOK_ANNOTATION)
     if not isinstance(value, str):

@@ -548,15 +548,42 @@ def test_destroy_does_not_need_valid_settings(monkeypatch: pytest.MonkeyPatch) -
     assert automation.destroy(spec).changes == {"delete": 3}
 
 
-def test_render_refuses_peer_pods() -> None:
-    from components.peerpods.settings import PeerPodsCluster
+def test_render_takes_a_peer_pods_stack(tmp_path: Path) -> None:
+    """A peer-pods stack renders (its cluster side); the note points at NOT-RENDERED.md."""
+    spec = with_secrets(PROJECT_DIR / "stacks" / "Pulumi.aws-peerpods.yaml")
+    rendered, notes = operations.render_settings(spec, tmp_path / "out")
+    assert rendered.settings.kubernetes.render_dir == str((tmp_path / "out").resolve())
+    assert rendered.settings.cluster == spec.settings.cluster
+    assert any(operations.NOT_RENDERED_FILE in n and "aws" in n for n in notes), notes
+    automation.validate(rendered)
 
-    settings = with_secrets(DEV).settings.model_copy(
-        update={"cluster": PeerPodsCluster.model_construct(kind="peerpods")}  # type: ignore[call-arg]
+
+def test_not_rendered_is_written_and_printed(tmp_path: Path) -> None:
+    """The program's `notRendered` becomes NOT-RENDERED.md (with the notes) and output lines;
+    a registry peerpods chart's values become peerpods-values.yaml; a render with nothing
+    left out (bare metal) writes neither."""
+    from automation.results import StackOutputs
+
+    printed: list[str] = []
+    outputs = StackOutputs(
+        values={
+            "notRendered": ["EC2 security group x-podvm", "Secret ns/peer-pods-secret"],
+            "peerpodsChartValues": {"provider": "aws", "secrets": {"mode": "reference"}},
+        }
     )
-    spec = StackSpec.model_construct(name="pp", settings=settings, secrets={})
-    with pytest.raises(SettingsError, match=r"coco:cluster\.kind"):
-        operations.render_settings(spec, "out/pp")
+    operations.write_not_rendered(tmp_path, "pp", ["a note"], outputs, printed.append)
+    text = (tmp_path / operations.NOT_RENDERED_FILE).read_text()
+    assert "- a note\n- EC2 security group x-podvm\n- Secret ns/peer-pods-secret\n" in text
+    assert printed == [
+        "not rendered: EC2 security group x-podvm",
+        "not rendered: Secret ns/peer-pods-secret",
+    ]
+    values = yaml.safe_load((tmp_path / operations.PEERPODS_VALUES_FILE).read_text())
+    assert values == {"provider": "aws", "secrets": {"mode": "reference"}}
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    operations.write_not_rendered(bare, "dev", ["a note"], StackOutputs(values={}), None)
+    assert list(bare.iterdir()) == []
 
 
 def test_nothing_is_written_when_the_engine_cannot_run(

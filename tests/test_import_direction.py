@@ -102,8 +102,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "components.trustee",
         "components.workload",
         "components.manifests",
+        "components.chart_check",  # every chart rendered and checked before any resource
         "components.cluster",
         "components.peerpods.common",
+        "components.peerpods.render",  # a render's cluster side without its cloud
         "components.peerpods.aws",
         "components.peerpods.azure",
         "components.peerpods.gcp",

@@ -24,6 +24,7 @@ from mocks import CloudMocks, Recorded, RecordingMocks, fake_pem, resolve
 from pulumi.runtime import rpc
 
 from components import labels, releases
+from components.peerpods.common import common_config
 from components.peerpods.component import CREDENTIALS_SECRET, PeerPods, chart_values
 from components.peerpods.settings import (
     AwsPeerPods,
@@ -914,3 +915,88 @@ def test_stack_file_builds_under_mocks(cloud: CloudMocks, path: Path) -> None:
     if cloud_settings.cluster.create:
         assert values["has_provider"] and secret["kubeconfig"]
     assert_labelled(cloud)
+
+
+# --------------------------------------------------------------------------- render mode
+
+
+@pytest.mark.parametrize("path", STACKS, ids=[p.name for p in STACKS])
+def test_render_view_is_the_deploys_config_minus_what_the_cloud_gives(
+    cloud: CloudMocks, path: Path
+) -> None:
+    """components/peerpods/render.py against the deploying twin (each cloud's `build`): every
+    `peer-pods-cm` key the render writes has the deploy's value; every key it leaves out is
+    one a cloud resource gives (a mock output here), and is named as not rendered."""
+    from components.peerpods.render import cluster_view
+
+    config = yaml.safe_load(path.read_text())["config"]
+    settings = parse(strip_namespace(config), is_secret=lambda k: True)
+    assert isinstance(settings.cluster, PeerPodsCluster)
+    run(settings.cluster)
+    deployed = provider_configs(cloud)
+    view = cluster_view(settings.cluster, "production")
+    rendered = dict(view.side.provider_configs)
+    assert set(rendered) < set(deployed)
+    for key, value in rendered.items():
+        assert deployed[key] == value, key
+    listed = "\n".join(view.not_rendered)
+    for key in set(deployed) - set(rendered) - {"INITDATA", *common_config(settings.cluster)}:
+        assert key in listed, key
+    assert not view.side.secrets and not view.side.ready and view.side.kubeconfig is None
+
+
+def test_a_render_creates_no_cloud_resource_and_no_credentials_secret(cloud: CloudMocks) -> None:
+    """PeerPods(rendering=True) with static credentials: only Kubernetes objects, no Secret
+    with the keys (listed instead), the chart left to the GitOps tool with its values."""
+    raw = {
+        **AWS_GIVEN,
+        "credentials": "static",
+        "accessKeyIdFrom": "awsKeyId",
+        "secretAccessKeyFrom": "awsSecret",
+    }
+    raw.pop("oidcProviderArn")
+    settings = peerpods_settings(raw)
+    pulumi.runtime.set_all_config(
+        {"coco:awsKeyId": SECRET_VALUE, "coco:awsSecret": SECRET_VALUE},
+        ["coco:awsKeyId", "coco:awsSecret"],
+    )
+
+    def build() -> dict[str, Any]:
+        pp = PeerPods(
+            "peerpods",
+            settings,
+            "production",
+            kbs_url=KBS_URL,
+            kbs_cert_pem=KBS_CERT,
+            rendering=True,
+        )
+        return {"left": pp.not_rendered, "values": pp.chart_values, "release": pp.release is None}
+
+    values, _ = resolve(build)
+    types = {r.type for r in cloud.resources}
+    assert all(t.startswith(("kubernetes:", "coco:", "pulumi:")) for t in types), types
+    assert not [r for r in cloud.of_type("core/v1:Secret")]
+    for r in cloud.resources:
+        assert SECRET_VALUE not in json.dumps(r.raw_inputs, default=str), r.name
+    left = "\n".join(values["left"])
+    assert "peer-pods-secret" in left and "AWS_ACCESS_KEY_ID (config coco:awsKeyId)" in left
+    assert "AWS_SG_IDS" in left and "EC2 security group" in left and "cert-manager" in left
+    assert (
+        values["release"]
+        and values["values"]["secrets"]["existingSecretName"] == "peer-pods-secret"
+    )
+    assert "AWS_SG_IDS" not in values["values"]["providerConfigs"]["aws"]
+
+
+def test_a_local_peerpods_chart_must_be_that_chart_at_that_version(tmp_path: Path) -> None:
+    data = stack_with(copy.deepcopy(AWS_GIVEN))
+    data["cluster"]["adaptor"] = {"chart": str(tmp_path / "nochart")}
+    assert "coco:cluster.adaptor.chart" in problems(data) and "no Chart.yaml" in problems(data)
+    (tmp_path / "pp").mkdir()
+    (tmp_path / "pp" / "Chart.yaml").write_text("name: peerpods\nversion: 0.3.0\n")
+    data["cluster"]["adaptor"] = {"chart": str(tmp_path / "pp")}
+    text = problems(data)
+    assert (
+        f"holds peerpods 0.3.0, but coco:cluster.adaptor.version is {releases.PEERPODS.version}"
+        in text
+    )

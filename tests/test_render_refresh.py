@@ -75,6 +75,9 @@ SECRET = {
 }
 
 
+SOURCE = ManifestSource(name="shop", chart="./chart")
+
+
 def _check(obj: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
     """What `Confidential` does with a chart object: workloads checked, the rest passed."""
     if podspec.is_workload(obj):
@@ -84,7 +87,9 @@ def _check(obj: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
 
 
 def test_a_refused_chart_object_is_keyed_not_a_traceback() -> None:
-    t = keyed_transformation(_check, "coco:manifests[2]", "chart ./chart", refuse_secrets=False)
+    t = keyed_transformation(
+        _check, SOURCE, "coco:manifests[2]", "chart ./chart", refuse_secrets=False
+    )
     with pytest.raises(pulumi.RunError) as err:
         t(copy.deepcopy(PVC_STATEFULSET), pulumi.ResourceOptions())
     text = str(err.value)
@@ -93,7 +98,9 @@ def test_a_refused_chart_object_is_keyed_not_a_traceback() -> None:
 
 
 def test_a_plaintext_secret_is_refused_in_a_non_dev_render_only() -> None:
-    refusing = keyed_transformation(_check, "coco:manifests[0]", "chart ./c", refuse_secrets=True)
+    refusing = keyed_transformation(
+        _check, SOURCE, "coco:manifests[0]", "chart ./c", refuse_secrets=True
+    )
     with pytest.raises(pulumi.RunError) as err:
         refusing(copy.deepcopy(SECRET), pulumi.ResourceOptions())
     assert "coco:manifests[0] (chart ./c): Secret shop/webapp-db" in str(err.value)
@@ -101,5 +108,7 @@ def test_a_plaintext_secret_is_refused_in_a_non_dev_render_only() -> None:
     # A Secret without values (filled by a secret manager) passes; so does dev.
     empty = {**SECRET, "stringData": {}}
     refusing(copy.deepcopy(empty), pulumi.ResourceOptions())
-    dev = keyed_transformation(_check, "coco:manifests[0]", "chart ./c", refuse_secrets=False)
+    dev = keyed_transformation(
+        _check, SOURCE, "coco:manifests[0]", "chart ./c", refuse_secrets=False
+    )
     dev(copy.deepcopy(SECRET), pulumi.ResourceOptions())

@@ -318,3 +318,14 @@ def test_resource_path_segment_may_contain_a_dot() -> None:
     t["resources"][0]["path"] = "default/key.v2/1.0"
     s = parse(raw(trustee=t), is_secret=lambda k: k == "coco:appKey")
     assert s.trustee.resources[0].path == "default/key.v2/1.0"
+
+
+@pytest.mark.parametrize("url", ["https://[", "https://kbs.example.com:99999", "https://kbs:0"])
+def test_a_kbs_url_guests_could_not_dial_is_refused_with_its_key(url: str) -> None:
+    """An open bracket or a port out of range passes a pattern but not the URL parser that
+    the reachability checks use: refused as `coco:trustee.url`, never a traceback (found by
+    tests/test_hostile_input.py)."""
+    data = raw()
+    data["trustee"] = {**data["trustee"], "url": url}
+    text = problems(data)
+    assert "coco:trustee.url" in text and "1-65535" in text

@@ -17,6 +17,7 @@ import pytest
 
 from components.config_types import Model, SecretKeyRef
 from components.guest_features import SealedEnvVar, decryption_key_path
+from components.manifest_settings import SealedSecretRef
 from components.settings import SettingsError, parse
 from components.topology import ExternalTrustee
 from components.vocabulary import (
@@ -94,6 +95,10 @@ def _sealed_env(path: str) -> object:
     return SealedEnvVar(name="TOKEN", sealed_from=path)
 
 
+def _chart_sealed_secret(path: str) -> object:
+    return SealedSecretRef(secret="db", key="password", sealed_from=path)
+
+
 def _decryption_key(path: str) -> object:
     return decryption_key_path(f"kbs:///{path}")
 
@@ -116,6 +121,7 @@ CONSUMERS: dict[str, Callable[[str], object]] = {
     "policies.initdata cdh.toml image_security_policy_uri": _cdh,
     "policies.sealed kbs_uri": sealed_kbs_uri,
     "guest_features sealedFrom": _sealed_env,
+    "manifest_settings sealedSecrets[].sealedFrom": _chart_sealed_secret,
     "guest_features imageDecryptionKeys": _decryption_key,
     "settings coco:trustee.resources[].path": _settings,
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from components import kata_chart, tee
+from components import kata_chart, releases, tee
 from components.checks.guest import guest_problems
 from components.checks.reachability import reachability_problems
 from components.checks.signed_images import signed_images_problems
@@ -261,6 +261,21 @@ def _cluster_problems(s: StackSettings) -> list[Problem]:
         why = kata_chart.local_chart_problem(s.cluster.install.chart, s.cluster.install.version)
         if why:
             problems.append(Problem(f"{NAMESPACE}:cluster.install.chart", why))
+    if isinstance(s.cluster, PeerPodsCluster) and kata_chart.is_local_chart(
+        s.cluster.adaptor.chart
+    ):
+        adaptor = s.cluster.adaptor
+        why = kata_chart.local_chart_problem(
+            adaptor.chart,
+            adaptor.version,
+            name="peerpods",
+            fix="give the folder of the peerpods chart at that version, its dependencies in its "
+            "charts/ (`helm pull --untar` of the OCI reference, then `helm dependency build`), "
+            f"or the OCI reference {releases.PEERPODS.chart} (a render then lists it)",
+            version_key=f"{NAMESPACE}:cluster.adaptor.version",
+        )
+        if why:
+            problems.append(Problem(f"{NAMESPACE}:cluster.adaptor.chart", why))
     if (
         isinstance(s.cluster, BareMetalCluster)
         and s.cluster.install.method == "chart"
@@ -274,24 +289,20 @@ def _cluster_problems(s: StackSettings) -> list[Problem]:
                 "list the TEE nodes in labelNodes, or set useNfd true",
             )
         )
-    if isinstance(s.cluster, PeerPodsCluster):
-        if s.kubernetes.rendering:
-            problems.append(
-                Problem(
-                    f"{NAMESPACE}:kubernetes.renderDir",
-                    "peer pods need cloud resources and Helm releases, which cannot be "
-                    "rendered: remove renderDir and give a kubeconfig or let the stack create "
-                    "the cluster",
-                )
+    # A peer-pods render writes the cluster side only; the cloud side is listed as not
+    # rendered (components/peerpods/render.py).
+    if (
+        isinstance(s.cluster, PeerPodsCluster)
+        and s.trustee.url is None
+        and not s.trustee_topology.remote_trustee
+    ):
+        problems.append(
+            Problem(
+                f"{NAMESPACE}:trustee.url",
+                "pod VMs run outside the cluster and cannot resolve the in-cluster KBS "
+                "service: set the KBS URL they reach (NodePort, load balancer or ingress)",
             )
-        if s.trustee.url is None and not s.trustee_topology.remote_trustee:
-            problems.append(
-                Problem(
-                    f"{NAMESPACE}:trustee.url",
-                    "pod VMs run outside the cluster and cannot resolve the in-cluster KBS "
-                    "service: set the KBS URL they reach (NodePort, load balancer or ingress)",
-                )
-            )
+        )
     if s.kubernetes.rendering and s.trustee.secrets_delivery == "create":
         problems.append(
             Problem(
@@ -375,7 +386,10 @@ def _manifest_problems(s: StackSettings, workload_names: Counter[str]) -> list[P
             problems += [Problem(f"{key}.chart", p) for p in chart_problems(m.chart)]
         if m.path is not None:
             production = s.production and not s.waived("unpinned-images")
-            problems += [Problem(f"{key}.path", p) for p in folder_problems(m, rc, production)]
+            refuse = s.kubernetes.rendering and s.environment != "dev"
+            problems += [
+                Problem(f"{key}.path", p) for p in folder_problems(m, rc, production, refuse)
+            ]
     return problems
 
 

@@ -87,6 +87,14 @@ def guest_problems(s: StackSettings) -> list[Problem]:
                 continue
             check_resource(key, path, w.name, "image decryption key")
             decryption_users.setdefault(path, []).append(w.name)
+    for i, m in enumerate(s.manifests):
+        for k, ref in enumerate(m.sealed_secrets):
+            check_resource(
+                f"{NAMESPACE}:manifests[{i}].sealedSecrets[{k}].sealedFrom",
+                ref.sealed_from,
+                m.name,
+                "sealed secret",
+            )
     for path, names in sorted(decryption_users.items()):
         if len(set(names)) > 1:
             problems.append(
@@ -129,7 +137,9 @@ def guest_problems(s: StackSettings) -> list[Problem]:
 
 
 def sealed_users(s: StackSettings) -> list[str]:
-    """Workloads with at least one sealed env var or file (they read the signing key)."""
+    """Workloads with at least one sealed env var or file, and `coco:manifests` sources with
+    `sealedSecrets` (they read the signing key)."""
     return sorted(
         {w.name for w in s.workloads for c in w.containers if c.sealed_env or c.sealed_files}
+        | {m.name for m in s.manifests if m.sealed_secrets}
     )

@@ -1,17 +1,24 @@
 """The `coco:manifests` sources read and checked while the settings are validated: a folder's
 YAML through the input boundary, every object against the Kubernetes schema and what coco can
 make confidential, a chart's own files (components/manifests.py deploys them).
+
+The same `source_problems` checks a chart's rendered objects at program start
+(components/chart_check.py) and, as a backstop, each object the provider decodes
+(components/manifests.py `keyed_transformation`): a source's `sealedSecrets` are applied first
+(`seal_refs`), so what is checked is what is deployed.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from components import podspec, yaml_input
 from components.guest_features import image_policy_path
-from components.manifest_settings import ManifestSource
+from components.manifest_settings import ManifestSource, SealedSecretRef
 from components.transform import ConfidentialOptions, dropped_hook, prepare
 from components.vocabulary import kbs_uri
 from components.yaml_input import clip
@@ -171,6 +178,8 @@ def options_for(
     environment: str | None = None,
     attestation_platform: str | None = None,
 ) -> ConfidentialOptions:
+    """The recipe's options for the source's pods; its `sealedSecrets` become the recipe's
+    `sealed` references (each read through coco's sealed Secret, `seal_refs`)."""
     return ConfidentialOptions(
         runtime_class=runtime_class,
         attestation_platform=attestation_platform,
@@ -184,10 +193,145 @@ def options_for(
         image_security_policy_uri=(
             kbs_uri(image_policy_path(source.name)) if source.image_signatures else None
         ),
+        sealed={
+            (source.sealed_secret_name, r.sealed_key): r.sealed_from for r in source.sealed_secrets
+        },
     )
 
 
-def folder_problems(source: ManifestSource, runtime_class: str, production: bool) -> list[str]:
+def describe_source(source: ManifestSource) -> str:
+    """How errors name a source: `chart ./charts/web` or `folder ./manifests`."""
+    return f"chart {source.chart}" if source.chart is not None else f"folder {source.path}"
+
+
+def _is_secret(obj: dict[str, Any]) -> bool:
+    return obj.get("kind") == "Secret" and str(obj.get("apiVersion")) == "v1"
+
+
+def plaintext_secret(obj: dict[str, Any]) -> bool:
+    """A Secret object carrying values (`data` or `stringData`)."""
+    return _is_secret(obj) and bool(obj.get("data") or obj.get("stringData"))
+
+
+def seal_refs(obj: dict[str, Any], source: ManifestSource) -> set[str]:
+    """Make `obj` read the source's `sealedSecrets` from the KBS, in place; the sealed keys an
+    env entry of it reads (so a mapping no container reads can be reported).
+
+    A workload's `env[].valueFrom.secretKeyRef` naming a mapped Secret key is pointed at the
+    source's sealed Secret (`<name>-sealed-secrets`, one signed reference per key: the CDH
+    unseals it in the guest, the agent policy pins it through the recipe's `sealed`). The
+    source's own Secret of that name loses the mapped key: the value it held (a chart
+    default, a random password) never lands in state or in a render folder, and nothing in
+    the source reads it any more.
+    """
+    if not source.sealed_secrets:
+        return set()
+    by_ref = {(r.secret, r.key): r for r in source.sealed_secrets}
+    used: set[str] = set()
+    if _is_secret(obj):
+        name = (obj.get("metadata") or {}).get("name")
+        for field in ("data", "stringData"):
+            values = obj.get(field)
+            if not isinstance(values, dict):
+                continue
+            for k in [k for k in values if (name, k) in by_ref]:
+                del values[k]
+        return used
+    if not podspec.is_workload(obj):
+        return used
+    try:
+        path = podspec.locate(obj).path
+    except podspec.PodSpecError:
+        return used  # refused later by the check, with its reason
+    node: Any = obj
+    for part in path:
+        node = node[part]
+    for _, _, container in podspec.containers(node):
+        for entry in container.get("env") or []:
+            ref = ((entry.get("valueFrom") or {}) if isinstance(entry, dict) else {}).get(
+                "secretKeyRef"
+            )
+            if not isinstance(ref, dict):
+                continue
+            mapped: SealedSecretRef | None = by_ref.get((str(ref.get("name")), str(ref.get("key"))))
+            if mapped is None:
+                continue
+            entry["valueFrom"] = {
+                "secretKeyRef": {"name": source.sealed_secret_name, "key": mapped.sealed_key}
+            }
+            used.add(mapped.sealed_key)
+    return used
+
+
+def unused_refs(source: ManifestSource, used: set[str]) -> list[str]:
+    """A `sealedSecrets` entry no container reads is a typo or a stale entry: say which."""
+    return [
+        f"sealedSecrets[{k}]: no container of the source reads Secret {r.secret!r} key "
+        f"{r.key!r} through env secretKeyRef: fix the name or key, or remove the entry (a "
+        "key mounted as a file is not mapped: docs/workloads.md)"
+        for k, r in enumerate(source.sealed_secrets)
+        if r.sealed_key not in used
+    ]
+
+
+def secret_problem(
+    obj: dict[str, Any], source: ManifestSource, refuse_plaintext: bool
+) -> str | None:
+    """Why the source may not carry this Secret: it takes the name of coco's sealed Secret,
+    or (a non-dev render) it still holds values, which would be plain text in the folder."""
+    if not _is_secret(obj):
+        return None
+    if (obj.get("metadata") or {}).get("name") == source.sealed_secret_name:
+        return (
+            f"{podspec.describe(obj)}: the name {source.sealed_secret_name!r} is coco's sealed "
+            "Secret of this source: rename it"
+        )
+    if refuse_plaintext and plaintext_secret(obj):
+        return (
+            f"{podspec.describe(obj)} would be written in plain text into the render folder: "
+            "serve each key the pods read from the KBS (the entry's sealedSecrets: "
+            "{secret, key, sealedFrom}, docs/workloads.md), or deliver the Secret from your "
+            "secret manager and point the chart at it (most charts take an `existingSecret` "
+            "value)"
+        )
+    return None
+
+
+def source_problems(
+    source: ManifestSource,
+    objects: Iterable[dict[str, Any]],
+    options: ConfidentialOptions,
+    refuse_plaintext: bool,
+    schema_check_others: bool = False,
+    where: Callable[[dict[str, Any]], str] = lambda _: "",
+) -> list[str]:
+    """Everything wrong with a source's objects, exactly as the transformation would refuse
+    them (sealed references applied first), and the `sealedSecrets` nothing reads."""
+    problems: list[str] = []
+    used: set[str] = set()
+    for original in objects:
+        prefix = where(original)
+        obj = copy.deepcopy(with_namespace(original, source.namespace))
+        if dropped_hook(obj) is not None:
+            continue  # left out when deployed (components/transform.py `dropped_hook`)
+        used |= seal_refs(obj, source)
+        if why := secret_problem(obj, source, refuse_plaintext):
+            problems.append(prefix + why)
+        if podspec.is_workload(obj):
+            try:
+                prepare(obj, options)
+            except podspec.PodSpecError as err:
+                problems += [prefix + p for p in err.problems]
+        elif schema_check_others:
+            problems += [
+                prefix + p for p in podspec.schema_problems(obj) if "has no such kind" not in p
+            ]
+    return problems + unused_refs(source, used)
+
+
+def folder_problems(
+    source: ManifestSource, runtime_class: str, production: bool, refuse_plaintext: bool = False
+) -> list[str]:
     """Everything wrong with a folder source's objects, each naming file, object and field."""
     assert source.path is not None
     try:
@@ -195,22 +339,15 @@ def folder_problems(source: ManifestSource, runtime_class: str, production: bool
     except ValueError as err:
         return [str(err)]
     options = options_for(source, runtime_class, production)
-    problems = []
-    for path, obj in objects:
-        if dropped_hook(obj) is not None:
-            continue  # left out when deployed (components/transform.py `dropped_hook`)
-        if podspec.is_workload(obj):
-            try:
-                prepare(with_namespace(obj, source.namespace), options)
-            except podspec.PodSpecError as err:
-                problems += [f"{path.name}: {p}" for p in err.problems]
-        else:
-            problems += [
-                f"{path.name}: {p}"
-                for p in podspec.schema_problems(obj)
-                if "has no such kind" not in p
-            ]
-    return problems
+    files = {id(obj): path.name for path, obj in objects}
+    return source_problems(
+        source,
+        [obj for _, obj in objects],
+        options,
+        refuse_plaintext=refuse_plaintext,
+        schema_check_others=True,
+        where=lambda obj: f"{files[id(obj)]}: ",
+    )
 
 
 def with_namespace(obj: dict[str, Any], namespace: str) -> dict[str, Any]:

@@ -115,6 +115,13 @@ def _generated_resource_problems(s: StackSettings, where: str) -> list[Problem]:
                     f"not offered yet with {where}: use trusteeCluster",
                 )
             )
+        if m.sealed_secrets:
+            problems.append(
+                Problem(
+                    f"{NAMESPACE}:manifests[{i}].sealedSecrets",
+                    f"sealed secrets are not offered yet with {where}: use trusteeCluster",
+                )
+            )
     return problems
 
 

@@ -36,6 +36,7 @@ else:
     import pulumi_aws as aws
 
 from components.peerpods.common import (
+    IRSA_ANNOTATION,
     CloudSide,
     exec_kubeconfig,
     secret_config,
@@ -84,7 +85,6 @@ for CSI volumes; subnet and security groups are given, not looked up (`imds.go`
 `retrieveMissingConfig` reads IMDS only when they are missing)."""
 
 DEFAULT_NODE_TYPE = "m5.xlarge"
-IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 IRSA_AUDIENCE = "sts.amazonaws.com"
 
 

@@ -43,7 +43,9 @@ else:
     import pulumi_azure_native as azure_native
 
 from components.peerpods.common import (
+    CLIENT_ID_ANNOTATION,
     NODE_LABEL,
+    USE_LABEL,
     CloudSide,
     identity_subjects,
     secret_config,
@@ -63,8 +65,6 @@ SUBNET_JOIN_ACTION = "Microsoft.Network/virtualNetworks/subnets/join/action"
 VM_SIZES_READ_ACTION = "Microsoft.Compute/locations/vmSizes/read"
 
 WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
-CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
-USE_LABEL = "azure.workload.identity/use"
 DEFAULT_NODE_SIZE = "Standard_D4s_v5"
 SERVICE_CIDR = "172.16.0.0/16"
 DNS_SERVICE_IP = "172.16.0.10"

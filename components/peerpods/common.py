@@ -27,6 +27,13 @@ from components.vocabulary import secret_config as secret_config
 NODE_LABEL = "node.kubernetes.io/worker"
 """The peerpods chart's DaemonSet `nodeSelector` (chart `templates/daemonset.yaml`)."""
 
+IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+"""EKS IRSA: the IAM role a ServiceAccount's pods assume."""
+CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
+"""Azure workload identity: the managed identity a ServiceAccount's pods act as."""
+USE_LABEL = "azure.workload.identity/use"
+"""Azure workload identity: the pod label its webhook injects the token for."""
+
 
 @dataclass
 class CloudSide:

@@ -39,9 +39,11 @@ from typing import Any, Protocol, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import labels, tee, tokens
+from components import kata_chart, labels, tee, tokens
+from components.cluster import drop_helm_hook
 from components.confidential_pod import pod_initdata
 from components.peerpods.common import NODE_LABEL, CloudSide, common_config, k8s_provider
+from components.peerpods.render import cluster_view
 from components.peerpods.settings import (
     AwsPeerPods,
     AzurePeerPods,
@@ -145,7 +147,12 @@ class PeerPods(pulumi.ComponentResource):
     default_initdata: pulumi.Output[str]
     credentials: pulumi.Output[dict[str, str]] | None
     """The keys of `peer-pods-secret` (secret), None when the cloud identity is federated."""
-    release: k8s.helm.v3.Release
+    release: k8s.helm.v3.Release | k8s.helm.v3.Chart | None
+    not_rendered: list[str]
+    """In a render: what the deploying stack creates that the render does not (the cloud
+    side, Helm releases, Secrets), each with what to do (components/peerpods/render.py)."""
+    chart_values: pulumi.Output[Any] | None
+    """In a render whose peerpods chart is not a local folder: the values to install it with."""
 
     def __init__(
         self,
@@ -155,13 +162,34 @@ class PeerPods(pulumi.ComponentResource):
         kbs_url: pulumi.Input[str],
         kbs_cert_pem: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
+        rendering: bool = False,
     ) -> None:
+        """`rendering`: the cluster side only, as manifests (`coco:kubernetes.renderDir`);
+        the cloud side is not created but listed in `not_rendered`."""
         super().__init__(tokens.token("PeerPods"), name, None, tokens.options("PeerPods", opts))
         self.runtime_classes = list(RUNTIME_CLASSES)
         self.hardware = settings.hardware
         self.attestation_platform = attestation_platform(settings.cloud)
+        self.not_rendered = []
+        self.chart_values = None
+        # Keys of the credentials Secret a render leaves to the user's secret manager.
+        delivered: dict[str, str] = {}
 
-        side = cloud_module(settings.cloud).build(name, settings.cloud, settings, environment, self)
+        if rendering:
+            view = cluster_view(settings, environment)
+            side, delivered = view.side, view.secret_keys
+            self.not_rendered += view.not_rendered
+            if delivered:
+                self.not_rendered.append(
+                    f"Secret {settings.adaptor.namespace}/{CREDENTIALS_SECRET} (the adaptor's "
+                    "cloud credentials; the chart reads it by name): deliver it from your "
+                    "secret manager with "
+                    + ", ".join(f"{k} ({v})" for k, v in sorted(delivered.items()))
+                )
+        else:
+            side = cloud_module(settings.cloud).build(
+                name, settings.cloud, settings, environment, self
+            )
         self.kubeconfig = side.kubeconfig
         self.provider = (
             k8s_provider(f"{name}-k8s", side.kubeconfig, self) if side.kubeconfig else None
@@ -188,7 +216,13 @@ class PeerPods(pulumi.ComponentResource):
         before_chart: list[pulumi.Resource] = [namespace, *side.ready]
 
         cm = settings.cert_manager
-        if cm.install:
+        if cm.install and rendering:
+            self.not_rendered.append(
+                f"cert-manager {cm.version} (Helm release cert-manager, chart {cm.chart} from "
+                f"{cm.repository}, namespace {cm.namespace}, values crds.enabled: true): install "
+                "it with your GitOps tool before the peerpods chart (its webhook's certificates)"
+            )
+        elif cm.install:
             cm_ns = k8s.core.v1.Namespace(
                 f"{name}-cert-manager-ns",
                 metadata=meta(cm.namespace, ROLE_PEERPODS, None),
@@ -210,7 +244,7 @@ class PeerPods(pulumi.ComponentResource):
             )
 
         self.credentials = None
-        if side.secrets:
+        if side.secrets and not rendering:
             keys = sorted(side.secrets)
             self.credentials = pulumi.Output.secret(
                 pulumi.Output.all(*[side.secrets[k] for k in keys]).apply(
@@ -252,6 +286,14 @@ class PeerPods(pulumi.ComponentResource):
             )
 
         self.default_initdata = default_initdata(settings, kbs_url, kbs_cert_pem)
+        values = chart_values(settings, side, self.default_initdata.apply(annotation_value))
+        if delivered:
+            # The render creates no Secret, but the chart still reads the one delivered.
+            values["secrets"]["existingSecretName"] = CREDENTIALS_SECRET
+        if rendering:
+            self.release = self._render_chart(settings, values, k8s_opts, before_chart)
+            self._finish()
+            return
         self.release = k8s.helm.v3.Release(
             f"{name}-adaptor",
             name="peerpods",
@@ -259,21 +301,58 @@ class PeerPods(pulumi.ComponentResource):
             version=adaptor.version,
             namespace=ns,
             create_namespace=False,
-            values=chart_values(settings, side, self.default_initdata.apply(annotation_value)),
+            values=values,
             timeout=900,
             opts=pulumi.ResourceOptions.merge(
                 k8s_opts, pulumi.ResourceOptions(depends_on=before_chart)
             ),
         )
 
+        self._finish(side.outputs)
+
+    def _finish(self, extra: dict[str, Any] | None = None) -> None:
         self.register_outputs(
             {
                 "runtimeClasses": self.runtime_classes,
                 "attestationPlatform": self.attestation_platform,
                 "kubeconfig": self.kubeconfig,
                 "defaultInitdata": self.default_initdata,
-                **side.outputs,
+                **(extra or {}),
             }
+        )
+
+    def _render_chart(
+        self,
+        settings: PeerPodsCluster,
+        values: dict[str, Any],
+        opts: pulumi.ResourceOptions,
+        after: list[pulumi.Resource],
+    ) -> k8s.helm.v3.Chart | None:
+        """The peerpods chart as manifests (client-side `helm template`, release name
+        `peerpods`, the deploy's values), from a local chart folder; Helm hooks dropped as
+        for kata-deploy (components/cluster.py). A registry chart is left to the GitOps tool:
+        listed, its values in `chart_values`."""
+        adaptor = settings.adaptor
+        if not kata_chart.is_local_chart(adaptor.chart):
+            self.chart_values = pulumi.Output.from_input(values)
+            self.not_rendered.append(
+                f"the peerpods chart {adaptor.chart} {adaptor.version} (a registry chart): "
+                f"install it as Helm release peerpods in namespace {adaptor.namespace} with "
+                "the values of stack output peerpodsChartValues (written as "
+                "peerpods-values.yaml by `python -m automation render`), or set "
+                "coco:cluster.adaptor.chart to a local copy of the chart (`helm pull --untar`) "
+                "to render it"
+            )
+            return None
+        return k8s.helm.v3.Chart(
+            "peerpods",
+            k8s.helm.v3.LocalChartOpts(
+                path=adaptor.chart,
+                namespace=adaptor.namespace,
+                values=values,
+                transformations=[drop_helm_hook],
+            ),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),
         )
 
     def _label_nodes(
