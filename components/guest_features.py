@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from pydantic import Field, field_validator
 
 from components.config_types import Model
-from components.vocabulary import KBS_URI_PREFIX, check_resource_path
+from components.vocabulary import KBS_URI_PREFIX, ResourcePath, check_resource_path
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -29,7 +29,7 @@ class SealedEnvVar(Model):
     """An env var whose value the CDH unseals in the guest from a KBS resource."""
 
     name: str = Field(description="Environment variable name.")
-    sealed_from: str = Field(
+    sealed_from: ResourcePath = Field(
         description="The KBS resource (repo/type/tag, declared in coco:trustee.resources) "
         "holding the value; the pod's Secret holds only a signed reference to it."
     )
@@ -40,11 +40,6 @@ class SealedEnvVar(Model):
         if not _ENV_NAME.match(v):
             raise ValueError(f"{v!r} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)")
         return v
-
-    @field_validator("sealed_from")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        return check_resource_path(v)
 
 
 UNSEAL_SKIPPED_SUFFIXES = ("resolv.conf", "termination-log", "hostname", "hosts", "serviceaccount")
@@ -70,7 +65,7 @@ class SealedFile(Model):
         description="Absolute path of the file in the container; its directory becomes a "
         "read-only Secret volume holding only this container's sealed files."
     )
-    sealed_from: str = Field(
+    sealed_from: ResourcePath = Field(
         description="The KBS resource (repo/type/tag, declared in coco:trustee.resources) "
         "holding the value; the Secret holds only a signed reference to it."
     )
@@ -100,11 +95,6 @@ class SealedFile(Model):
                 "use another directory name"
             )
         return v
-
-    @field_validator("sealed_from")
-    @classmethod
-    def _resource(cls, v: str) -> str:
-        return check_resource_path(v)
 
     @property
     def directory(self) -> str:

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from components.config_types import DnsLabel, Model
 from components.guest_features import ImageSignatures
 from components.hardening import HardeningSettings
-from components.vocabulary import check_resource_path
+from components.vocabulary import ResourcePath
 from policies.agent import AgentPolicySpec
 from policies.registry import RegistryAccess
 
@@ -41,7 +41,7 @@ class SealedSecretRef(Model):
 
     secret: str = Field(max_length=253, description="The Secret name the pods' secretKeyRef names.")
     key: str = Field(max_length=253, description="The key in that Secret.")
-    sealed_from: str = Field(
+    sealed_from: ResourcePath = Field(
         description="The KBS resource (repo/type/tag, declared in coco:trustee.resources with "
         "this source among its readers) holding the value as a Pulumi secret."
     )
@@ -61,11 +61,6 @@ class SealedSecretRef(Model):
         if not _SECRET_KEY.match(v) or v in (".", ".."):
             raise ValueError(f"{v[:80]!r} is not a Secret key (letters, digits, '-', '_', '.')")
         return v
-
-    @field_validator("sealed_from")
-    @classmethod
-    def _resource(cls, v: str) -> str:
-        return check_resource_path(v)
 
     @property
     def sealed_key(self) -> str:

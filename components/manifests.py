@@ -24,7 +24,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components import labels, podspec, tokens
+from components import podspec, tokens
 from components.checks.manifests import MAX_ENTRIES as MAX_ENTRIES
 from components.checks.manifests import MAX_TOTAL_BYTES as MAX_TOTAL_BYTES
 from components.checks.manifests import MAX_YAML_FILES as MAX_YAML_FILES
@@ -43,9 +43,9 @@ from components.checks.manifests import shape_problem as shape_problem
 from components.checks.manifests import without_nulls as without_nulls
 from components.checks.manifests import yaml_files as yaml_files
 from components.manifest_settings import ManifestSource
+from components.sealed_references import sealed_references_secret
 from components.transform import Confidential, dropped_hook
 from components.yaml_input import clip
-from policies.sealed import seal
 
 Transformation = Callable[[dict[str, Any], pulumi.ResourceOptions], None]
 
@@ -125,22 +125,14 @@ class ConfidentialManifests(pulumi.ComponentResource):
         if source.sealed_secrets:
             if sealing_key_pem is None:
                 raise ValueError(f"source {source.name!r} has sealedSecrets but no signing key")
-            refs = {r.sealed_key: r.sealed_from for r in source.sealed_secrets}
-            # Signed references, never a value: not secret to the host by design (as a
-            # workload's sealedEnv Secret), but a Pulumi secret (signatures over stack state).
-            self.sealed_secret = k8s.core.v1.Secret(
+            self.sealed_secret = sealed_references_secret(
                 f"{source.name}-sealed-secrets",
-                metadata={
-                    "name": source.sealed_secret_name,
-                    "namespace": source.namespace,
-                    "labels": labels.common(
-                        environment, labels.ROLE_WORKLOAD, **{labels.WORKLOAD: source.name}
-                    ),
-                },
-                type="Opaque",
-                string_data=sealing_key_pem.apply(
-                    lambda pem: {k: seal(path, pem) for k, path in sorted(refs.items())}
-                ),
+                name=source.sealed_secret_name,
+                namespace=source.namespace,
+                workload=source.name,
+                environment=environment,
+                references={r.sealed_key: r.sealed_from for r in source.sealed_secrets},
+                sealing_key_pem=sealing_key_pem,
                 opts=child,
             )
         group: pulumi.Resource

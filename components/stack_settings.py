@@ -56,7 +56,7 @@ from components.tee import Hardware
 from components.topology import TopologySettings
 from components.value_ranges import INT32_MAX, MAX_VALIDITY_HOURS, Port
 from components.verifier_settings import VerifierSettings
-from components.vocabulary import DIGEST_REF, NAMESPACE, check_resource_path
+from components.vocabulary import DIGEST_REF, NAMESPACE, ResourcePath
 from policies.agent import AgentPolicySpec, kubernetes_argv, pod_env
 from policies.registry import RegistryAccess
 
@@ -245,7 +245,7 @@ class TlsSettings(Model):
 class KbsResource(Model):
     """One secret the KBS serves, and exactly who may have it."""
 
-    path: str = Field(description="repo/type/tag, e.g. default/key/1")
+    path: ResourcePath = Field(description="repo/type/tag, e.g. default/key/1")
     value_from: SecretKeyRef = Field(description="Config key holding the value as a secret.")
     readers: list[DnsLabel] = Field(
         default_factory=list,
@@ -259,11 +259,6 @@ class KbsResource(Model):
         default=False,
         description="Release to any attested workload (no init-data binding): never in production.",
     )
-
-    @field_validator("path")
-    @classmethod
-    def _path_shape(cls, v: str) -> str:
-        return check_resource_path(v)
 
     @model_validator(mode="after")
     def _bound(self) -> KbsResource:

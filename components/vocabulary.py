@@ -11,7 +11,9 @@ as well as the settings and the components (docs/architecture.md).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import AfterValidator
 
 if TYPE_CHECKING:
     import pulumi
@@ -43,6 +45,11 @@ def check_resource_path(path: str) -> str:
             "each part made of letters, digits, `_`, `-`, `.` and not starting with `.`"
         )
     return path
+
+
+ResourcePath = Annotated[str, AfterValidator(check_resource_path)]
+"""A settings field holding a KBS resource path (a resource's own, or the one a sealed value
+comes from): one rule and one message for every such key."""
 
 
 def kbs_uri(path: str) -> str:

@@ -18,11 +18,11 @@ import pulumi_kubernetes as k8s
 
 from components import confidential_pod, labels, podspec, tokens, workload_template
 from components.pod_guards import workload_guards
+from components.sealed_references import sealed_references_secret
 from components.service import service_spec
 from components.settings import WorkloadSettings
 from policies.agent import AgentPolicySpec
 from policies.initdata import KbsEndpoint
-from policies.sealed import seal
 
 RESOURCE_TYPES: dict[str, Any] = {
     "Pod": k8s.core.v1.Pod,
@@ -159,21 +159,14 @@ class ConfidentialWorkload(pulumi.ComponentResource):
                 raise ValueError(
                     f"workload {settings.name!r} has sealedEnv or sealedFiles but no signing key"
                 )
-            # The sealed form is a signed reference, not the value: the Secret is not secret
-            # to the host by design, but stays a Pulumi secret (signature over stack state).
-            self.sealed_secret = k8s.core.v1.Secret(
+            self.sealed_secret = sealed_references_secret(
                 f"{name}-sealed-secrets",
-                metadata={
-                    "name": workload_template.sealed_secret_name(settings),
-                    "namespace": settings.namespace,
-                    "labels": labels.common(
-                        environment, labels.ROLE_WORKLOAD, **{labels.WORKLOAD: settings.name}
-                    ),
-                },
-                type="Opaque",
-                string_data=sealing_key_pem.apply(
-                    lambda pem: {k: seal(path, pem) for k, path in sorted(sealed.items())}
-                ),
+                name=workload_template.sealed_secret_name(settings),
+                namespace=settings.namespace,
+                workload=settings.name,
+                environment=environment,
+                references=sealed,
+                sealing_key_pem=sealing_key_pem,
                 opts=child,
             )
 

@@ -99,6 +99,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "components.kbs_admin_resources",
         "components.protection",
         "components.pod_guards",  # NetworkPolicy and PodDisruptionBudget of pods coco owns
+        "components.sealed_references",  # the Secret of signed references sealed values read
         "components.trustee",
         "components.workload",
         "components.manifests",
