@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -36,19 +35,6 @@ PACK = PROJECT_DIR / "policies" / "pack"
 DEV_FILE = PROJECT_DIR / "stacks" / "Pulumi.dev.yaml"
 LOCAL_DEV_PASSPHRASE = "coco-local-dev"
 """The public passphrase scripts/env.sh sets for local dev stacks (stacks/Pulumi.dev.yaml)."""
-
-
-@pytest.fixture(scope="module")
-def engine() -> str:
-    """The `pulumi` CLI; fails (does not skip) with instructions when it is missing."""
-    found = shutil.which("pulumi")
-    if found is None:
-        pytest.fail(
-            "the Pulumi engine is missing: run `bash scripts/setup.sh`, then "
-            "`source scripts/env.sh` (it puts pulumi and its plugins on PATH) and re-run",
-            pytrace=False,
-        )
-    return found
 
 
 @pytest.fixture

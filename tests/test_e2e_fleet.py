@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,18 +25,6 @@ from fleet_files import broken_stack, dev_stack, refused_stack
 from automation.spec import PROJECT_DIR
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def engine() -> str:
-    found = shutil.which("pulumi")
-    if found is None:
-        pytest.fail(
-            "the Pulumi engine is missing: run `bash scripts/setup.sh`, then "
-            "`source scripts/env.sh` and re-run",
-            pytrace=False,
-        )
-    return found
 
 
 @pytest.fixture

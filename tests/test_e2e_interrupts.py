@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -36,18 +35,6 @@ from automation.spec import PROJECT_DIR
 pytestmark = pytest.mark.e2e
 
 DEV_FILE = PROJECT_DIR / "stacks" / "Pulumi.dev.yaml"
-
-
-@pytest.fixture(scope="module")
-def engine() -> str:
-    found = shutil.which("pulumi")
-    if found is None:
-        pytest.fail(
-            "the Pulumi engine is missing: run `bash scripts/setup.sh`, then "
-            "`source scripts/env.sh` and re-run",
-            pytrace=False,
-        )
-    return found
 
 
 @dataclass
