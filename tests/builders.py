@@ -31,6 +31,7 @@ from cryptography.x509.oid import NameOID
 from mocks import CloudMocks, Recorded, resolve
 
 from automation import Backend
+from automation.spec import PROJECT_DIR
 from components.layers import build_stack
 from components.settings import (
     SettingsError,
@@ -268,3 +269,40 @@ def private_key_pem(key: Any) -> str:
         serialization.NoEncryption(),
     ).decode()
     return text
+
+
+def run_cli(
+    command: str,
+    stack_file: Path,
+    state: Path,
+    *,
+    secrets: Mapping[str, str] | None = None,
+    out: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 900,
+) -> tuple[int, str]:
+    """`python -m automation COMMAND --stack-file FILE` as a user runs it, on a private file
+    backend at `state`: (exit code, "exit N" + stdout + stderr). Never a traceback, whatever
+    the outcome (a refusal is a message)."""
+    import os
+    import subprocess
+    import sys
+
+    if shutil.which("pulumi") is None:
+        pytest.fail("the Pulumi engine is missing: run `bash scripts/setup.sh`", pytrace=False)
+    argv = [sys.executable, "-m", "automation", command, "--stack-file", str(stack_file)]
+    argv += [f"--secret={k}={v}" for k, v in (secrets or {}).items()]
+    if out is not None:
+        argv += ["--out", str(out)]
+    done = subprocess.run(
+        argv,
+        cwd=PROJECT_DIR,
+        env={**os.environ, **(env or {}), "PULUMI_BACKEND_URL": f"file://{state}"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    text = f"exit {done.returncode}\n{done.stdout}{done.stderr}"
+    assert "Traceback" not in text, text[-4000:]
+    return done.returncode, text

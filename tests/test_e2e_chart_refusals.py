@@ -20,20 +20,21 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from builders import run_cli
 
 from automation.spec import PROJECT_DIR
 from policies.initdata import INITDATA_ANNOTATION
 
 pytestmark = pytest.mark.e2e
+
+DEV_PASSPHRASE = {"PULUMI_CONFIG_PASSPHRASE": "coco-local-dev"}
+"""The dev stack's public passphrase (scripts/env.sh)."""
 
 WEBAPP = PROJECT_DIR / "tests" / "fixtures" / "charts" / "webapp"
 SECRET_TEMPLATE = """\
@@ -53,39 +54,21 @@ def render(
     resources: list[dict[str, Any]] = (),  # type: ignore[assignment]
     secrets: dict[str, str] | None = None,
 ) -> str:
-    if shutil.which("pulumi") is None:
-        pytest.fail("the Pulumi engine is missing: run `bash scripts/setup.sh`", pytrace=False)
     doc = yaml.safe_load((PROJECT_DIR / "stacks" / "Pulumi.dev.yaml").read_text())
     doc["config"]["coco:environment"] = environment
     doc["config"]["coco:manifests"] = manifests
     doc["config"]["coco:trustee"].setdefault("resources", []).extend(resources)
     file = tmp_path / "Pulumi.dev.yaml"
     file.write_text(yaml.safe_dump(doc))
-    env = {**os.environ, "PULUMI_CONFIG_PASSPHRASE": "coco-local-dev"}
-    env["PULUMI_BACKEND_URL"] = f"file://{tmp_path / 'state'}"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "automation",
-            "render",
-            "--stack-file",
-            str(file),
-            "--secret",
-            "demoKey=x",
-            *[f"--secret={k}={v}" for k, v in (secrets or {}).items()],
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    _, text = run_cli(
+        "render",
+        file,
+        tmp_path / "state",
+        secrets={"demoKey": "x", **(secrets or {})},
+        out=tmp_path / "out",
+        env=DEV_PASSPHRASE,
     )
-    text = out.stdout + out.stderr
-    assert "Traceback" not in text, text[-4000:]
-    return f"exit {out.returncode}\n{text}"
+    return text
 
 
 PVC_VALUES = {
@@ -120,27 +103,10 @@ def test_a_refused_chart_creates_nothing_on_up(tmp_path: Path) -> None:
     ]
     file = tmp_path / "Pulumi.dev.yaml"
     file.write_text(yaml.safe_dump(doc))
-    env = {**os.environ, "PULUMI_CONFIG_PASSPHRASE": "coco-local-dev"}
-    env["PULUMI_BACKEND_URL"] = f"file://{tmp_path / 'state'}"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "automation",
-            "up",
-            "--stack-file",
-            str(file),
-            "--secret",
-            "demoKey=x",
-        ],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    code, text = run_cli(
+        "up", file, tmp_path / "state", secrets={"demoKey": "x"}, env=DEV_PASSPHRASE
     )
-    text = done.stdout + done.stderr
-    assert done.returncode == 1 and "Traceback" not in text, text[-4000:]
+    assert code == 1, text[-4000:]
     assert f"coco:manifests[0] (chart {WEBAPP}): Deployment shop/" in text, text[-4000:]
     (checkpoint,) = (tmp_path / "state" / ".pulumi" / "stacks").rglob("dev.json")
     latest = json.loads(checkpoint.read_text())["checkpoint"]["latest"]

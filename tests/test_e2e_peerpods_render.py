@@ -19,15 +19,12 @@ tests/conformance/test_peerpods_render.py.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from builders import run_cli
 from k8s_schema import as_manifest, has_schema, validate_manifest
 
 from automation.spec import PROJECT_DIR
@@ -74,36 +71,13 @@ def secrets_of(doc: dict[str, Any]) -> dict[str, str]:
 def render(
     stack: str, tmp: Path, config: dict[str, Any] | None = None
 ) -> tuple[str, Path, dict[str, str]]:
-    if shutil.which("pulumi") is None:
-        pytest.fail("the Pulumi engine is missing: run `bash scripts/setup.sh`", pytrace=False)
     doc = stack_config(stack)
     doc["config"].update(config or {})
     secrets = secrets_of(doc)
     file = tmp / f"Pulumi.{stack}.yaml"
     file.write_text(yaml.safe_dump(doc))
     out = tmp / "out"
-    env = {**os.environ, "PULUMI_BACKEND_URL": f"file://{tmp / 'state'}"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "automation",
-            "render",
-            "--stack-file",
-            str(file),
-            *[f"--secret={k}={v}" for k, v in secrets.items()],
-            "--out",
-            str(out),
-        ],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    text = f"exit {done.returncode}\n{done.stdout}{done.stderr}"
-    assert "Traceback" not in text, text[-4000:]
+    _, text = run_cli("render", file, tmp / "state", secrets=secrets, out=out)
     return text, out, secrets
 
 

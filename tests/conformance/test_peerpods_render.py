@@ -22,16 +22,13 @@ being listed. Checked:
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from builders import run_cli
 from judges import judge_dir
 from kube_cluster import KubeCluster, start_cluster
 
@@ -58,8 +55,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
 
 
 def render(stack: str, tmp: Path) -> tuple[str, Path, dict[str, str]]:
-    if shutil.which("pulumi") is None:
-        pytest.fail("the Pulumi engine is missing: run `bash scripts/setup.sh`", pytrace=False)
     chart = judge_dir("helm") / "charts" / f"peerpods-{releases.PEERPODS.version}"
     doc = yaml.safe_load((PROJECT_DIR / "stacks" / f"Pulumi.{stack}.yaml").read_text())
     doc["config"]["coco:cluster"]["adaptor"]["chart"] = str(chart)
@@ -71,27 +66,8 @@ def render(stack: str, tmp: Path) -> tuple[str, Path, dict[str, str]]:
     file = tmp / f"Pulumi.{stack}.yaml"
     file.write_text(yaml.safe_dump(doc))
     out = tmp / "out"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "automation",
-            "render",
-            "--stack-file",
-            str(file),
-            *[f"--secret={k}={v}" for k, v in secrets.items()],
-            "--out",
-            str(out),
-        ],
-        cwd=PROJECT_DIR,
-        env={**os.environ, "PULUMI_BACKEND_URL": f"file://{tmp / 'state'}"},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    text = f"exit {done.returncode}\n{done.stdout}{done.stderr}"
-    assert done.returncode == 0 and "Traceback" not in text, text[-4000:]
+    code, text = run_cli("render", file, tmp / "state", secrets=secrets, out=out)
+    assert code == 0, text[-4000:]
     return text, out, secrets
 
 
