@@ -434,12 +434,37 @@ class ConfidentialCluster(pulumi.ComponentResource):
         self.runtime_classes = offered_classes(settings, runtime_classes)
         self.ready = []
         self.kata_deploy = None
-        self.gpu_operator = None
         child = pulumi.ResourceOptions(parent=self)
-
         # Node labels first: the kata-deploy DaemonSet and the RuntimeClasses select on them.
-        # Only our own labels go on a Node (no managed-by/role labels): the Node is not ours.
-        self.node_patches = [
+        self.node_patches = self._node_patches(name, settings, child)
+        self.gpu_operator = self._gpu_operator(name, settings)
+        if self.gpu_operator is not None:
+            self.ready.append(self.gpu_operator)
+        offered: pulumi.Input[list[str]]
+        if settings.install.method == "chart":
+            self.kata_deploy = self._kata_deploy(name, settings, environment, rendering, child)
+            self.ready.append(self.kata_deploy)
+            self.ready.extend(
+                self._runtime_class_objects(name, settings, environment, self.kata_deploy)
+            )
+            offered = list(self.runtime_classes)
+        else:
+            offered = self._existing_runtime_classes(name, rendering, child)
+        self.register_outputs(
+            {
+                "runtimeClasses": offered,
+                "hardware": self.hardware.describe(),
+                "installMethod": settings.install.method,
+            }
+        )
+
+    @staticmethod
+    def _node_patches(
+        name: str, settings: BareMetalCluster, child: pulumi.ResourceOptions
+    ) -> list[k8s.core.v1.NodePatch]:
+        """coco's labels on the nodes `label_nodes` names. Only our own labels go on a Node
+        (no managed-by/role labels): the Node is not ours."""
+        return [
             k8s.core.v1.NodePatch(
                 f"{name}-node-{node}",
                 metadata={"name": node, "labels": node_labels(settings)},
@@ -448,99 +473,125 @@ class ConfidentialCluster(pulumi.ComponentResource):
             for node in sorted(set(settings.label_nodes))
         ]
 
-        # The GPU Operator first: it brings Node Feature Discovery and its CRDs, and
-        # kata-deploy's NodeFeatureRule (which puts the TEE label on the nodes) can only be
-        # created once that CRD exists. NVIDIA's guide installs Kata first, which with
-        # kata-deploy <= 4.0 left the rule unapplied (the binary checked for the CRD once, at
-        # start); with 4.1.0 the rule is part of the chart, so the CRD must come first.
-        if settings.gpu is not None and settings.gpu.operator.install:
-            self.gpu_operator = k8s.helm.v3.Release(
-                f"{name}-gpu-operator",
-                name=GPU_OPERATOR_RELEASE,
-                chart=GPU_OPERATOR_CHART,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=GPU_OPERATOR_REPOSITORY),
-                version=settings.gpu.operator.version,
-                namespace=settings.gpu.operator.namespace,
-                create_namespace=True,
-                values=gpu_operator_values(settings),
-                wait_for_jobs=True,
-                timeout=HELM_TIMEOUT_SECONDS,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.node_patches)),
-            )
-            self.ready.append(self.gpu_operator)
-
-        if settings.install.method == "chart":
-            before_kata: list[pulumi.Resource] = list(self.node_patches)
-            if self.gpu_operator is not None:
-                before_kata.append(self.gpu_operator)
-            elif tee_keys_advertised(settings) and not rendering:
-                # No NFD of ours: the cluster's must be there, or the NodeFeatureRule (and
-                # with it every TEE label the RuntimeClasses select on) cannot exist. A read
-                # fails at preview, naming this resource, instead of a Pending pod later.
-                pulumi.log.info(
-                    f"coco:cluster.useNfd: kata-deploy creates a NodeFeatureRule; the cluster "
-                    f"must run Node Feature Discovery (CRD {NFD_RULE_CRD})",
-                    resource=self,
-                )
-                before_kata.append(
-                    k8s.apiextensions.v1.CustomResourceDefinition.get(
-                        f"{name}-requires-nfd", NFD_RULE_CRD, opts=child
-                    )
-                )
-            values = kata_deploy_values(settings, self.runtime_classes)
-            if rendering:
-                self.kata_deploy = self._render_kata_deploy(
-                    name, settings, environment, values, before_kata
-                )
-            else:
-                self.kata_deploy = k8s.helm.v3.Release(
-                    f"{name}-kata-deploy",
-                    name=KATA_DEPLOY_RELEASE,
-                    chart=settings.install.chart,
-                    version=settings.install.version,
-                    namespace=settings.install.namespace,
-                    create_namespace=True,
-                    values=values,
-                    wait_for_jobs=True,
-                    timeout=HELM_TIMEOUT_SECONDS,
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=before_kata),
-                )
-            self.ready.append(self.kata_deploy)
-            for rc in self.runtime_classes:
-                manifest = runtime_class_manifest(settings, rc, environment)
-                self.ready.append(
-                    k8s.node.v1.RuntimeClass(
-                        f"{name}-{rc}",
-                        metadata=manifest["metadata"],
-                        handler=manifest["handler"],
-                        overhead=manifest["overhead"],
-                        scheduling=manifest["scheduling"],
-                        opts=pulumi.ResourceOptions(
-                            parent=self,
-                            depends_on=[self.kata_deploy],
-                            # Fixed names: a replacement must delete the old object first.
-                            delete_before_replace=True,
-                        ),
-                    )
-                )
-            offered: pulumi.Input[list[str]] = list(self.runtime_classes)
-        else:
-            checked: list[pulumi.Output[str]] = []
-            if not rendering:
-                for rc in self.runtime_classes:
-                    # A read, not a create: fails at preview when the class is missing.
-                    existing = k8s.node.v1.RuntimeClass.get(f"{name}-requires-{rc}", rc, opts=child)
-                    self.ready.append(existing)
-                    checked.append(existing.handler.apply(functools.partial(_check_existing, rc)))
-            offered = pulumi.Output.all(*checked).apply(lambda _: list(self.runtime_classes))
-
-        self.register_outputs(
-            {
-                "runtimeClasses": offered,
-                "hardware": self.hardware.describe(),
-                "installMethod": settings.install.method,
-            }
+    def _gpu_operator(self, name: str, settings: BareMetalCluster) -> k8s.helm.v3.Release | None:
+        """The GPU Operator, when the stack installs it, before kata-deploy: it brings Node
+        Feature Discovery and its CRDs, and kata-deploy's NodeFeatureRule (which puts the TEE
+        label on the nodes) can only be created once that CRD exists. NVIDIA's guide installs
+        Kata first, which with kata-deploy <= 4.0 left the rule unapplied (the binary checked
+        for the CRD once, at start); with 4.1.0 the rule is part of the chart, so the CRD
+        must come first."""
+        if settings.gpu is None or not settings.gpu.operator.install:
+            return None
+        return k8s.helm.v3.Release(
+            f"{name}-gpu-operator",
+            name=GPU_OPERATOR_RELEASE,
+            chart=GPU_OPERATOR_CHART,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=GPU_OPERATOR_REPOSITORY),
+            version=settings.gpu.operator.version,
+            namespace=settings.gpu.operator.namespace,
+            create_namespace=True,
+            values=gpu_operator_values(settings),
+            wait_for_jobs=True,
+            timeout=HELM_TIMEOUT_SECONDS,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.node_patches)),
         )
+
+    def _before_kata(
+        self,
+        name: str,
+        settings: BareMetalCluster,
+        rendering: bool,
+        child: pulumi.ResourceOptions,
+    ) -> list[pulumi.Resource]:
+        """What kata-deploy waits for: the node labels, and the Node Feature Discovery its
+        NodeFeatureRule needs (our GPU Operator's, or a read of the cluster's CRD)."""
+        before: list[pulumi.Resource] = list(self.node_patches)
+        if self.gpu_operator is not None:
+            before.append(self.gpu_operator)
+        elif tee_keys_advertised(settings) and not rendering:
+            # No NFD of ours: the cluster's must be there, or the NodeFeatureRule (and
+            # with it every TEE label the RuntimeClasses select on) cannot exist. A read
+            # fails at preview, naming this resource, instead of a Pending pod later.
+            pulumi.log.info(
+                f"coco:cluster.useNfd: kata-deploy creates a NodeFeatureRule; the cluster "
+                f"must run Node Feature Discovery (CRD {NFD_RULE_CRD})",
+                resource=self,
+            )
+            before.append(
+                k8s.apiextensions.v1.CustomResourceDefinition.get(
+                    f"{name}-requires-nfd", NFD_RULE_CRD, opts=child
+                )
+            )
+        return before
+
+    def _kata_deploy(
+        self,
+        name: str,
+        settings: BareMetalCluster,
+        environment: str,
+        rendering: bool,
+        child: pulumi.ResourceOptions,
+    ) -> k8s.helm.v3.Release | k8s.helm.v3.Chart:
+        """kata-deploy from its chart: a Helm release, or its manifests when rendering."""
+        before_kata = self._before_kata(name, settings, rendering, child)
+        values = kata_deploy_values(settings, self.runtime_classes)
+        if rendering:
+            return self._render_kata_deploy(name, settings, environment, values, before_kata)
+        return k8s.helm.v3.Release(
+            f"{name}-kata-deploy",
+            name=KATA_DEPLOY_RELEASE,
+            chart=settings.install.chart,
+            version=settings.install.version,
+            namespace=settings.install.namespace,
+            create_namespace=True,
+            values=values,
+            wait_for_jobs=True,
+            timeout=HELM_TIMEOUT_SECONDS,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=before_kata),
+        )
+
+    def _runtime_class_objects(
+        self,
+        name: str,
+        settings: BareMetalCluster,
+        environment: str,
+        kata_deploy: pulumi.Resource,
+    ) -> list[k8s.node.v1.RuntimeClass]:
+        """One RuntimeClass per offered class, created once kata-deploy has installed the
+        shims behind them."""
+        created = []
+        for rc in self.runtime_classes:
+            manifest = runtime_class_manifest(settings, rc, environment)
+            created.append(
+                k8s.node.v1.RuntimeClass(
+                    f"{name}-{rc}",
+                    metadata=manifest["metadata"],
+                    handler=manifest["handler"],
+                    overhead=manifest["overhead"],
+                    scheduling=manifest["scheduling"],
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        depends_on=[kata_deploy],
+                        # Fixed names: a replacement must delete the old object first.
+                        delete_before_replace=True,
+                    ),
+                )
+            )
+        return created
+
+    def _existing_runtime_classes(
+        self, name: str, rendering: bool, child: pulumi.ResourceOptions
+    ) -> pulumi.Output[list[str]]:
+        """Kata installed by someone else: each offered RuntimeClass is read, not created,
+        so a missing class (or one with the wrong handler) fails at preview; the offered
+        list resolves once every read has been checked."""
+        checked: list[pulumi.Output[str]] = []
+        if not rendering:
+            for rc in self.runtime_classes:
+                existing = k8s.node.v1.RuntimeClass.get(f"{name}-requires-{rc}", rc, opts=child)
+                self.ready.append(existing)
+                checked.append(existing.handler.apply(functools.partial(_check_existing, rc)))
+        return pulumi.Output.all(*checked).apply(lambda _: list(self.runtime_classes))
 
     def _render_kata_deploy(
         self,

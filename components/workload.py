@@ -118,21 +118,48 @@ class ConfidentialWorkload(pulumi.ComponentResource):
             raise ValueError(f"workload {settings.name!r}:\n{err}") from None
         self.algorithm = prepared.algorithm
         self.agent_policy = prepared.agent_policy
-        policy = self.agent_policy
-        algorithm = self.algorithm
-
         pod = pulumi.Output.all(kbs_url, kbs_cert_pem).apply(
             lambda args: prepared.finish(KbsEndpoint(url=args[0], cert_pem=args[1]))
         )
         self.initdata = pod.apply(lambda p: p.initdata)
         self.initdata_digest = pod.apply(lambda p: p.digest)
-        annotations = pod.apply(lambda p: p.template["metadata"]["annotations"])
 
         child = pulumi.ResourceOptions(parent=self)
+        self.initdata_config = self._initdata_config(name, settings, environment, child)
+        self.sealed_secret = self._sealed_secret(
+            name, settings, environment, sealing_key_pem, child
+        )
+        annotations = pod.apply(lambda p: p.template["metadata"]["annotations"])
+        self.object = self._object(name, settings, environment, prepared, annotations, child)
+        self.service = self._service(name, settings, environment, child)
+        self.guards = workload_guards(
+            name,
+            settings,
+            workload_template.object_labels(settings, environment),
+            workload_template.selector(settings),
+            prepared.template["spec"],
+            kbs_url,
+            child,
+        )
+        self.register_outputs(
+            {
+                "runtimeClass": runtime_class,
+                "initdataDigest": self.initdata_digest,
+                "algorithm": self.algorithm,
+                "agentPolicyRelaxations": prepared.policy.relaxations(),
+            }
+        )
 
-        # The init-data and agent policy as reviewable objects: GitOps diffs show exactly
-        # what the TEE will measure, and the policy pack can check them without decoding.
-        self.initdata_config = k8s.core.v1.ConfigMap(
+    def _initdata_config(
+        self,
+        name: str,
+        settings: WorkloadSettings,
+        environment: str,
+        child: pulumi.ResourceOptions,
+    ) -> k8s.core.v1.ConfigMap:
+        """The init-data and agent policy as reviewable objects: GitOps diffs show exactly
+        what the TEE will measure, and the policy pack can check them without decoding."""
+        return k8s.core.v1.ConfigMap(
             f"{name}-initdata",
             metadata={
                 "name": f"{settings.name}-initdata",
@@ -146,69 +173,78 @@ class ConfidentialWorkload(pulumi.ComponentResource):
             },
             data={
                 "initdata.toml": self.initdata,
-                "policy.rego": policy,
-                "algorithm": algorithm,
-                "runtime-class": runtime_class,
+                "policy.rego": self.agent_policy,
+                "algorithm": self.algorithm,
+                "runtime-class": self.runtime_class,
             },
             opts=child,
         )
 
+    def _sealed_secret(
+        self,
+        name: str,
+        settings: WorkloadSettings,
+        environment: str,
+        sealing_key_pem: pulumi.Output[str] | None,
+        child: pulumi.ResourceOptions,
+    ) -> k8s.core.v1.Secret | None:
+        """The Secret of signed sealed references the containers' `sealedEnv`/`sealedFiles`
+        read (only when they have any); signing needs the stack's sealing key."""
         sealed = workload_template.sealed_values(settings)
-        if sealed:
-            if sealing_key_pem is None:
-                raise ValueError(
-                    f"workload {settings.name!r} has sealedEnv or sealedFiles but no signing key"
-                )
-            self.sealed_secret = sealed_references_secret(
-                f"{name}-sealed-secrets",
-                name=workload_template.sealed_secret_name(settings),
-                namespace=settings.namespace,
-                workload=settings.name,
-                environment=environment,
-                references=sealed,
-                sealing_key_pem=sealing_key_pem,
-                opts=child,
+        if not sealed:
+            return None
+        if sealing_key_pem is None:
+            raise ValueError(
+                f"workload {settings.name!r} has sealedEnv or sealedFiles but no signing key"
             )
+        return sealed_references_secret(
+            f"{name}-sealed-secrets",
+            name=workload_template.sealed_secret_name(settings),
+            namespace=settings.namespace,
+            workload=settings.name,
+            environment=environment,
+            references=sealed,
+            sealing_key_pem=sealing_key_pem,
+            opts=child,
+        )
 
+    @staticmethod
+    def _object(
+        name: str,
+        settings: WorkloadSettings,
+        environment: str,
+        prepared: confidential_pod.PreparedPod,
+        annotations: pulumi.Output[Any],
+        child: pulumi.ResourceOptions,
+    ) -> pulumi.CustomResource:
+        """The entry's object of its kind, its pod template the recipe's with the init-data
+        annotations (known once the KBS endpoint is). The resource name is the entry's name
+        for every kind, so the URNs of the Pods and Deployments deployed before the other
+        kinds existed are unchanged."""
         template = {
             "metadata": {**prepared.template["metadata"], "annotations": annotations},
             "spec": prepared.template["spec"],
         }
         obj = workload_template.workload_object(settings, environment, template)
-        # The resource name is the entry's name for every kind, so the URNs of the Pods and
-        # Deployments deployed before the other kinds existed are unchanged.
-        self.object = RESOURCE_TYPES[settings.kind](
+        resource: pulumi.CustomResource = RESOURCE_TYPES[settings.kind](
             name, metadata=obj["metadata"], spec=obj["spec"], opts=child
         )
+        return resource
 
-        self.service: k8s.core.v1.Service | None = None
-        if settings.service is not None:
-            self.service = k8s.core.v1.Service(
-                f"{name}-service",
-                metadata={
-                    "name": settings.name,
-                    "namespace": settings.namespace,
-                    "labels": workload_template.object_labels(settings, environment),
-                },
-                spec=service_spec(settings.service, workload_template.selector(settings)),
-                opts=child,
-            )
-
-        self.guards = workload_guards(
-            name,
-            settings,
-            workload_template.object_labels(settings, environment),
-            workload_template.selector(settings),
-            prepared.template["spec"],
-            kbs_url,
-            child,
-        )
-
-        self.register_outputs(
-            {
-                "runtimeClass": runtime_class,
-                "initdataDigest": self.initdata_digest,
-                "algorithm": algorithm,
-                "agentPolicyRelaxations": prepared.policy.relaxations(),
-            }
+    @staticmethod
+    def _service(
+        name: str, settings: WorkloadSettings, environment: str, child: pulumi.ResourceOptions
+    ) -> k8s.core.v1.Service | None:
+        """The entry's Service, when it asks for one: the workload's own pods behind it."""
+        if settings.service is None:
+            return None
+        return k8s.core.v1.Service(
+            f"{name}-service",
+            metadata={
+                "name": settings.name,
+                "namespace": settings.namespace,
+                "labels": workload_template.object_labels(settings, environment),
+            },
+            spec=service_spec(settings.service, workload_template.selector(settings)),
+            opts=child,
         )

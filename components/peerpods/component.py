@@ -33,7 +33,6 @@ stack's Trustee.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 import pulumi
@@ -60,6 +59,8 @@ CREDENTIALS_SECRET = "peer-pods-secret"
 ROLE_PEERPODS = "peerpods"
 ROLE_CLOUD_CREDENTIALS = "cloud-credentials"
 RUNTIME_CLASSES = ["kata-remote"]
+NODE_LABELLER = "coco-node-labeller"
+"""The labelling Job's ServiceAccount, ClusterRole and binding."""
 
 
 class _CloudModule(Protocol):
@@ -172,24 +173,10 @@ class PeerPods(pulumi.ComponentResource):
         self.attestation_platform = attestation_platform(settings.cloud)
         self.not_rendered = []
         self.chart_values = None
-        # Keys of the credentials Secret a render leaves to the user's secret manager.
-        delivered: dict[str, str] = {}
-
-        if rendering:
-            view = cluster_view(settings, environment)
-            side, delivered = view.side, view.secret_keys
-            self.not_rendered += view.not_rendered
-            if delivered:
-                self.not_rendered.append(
-                    f"Secret {settings.adaptor.namespace}/{CREDENTIALS_SECRET} (the adaptor's "
-                    "cloud credentials; the chart reads it by name): deliver it from your "
-                    "secret manager with "
-                    + ", ".join(f"{k} ({v})" for k, v in sorted(delivered.items()))
-                )
-        else:
-            side = cloud_module(settings.cloud).build(
-                name, settings.cloud, settings, environment, self
-            )
+        self.credentials = None
+        self._environment = environment
+        self._namespace = settings.adaptor.namespace
+        side, delivered = self._cloud_side(name, settings, environment, rendering)
         self.kubeconfig = side.kubeconfig
         self.provider = (
             k8s_provider(f"{name}-k8s", side.kubeconfig, self) if side.kubeconfig else None
@@ -197,93 +184,23 @@ class PeerPods(pulumi.ComponentResource):
         k8s_opts = pulumi.ResourceOptions(
             parent=self, provider=self.provider, depends_on=list(side.ready)
         )
-        adaptor = settings.adaptor
-        ns = adaptor.namespace
-
-        def meta(
-            object_name: str, role: str, namespace: str | None = ns
-        ) -> k8s.meta.v1.ObjectMetaArgs:
-            return k8s.meta.v1.ObjectMetaArgs(
-                name=object_name, namespace=namespace, labels=labels.common(environment, role)
-            )
-
         namespace = k8s.core.v1.Namespace(
-            f"{name}-ns", metadata=meta(ns, ROLE_PEERPODS, None), opts=k8s_opts
+            f"{name}-ns",
+            metadata=self._meta(self._namespace, ROLE_PEERPODS, cluster_scoped=True),
+            opts=k8s_opts,
         )
         in_ns = pulumi.ResourceOptions.merge(
             k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])
         )
+        # Everything the chart needs in place before it installs.
         before_chart: list[pulumi.Resource] = [namespace, *side.ready]
-
-        cm = settings.cert_manager
-        if cm.install and rendering:
-            self.not_rendered.append(
-                f"cert-manager {cm.version} (Helm release cert-manager, chart {cm.chart} from "
-                f"{cm.repository}, namespace {cm.namespace}, values crds.enabled: true): install "
-                "it with your GitOps tool before the peerpods chart (its webhook's certificates)"
-            )
-        elif cm.install:
-            cm_ns = k8s.core.v1.Namespace(
-                f"{name}-cert-manager-ns",
-                metadata=meta(cm.namespace, ROLE_PEERPODS, None),
-                opts=k8s_opts,
-            )
-            before_chart.append(
-                k8s.helm.v3.Release(
-                    f"{name}-cert-manager",
-                    name="cert-manager",
-                    chart=cm.chart,
-                    version=cm.version,
-                    repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=cm.repository),
-                    namespace=cm.namespace,
-                    values={"crds": {"enabled": True}},
-                    opts=pulumi.ResourceOptions.merge(
-                        k8s_opts, pulumi.ResourceOptions(depends_on=[cm_ns])
-                    ),
-                )
-            )
-
-        self.credentials = None
+        before_chart += self._cert_manager(name, settings, rendering, k8s_opts)
         if side.secrets and not rendering:
-            keys = sorted(side.secrets)
-            self.credentials = pulumi.Output.secret(
-                pulumi.Output.all(*[side.secrets[k] for k in keys]).apply(
-                    lambda vals: dict(zip(keys, vals, strict=True))
-                )
-            )
-            before_chart.append(
-                k8s.core.v1.Secret(
-                    f"{name}-credentials",
-                    metadata=meta(CREDENTIALS_SECRET, ROLE_CLOUD_CREDENTIALS),
-                    type="Opaque",
-                    string_data=side.secrets,
-                    opts=in_ns,
-                )
-            )
-
-        if adaptor.label_nodes and not side.nodes_labelled:
-            before_chart.append(self._label_nodes(name, settings, environment, meta, in_ns))
-
+            before_chart.append(self._credentials_secret(name, side.secrets, in_ns))
+        if settings.adaptor.label_nodes and not side.nodes_labelled:
+            before_chart.append(self._label_nodes(name, settings, in_ns))
         if side.system_priority_quota:
-            before_chart.append(
-                k8s.core.v1.ResourceQuota(
-                    f"{name}-system-priority",
-                    metadata=meta("allow-system-priority-classes", ROLE_PEERPODS),
-                    spec=k8s.core.v1.ResourceQuotaSpecArgs(
-                        hard={"pods": "100"},
-                        scope_selector=k8s.core.v1.ScopeSelectorArgs(
-                            match_expressions=[
-                                k8s.core.v1.ScopedResourceSelectorRequirementArgs(
-                                    operator="In",
-                                    scope_name="PriorityClass",
-                                    values=["system-node-critical", "system-cluster-critical"],
-                                )
-                            ]
-                        ),
-                    ),
-                    opts=in_ns,
-                )
-            )
+            before_chart.append(self._system_priority_quota(name, in_ns))
 
         self.default_initdata = default_initdata(settings, kbs_url, kbs_cert_pem)
         values = chart_values(settings, side, self.default_initdata.apply(annotation_value))
@@ -294,21 +211,142 @@ class PeerPods(pulumi.ComponentResource):
             self.release = self._render_chart(settings, values, k8s_opts, before_chart)
             self._finish()
             return
-        self.release = k8s.helm.v3.Release(
+        self.release = self._adaptor_release(name, settings, values, k8s_opts, before_chart)
+        self._finish(side.outputs)
+
+    def _meta(
+        self, object_name: str, role: str, cluster_scoped: bool = False
+    ) -> k8s.meta.v1.ObjectMetaArgs:
+        """Metadata of one of the component's objects: in the adaptor's namespace unless
+        cluster-scoped, with coco's labels."""
+        return k8s.meta.v1.ObjectMetaArgs(
+            name=object_name,
+            namespace=None if cluster_scoped else self._namespace,
+            labels=labels.common(self._environment, role),
+        )
+
+    def _cloud_side(
+        self, name: str, settings: PeerPodsCluster, environment: str, rendering: bool
+    ) -> tuple[CloudSide, dict[str, str]]:
+        """The cloud side (and the keys of the credentials Secret a render leaves to the
+        user's secret manager): built by the cloud's module when deploying; in a render,
+        only the view of it the manifests need, the rest listed in `not_rendered`."""
+        if not rendering:
+            side = cloud_module(settings.cloud).build(
+                name, settings.cloud, settings, environment, self
+            )
+            return side, {}
+        view = cluster_view(settings, environment)
+        self.not_rendered += view.not_rendered
+        if view.secret_keys:
+            self.not_rendered.append(
+                f"Secret {settings.adaptor.namespace}/{CREDENTIALS_SECRET} (the adaptor's "
+                "cloud credentials; the chart reads it by name): deliver it from your "
+                "secret manager with "
+                + ", ".join(f"{k} ({v})" for k, v in sorted(view.secret_keys.items()))
+            )
+        return view.side, view.secret_keys
+
+    def _cert_manager(
+        self,
+        name: str,
+        settings: PeerPodsCluster,
+        rendering: bool,
+        k8s_opts: pulumi.ResourceOptions,
+    ) -> list[pulumi.Resource]:
+        """cert-manager, when the stack installs it: the peerpods chart's webhook needs its
+        certificates. A render lists it for the GitOps tool instead."""
+        cm = settings.cert_manager
+        if not cm.install:
+            return []
+        if rendering:
+            self.not_rendered.append(
+                f"cert-manager {cm.version} (Helm release cert-manager, chart {cm.chart} from "
+                f"{cm.repository}, namespace {cm.namespace}, values crds.enabled: true): install "
+                "it with your GitOps tool before the peerpods chart (its webhook's certificates)"
+            )
+            return []
+        cm_ns = k8s.core.v1.Namespace(
+            f"{name}-cert-manager-ns",
+            metadata=self._meta(cm.namespace, ROLE_PEERPODS, cluster_scoped=True),
+            opts=k8s_opts,
+        )
+        release = k8s.helm.v3.Release(
+            f"{name}-cert-manager",
+            name="cert-manager",
+            chart=cm.chart,
+            version=cm.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=cm.repository),
+            namespace=cm.namespace,
+            values={"crds": {"enabled": True}},
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[cm_ns])),
+        )
+        return [release]
+
+    def _credentials_secret(
+        self, name: str, secrets: dict[str, pulumi.Output[str]], in_ns: pulumi.ResourceOptions
+    ) -> k8s.core.v1.Secret:
+        """`peer-pods-secret` from Pulumi secrets (never through Helm values, see the module
+        docstring); its keys are also the `credentials` output, a secret."""
+        keys = sorted(secrets)
+        self.credentials = pulumi.Output.secret(
+            pulumi.Output.all(*[secrets[k] for k in keys]).apply(
+                lambda vals: dict(zip(keys, vals, strict=True))
+            )
+        )
+        return k8s.core.v1.Secret(
+            f"{name}-credentials",
+            metadata=self._meta(CREDENTIALS_SECRET, ROLE_CLOUD_CREDENTIALS),
+            type="Opaque",
+            string_data=secrets,
+            opts=in_ns,
+        )
+
+    def _system_priority_quota(
+        self, name: str, in_ns: pulumi.ResourceOptions
+    ) -> k8s.core.v1.ResourceQuota:
+        """A quota admitting system-priority pods in the adaptor's namespace: GKE only
+        admits them in namespaces with a matching ResourceQuota."""
+        return k8s.core.v1.ResourceQuota(
+            f"{name}-system-priority",
+            metadata=self._meta("allow-system-priority-classes", ROLE_PEERPODS),
+            spec=k8s.core.v1.ResourceQuotaSpecArgs(
+                hard={"pods": "100"},
+                scope_selector=k8s.core.v1.ScopeSelectorArgs(
+                    match_expressions=[
+                        k8s.core.v1.ScopedResourceSelectorRequirementArgs(
+                            operator="In",
+                            scope_name="PriorityClass",
+                            values=["system-node-critical", "system-cluster-critical"],
+                        )
+                    ]
+                ),
+            ),
+            opts=in_ns,
+        )
+
+    @staticmethod
+    def _adaptor_release(
+        name: str,
+        settings: PeerPodsCluster,
+        values: dict[str, Any],
+        k8s_opts: pulumi.ResourceOptions,
+        after: list[pulumi.Resource],
+    ) -> k8s.helm.v3.Release:
+        """The peerpods chart (adaptor, peerpod-ctrl, webhook) as a Helm release, once
+        everything it reads is in place."""
+        adaptor = settings.adaptor
+        return k8s.helm.v3.Release(
             f"{name}-adaptor",
             name="peerpods",
             chart=adaptor.chart,
             version=adaptor.version,
-            namespace=ns,
+            namespace=adaptor.namespace,
             create_namespace=False,
             values=values,
             timeout=900,
-            opts=pulumi.ResourceOptions.merge(
-                k8s_opts, pulumi.ResourceOptions(depends_on=before_chart)
-            ),
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=after)),
         )
-
-        self._finish(side.outputs)
 
     def _finish(self, extra: dict[str, Any] | None = None) -> None:
         self.register_outputs(
@@ -356,12 +394,7 @@ class PeerPods(pulumi.ComponentResource):
         )
 
     def _label_nodes(
-        self,
-        name: str,
-        settings: PeerPodsCluster,
-        environment: str,
-        meta: Callable[..., k8s.meta.v1.ObjectMetaArgs],
-        opts: pulumi.ResourceOptions,
+        self, name: str, settings: PeerPodsCluster, opts: pulumi.ResourceOptions
     ) -> k8s.batch.v1.Job:
         """Label the nodes the adaptor DaemonSet selects (`node.kubernetes.io/worker`).
 
@@ -370,14 +403,40 @@ class PeerPods(pulumi.ComponentResource):
         at deploy time (the upstream guides do the same with `kubectl label`). Nodes added
         later need the label too: re-run with `pulumi up --replace` on this Job.
         """
-        account = "coco-node-labeller"
-        namespace = settings.adaptor.namespace
+        rbac = self._node_labeller_rbac(name, opts)
+        return k8s.batch.v1.Job(
+            f"{name}-label-workers",
+            metadata=self._meta("coco-label-workers", ROLE_PEERPODS),
+            spec=k8s.batch.v1.JobSpecArgs(
+                backoff_limit=6,
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=labels.common(self._environment, ROLE_PEERPODS)
+                    ),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        service_account_name=NODE_LABELLER,
+                        restart_policy="OnFailure",
+                        containers=[_node_labeller_container(settings.adaptor.kubectl_image)],
+                        volumes=[
+                            k8s.core.v1.VolumeArgs(
+                                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()
+                            )
+                        ],
+                    ),
+                ),
+            ),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=rbac)),
+        )
+
+    def _node_labeller_rbac(self, name: str, opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
+        """The labelling Job's identity: a ServiceAccount allowed to read and patch Nodes
+        (cluster-wide, as Nodes are), and nothing else."""
         sa = k8s.core.v1.ServiceAccount(
-            f"{name}-node-labeller", metadata=meta(account, ROLE_PEERPODS), opts=opts
+            f"{name}-node-labeller", metadata=self._meta(NODE_LABELLER, ROLE_PEERPODS), opts=opts
         )
         role = k8s.rbac.v1.ClusterRole(
             f"{name}-node-labeller",
-            metadata=meta(account, ROLE_PEERPODS, None),
+            metadata=self._meta(NODE_LABELLER, ROLE_PEERPODS, cluster_scoped=True),
             rules=[
                 k8s.rbac.v1.PolicyRuleArgs(
                     api_groups=[""], resources=["nodes"], verbs=["get", "list", "patch"]
@@ -387,52 +446,34 @@ class PeerPods(pulumi.ComponentResource):
         )
         binding = k8s.rbac.v1.ClusterRoleBinding(
             f"{name}-node-labeller",
-            metadata=meta(account, ROLE_PEERPODS, None),
+            metadata=self._meta(NODE_LABELLER, ROLE_PEERPODS, cluster_scoped=True),
             role_ref=k8s.rbac.v1.RoleRefArgs(
-                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=account
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=NODE_LABELLER
             ),
             subjects=[
-                k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=account, namespace=namespace)
+                k8s.rbac.v1.SubjectArgs(
+                    kind="ServiceAccount", name=NODE_LABELLER, namespace=self._namespace
+                )
             ],
             opts=opts,
         )
-        container = k8s.core.v1.ContainerArgs(
-            name="label",
-            image=settings.adaptor.kubectl_image,
-            command=["kubectl", "label", "nodes", "--all", f"{NODE_LABEL}=", "--overwrite"],
-            # kubectl keeps a discovery cache under $HOME; the root filesystem stays read-only.
-            env=[k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp")],
-            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")],
-            security_context=k8s.core.v1.SecurityContextArgs(
-                run_as_non_root=True,
-                run_as_user=65532,
-                allow_privilege_escalation=False,
-                read_only_root_filesystem=True,
-                capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-            ),
-        )
-        return k8s.batch.v1.Job(
-            f"{name}-label-workers",
-            metadata=meta("coco-label-workers", ROLE_PEERPODS),
-            spec=k8s.batch.v1.JobSpecArgs(
-                backoff_limit=6,
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(
-                        labels=labels.common(environment, ROLE_PEERPODS)
-                    ),
-                    spec=k8s.core.v1.PodSpecArgs(
-                        service_account_name=account,
-                        restart_policy="OnFailure",
-                        containers=[container],
-                        volumes=[
-                            k8s.core.v1.VolumeArgs(
-                                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()
-                            )
-                        ],
-                    ),
-                ),
-            ),
-            opts=pulumi.ResourceOptions.merge(
-                opts, pulumi.ResourceOptions(depends_on=[sa, role, binding])
-            ),
-        )
+        return [sa, role, binding]
+
+
+def _node_labeller_container(image: str) -> k8s.core.v1.ContainerArgs:
+    """`kubectl label` on every node, as an unprivileged user on a read-only root."""
+    return k8s.core.v1.ContainerArgs(
+        name="label",
+        image=image,
+        command=["kubectl", "label", "nodes", "--all", f"{NODE_LABEL}=", "--overwrite"],
+        # kubectl keeps a discovery cache under $HOME; the root filesystem stays read-only.
+        env=[k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp")],
+        volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")],
+        security_context=k8s.core.v1.SecurityContextArgs(
+            run_as_non_root=True,
+            run_as_user=65532,
+            allow_privilege_escalation=False,
+            read_only_root_filesystem=True,
+            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+        ),
+    )
