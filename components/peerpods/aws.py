@@ -24,6 +24,7 @@ Sources, as checked:
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pulumi
@@ -210,102 +211,8 @@ class _Eks:
     ) -> None:
         cc = cloud.cluster
         tags = _tags(environment)
-        cidrs = split_cidr(cc.network_cidr, 4)
-        zones = [f"{cloud.region}a", f"{cloud.region}b"]
-        vpc = aws.ec2.Vpc(
-            f"{name}-vpc",
-            cidr_block=cc.network_cidr,
-            enable_dns_hostnames=True,
-            enable_dns_support=True,
-            tags={**tags, "Name": f"{cc.name}-vpc"},
-            opts=opts,
-        )
-        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=tags, opts=opts)
-        public = [
-            aws.ec2.Subnet(
-                f"{name}-public-{i}",
-                vpc_id=vpc.id,
-                cidr_block=cidrs[i],
-                availability_zone=zones[i],
-                map_public_ip_on_launch=True,
-                tags={**tags, "kubernetes.io/role/elb": "1"},
-                opts=opts,
-            )
-            for i in range(2)
-        ]
-        # Nodes and pod VMs live in private subnets: nothing on the internet can reach the
-        # tunnel ports, and pod VMs still pull images through the NAT gateway.
-        private = [
-            aws.ec2.Subnet(
-                f"{name}-private-{i}",
-                vpc_id=vpc.id,
-                cidr_block=cidrs[2 + i],
-                availability_zone=zones[i],
-                tags={**tags, "kubernetes.io/role/internal-elb": "1"},
-                opts=opts,
-            )
-            for i in range(2)
-        ]
-        eip = aws.ec2.Eip(f"{name}-nat", domain="vpc", tags=tags, opts=opts)
-        nat = aws.ec2.NatGateway(
-            f"{name}-nat", allocation_id=eip.id, subnet_id=public[0].id, tags=tags, opts=opts
-        )
-        public_rt = aws.ec2.RouteTable(
-            f"{name}-public",
-            vpc_id=vpc.id,
-            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
-            tags=tags,
-            opts=opts,
-        )
-        private_rt = aws.ec2.RouteTable(
-            f"{name}-private",
-            vpc_id=vpc.id,
-            routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
-            tags=tags,
-            opts=opts,
-        )
-        for i in range(2):
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-{i}", subnet_id=public[i].id, route_table_id=public_rt.id, opts=opts
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-private-{i}",
-                subnet_id=private[i].id,
-                route_table_id=private_rt.id,
-                opts=opts,
-            )
-
-        cluster_role = aws.iam.Role(
-            f"{name}-cluster",
-            assume_role_policy=json.dumps(_service_trust("eks.amazonaws.com")),
-            tags=tags,
-            opts=opts,
-        )
-        aws.iam.RolePolicyAttachment(
-            f"{name}-cluster-policy",
-            role=cluster_role.name,
-            policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
-            opts=opts,
-        )
-        node_role = aws.iam.Role(
-            f"{name}-nodes",
-            assume_role_policy=json.dumps(_service_trust("ec2.amazonaws.com")),
-            tags=tags,
-            opts=opts,
-        )
-        node_policies = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-nodes-{policy}",
-                role=node_role.name,
-                policy_arn=f"arn:aws:iam::aws:policy/{policy}",
-                opts=opts,
-            )
-            for policy in (
-                "AmazonEKSWorkerNodePolicy",
-                "AmazonEKS_CNI_Policy",
-                "AmazonEC2ContainerRegistryReadOnly",
-            )
-        ]
+        vpc, public, private = _eks_network(name, cloud, tags, opts)
+        cluster_role, node_role, node_policies = _eks_roles(name, tags, opts)
         self.cluster = aws.eks.Cluster(
             f"{name}-eks",
             name=cc.name,
@@ -323,22 +230,8 @@ class _Eks:
             tags=tags,
             opts=opts,
         )
-        self.node_group = aws.eks.NodeGroup(
-            f"{name}-nodes",
-            cluster_name=self.cluster.name,
-            node_role_arn=node_role.arn,
-            subnet_ids=[s.id for s in private],
-            instance_types=[cc.node_instance_type or DEFAULT_NODE_TYPE],
-            ami_type="AL2023_x86_64_STANDARD",
-            scaling_config={
-                "desired_size": cc.node_count,
-                "min_size": cc.node_count,
-                "max_size": cc.node_count,
-            },
-            tags=tags,
-            opts=pulumi.ResourceOptions.merge(
-                opts, pulumi.ResourceOptions(depends_on=node_policies)
-            ),
+        self.node_group = _eks_node_group(
+            name, cloud, self.cluster, node_role, private, node_policies, tags, opts
         )
         issuer = self.cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer or "")
         self.oidc = aws.iam.OpenIdConnectProvider(
@@ -354,25 +247,183 @@ class _Eks:
         self.cluster_security_group_id = self.cluster.vpc_config.apply(
             lambda c: c.cluster_security_group_id or ""
         )
-        self.kubeconfig = exec_kubeconfig(
-            cc.name,
-            self.cluster.endpoint,
-            self.cluster.certificate_authority.apply(lambda ca: ca.data or ""),
-            {
-                "apiVersion": "client.authentication.k8s.io/v1beta1",
-                "command": "aws",
-                "args": [
-                    "eks",
-                    "get-token",
-                    "--cluster-name",
-                    cc.name,
-                    "--region",
-                    cloud.region,
-                    "--output",
-                    "json",
-                ],
-            },
+        self.kubeconfig = _eks_kubeconfig(cc.name, cloud.region, self.cluster)
+
+
+def _eks_network(
+    name: str, cloud: AwsPeerPods, tags: dict[str, str], opts: pulumi.ResourceOptions
+) -> tuple[Any, list[Any], list[Any]]:
+    """The cluster's VPC over two zones: (vpc, public subnets, private subnets). Nodes and
+    pod VMs live in the private subnets: nothing on the internet can reach the tunnel
+    ports, and pod VMs still pull images through the NAT gateway."""
+    cc = cloud.cluster
+    cidrs = split_cidr(cc.network_cidr, 4)
+    zones = [f"{cloud.region}a", f"{cloud.region}b"]
+    vpc = aws.ec2.Vpc(
+        f"{name}-vpc",
+        cidr_block=cc.network_cidr,
+        enable_dns_hostnames=True,
+        enable_dns_support=True,
+        tags={**tags, "Name": f"{cc.name}-vpc"},
+        opts=opts,
+    )
+    public = [
+        aws.ec2.Subnet(
+            f"{name}-public-{i}",
+            vpc_id=vpc.id,
+            cidr_block=cidrs[i],
+            availability_zone=zones[i],
+            map_public_ip_on_launch=True,
+            tags={**tags, "kubernetes.io/role/elb": "1"},
+            opts=opts,
         )
+        for i in range(2)
+    ]
+    private = [
+        aws.ec2.Subnet(
+            f"{name}-private-{i}",
+            vpc_id=vpc.id,
+            cidr_block=cidrs[2 + i],
+            availability_zone=zones[i],
+            tags={**tags, "kubernetes.io/role/internal-elb": "1"},
+            opts=opts,
+        )
+        for i in range(2)
+    ]
+    _eks_routes(name, vpc, public, private, tags, opts)
+    return vpc, public, private
+
+
+def _eks_routes(
+    name: str,
+    vpc: Any,
+    public: list[Any],
+    private: list[Any],
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> None:
+    """Public subnets route to an internet gateway; private ones out through a NAT gateway
+    in the first public subnet."""
+    igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=tags, opts=opts)
+    eip = aws.ec2.Eip(f"{name}-nat", domain="vpc", tags=tags, opts=opts)
+    nat = aws.ec2.NatGateway(
+        f"{name}-nat", allocation_id=eip.id, subnet_id=public[0].id, tags=tags, opts=opts
+    )
+    public_rt = aws.ec2.RouteTable(
+        f"{name}-public",
+        vpc_id=vpc.id,
+        routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
+        tags=tags,
+        opts=opts,
+    )
+    private_rt = aws.ec2.RouteTable(
+        f"{name}-private",
+        vpc_id=vpc.id,
+        routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
+        tags=tags,
+        opts=opts,
+    )
+    for i in range(2):
+        aws.ec2.RouteTableAssociation(
+            f"{name}-public-{i}", subnet_id=public[i].id, route_table_id=public_rt.id, opts=opts
+        )
+        aws.ec2.RouteTableAssociation(
+            f"{name}-private-{i}",
+            subnet_id=private[i].id,
+            route_table_id=private_rt.id,
+            opts=opts,
+        )
+
+
+def _eks_roles(
+    name: str, tags: dict[str, str], opts: pulumi.ResourceOptions
+) -> tuple[Any, Any, list[Any]]:
+    """(cluster role, node role, the node role's policy attachments): the AWS-managed
+    policies EKS requires of each, nothing more."""
+    cluster_role = aws.iam.Role(
+        f"{name}-cluster",
+        assume_role_policy=json.dumps(_service_trust("eks.amazonaws.com")),
+        tags=tags,
+        opts=opts,
+    )
+    aws.iam.RolePolicyAttachment(
+        f"{name}-cluster-policy",
+        role=cluster_role.name,
+        policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
+        opts=opts,
+    )
+    node_role = aws.iam.Role(
+        f"{name}-nodes",
+        assume_role_policy=json.dumps(_service_trust("ec2.amazonaws.com")),
+        tags=tags,
+        opts=opts,
+    )
+    node_policies = [
+        aws.iam.RolePolicyAttachment(
+            f"{name}-nodes-{policy}",
+            role=node_role.name,
+            policy_arn=f"arn:aws:iam::aws:policy/{policy}",
+            opts=opts,
+        )
+        for policy in (
+            "AmazonEKSWorkerNodePolicy",
+            "AmazonEKS_CNI_Policy",
+            "AmazonEC2ContainerRegistryReadOnly",
+        )
+    ]
+    return cluster_role, node_role, node_policies
+
+
+def _eks_node_group(
+    name: str,
+    cloud: AwsPeerPods,
+    cluster: Any,
+    node_role: Any,
+    private: list[Any],
+    node_policies: list[Any],
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> Any:
+    """A fixed-size node group in the private subnets, once its role can run nodes."""
+    cc = cloud.cluster
+    return aws.eks.NodeGroup(
+        f"{name}-nodes",
+        cluster_name=cluster.name,
+        node_role_arn=node_role.arn,
+        subnet_ids=[s.id for s in private],
+        instance_types=[cc.node_instance_type or DEFAULT_NODE_TYPE],
+        ami_type="AL2023_x86_64_STANDARD",
+        scaling_config={
+            "desired_size": cc.node_count,
+            "min_size": cc.node_count,
+            "max_size": cc.node_count,
+        },
+        tags=tags,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=node_policies)),
+    )
+
+
+def _eks_kubeconfig(cluster_name: str, region: str, cluster: Any) -> pulumi.Output[str]:
+    """A kubeconfig that gets its token from `aws eks get-token` (no key in it)."""
+    return exec_kubeconfig(
+        cluster_name,
+        cluster.endpoint,
+        cluster.certificate_authority.apply(lambda ca: ca.data or ""),
+        {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "aws",
+            "args": [
+                "eks",
+                "get-token",
+                "--cluster-name",
+                cluster_name,
+                "--region",
+                region,
+                "--output",
+                "json",
+            ],
+        },
+    )
 
 
 def _service_trust(service: str) -> dict[str, Any]:
@@ -397,85 +448,14 @@ def build(
     )
     opts = pulumi.ResourceOptions(parent=parent, provider=provider)
     tags = _tags(environment)
-    ready: list[pulumi.Resource] = []
-
-    vpc_id: pulumi.Input[str]
-    subnet_id: pulumi.Input[str]
-    cluster_sg: pulumi.Input[str]
-    kubeconfig: pulumi.Output[str] | None = None
-    oidc_arn: pulumi.Input[str] | None = cloud.oidc_provider_arn
-    issuer_host: pulumi.Input[str] | None = cloud.oidc_issuer_host
-    if cloud.cluster.create:
-        eks = _Eks(name, cloud, environment, opts)
-        vpc_id, subnet_id, cluster_sg = eks.vpc_id, eks.subnet_id, eks.cluster_security_group_id
-        kubeconfig = eks.kubeconfig
-        oidc_arn, issuer_host = eks.oidc.arn, eks.issuer_host
-        ready.append(eks.node_group)
-    else:
-        assert cloud.vpc_id and cloud.subnet_id and cloud.cluster_security_group_id
-        vpc_id, subnet_id, cluster_sg = (
-            cloud.vpc_id,
-            cloud.subnet_id,
-            cloud.cluster_security_group_id,
-        )
-
-    # The pod VMs' own security group: the tunnel ports, from the cluster's nodes only.
-    podvm_sg = aws.ec2.SecurityGroup(
-        f"{name}-podvm",
-        vpc_id=vpc_id,
-        description="coco peer-pod VMs: VXLAN and agent forwarder from the cluster only",
-        tags={**tags, "Name": f"{cloud.cluster.name}-podvm"},
-        opts=opts,
-    )
-    rules = [
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-podvm-vxlan",
-            security_group_id=podvm_sg.id,
-            referenced_security_group_id=cluster_sg,
-            ip_protocol="udp",
-            from_port=settings.vxlan_port,
-            to_port=settings.vxlan_port,
-            description="VXLAN tunnel from the cluster's nodes",
-            opts=opts,
-        ),
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-podvm-forwarder",
-            security_group_id=podvm_sg.id,
-            referenced_security_group_id=cluster_sg,
-            ip_protocol="tcp",
-            from_port=FORWARDER_PORT,
-            to_port=FORWARDER_PORT,
-            description="agent-protocol-forwarder from the cluster's nodes",
-            opts=opts,
-        ),
-        # The tunnel is two-way: pod VMs send VXLAN back to the node's adaptor.
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-nodes-vxlan",
-            security_group_id=cluster_sg,
-            referenced_security_group_id=podvm_sg.id,
-            ip_protocol="udp",
-            from_port=settings.vxlan_port,
-            to_port=settings.vxlan_port,
-            description="VXLAN tunnel from coco peer-pod VMs",
-            opts=opts,
-        ),
-        # Outbound stays open: pod VMs pull images and reach the KBS themselves.
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-podvm-egress",
-            security_group_id=podvm_sg.id,
-            ip_protocol="-1",
-            cidr_ipv4="0.0.0.0/0",
-            description="image pulls and Trustee",
-            opts=opts,
-        ),
-    ]
-    ready.extend(rules)
-
+    place = _placement(name, cloud, environment, opts)
+    podvm_sg, rules = _podvm_security_group(name, cloud, settings, place, opts)
+    ready: list[pulumi.Resource] = [*place.ready, *rules]
     region, ami = cloud.region, cloud.podvm_ami_id or ""
     policy = aws.iam.Policy(
         f"{name}-adaptor",
         description="cloud-api-adaptor: create and delete coco-tagged pod VMs",
-        policy=pulumi.Output.all(subnet_id, podvm_sg.id).apply(
+        policy=pulumi.Output.all(place.subnet_id, podvm_sg.id).apply(
             lambda a: json.dumps(adaptor_policy(region, tags, ami, a[0], a[1]))
         ),
         tags=tags,
@@ -488,18 +468,17 @@ def build(
         tags=tags,
         opts=opts,
     )
-
     side = CloudSide(
         provider="aws",
         provider_configs={
             "AWS_REGION": cloud.region,
             "PODVM_AMI_ID": cloud.podvm_ami_id or "",
             "PODVM_INSTANCE_TYPE": cloud.instance_type,
-            "AWS_SUBNET_ID": subnet_id,
+            "AWS_SUBNET_ID": place.subnet_id,
             "AWS_SG_IDS": podvm_sg.id,
             "TAGS": ",".join(f"{k}={v}" for k, v in sorted(tags.items())),
         },
-        kubeconfig=kubeconfig,
+        kubeconfig=place.kubeconfig,
         ready=ready,
         outputs={
             "podVmSecurityGroupId": podvm_sg.id,
@@ -508,32 +487,7 @@ def build(
         },
     )
     if cloud.credentials == "irsa":
-        assert oidc_arn is not None and issuer_host is not None
-        ns = settings.adaptor.namespace
-        roles: dict[str, Any] = {}
-        for role_name, sa, pol in (
-            ("adaptor", ADAPTOR_SERVICE_ACCOUNT, policy),
-            ("controller", CONTROLLER_SERVICE_ACCOUNT, ctrl_policy),
-        ):
-            sub = subject(ns, sa)
-            roles[role_name] = aws.iam.Role(
-                f"{name}-{role_name}-irsa",
-                assume_role_policy=_trust_json(oidc_arn, issuer_host, sub),
-                description=f"IRSA role of {sub}",
-                tags=tags,
-                opts=opts,
-            )
-            ready.append(
-                aws.iam.RolePolicyAttachment(
-                    f"{name}-{role_name}-irsa",
-                    role=roles[role_name].name,
-                    policy_arn=pol.arn,
-                    opts=opts,
-                )
-            )
-        side.service_account_annotations = {IRSA_ANNOTATION: roles["adaptor"].arn}
-        side.controller_service_account_annotations = {IRSA_ANNOTATION: roles["controller"].arn}
-        side.outputs["adaptorRoleArn"] = roles["adaptor"].arn
+        _irsa(name, settings, place, {"adaptor": policy, "controller": ctrl_policy}, side, opts)
     else:
         assert cloud.access_key_id_from and cloud.secret_access_key_from
         side.secrets = {
@@ -541,3 +495,160 @@ def build(
             "AWS_SECRET_ACCESS_KEY": secret_config(cloud.secret_access_key_from),
         }
     return side
+
+
+@dataclass
+class _Placement:
+    """Where the pod VMs go and whom they trust: the created cluster's, or the given ones."""
+
+    vpc_id: pulumi.Input[str]
+    subnet_id: pulumi.Input[str]
+    cluster_sg: pulumi.Input[str]
+    tags: dict[str, str]
+    kubeconfig: pulumi.Output[str] | None = None
+    oidc_arn: pulumi.Input[str] | None = None
+    issuer_host: pulumi.Input[str] | None = None
+    ready: list[pulumi.Resource] = field(default_factory=list)
+
+
+def _placement(
+    name: str, cloud: AwsPeerPods, environment: str, opts: pulumi.ResourceOptions
+) -> _Placement:
+    """The EKS cluster when the stack creates it (the release waits for its node group);
+    otherwise the VPC, subnet, security group and OIDC provider the settings name."""
+    tags = _tags(environment)
+    if cloud.cluster.create:
+        eks = _Eks(name, cloud, environment, opts)
+        return _Placement(
+            eks.vpc_id,
+            eks.subnet_id,
+            eks.cluster_security_group_id,
+            tags,
+            eks.kubeconfig,
+            eks.oidc.arn,
+            eks.issuer_host,
+            [eks.node_group],
+        )
+    assert cloud.vpc_id and cloud.subnet_id and cloud.cluster_security_group_id
+    return _Placement(
+        cloud.vpc_id,
+        cloud.subnet_id,
+        cloud.cluster_security_group_id,
+        tags,
+        oidc_arn=cloud.oidc_provider_arn,
+        issuer_host=cloud.oidc_issuer_host,
+    )
+
+
+def _podvm_security_group(
+    name: str,
+    cloud: AwsPeerPods,
+    settings: PeerPodsCluster,
+    place: _Placement,
+    opts: pulumi.ResourceOptions,
+) -> tuple[Any, list[pulumi.Resource]]:
+    """The pod VMs' own security group (and its rules): the tunnel ports, from the
+    cluster's nodes only."""
+    podvm_sg = aws.ec2.SecurityGroup(
+        f"{name}-podvm",
+        vpc_id=place.vpc_id,
+        description="coco peer-pod VMs: VXLAN and agent forwarder from the cluster only",
+        tags={**place.tags, "Name": f"{cloud.cluster.name}-podvm"},
+        opts=opts,
+    )
+
+    def ingress(
+        suffix: str,
+        group: pulumi.Input[str],
+        source: pulumi.Input[str],
+        protocol: str,
+        port: int,
+        description: str,
+    ) -> Any:
+        return aws.vpc.SecurityGroupIngressRule(
+            f"{name}-{suffix}",
+            security_group_id=group,
+            referenced_security_group_id=source,
+            ip_protocol=protocol,
+            from_port=port,
+            to_port=port,
+            description=description,
+            opts=opts,
+        )
+
+    vxlan, cluster_sg = settings.vxlan_port, place.cluster_sg
+    rules = [
+        ingress(
+            "podvm-vxlan",
+            podvm_sg.id,
+            cluster_sg,
+            "udp",
+            vxlan,
+            "VXLAN tunnel from the cluster's nodes",
+        ),
+        ingress(
+            "podvm-forwarder",
+            podvm_sg.id,
+            cluster_sg,
+            "tcp",
+            FORWARDER_PORT,
+            "agent-protocol-forwarder from the cluster's nodes",
+        ),
+        # The tunnel is two-way: pod VMs send VXLAN back to the node's adaptor.
+        ingress(
+            "nodes-vxlan",
+            cluster_sg,
+            podvm_sg.id,
+            "udp",
+            vxlan,
+            "VXLAN tunnel from coco peer-pod VMs",
+        ),
+        # Outbound stays open: pod VMs pull images and reach the KBS themselves.
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-podvm-egress",
+            security_group_id=podvm_sg.id,
+            ip_protocol="-1",
+            cidr_ipv4="0.0.0.0/0",
+            description="image pulls and Trustee",
+            opts=opts,
+        ),
+    ]
+    return podvm_sg, rules
+
+
+def _irsa(
+    name: str,
+    settings: PeerPodsCluster,
+    place: _Placement,
+    policies: dict[str, Any],
+    side: CloudSide,
+    opts: pulumi.ResourceOptions,
+) -> None:
+    """IRSA: one role per ServiceAccount (the adaptor's, peerpod-ctrl's), each assumable
+    only by that ServiceAccount's token and holding only its policy; the chart gets the
+    role ARNs as ServiceAccount annotations, and the release waits for the attachments."""
+    assert place.oidc_arn is not None and place.issuer_host is not None
+    roles: dict[str, Any] = {}
+    for role_name, sa in (
+        ("adaptor", ADAPTOR_SERVICE_ACCOUNT),
+        ("controller", CONTROLLER_SERVICE_ACCOUNT),
+    ):
+        sub = subject(settings.adaptor.namespace, sa)
+        roles[role_name] = aws.iam.Role(
+            f"{name}-{role_name}-irsa",
+            assume_role_policy=_trust_json(place.oidc_arn, place.issuer_host, sub),
+            description=f"IRSA role of {sub}",
+            tags=place.tags,
+            opts=opts,
+        )
+        side.ready.append(
+            aws.iam.RolePolicyAttachment(
+                f"{name}-{role_name}-irsa",
+                role=roles[role_name].name,
+                policy_arn=policies[role_name].arn,
+                opts=opts,
+            )
+        )
+    side.service_account_annotations = {IRSA_ANNOTATION: roles["adaptor"].arn}
+    side.controller_service_account_annotations = {IRSA_ANNOTATION: roles["controller"].arn}
+    side.outputs["adaptorRoleArn"] = roles["adaptor"].arn
