@@ -170,7 +170,6 @@ def build(
     )
     opts = pulumi.ResourceOptions(parent=parent, provider=provider)
     ready: list[pulumi.Resource] = []
-
     network: pulumi.Input[str]
     subnetwork: pulumi.Input[str] | None = cloud.subnetwork
     cluster_cidr: pulumi.Input[str]
@@ -183,20 +182,8 @@ def build(
     else:
         assert cloud.network and cloud.cluster_cidr
         network, cluster_cidr = cloud.network, cloud.cluster_cidr
-
-    firewall = gcp.compute.Firewall(
-        f"{name}-tunnel",
-        name=resource_name(cloud.cluster.name, "peerpods-tunnel"),
-        description="coco peer pods: VXLAN and agent forwarder between nodes and pod VMs",
-        network=network,
-        direction="INGRESS",
-        priority=1000,
-        source_ranges=[cluster_cidr],
-        allows=firewall_allows(settings.vxlan_port),
-        opts=opts,
-    )
+    firewall = _tunnel_firewall(name, cloud, settings, network, cluster_cidr, opts)
     ready.append(firewall)
-
     configs: dict[str, pulumi.Input[str]] = {
         "GCP_PROJECT_ID": cloud.project_id,
         "GCP_ZONE": cloud.zone,
@@ -217,11 +204,40 @@ def build(
         ready=ready,
         outputs={"firewall": firewall.name},
     )
-
     if cloud.credentials_from is not None:
         side.secrets = {"GCP_CREDENTIALS": secret_config(cloud.credentials_from)}
-        return side
+    else:
+        _adaptor_service_account(name, cloud, side, opts)
+    return side
 
+
+def _tunnel_firewall(
+    name: str,
+    cloud: GcpPeerPods,
+    settings: PeerPodsCluster,
+    network: pulumi.Input[str],
+    cluster_cidr: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> Any:
+    """The tunnel ports (VXLAN, agent forwarder), open only from the cluster's range."""
+    return gcp.compute.Firewall(
+        f"{name}-tunnel",
+        name=resource_name(cloud.cluster.name, "peerpods-tunnel"),
+        description="coco peer pods: VXLAN and agent forwarder between nodes and pod VMs",
+        network=network,
+        direction="INGRESS",
+        priority=1000,
+        source_ranges=[cluster_cidr],
+        allows=firewall_allows(settings.vxlan_port),
+        opts=opts,
+    )
+
+
+def _adaptor_service_account(
+    name: str, cloud: GcpPeerPods, side: CloudSide, opts: pulumi.ResourceOptions
+) -> None:
+    """No key given: a service account of the adaptor's own, holding only ADAPTOR_ROLES,
+    and its key as `GCP_CREDENTIALS` (a secret); the release waits for the role bindings."""
     adaptor_sa = gcp.serviceaccount.Account(
         f"{name}-adaptor",
         account_id=account_id(cloud.cluster.name, "cloud-api-adaptor"),
@@ -229,7 +245,7 @@ def build(
         opts=opts,
     )
     for role in ADAPTOR_ROLES:
-        ready.append(
+        side.ready.append(
             gcp.projects.IAMMember(
                 f"{name}-adaptor-{role.rsplit('/', 1)[1]}",
                 project=cloud.project_id,
@@ -245,4 +261,3 @@ def build(
         )
     }
     side.outputs["adaptorServiceAccount"] = adaptor_sa.email
-    return side
