@@ -791,6 +791,38 @@ def kbs_pod_spec(
     served without a restart.
     """
     seed, folders = _storage_seed(as_policy_files, reference_values)
+    public_resources = public_resources or {}
+    mounts, volumes = _kbs_volumes(settings, seed, resource_secrets, public_resources)
+    repository = bool(resource_secrets or public_resources)
+    return {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "initContainers": [_layout_container(settings, folders, repository)],
+        "containers": [_kbs_container(settings, mounts)],
+        "volumes": volumes,
+    }
+
+
+_SECRET_MODE = 0o440
+"""Key material is readable by the KBS's group (fsGroup) only."""
+
+
+def _kbs_volumes(
+    settings: TrusteeSettings,
+    seed: dict[str, Any],
+    resource_secrets: Mapping[str, str],
+    public_resources: Mapping[str, str],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the KBS container's mounts, the pod's volumes): its config, TLS and token-signer
+    keys read-only, writable state and /tmp, the storage seed, and, when there is anything
+    to serve, the VCEK store and the resource repository."""
     mounts: list[dict[str, Any]] = [
         {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
         {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
@@ -798,13 +830,12 @@ def kbs_pod_spec(
         {"name": "state", "mountPath": STATE_DIR},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
-    secret_mode = 0o440
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": CONFIG_MAP_NAME}},
-        {"name": "tls", "secret": {"secretName": TLS_SECRET_NAME, "defaultMode": secret_mode}},
+        {"name": "tls", "secret": {"secretName": TLS_SECRET_NAME, "defaultMode": _SECRET_MODE}},
         {
             "name": "token-signer",
-            "secret": {"secretName": TOKEN_SIGNER_SECRET_NAME, "defaultMode": secret_mode},
+            "secret": {"secretName": TOKEN_SIGNER_SECRET_NAME, "defaultMode": _SECRET_MODE},
         },
         {"name": "state", "emptyDir": {}},
         {"name": "tmp", "emptyDir": {}},
@@ -812,71 +843,71 @@ def kbs_pod_spec(
     ]
     vcek_files = vcek_store_files(settings.verifiers)
     if vcek_files:
-        # The SNP verifier's offline VCEK store: `<path>/vcek/<chip id>/vcek.der` (trustee
-        # deps/verifier/src/snp/mod.rs `fetch_vcek_from_offline_store`). Mounted whole (no
-        # subPath), so a refreshed VCEK reaches the running KBS without a restart.
         mounts.append({"name": "vcek-store", "mountPath": VCEK_STORE_DIR, "readOnly": True})
-        volumes.append(
-            {
-                "name": "vcek-store",
-                "configMap": {
-                    "name": VCEK_STORE_MAP_NAME,
-                    "items": [
-                        {"key": key, "path": f"vcek/{key}/vcek.der"} for key in sorted(vcek_files)
-                    ],
-                },
-            }
-        )
-    public_resources = public_resources or {}
+        volumes.append(_vcek_store_volume(vcek_files))
     if resource_secrets or public_resources:
-        public_sources: list[dict[str, Any]] = []
-        if public_resources:
-            public_sources.append(
-                {
-                    "configMap": {
-                        "name": PUBLIC_RESOURCES_MAP_NAME,
-                        "items": [
-                            {"key": key, "path": repository_file_name(path)}
-                            for path, key in sorted(public_resources.items())
-                        ],
-                    }
-                }
-            )
         mounts.append({"name": "repository", "mountPath": REPOSITORY_DIR, "readOnly": True})
-        volumes.append(
+        volumes.append(_repository_volume(resource_secrets, public_resources))
+    return mounts, volumes
+
+
+def _vcek_store_volume(vcek_files: Mapping[str, Any]) -> dict[str, Any]:
+    """The SNP verifier's offline VCEK store: `<path>/vcek/<chip id>/vcek.der` (trustee
+    deps/verifier/src/snp/mod.rs `fetch_vcek_from_offline_store`). Mounted whole (no
+    subPath), so a refreshed VCEK reaches the running KBS without a restart."""
+    return {
+        "name": "vcek-store",
+        "configMap": {
+            "name": VCEK_STORE_MAP_NAME,
+            "items": [{"key": key, "path": f"vcek/{key}/vcek.der"} for key in sorted(vcek_files)],
+        },
+    }
+
+
+def _repository_volume(
+    resource_secrets: Mapping[str, str], public_resources: Mapping[str, str]
+) -> dict[str, Any]:
+    """The resource repository: one projected volume of every resource Secret (and the
+    public resources' ConfigMap), refreshed in place by the kubelet and read by LocalFs on
+    every request, so a changed value is served without a restart."""
+    public_sources: list[dict[str, Any]] = []
+    if public_resources:
+        public_sources.append(
             {
-                "name": "repository",
-                "projected": {
-                    "defaultMode": secret_mode,
-                    "sources": [
-                        {
-                            "secret": {
-                                "name": secret_name,
-                                "items": [
-                                    {
-                                        "key": RESOURCE_SECRET_KEY,
-                                        "path": repository_file_name(path),
-                                    }
-                                ],
-                            }
-                        }
-                        for path, secret_name in sorted(resource_secrets.items())
-                    ]
-                    + public_sources,
-                },
+                "configMap": {
+                    "name": PUBLIC_RESOURCES_MAP_NAME,
+                    "items": [
+                        {"key": key, "path": repository_file_name(path)}
+                        for path, key in sorted(public_resources.items())
+                    ],
+                }
             }
         )
-    # trustee v0.21.0 kbs/src/api_server.rs: `GET /healthz` answers 200 on the KBS port (HTTPS).
-    health = {"path": "/healthz", "port": KBS_PORT, "scheme": "HTTPS"}
-    layout: dict[str, Any] = {
+    secret_sources: list[dict[str, Any]] = [
+        {
+            "secret": {
+                "name": secret_name,
+                "items": [{"key": RESOURCE_SECRET_KEY, "path": repository_file_name(path)}],
+            }
+        }
+        for path, secret_name in sorted(resource_secrets.items())
+    ]
+    return {
+        "name": "repository",
+        "projected": {"defaultMode": _SECRET_MODE, "sources": secret_sources + public_sources},
+    }
+
+
+def _layout_container(
+    settings: TrusteeSettings, folders: Sequence[str], repository: bool
+) -> dict[str, Any]:
+    """The init container that lays the storage tree out (`layout_script`) in the state
+    emptyDir from the seed, so the KBS, as uid 65532, owns the whole tree it writes into."""
+    return {
         "name": LAYOUT_CONTAINER,
         "image": settings.image,
         "imagePullPolicy": "IfNotPresent",
-        "command": [
-            "/bin/sh",
-            "-c",
-            layout_script(folders, bool(resource_secrets or public_resources)),
-        ],
+        "command": ["/bin/sh", "-c", layout_script(folders, repository)],
         "resources": {
             "requests": {"cpu": "10m", "memory": "16Mi"},
             "limits": {"memory": "64Mi"},
@@ -887,7 +918,13 @@ def kbs_pod_spec(
             {"name": "storage-seed", "mountPath": SEED_DIR, "readOnly": True},
         ],
     }
-    container: dict[str, Any] = {
+
+
+def _kbs_container(settings: TrusteeSettings, mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The KBS itself, probed on its health endpoint over HTTPS."""
+    # trustee v0.21.0 kbs/src/api_server.rs: `GET /healthz` answers 200 on the KBS port (HTTPS).
+    health = {"path": "/healthz", "port": KBS_PORT, "scheme": "HTTPS"}
+    return {
         "name": "kbs",
         "image": settings.image,
         "imagePullPolicy": "IfNotPresent",
@@ -903,18 +940,4 @@ def kbs_pod_spec(
         },
         "securityContext": dict(_RESTRICTED),
         "volumeMounts": mounts,
-    }
-    return {
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "fsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "initContainers": [layout],
-        "containers": [container],
-        "volumes": volumes,
     }
