@@ -557,15 +557,51 @@ def _podvm_security_group(
         opts=opts,
     )
 
-    def ingress(
-        suffix: str,
-        group: pulumi.Input[str],
-        source: pulumi.Input[str],
-        protocol: str,
-        port: int,
-        description: str,
-    ) -> Any:
-        return aws.vpc.SecurityGroupIngressRule(
+    rules = _tunnel_ingress(name, settings.vxlan_port, podvm_sg.id, place.cluster_sg, opts)
+    rules.append(
+        # Outbound stays open: pod VMs pull images and reach the KBS themselves.
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-podvm-egress",
+            security_group_id=podvm_sg.id,
+            ip_protocol="-1",
+            cidr_ipv4="0.0.0.0/0",
+            description="image pulls and Trustee",
+            opts=opts,
+        )
+    )
+    return podvm_sg, rules
+
+
+def _tunnel_ingress(
+    name: str,
+    vxlan: int,
+    podvm_sg: pulumi.Input[str],
+    cluster_sg: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> list[pulumi.Resource]:
+    """VXLAN and the agent forwarder into the pod VMs from the cluster's nodes, and VXLAN
+    back: the tunnel is two-way, pod VMs send VXLAN back to the node's adaptor."""
+    ingress = (
+        (
+            "podvm-vxlan",
+            podvm_sg,
+            cluster_sg,
+            "udp",
+            vxlan,
+            "VXLAN tunnel from the cluster's nodes",
+        ),
+        (
+            "podvm-forwarder",
+            podvm_sg,
+            cluster_sg,
+            "tcp",
+            FORWARDER_PORT,
+            "agent-protocol-forwarder from the cluster's nodes",
+        ),
+        ("nodes-vxlan", cluster_sg, podvm_sg, "udp", vxlan, "VXLAN tunnel from coco peer-pod VMs"),
+    )
+    return [
+        aws.vpc.SecurityGroupIngressRule(
             f"{name}-{suffix}",
             security_group_id=group,
             referenced_security_group_id=source,
@@ -575,45 +611,8 @@ def _podvm_security_group(
             description=description,
             opts=opts,
         )
-
-    vxlan, cluster_sg = settings.vxlan_port, place.cluster_sg
-    rules = [
-        ingress(
-            "podvm-vxlan",
-            podvm_sg.id,
-            cluster_sg,
-            "udp",
-            vxlan,
-            "VXLAN tunnel from the cluster's nodes",
-        ),
-        ingress(
-            "podvm-forwarder",
-            podvm_sg.id,
-            cluster_sg,
-            "tcp",
-            FORWARDER_PORT,
-            "agent-protocol-forwarder from the cluster's nodes",
-        ),
-        # The tunnel is two-way: pod VMs send VXLAN back to the node's adaptor.
-        ingress(
-            "nodes-vxlan",
-            cluster_sg,
-            podvm_sg.id,
-            "udp",
-            vxlan,
-            "VXLAN tunnel from coco peer-pod VMs",
-        ),
-        # Outbound stays open: pod VMs pull images and reach the KBS themselves.
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-podvm-egress",
-            security_group_id=podvm_sg.id,
-            ip_protocol="-1",
-            cidr_ipv4="0.0.0.0/0",
-            description="image pulls and Trustee",
-            opts=opts,
-        ),
+        for suffix, group, source, protocol, port, description in ingress
     ]
-    return podvm_sg, rules
 
 
 def _irsa(

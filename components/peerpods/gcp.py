@@ -94,22 +94,7 @@ class _Gke:
             private_ip_google_access=True,
             opts=opts,
         )
-        node_sa = gcp.serviceaccount.Account(
-            f"{name}-nodes",
-            account_id=account_id(cc.name, "gke-nodes"),
-            display_name=f"GKE nodes of {cc.name} (coco)",
-            opts=opts,
-        )
-        node_roles = [
-            gcp.projects.IAMMember(
-                f"{name}-nodes-{role.rsplit('/', 1)[1]}",
-                project=cloud.project_id,
-                role=role,
-                member=node_sa.member,
-                opts=opts,
-            )
-            for role in NODE_ROLES
-        ]
+        node_sa, node_roles = _node_identity(name, cloud, opts)
         self.cluster = gcp.container.Cluster(
             f"{name}-gke",
             name=cc.name,
@@ -126,20 +111,7 @@ class _Gke:
             resource_labels={"managed-by": "coco", "coco-environment": environment},
             opts=opts,
         )
-        self.node_pool = gcp.container.NodePool(
-            f"{name}-pool",
-            cluster=self.cluster.name,
-            location=cloud.zone,
-            node_count=cc.node_count,
-            node_config={
-                "machine_type": cc.node_instance_type or DEFAULT_NODE_TYPE,
-                "image_type": "UBUNTU_CONTAINERD",
-                "service_account": node_sa.email,
-                "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
-                "shielded_instance_config": {"enable_secure_boot": True},
-            },
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=node_roles)),
-        )
+        self.node_pool = _node_pool(name, cloud, self.cluster, node_sa, node_roles, opts)
         self.kubeconfig = exec_kubeconfig(
             cc.name,
             pulumi.Output.concat("https://", self.cluster.endpoint),
@@ -151,6 +123,58 @@ class _Gke:
                 "installHint": "gcloud components install gke-gcloud-auth-plugin",
             },
         )
+
+
+def _node_identity(
+    name: str, cloud: GcpPeerPods, opts: pulumi.ResourceOptions
+) -> tuple[Any, list[Any]]:
+    """(the nodes' own service account, its role bindings): NODE_ROLES only, GKE's
+    least-privilege role instead of Editor."""
+    cc = cloud.cluster
+    node_sa = gcp.serviceaccount.Account(
+        f"{name}-nodes",
+        account_id=account_id(cc.name, "gke-nodes"),
+        display_name=f"GKE nodes of {cc.name} (coco)",
+        opts=opts,
+    )
+    node_roles = [
+        gcp.projects.IAMMember(
+            f"{name}-nodes-{role.rsplit('/', 1)[1]}",
+            project=cloud.project_id,
+            role=role,
+            member=node_sa.member,
+            opts=opts,
+        )
+        for role in NODE_ROLES
+    ]
+    return node_sa, node_roles
+
+
+def _node_pool(
+    name: str,
+    cloud: GcpPeerPods,
+    cluster: Any,
+    node_sa: Any,
+    node_roles: list[Any],
+    opts: pulumi.ResourceOptions,
+) -> Any:
+    """The cluster's nodes (Ubuntu, secure boot), running as their own service account once
+    it holds its roles."""
+    cc = cloud.cluster
+    return gcp.container.NodePool(
+        f"{name}-pool",
+        cluster=cluster.name,
+        location=cloud.zone,
+        node_count=cc.node_count,
+        node_config={
+            "machine_type": cc.node_instance_type or DEFAULT_NODE_TYPE,
+            "image_type": "UBUNTU_CONTAINERD",
+            "service_account": node_sa.email,
+            "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
+            "shielded_instance_config": {"enable_secure_boot": True},
+        },
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=node_roles)),
+    )
 
 
 def build(
