@@ -17,6 +17,10 @@ storage. Then:
   informational value as enforced;
 - evidence the verifier rejects (an old report version, VMPL 1, a wrong nonce) is reported with the
   verifier's own reason.
+
+TDX (baremetal-tdx, gpu-tdx, gcp-peerpods) cannot go through its verifier here (Intel DCAP): each
+stack's laid-out policies are judged with OPA on upstream's parsed claims of a real quote, with the
+claims the vector lacks supplied by hand and named (`tdx_guest`).
 """
 
 from __future__ import annotations
