@@ -33,7 +33,9 @@ import http.server
 import json
 import os
 import re
+import subprocess
 import threading
+import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,8 +44,12 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from judges import judge_dir
-from kbs_harness import KbsPod, Rendered, render, stack_config
+from kbs_harness import KbsPod, Rendered, refused, render, secret_of, stack_config, with_localhost
 from opa import opa_eval
 from real_evidence import VECTORS, Appraisal, Vector, can_isolate_network, evaluate, tier
 
@@ -427,7 +433,7 @@ def released(laid: Laid, path: str, cpu0: dict[str, Any], gpu: bool) -> bool:
     submodule as affirming BY HAND (the Hopper test proves that side on real evidence)."""
     submods: dict[str, Any] = {"cpu0": cpu0}
     if gpu:
-        submods["gpu0"] = {"ear.status": "affirming"}
+        submods["gpu0"] = GPU0_BY_HAND
     token = {"eat_profile": "tag:github.com,2023:veraison/ear", "submods": submods}
     data = {"plugin": "resource", "resource-path": path.split("/"), "query": {}}
     policy = laid.pod.path(kbs.RESOURCE_POLICY_FILE).read_text()
@@ -441,6 +447,104 @@ def workload_claim(rendered: Rendered) -> str:
     init-data digest fitted to MRCONFIGID's 48 bytes (`tdx/mod.rs` `regularize_data`)."""
     (document,) = rendered.initdata.values()
     return initdata_claim_hex(document, tomllib.loads(document)["algorithm"], 48)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _ec_jwk(key: ec.EllipticCurvePublicKey, alg: str) -> dict[str, str]:
+    numbers = key.public_numbers()
+    return {
+        "kty": "EC",
+        "crv": "P-256",
+        "alg": alg,
+        "x": _b64url(numbers.x.to_bytes(32, "big")),
+        "y": _b64url(numbers.y.to_bytes(32, "big")),
+    }
+
+
+@dataclass
+class PassportKbs:
+    """The real KBS (`kbs` judge) started on the stack's render, taking tokens as a bearer
+    (passport mode): the token is this EAR, signed with the pod's own token-signer key the way
+    the AS's broker signs (ES256, header `jwk` with its `x5c` chain, which the KBS checks against
+    `[attestation_token] trusted_certs_paths`: kbs/src/crypto/jwt.rs). The KBS then runs its
+    own policy engine (regorus) on the stack's resource policy and answers with the secret
+    encrypted to the token's `tee-pubkey`, which kbs-client decrypts with the matching key."""
+
+    pod: KbsPod
+    folder: Path
+
+    def __post_init__(self) -> None:
+        tee = ec.generate_private_key(ec.SECP256R1())
+        self.tee_key = self.folder / "tee-key.pem"
+        self.tee_key.write_bytes(
+            tee.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        # kbs_types TeePubKey::EC, as the guest's kbs_protocol exports it (keypair.rs).
+        self.tee_pubkey = _ec_jwk(tee.public_key(), "ECDH-ES+A256KW")
+
+    def token(self, cpu0: dict[str, Any], gpu: bool) -> str:
+        signer_dir = self.pod.path(kbs.TOKEN_SIGNER_DIR)
+        key = serialization.load_pem_private_key((signer_dir / "tls.key").read_bytes(), None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        chain = x509.load_pem_x509_certificates((signer_dir / "tls.crt").read_bytes())
+        jwk = {
+            **_ec_jwk(key.public_key(), "ES256"),
+            "x5c": [
+                base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in chain
+            ],
+        }
+        cpu = copy.deepcopy(cpu0)
+        cpu["ear.veraison.annotated-evidence"]["runtime_data_claims"] = {
+            "tee-pubkey": self.tee_pubkey
+        }
+        submods: dict[str, Any] = {"cpu0": cpu}
+        if gpu:
+            submods["gpu0"] = copy.deepcopy(GPU0_BY_HAND)
+        now = int(time.time())
+        body = {
+            "eat_profile": "tag:github.com,2023:veraison/ear",
+            "iat": now,
+            "exp": now + 300,
+            "ear.verifier-id": {"developer": "coco test", "build": "hand-formed"},
+            "submods": submods,
+        }
+        header = {"alg": "ES256", "typ": "JWT", "jwk": jwk}
+        signing_input = ".".join(
+            _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, body)
+        )
+        r, s_ = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        return f"{signing_input}.{_b64url(r.to_bytes(32, 'big') + s_.to_bytes(32, 'big'))}"
+
+    def get(
+        self, path: str, cpu0: dict[str, Any], gpu: bool, forged: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        text = self.token(cpu0, gpu)
+        if forged:  # the same claims, another signature: the KBS must not take it
+            head, sig = text.rsplit(".", 1)
+            raw = bytearray(base64.urlsafe_b64decode(sig + "=="))
+            raw[0] ^= 1
+            text = f"{head}.{_b64url(bytes(raw))}"
+        token = self.folder / "token.jwt"
+        token.write_text(text)
+        return self.pod.client(
+            "get-resource",
+            "--path",
+            path,
+            "--tee-key-file",
+            str(self.tee_key),
+            "--attestation-token",
+            str(token),
+        )
+
+
+GPU0_BY_HAND = {"ear.status": "affirming"}
 
 
 def test_every_tdx_stack_is_judged() -> None:
@@ -458,10 +562,14 @@ def test_tdx_stack_releases_to_a_matching_td_and_nothing_else(
     """Each production TDX stack, on upstream's parsed claims of a real TD quote
     (`parse_tdx_claims_expected.json`, `tdx/claims.rs` on `tdx_quote_4.dat`): its rendered
     attestation policy, reference values and resource policy, laid out as the KBS pod loads
-    them, judged with OPA. The AS's EAR construction cannot take injected claims (its
-    `TeeClaims` has private fields and no constructor outside the crate,
-    attestation-service/src/lib.rs), so the EAR is formed here as `ear_cpu0` says, and the
-    resource policy is OPA's verdict, not the KBS's. Supplied by hand, never verified
+    them, judged. The AS's EAR construction cannot take injected claims (its `TeeClaims` has
+    private fields and no constructor outside the crate, attestation-service/src/lib.rs), so the
+    EAR is formed here as `ear_cpu0` says, with OPA evaluating the attestation policy. The
+    resource policy is judged twice, and both must agree: by OPA, and by the real KBS (`kbs`
+    judge) started on the same render, given that EAR as a bearer token signed with the pod's
+    own token-signer key (`PassportKbs`): the secret comes back decrypted for the matching TD,
+    every refusal is the KBS's PolicyDeny, a token with a broken signature is not evaluated.
+    Supplied by hand, never verified
     (`tdx_guest`): MRCONFIGID = the workload's init-data digest, debug off, tcb_status UpToDate,
     current collateral; on gpu-tdx, the `gpu0` submodule as affirming (its GPU side is judged on
     real evidence by the Hopper test below). The quote signature, PCK chain and TCB are not
@@ -489,16 +597,40 @@ def test_tdx_stack_releases_to_a_matching_td_and_nothing_else(
     tdx_names = {c.name for c in APPRAISALS["tdx"]}
     assert set(values) == {n for n in config["coco:trustee"]["referenceValues"] if n in tdx_names}
     base = {**config["coco:trustee"]["referenceValues"], **values}
-    matched = lay_out(judge, stack, base)  # the real program accepts them (production)
+    with_values = with_localhost(config)
+    with_values["coco:trustee"]["referenceValues"] = base
+    matched = lay_out_config(judge, stack, with_values)  # the real program accepts them
     laid_out.append(matched)
+    # The real KBS on this very render, taking the EAR as a signed bearer token.
+    served = KbsPod(matched.pod.rendered, judge_dir("kbs"))
+    laid_out.append(Laid(served, served.root / "kbs-config.toml"))
+    served.start()
+    passport = PassportKbs(served, tmp_path)
+    secret = served.rendered.resource_values[path]
+
+    def verdict(cpu0: dict[str, Any], gpu: bool = gpu) -> bool:
+        """OPA's and the real KBS's answer on the stack's resource policy; they must agree."""
+        by_opa = released(matched, path, cpu0, gpu)
+        done = passport.get(path, cpu0, gpu)
+        if by_opa:
+            assert secret_of(done) == secret, (done.stderr, served.log_text())
+        else:
+            assert refused(done), (done.stderr, served.log_text())
+        return by_opa
+
     # Each render makes its own KBS certificate, which the init-data carries: bind this one's.
     claim = workload_claim(matched.pod.rendered)
     guest = tdx_guest(real, claim)
     good = ear_cpu0(judge, matched, guest)
     assert good["ear.status"] == "affirming", good["ear.trustworthiness-vector"]
-    assert released(matched, path, good, gpu)
+    assert verdict(good)
+    forged = passport.get(path, good, gpu, forged=True)
+    assert forged.returncode != 0 and "TokenVerifierError" in forged.stderr, forged.stderr
     if gpu:  # the GPU side is required: no gpu0, no secret
-        assert not released(matched, path, good, gpu=False)
+        assert not verdict(good, gpu=False)
+
+    # The shipped example values, for the served workload: refused by the real KBS too.
+    assert not verdict(ear_cpu0(judge, shipped, guest))
 
     # The vector as parsed, without the hand-supplied claims: not affirming (no tcb_status, debug
     # on), so nothing is released.
@@ -508,7 +640,7 @@ def test_tdx_stack_releases_to_a_matching_td_and_nothing_else(
     plain = ear_cpu0(judge, matched, as_parsed)
     assert tier(plain["ear.trustworthiness-vector"]["hardware"]) == "contraindicated"
     assert tier(plain["ear.trustworthiness-vector"]["configuration"]) == "warning"
-    assert not released(matched, path, plain, gpu)
+    assert not verdict(plain)
 
     # Each single enforced value changed: its component and the status fall, nothing released.
     for check in APPRAISALS["tdx"]:
@@ -519,9 +651,9 @@ def test_tdx_stack_releases_to_a_matching_td_and_nothing_else(
         one_off = ear_cpu0(judge, matched, guest)
         assert tier(one_off["ear.trustworthiness-vector"][check.component]) != "affirming"
         assert one_off["ear.status"] != "affirming", check.name
-        assert not released(matched, path, one_off, gpu), check.name
+        assert not verdict(one_off), check.name
     matched.set_reference_values(base)
-    assert released(matched, path, ear_cpu0(judge, matched, guest), gpu)
+    assert verdict(ear_cpu0(judge, matched, guest))
 
     # Init-data of another workload: the vector's own (zero MRCONFIGID), and another TDX
     # stack's workload: affirming, yet refused by the init-data binding.
@@ -531,7 +663,7 @@ def test_tdx_stack_releases_to_a_matching_td_and_nothing_else(
         assert foreign != claim
         theirs = ear_cpu0(judge, matched, tdx_guest(real, foreign))
         assert theirs["ear.status"] == "affirming"
-        assert not released(matched, path, theirs, gpu)
+        assert not verdict(theirs)
 
 
 HOPPER = [
