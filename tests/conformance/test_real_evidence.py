@@ -17,6 +17,10 @@ storage. Then:
   informational value as enforced;
 - evidence the verifier rejects (an old report version, VMPL 1, a wrong nonce) is reported with the
   verifier's own reason.
+
+TDX (baremetal-tdx, gpu-tdx, gcp-peerpods) cannot go through its verifier here (Intel DCAP): each
+stack's laid-out policies are judged with OPA on upstream's parsed claims of a real quote, with the
+claims the vector lacks supplied by hand and named (`tdx_guest`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ import http.server
 import json
 import os
 import re
+import subprocess
 import threading
+import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +44,12 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from judges import judge_dir
-from kbs_harness import KbsPod, render, stack_config
+from kbs_harness import KbsPod, Rendered, refused, render, secret_of, stack_config, with_localhost
 from opa import opa_eval
 from real_evidence import VECTORS, Appraisal, Vector, can_isolate_network, evaluate, tier
 
@@ -50,6 +61,7 @@ from components.verifier_settings import VCEK_STORE_DIR
 from policies.appraisal import APPRAISALS, COMPONENTS, reference_values_from_claims
 from policies.attestation import ReferenceValueData
 from policies.gpu_attestation import GPU_POLICY_ID, LOCAL_GPU_POLICY, gpu_value_problems
+from policies.initdata import initdata_claim_hex
 from policies.vtpm_initdata import pcr8_claim_hex
 
 pytestmark = pytest.mark.conformance
@@ -338,6 +350,320 @@ def test_tdx_claims_of_a_real_quote_under_the_default_policy(judge: Path) -> Non
     uptodate = {**no_debug, "tcb_status": "UpToDate", "collateral_expiration_status": "0"}
     assert trust(uptodate, values)["hardware"] == 2
     assert trust(uptodate, {**values, "mr_td": changed(values["mr_td"])})["hardware"] == 97
+
+
+TDX_STACKS = ["baremetal-tdx", "gpu-tdx", "gcp-peerpods"]
+TIER_ORDER = ("none", "affirming", "warning", "contraindicated")
+
+
+def tdx_claims(judge: Path) -> dict[str, Any]:
+    """Upstream's parsed claims of `tdx_quote_4.dat` and its CCEL (what `tdx/claims.rs` emits)."""
+    claims: dict[str, Any] = json.loads(
+        (judge / "test-data" / "parse_tdx_claims_expected.json").read_text()
+    )
+    return claims
+
+
+def tdx_guest(claims: dict[str, Any], init_data_claim: str) -> dict[str, Any]:
+    """The vector's claims with what this repository cannot verify or the vector lacks supplied
+    BY HAND, so the policies can be judged on the rest: MRCONFIGID (and the `init_data` claim the
+    verifier copies from it, `tdx/claims.rs`) set to the workload's init-data digest (the vector's
+    TD ran with zero MRCONFIGID); debug off (the vector's TD has it on); `tcb_status` UpToDate and
+    current collateral (DCAP's verdict, absent without DCAP). None of these is verified here."""
+    guest = copy.deepcopy(claims)
+    body = guest["quote"]["body"]
+    body["mr_config_id"] = init_data_claim
+    guest["init_data"] = init_data_claim
+    body["td_attributes"] = "00" + body["td_attributes"][2:]  # bit 0: DEBUG
+    guest["td_attributes"]["debug"] = False
+    guest["tcb_status"] = "UpToDate"
+    guest["collateral_expiration_status"] = "0"
+    return guest
+
+
+def laid_attestation_policy(judge: Path, laid: Laid) -> str:
+    """The `default_cpu` policy the stack's AS evaluates: the stack's own file where it renders
+    one, else the built-in text the broker installs (`ear_token/broker.rs`), with
+    `query_reference_value` read from `data.reference` (OPA has no RVPS)."""
+    own = laid.pod.path(kbs.AS_POLICY_DIR) / "default_cpu.rego"
+    text = own.read_text() if own.exists() else (judge / "default_cpu.rego").read_text()
+    return re.sub(r'query_reference_value\("([^"]+)"\)', r'data.reference["\1"]', text)
+
+
+def laid_reference_values(laid: Laid) -> dict[str, Any]:
+    """What the RVPS answers for each name: the `value` of the laid-out record
+    (trustee `rvps/src/lib.rs` `query_reference_value`)."""
+    folder = laid.pod.path(kbs.REFERENCE_VALUE_DIR)
+    return {f.name: json.loads(f.read_text())["value"] for f in sorted(folder.iterdir())}
+
+
+def ear_cpu0(judge: Path, laid: Laid, claims: dict[str, Any]) -> dict[str, Any]:
+    """cpu0 of the EAR the AS would issue for these claims under the stack's laid-out policy and
+    reference values: the policy input is `transform_claims` (ear_token/broker.rs: `init_data`
+    and `report_data` lifted out, the rest under the TEE's name), the trust vector is the
+    policy's `trust_claims` (OPA, not regorus), the status is the worst tier of the vector (ear
+    crate `update_status_from_trust_vector`). `init_data_claims`/`runtime_data_claims` are left
+    empty: the resource policy does not read them."""
+    rest = {k: v for k, v in claims.items() if k not in ("init_data", "report_data")}
+    evidence = {
+        "init_data": claims["init_data"],
+        "init_data_claims": {},
+        "report_data": claims["report_data"],
+        "runtime_data_claims": {},
+        "tdx": rest,
+    }
+    vector: dict[str, int] = opa_eval(
+        laid_attestation_policy(judge, laid),
+        evidence,
+        {"reference": laid_reference_values(laid)},
+        "data.policy.trust_claims",
+    )
+    status = max((tier(v) for v in vector.values()), key=TIER_ORDER.index)
+    return {
+        "ear.status": status,
+        "ear.trustworthiness-vector": vector,
+        "ear.appraisal-policy-id": "default",
+        "ear.veraison.annotated-evidence": evidence,
+    }
+
+
+def released(laid: Laid, path: str, cpu0: dict[str, Any], gpu: bool) -> bool:
+    """The stack's laid-out resource policy (OPA) on the token: `data` as the KBS 0.21 sends it
+    (kbs/src/api_server.rs: plugin, resource path as a list, query). `gpu` adds the gpu0
+    submodule as affirming BY HAND (the Hopper test proves that side on real evidence)."""
+    submods: dict[str, Any] = {"cpu0": cpu0}
+    if gpu:
+        submods["gpu0"] = GPU0_BY_HAND
+    token = {"eat_profile": "tag:github.com,2023:veraison/ear", "submods": submods}
+    data = {"plugin": "resource", "resource-path": path.split("/"), "query": {}}
+    policy = laid.pod.path(kbs.RESOURCE_POLICY_FILE).read_text()
+    allowed = opa_eval(policy, token, data, "data.policy.allow")
+    assert isinstance(allowed, bool)
+    return allowed
+
+
+def workload_claim(rendered: Rendered) -> str:
+    """The `init_data` claim the TDX verifier emits for the stack's one workload: its rendered
+    init-data digest fitted to MRCONFIGID's 48 bytes (`tdx/mod.rs` `regularize_data`)."""
+    (document,) = rendered.initdata.values()
+    return initdata_claim_hex(document, tomllib.loads(document)["algorithm"], 48)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _ec_jwk(key: ec.EllipticCurvePublicKey, alg: str) -> dict[str, str]:
+    numbers = key.public_numbers()
+    return {
+        "kty": "EC",
+        "crv": "P-256",
+        "alg": alg,
+        "x": _b64url(numbers.x.to_bytes(32, "big")),
+        "y": _b64url(numbers.y.to_bytes(32, "big")),
+    }
+
+
+@dataclass
+class PassportKbs:
+    """The real KBS (`kbs` judge) started on the stack's render, taking tokens as a bearer
+    (passport mode): the token is this EAR, signed with the pod's own token-signer key the way
+    the AS's broker signs (ES256, header `jwk` with its `x5c` chain, which the KBS checks against
+    `[attestation_token] trusted_certs_paths`: kbs/src/crypto/jwt.rs). The KBS then runs its
+    own policy engine (regorus) on the stack's resource policy and answers with the secret
+    encrypted to the token's `tee-pubkey`, which kbs-client decrypts with the matching key."""
+
+    pod: KbsPod
+    folder: Path
+
+    def __post_init__(self) -> None:
+        tee = ec.generate_private_key(ec.SECP256R1())
+        self.tee_key = self.folder / "tee-key.pem"
+        self.tee_key.write_bytes(
+            tee.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        # kbs_types TeePubKey::EC, as the guest's kbs_protocol exports it (keypair.rs).
+        self.tee_pubkey = _ec_jwk(tee.public_key(), "ECDH-ES+A256KW")
+
+    def token(self, cpu0: dict[str, Any], gpu: bool) -> str:
+        signer_dir = self.pod.path(kbs.TOKEN_SIGNER_DIR)
+        key = serialization.load_pem_private_key((signer_dir / "tls.key").read_bytes(), None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        chain = x509.load_pem_x509_certificates((signer_dir / "tls.crt").read_bytes())
+        jwk = {
+            **_ec_jwk(key.public_key(), "ES256"),
+            "x5c": [
+                base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in chain
+            ],
+        }
+        cpu = copy.deepcopy(cpu0)
+        cpu["ear.veraison.annotated-evidence"]["runtime_data_claims"] = {
+            "tee-pubkey": self.tee_pubkey
+        }
+        submods: dict[str, Any] = {"cpu0": cpu}
+        if gpu:
+            submods["gpu0"] = copy.deepcopy(GPU0_BY_HAND)
+        now = int(time.time())
+        body = {
+            "eat_profile": "tag:github.com,2023:veraison/ear",
+            "iat": now,
+            "exp": now + 300,
+            "ear.verifier-id": {"developer": "coco test", "build": "hand-formed"},
+            "submods": submods,
+        }
+        header = {"alg": "ES256", "typ": "JWT", "jwk": jwk}
+        signing_input = ".".join(
+            _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, body)
+        )
+        r, s_ = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        return f"{signing_input}.{_b64url(r.to_bytes(32, 'big') + s_.to_bytes(32, 'big'))}"
+
+    def get(
+        self, path: str, cpu0: dict[str, Any], gpu: bool, forged: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        text = self.token(cpu0, gpu)
+        if forged:  # the same claims, another signature: the KBS must not take it
+            head, sig = text.rsplit(".", 1)
+            raw = bytearray(base64.urlsafe_b64decode(sig + "=="))
+            raw[0] ^= 1
+            text = f"{head}.{_b64url(bytes(raw))}"
+        token = self.folder / "token.jwt"
+        token.write_text(text)
+        return self.pod.client(
+            "get-resource",
+            "--path",
+            path,
+            "--tee-key-file",
+            str(self.tee_key),
+            "--attestation-token",
+            str(token),
+        )
+
+
+GPU0_BY_HAND = {"ear.status": "affirming"}
+
+
+def test_every_tdx_stack_is_judged() -> None:
+    assert sorted(stacks_by_platform()["tdx"]) == sorted(TDX_STACKS)
+
+
+@pytest.mark.parametrize("stack", TDX_STACKS)
+def test_tdx_stack_releases_to_a_matching_td_and_nothing_else(
+    judge: Path,
+    stack: str,
+    laid_out: list[Laid],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each production TDX stack, on upstream's parsed claims of a real TD quote
+    (`parse_tdx_claims_expected.json`, `tdx/claims.rs` on `tdx_quote_4.dat`): its rendered
+    attestation policy, reference values and resource policy, laid out as the KBS pod loads
+    them, judged. The AS's EAR construction cannot take injected claims (its `TeeClaims` has
+    private fields and no constructor outside the crate, attestation-service/src/lib.rs), so the
+    EAR is formed here as `ear_cpu0` says, with OPA evaluating the attestation policy. The
+    resource policy is judged twice, and both must agree: by OPA, and by the real KBS (`kbs`
+    judge) started on the same render, given that EAR as a bearer token signed with the pod's
+    own token-signer key (`PassportKbs`): the secret comes back decrypted for the matching TD,
+    every refusal is the KBS's PolicyDeny, a token with a broken signature is not evaluated.
+    Supplied by hand, never verified
+    (`tdx_guest`): MRCONFIGID = the workload's init-data digest, debug off, tcb_status UpToDate,
+    current collateral; on gpu-tdx, the `gpu0` submodule as affirming (its GPU side is judged on
+    real evidence by the Hopper test below). The quote signature, PCK chain and TCB are not
+    verified (no DCAP)."""
+    shipped = lay_out(judge, stack, None)
+    laid_out.append(shipped)
+    config = stack_config(stack)
+    (resource,) = config["coco:trustee"]["resources"]
+    path = resource["path"]
+    gpu = bool(resource.get("requireGpu"))
+    real = tdx_claims(judge)
+
+    # The shipped example values are not this TD's: refused.
+    first = ear_cpu0(judge, shipped, tdx_guest(real, workload_claim(shipped.pod.rendered)))
+    assert first["ear.status"] != "affirming", first["ear.trustworthiness-vector"]
+    assert not released(shipped, path, first, gpu)
+
+    # The `reference-values` command on the claims prints the stack's TDX names.
+    claims_file = tmp_path / "claims.json"
+    claims_file.write_text(json.dumps(real))
+    capsys.readouterr()
+    assert run(["reference-values", "--tee", "tdx", str(claims_file)]) == 0
+    values = yaml.safe_load(capsys.readouterr().out)["coco:trustee"]["referenceValues"]
+    assert values == reference_values_from_claims("tdx", real)
+    tdx_names = {c.name for c in APPRAISALS["tdx"]}
+    assert set(values) == {n for n in config["coco:trustee"]["referenceValues"] if n in tdx_names}
+    base = {**config["coco:trustee"]["referenceValues"], **values}
+    with_values = with_localhost(config)
+    with_values["coco:trustee"]["referenceValues"] = base
+    matched = lay_out_config(judge, stack, with_values)  # the real program accepts them
+    laid_out.append(matched)
+    # The real KBS on this very render, taking the EAR as a signed bearer token.
+    served = KbsPod(matched.pod.rendered, judge_dir("kbs"))
+    laid_out.append(Laid(served, served.root / "kbs-config.toml"))
+    served.start()
+    passport = PassportKbs(served, tmp_path)
+    secret = served.rendered.resource_values[path]
+
+    def verdict(cpu0: dict[str, Any], gpu: bool = gpu) -> bool:
+        """OPA's and the real KBS's answer on the stack's resource policy; they must agree."""
+        by_opa = released(matched, path, cpu0, gpu)
+        done = passport.get(path, cpu0, gpu)
+        if by_opa:
+            assert secret_of(done) == secret, (done.stderr, served.log_text())
+        else:
+            assert refused(done), (done.stderr, served.log_text())
+        return by_opa
+
+    # Each render makes its own KBS certificate, which the init-data carries: bind this one's.
+    claim = workload_claim(matched.pod.rendered)
+    guest = tdx_guest(real, claim)
+    good = ear_cpu0(judge, matched, guest)
+    assert good["ear.status"] == "affirming", good["ear.trustworthiness-vector"]
+    assert verdict(good)
+    forged = passport.get(path, good, gpu, forged=True)
+    assert forged.returncode != 0 and "TokenVerifierError" in forged.stderr, forged.stderr
+    if gpu:  # the GPU side is required: no gpu0, no secret
+        assert not verdict(good, gpu=False)
+
+    # The shipped example values, for the served workload: refused by the real KBS too.
+    assert not verdict(ear_cpu0(judge, shipped, guest))
+
+    # The vector as parsed, without the hand-supplied claims: not affirming (no tcb_status, debug
+    # on), so nothing is released.
+    as_parsed = tdx_guest(real, claim)
+    as_parsed["td_attributes"]["debug"] = True
+    del as_parsed["tcb_status"], as_parsed["collateral_expiration_status"]
+    plain = ear_cpu0(judge, matched, as_parsed)
+    assert tier(plain["ear.trustworthiness-vector"]["hardware"]) == "contraindicated"
+    assert tier(plain["ear.trustworthiness-vector"]["configuration"]) == "warning"
+    assert not verdict(plain)
+
+    # Each single enforced value changed: its component and the status fall, nothing released.
+    for check in APPRAISALS["tdx"]:
+        if check.name not in values:
+            continue
+        assert check.enforced, check.name
+        matched.set_reference_values({**base, check.name: changed(values[check.name])})
+        one_off = ear_cpu0(judge, matched, guest)
+        assert tier(one_off["ear.trustworthiness-vector"][check.component]) != "affirming"
+        assert one_off["ear.status"] != "affirming", check.name
+        assert not verdict(one_off), check.name
+    matched.set_reference_values(base)
+    assert verdict(ear_cpu0(judge, matched, guest))
+
+    # Init-data of another workload: the vector's own (zero MRCONFIGID), and another TDX
+    # stack's workload: affirming, yet refused by the init-data binding.
+    other_stack = next(s for s in TDX_STACKS if s != stack)
+    other_claim = workload_claim(render(other_stack, stack_config(other_stack)))
+    for foreign in (real["init_data"], other_claim, workload_claim(shipped.pod.rendered)):
+        assert foreign != claim
+        theirs = ear_cpu0(judge, matched, tdx_guest(real, foreign))
+        assert theirs["ear.status"] == "affirming"
+        assert not verdict(theirs)
 
 
 HOPPER = [
