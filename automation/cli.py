@@ -70,6 +70,7 @@ from automation.operations import (
     up,
 )
 from automation.results import OperationResult
+from automation.secret_options import add_secret_options
 from automation.spec import (
     Backend,
     StackSpec,
@@ -109,20 +110,7 @@ def _parser() -> argparse.ArgumentParser:
                 type=Path,
                 help="stack file with the coco: settings (default: stacks/Pulumi.<stack>.yaml)",
             )
-            p.add_argument(
-                "--secret",
-                action="append",
-                default=[],
-                metavar="KEY=VALUE",
-                help="a secret config value, e.g. demoKey=... (repeatable)",
-            )
-            p.add_argument(
-                "--secret-env",
-                action="append",
-                default=[],
-                metavar="KEY=ENVVAR",
-                help="a secret config value read from an environment variable (repeatable)",
-            )
+            add_secret_options(p, "a secret config value, e.g. demoKey=... (repeatable)")
         return p
 
     def engine(p: argparse.ArgumentParser) -> None:

@@ -28,6 +28,7 @@ from typing import IO, Any
 from automation.fleet import FLEET_OPERATIONS, FleetResult, run_fleet
 from automation.fleet_report import Progress, table
 from automation.fleet_stacks import load_specs, select_stack_files, stack_name
+from automation.secret_options import add_secret_options
 from automation.spec import STACKS_DIR, Backend
 
 EXIT_OK = 0
@@ -70,19 +71,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         metavar="K",
         help="at most K engines at once (default 4; 1 runs the stacks one after another)",
     )
-    p.add_argument(
-        "--secret",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a secret config value, given to every stack that references KEY (repeatable)",
-    )
-    p.add_argument(
-        "--secret-env",
-        action="append",
-        default=[],
-        metavar="KEY=ENVVAR",
-        help="a secret config value read from an environment variable (repeatable)",
+    add_secret_options(
+        p, "a secret config value, given to every stack that references KEY (repeatable)"
     )
     p.add_argument(
         "--backend-url",

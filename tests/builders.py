@@ -306,3 +306,26 @@ def run_cli(
     text = f"exit {done.returncode}\n{done.stdout}{done.stderr}"
     assert "Traceback" not in text, text[-4000:]
     return done.returncode, text
+
+
+WEBAPP_CHART = PROJECT_DIR / "tests" / "fixtures" / "charts" / "webapp"
+"""A small Helm chart (a Deployment whose env reads a Secret): the charts tiers' fixture."""
+
+_WEBAPP_SECRET_TEMPLATE = """\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ include "webapp.fullname" . }}-db
+stringData:
+  password: {{ .Values.dbPassword | quote }}
+"""
+
+
+def webapp_chart_with_secret(tmp: Path) -> Path:
+    """A copy of the webapp chart under `tmp` that also ships a plaintext Secret (its
+    `dbPassword` value), as many public charts do: what a non-dev render must not write out,
+    and what `sealedSecrets` serves from the KBS instead."""
+    chart = tmp / "webapp"
+    shutil.copytree(WEBAPP_CHART, chart)
+    (chart / "templates" / "secret.yaml").write_text(_WEBAPP_SECRET_TEMPLATE)
+    return chart

@@ -20,13 +20,12 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from builders import run_cli
+from builders import run_cli, webapp_chart_with_secret
 
 from automation.spec import PROJECT_DIR
 from policies.initdata import INITDATA_ANNOTATION
@@ -37,14 +36,6 @@ DEV_PASSPHRASE = {"PULUMI_CONFIG_PASSPHRASE": "coco-local-dev"}
 """The dev stack's public passphrase (scripts/env.sh)."""
 
 WEBAPP = PROJECT_DIR / "tests" / "fixtures" / "charts" / "webapp"
-SECRET_TEMPLATE = """\
-apiVersion: v1
-kind: Secret
-metadata:
-  name: {{ include "webapp.fullname" . }}-db
-stringData:
-  password: {{ .Values.dbPassword | quote }}
-"""
 
 
 def render(
@@ -134,9 +125,7 @@ def test_a_charts_secret_key_ref_is_served_from_the_kbs(tmp_path: Path) -> None:
     nor the KBS value is in any rendered file. Every object is valid Kubernetes."""
     from k8s_schema import as_manifest, has_schema, validate_manifest
 
-    chart = tmp_path / "webapp"
-    shutil.copytree(WEBAPP, chart)
-    (chart / "templates" / "secret.yaml").write_text(SECRET_TEMPLATE)
+    chart = webapp_chart_with_secret(tmp_path)
     entry = {
         "name": "shop",
         "chart": str(chart),
@@ -197,9 +186,7 @@ PINNED = "sha256:" + "c" * 64
 
 
 def test_a_charts_plaintext_secret_is_refused_in_a_staging_render(tmp_path: Path) -> None:
-    chart = tmp_path / "webapp"
-    shutil.copytree(WEBAPP, chart)
-    (chart / "templates" / "secret.yaml").write_text(SECRET_TEMPLATE)
+    chart = webapp_chart_with_secret(tmp_path)
     entry = {
         "name": "shop",
         "chart": str(chart),

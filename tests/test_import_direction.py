@@ -138,6 +138,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "automation.fleet",
         "automation.fleet_stacks",
         "automation.fleet_report",
+        "automation.secret_options",
         "automation.fleet_cli",
         "automation.zones",
         "automation.attestation_tools",

@@ -25,7 +25,6 @@ import base64
 import copy
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from typing import Any
 import kbs_harness
 import pytest
 import yaml
+from builders import webapp_chart_with_secret
 from judges import judge_dir
 from kbs_harness import KbsPod, Rendered, stack_config
 from test_guest_cdh import CDH_RECIPE, Guest, _rendered_url
@@ -42,17 +42,8 @@ from test_guest_cdh import CDH_RECIPE, Guest, _rendered_url
 pytestmark = pytest.mark.conformance
 
 ROOT = Path(__file__).resolve().parents[2]
-WEBAPP = ROOT / "tests" / "fixtures" / "charts" / "webapp"
 RESOURCE = "default/shop/db"
 CHART_DEFAULT = "chart-default-password-in-git"
-SECRET_TEMPLATE = """\
-apiVersion: v1
-kind: Secret
-metadata:
-  name: {{ include "webapp.fullname" . }}-db
-stringData:
-  password: {{ .Values.dbPassword | quote }}
-"""
 
 
 def helm_objects(opts: dict[str, Any]) -> list[dict[str, Any]]:
@@ -97,10 +88,7 @@ class HelmKeyMakingMocks(kbs_harness.KeyMakingMocks):
 
 
 def chart(tmp: Path) -> Path:
-    out = tmp / "webapp"
-    shutil.copytree(WEBAPP, out)
-    (out / "templates" / "secret.yaml").write_text(SECRET_TEMPLATE)
-    return out
+    return webapp_chart_with_secret(tmp)
 
 
 def chart_config(chart_dir: Path) -> dict[str, Any]:
