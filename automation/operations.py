@@ -52,8 +52,10 @@ RENDER_SUBDIRS = ("0-crd", "1-manifest")
 
 RENDER_REFRESH = (
     "refresh reads objects back from a cluster, and a render-mode stack has none (its objects "
-    "are files in renderDir for your GitOps tool): for drift, render again and diff the folder "
-    "(`python -m automation render --out DIR`, then `git diff DIR`), or ask your GitOps tool "
+    "are files in renderDir for your GitOps tool): for drift, run `python -m automation up` on "
+    "this stack again and `git diff` its renderDir (its own state keeps the KBS keys, so only "
+    "real changes show; `python -m automation render` uses a throwaway stack with fresh KBS "
+    "keys, so its init-data differs on every run), or ask your GitOps tool "
     "(e.g. `argocd app diff`, `flux diff`); to clear pending operations left by an interrupted "
     "run, `python -m automation cancel --stack NAME`"
 )
