@@ -416,6 +416,11 @@ class PeerPods(pulumi.ComponentResource):
                     spec=k8s.core.v1.PodSpecArgs(
                         service_account_name=NODE_LABELLER,
                         restart_policy="OnFailure",
+                        # The runtime's default syscall filter, as every pod coco makes
+                        # (components/hardening.py).
+                        security_context=k8s.core.v1.PodSecurityContextArgs(
+                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")
+                        ),
                         containers=[_node_labeller_container(settings.adaptor.kubectl_image)],
                         volumes=[
                             k8s.core.v1.VolumeArgs(
@@ -469,9 +474,15 @@ def _node_labeller_container(image: str) -> k8s.core.v1.ContainerArgs:
         # kubectl keeps a discovery cache under $HOME; the root filesystem stays read-only.
         env=[k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp")],
         volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")],
+        # One kubectl call: small, fixed requests and limits (memory equal, as coco's pods).
+        resources=k8s.core.v1.ResourceRequirementsArgs(
+            requests={"cpu": "10m", "memory": "64Mi"},
+            limits={"cpu": "200m", "memory": "64Mi"},
+        ),
         security_context=k8s.core.v1.SecurityContextArgs(
             run_as_non_root=True,
             run_as_user=65532,
+            run_as_group=65532,
             allow_privilege_escalation=False,
             read_only_root_filesystem=True,
             capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),

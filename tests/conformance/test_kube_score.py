@@ -1,9 +1,10 @@
 """kube-score, a Kubernetes manifest linter, judges every manifest coco renders.
 
 Judge: scripts/judges/kube-score (github.com/zegl/kube-score v1.20.0, built from its Go
-module). Every stack that renders (the bare-metal ones: a peer-pods stack creates cloud
-resources) is rendered by the real engine, as `python -m automation render` and the
-end-to-end tests do, and kube-score scores the whole render folder at once (so it sees which
+module). Every stack is rendered by the real engine: the bare-metal ones as render-mode
+stacks, as the end-to-end tests do, the peer-pods ones by `python -m automation render` with
+the pinned peerpods chart (their cloud side is not rendered, so not scored). kube-score
+scores each render folder at once (so it sees which
 NetworkPolicy and PodDisruptionBudget select which pods). Every finding (a check graded below
 "all OK", not skipped) must be justified by an entry of the checked-in allow list
 `kube_score_allow.yaml`; an entry that no longer matches anything is an error too, so the list
@@ -23,6 +24,8 @@ import pytest
 import yaml
 from judges import judge_dir
 from test_e2e_engine import STACKS, Project, secret_keys
+from test_peerpods_render import STACKS as PEER_PODS_STACKS
+from test_peerpods_render import render as render_peer_pods
 
 pytestmark = [pytest.mark.conformance, pytest.mark.e2e]
 
@@ -121,8 +124,13 @@ def test_every_rendered_manifest_passes_kube_score(tmp_path: Path) -> None:
     used = [False] * len(entries)
     unjustified: list[str] = []
     scored_kinds: set[str] = set()
-    for stack in STACKS:
-        folder = render(tmp_path, stack)
+    # Bare metal through a render-mode stack; peer pods through `automation render` with the
+    # pinned peerpods chart (their cloud side is not rendered, so not scored).
+    folders = [(stack, render(tmp_path, stack)) for stack in STACKS]
+    for stack in PEER_PODS_STACKS:
+        (tmp_path / stack).mkdir()
+        folders.append((stack, render_peer_pods(stack, tmp_path / stack)[1]))
+    for stack, folder in folders:
         files = sorted(folder.rglob("*.yaml"))
         assert files, f"{stack} rendered nothing"
         report = score(binary, files)
