@@ -52,6 +52,27 @@ OLDEST_SUPPORTED = "1.32"
 
 SCHEMA_VERSIONS: tuple[str, ...] = (OLDEST_SUPPORTED, kubernetes_validate.latest_version())
 
+
+def _keep_parsed_schemas() -> None:
+    """Parse each schema file kubernetes-validate reads once per process, not once per call.
+
+    kubernetes-validate 1.x `utils.validate` opens and parses the kind's schema *and* the
+    multi-megabyte `_definitions.json` on every call (`utils.schema_contents`), which made
+    schema checks most of the program's time: about 11 ms per object, twice per workload
+    (settings validation, then the component), 25 s for 1000 workloads under mocks
+    (docs/benchmarks.md, 2026-12-07). The function is pure (file name -> parsed JSON, which
+    the validator only reads), so it is wrapped in a cache here: 1.5 ms per object, same
+    answers. Done once, and only if the library still has that function.
+    """
+    utils = getattr(kubernetes_validate, "utils", None)
+    contents = getattr(utils, "schema_contents", None)
+    if contents is None or hasattr(contents, "cache_info"):
+        return
+    utils.schema_contents = functools.lru_cache(maxsize=64)(contents)  # type: ignore[union-attr]
+
+
+_keep_parsed_schemas()
+
 POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "Pod": ("spec",),
     "Deployment": ("spec", "template", "spec"),
