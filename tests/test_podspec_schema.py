@@ -8,21 +8,11 @@ from typing import Any
 
 import kubernetes_validate.utils as kv_utils
 import pytest
+from test_transform import deployment
 
 from components import podspec
 
-DEPLOYMENT: dict[str, Any] = {
-    "apiVersion": "apps/v1",
-    "kind": "Deployment",
-    "metadata": {"name": "web", "namespace": "shop"},
-    "spec": {
-        "selector": {"matchLabels": {"app": "web"}},
-        "template": {
-            "metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "web", "image": "nginx"}]},
-        },
-    },
-}
+DEPLOYMENT: dict[str, Any] = deployment()
 
 
 def broken() -> dict[str, Any]:
