@@ -214,7 +214,9 @@ def _schema_problems(obj: Mapping[str, Any]) -> list[str]:
     for version in SCHEMA_VERSIONS:
         try:
             kubernetes_validate.validate(dict(obj), version, strict=True)
-        except kubernetes_validate.SchemaNotFoundError:
+        except (kubernetes_validate.SchemaNotFoundError, OSError):
+            # The library opens a file named after apiVersion and kind: a name no schema file
+            # can have (too long, a separator) fails to open with OSError, not its own error.
             problems.append(f"{describe(obj)}: Kubernetes {version} has no such kind")
         except kubernetes_validate.ValidationError as err:
             path = ".".join(str(p) for p in err.absolute_path) or "<root>"

@@ -37,3 +37,11 @@ def test_keeping_them_changes_no_answer(
     monkeypatch.setattr(kv_utils, "schema_contents", kv_utils.schema_contents.__wrapped__)
     assert podspec._schema_problems(copy.deepcopy(obj)) == kept
     assert bool(kept) == (obj is not DEPLOYMENT)
+
+
+def test_a_kind_no_schema_file_can_name_is_a_problem_not_an_error() -> None:
+    """kubernetes-validate opens `<kind>-<apiVersion>.json`: a 300-character apiVersion fails
+    with OSError (file name too long), found by tests/test_hostile_input.py."""
+    obj = copy.deepcopy(DEPLOYMENT)
+    obj["apiVersion"] = "a" * 300
+    assert any("has no such kind" in p for p in podspec._schema_problems(obj))
