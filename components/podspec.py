@@ -24,7 +24,7 @@ it would start a TEE VM on every node whether or not the workload needs one ther
 from __future__ import annotations
 
 import dataclasses
-import functools
+import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,7 +34,8 @@ from typing import Any
 
 import kubernetes_validate
 
-from components import hardening
+from components import hardening, kube_schemas
+from components.value_ranges import INT32_MAX
 from policies.agent import AgentPolicySpec, declared_env, kubernetes_argv
 from policies.agent_container import (
     CONTAINER_MOUNTS,
@@ -52,26 +53,6 @@ OLDEST_SUPPORTED = "1.32"
 
 SCHEMA_VERSIONS: tuple[str, ...] = (OLDEST_SUPPORTED, kubernetes_validate.latest_version())
 
-
-def _keep_parsed_schemas() -> None:
-    """Parse each schema file kubernetes-validate reads once per process, not once per call.
-
-    kubernetes-validate 1.x `utils.validate` opens and parses the kind's schema *and* the
-    multi-megabyte `_definitions.json` on every call (`utils.schema_contents`), which made
-    schema checks most of the program's time: about 11 ms per object, twice per workload
-    (settings validation, then the component), 25 s for 1000 workloads under mocks
-    (docs/benchmarks.md, 2026-12-07). The function is pure (file name -> parsed JSON, which
-    the validator only reads), so it is wrapped in a cache here: 1.5 ms per object, same
-    answers. Done once, and only if the library still has that function.
-    """
-    utils = getattr(kubernetes_validate, "utils", None)
-    contents = getattr(utils, "schema_contents", None)
-    if contents is None or hasattr(contents, "cache_info"):
-        return
-    utils.schema_contents = functools.lru_cache(maxsize=64)(contents)  # type: ignore[union-attr]
-
-
-_keep_parsed_schemas()
 
 POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "Pod": ("spec",),
@@ -192,28 +173,36 @@ def locate(obj: Mapping[str, Any]) -> Located:
 def schema_problems(obj: Mapping[str, Any]) -> list[str]:
     """What the Kubernetes API of each supported version would reject, by field path.
 
-    kubernetes-validate reads a kind's schema file on every call (most of the cost of a
-    settings check), so the answer is kept per object, keyed by its canonical JSON: the
-    same stack is parsed many times (validation, the program, the policy pack)."""
+    Each kind's validator is built once (components/kube_schemas.py), and the answer is kept
+    per object, keyed by a digest of its canonical JSON: the same stack is checked more than
+    once (settings validation, the component, the policy pack). A digest, not the text, so
+    a stack of thousands of workloads keeps kilobytes, not its whole pod templates."""
     try:
         text = json.dumps(obj, sort_keys=True)
     except (TypeError, ValueError):  # not plain data (a program's outputs): not kept
         return _schema_problems(obj)
     if json.loads(text) != obj:  # JSON would change it (non-string keys, NaN): not kept
         return _schema_problems(obj)
-    return list(_schema_problems_of(text))
+    key = hashlib.sha256(text.encode()).digest()
+    kept = _SCHEMA_ANSWERS.get(key)
+    if kept is None:
+        if len(_SCHEMA_ANSWERS) >= _KEEP_AT_MOST:
+            _SCHEMA_ANSWERS.clear()
+        kept = _SCHEMA_ANSWERS[key] = tuple(_schema_problems(obj))
+    return list(kept)
 
 
-@functools.lru_cache(maxsize=512)
-def _schema_problems_of(text: str) -> tuple[str, ...]:
-    return tuple(_schema_problems(json.loads(text)))
+_KEEP_AT_MOST = 50_000
+"""Answers kept per process: far above a stack's objects (a few MiB at most)."""
+
+_SCHEMA_ANSWERS: dict[bytes, tuple[str, ...]] = {}
 
 
 def _schema_problems(obj: Mapping[str, Any]) -> list[str]:
     problems = []
     for version in SCHEMA_VERSIONS:
         try:
-            kubernetes_validate.validate(dict(obj), version, strict=True)
+            kube_schemas.validate_strict(obj, version)
         except (kubernetes_validate.SchemaNotFoundError, OSError):
             # The library opens a file named after apiVersion and kind: a name no schema file
             # can have (too long, a separator) fails to open with OSError, not its own error.
@@ -262,8 +251,10 @@ def tee_problems(loc: Located) -> list[str]:
         problems.append(
             f"{loc.field('ephemeralContainers')}: debug containers are host-chosen code in the TEE"
         )
+    problems += _id_problems(loc, ("securityContext",), spec.get("securityContext") or {})
     for field, i, c in containers(spec):
         security = c.get("securityContext") or {}
+        problems += _id_problems(loc, (field, i, "securityContext"), security)
         if security.get("privileged"):
             problems.append(
                 f"{loc.field(field, i, 'securityContext', 'privileged')}: a privileged "
@@ -276,6 +267,26 @@ def tee_problems(loc: Located) -> list[str]:
                     f"{loc.field(field, i, 'ports', j, 'hostPort')}: a node port reaches the pod "
                     "VM through the untrusted host anyway; use a Service"
                 )
+    return problems
+
+
+def _id_problems(loc: Located, where: tuple[str | int, ...], security: Any) -> list[str]:
+    """User and group IDs outside what Kubernetes accepts (`IsValidUserID`, `IsValidGroupID`:
+    0 to MaxInt32, components/value_ranges.py): the schema says only "integer", which a
+    huge or fractional number passes, and the agent policy pins the IDs as integers."""
+    if not isinstance(security, Mapping):
+        return []
+    problems = []
+    for name in ("runAsUser", "runAsGroup"):
+        value = security.get(name)
+        if value is None:
+            continue
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole or not 0 <= value <= INT32_MAX:
+            problems.append(
+                f"{loc.field(*where, name)}: {value!r} is not an ID Kubernetes accepts; use a "
+                f"whole number from 0 to {INT32_MAX}"
+            )
     return problems
 
 

@@ -285,14 +285,19 @@ _PROBLEM = re.compile(r"^(?P<path>[A-Za-z0-9_.]+): (?P<why>.*)$", re.DOTALL)
 
 
 def problems(
-    settings: WorkloadSettings, runtime_class: str, require_digests: bool
+    settings: WorkloadSettings,
+    runtime_class: str,
+    require_digests: bool,
+    environment: str = "dev",
 ) -> list[tuple[str, str]]:
     """(key below the entry, why) for everything Kubernetes or the recipe refuses in the
     entry: the object's schema (both supported Kubernetes versions), then its pod template.
+    `environment` only labels the object; the stack's own makes it the very object the
+    component checks again, whose schema answer `podspec.schema_problems` then keeps.
 
     Keys name what the user wrote: `containers[0].image` for a short-form container,
     `template.spec.volumes[1]` for the template, `spec.schedule` for the object's spec."""
-    obj = workload_object(settings, "dev")
+    obj = workload_object(settings, environment)
     texts = podspec.schema_problems(obj)
     if not texts:
         try:

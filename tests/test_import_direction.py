@@ -82,6 +82,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "components.checks.signed_images",
         "components.checks.topology",
         "components.reference_coverage",
+        "components.kube_schemas",  # Kubernetes schema validators, built once per process
         "components.podspec",
         "components.confidential_pod",  # the one recipe that makes a pod template confidential
         "components.workload_template",  # a coco:workloads entry as its Kubernetes object

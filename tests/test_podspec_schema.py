@@ -1,16 +1,19 @@
-"""components/podspec.py's schema check: the parsed Kubernetes schemas are kept per process
-(kubernetes-validate re-reads them on every call), and keeping them changes no answer."""
+"""components/podspec.py's schema check goes through components/kube_schemas.py, which builds
+each kind's validator once per process where kubernetes-validate builds it on every call:
+the answers must be the library's own, for valid and invalid objects, unknown kinds and names
+no file can have."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-import kubernetes_validate.utils as kv_utils
+import kubernetes_validate
 import pytest
+from kubernetes_validate import utils as kv
 from test_transform import deployment
 
-from components import podspec
+from components import kube_schemas, podspec
 
 DEPLOYMENT: dict[str, Any] = deployment()
 
@@ -23,20 +26,77 @@ def broken() -> dict[str, Any]:
     return obj
 
 
-def test_the_parsed_schemas_are_kept() -> None:
-    assert hasattr(kv_utils.schema_contents, "cache_info")
-    podspec._schema_problems(copy.deepcopy(DEPLOYMENT))
-    assert kv_utils.schema_contents.cache_info().currsize >= 2  # the kind and the definitions
+def unknown_field() -> dict[str, Any]:
+    obj = copy.deepcopy(DEPLOYMENT)
+    obj["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    return obj
 
 
-@pytest.mark.parametrize("obj", [DEPLOYMENT, broken()], ids=["valid", "invalid"])
-def test_keeping_them_changes_no_answer(
-    obj: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    kept = podspec._schema_problems(copy.deepcopy(obj))
-    monkeypatch.setattr(kv_utils, "schema_contents", kv_utils.schema_contents.__wrapped__)
-    assert podspec._schema_problems(copy.deepcopy(obj)) == kept
-    assert bool(kept) == (obj is not DEPLOYMENT)
+def unknown_kind() -> dict[str, Any]:
+    return {**copy.deepcopy(DEPLOYMENT), "kind": "Deploymint"}
+
+
+def library_answer(obj: dict[str, Any], version: str) -> tuple[str, str]:
+    """What kubernetes-validate itself says: (exception type, message and path)."""
+    try:
+        kubernetes_validate.validate(copy.deepcopy(obj), version, strict=True)
+    except kubernetes_validate.ValidationError as err:
+        return ("ValidationError", f"{list(err.absolute_path)} {err.message} {err.version}")
+    except kubernetes_validate.SchemaNotFoundError as err:
+        return ("SchemaNotFoundError", err.message)
+    return ("valid", "")
+
+
+def kept_answer(obj: dict[str, Any], version: str) -> tuple[str, str]:
+    try:
+        kube_schemas.validate_strict(copy.deepcopy(obj), version)
+    except kubernetes_validate.ValidationError as err:
+        return ("ValidationError", f"{list(err.absolute_path)} {err.message} {err.version}")
+    except kubernetes_validate.SchemaNotFoundError as err:
+        return ("SchemaNotFoundError", err.message)
+    return ("valid", "")
+
+
+CASES = {
+    "valid": DEPLOYMENT,
+    "invalid": broken(),
+    "unknown-field": unknown_field(),
+    "unknown-kind": unknown_kind(),
+    "namespace": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}},
+    "networkpolicy": {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "a"},
+        "spec": {"podSelector": "all pods"},
+    },
+}
+
+
+@pytest.mark.parametrize("version", podspec.SCHEMA_VERSIONS)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_answers_are_the_librarys(case: str, version: str) -> None:
+    expected = library_answer(CASES[case], version)
+    assert kept_answer(CASES[case], version) == expected
+    assert kept_answer(CASES[case], version) == expected  # and again, from the kept validator
+    assert (expected[0] == "valid") == (case in {"valid", "namespace"})
+
+
+def test_each_kind_is_built_once() -> None:
+    kube_schemas._validator.cache_clear()
+    for _ in range(3):
+        podspec._schema_problems(copy.deepcopy(DEPLOYMENT))
+    info = kube_schemas._validator.cache_info()
+    assert info.misses == len(podspec.SCHEMA_VERSIONS)
+    assert info.hits == 2 * len(podspec.SCHEMA_VERSIONS)
+
+
+def test_schema_version_is_the_librarys_rule() -> None:
+    latest = kubernetes_validate.latest_version()
+    assert kube_schemas.schema_version(latest) == latest
+    assert kube_schemas.schema_version(f"v{latest}") == latest
+    assert kube_schemas.schema_version("1.32.7").startswith("1.32")
+    with pytest.raises(kv.VersionNotSupportedError):
+        kube_schemas.schema_version("9.99")
 
 
 def test_a_kind_no_schema_file_can_name_is_a_problem_not_an_error() -> None:

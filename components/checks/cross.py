@@ -114,7 +114,7 @@ def _workload_problems(
     pinned = s.production and not s.waived("unpinned-images")
     problems += [
         Problem(f"{key}.{where}" if where else key, why)
-        for where, why in template_problems(w, rc, pinned)
+        for where, why in template_problems(w, rc, pinned, s.environment)
     ]
     if s.production:
         problems += _production_workload_problems(s, key, w, rc)
