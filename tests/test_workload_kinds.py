@@ -233,6 +233,37 @@ def test_refusals_are_keyed_by_what_the_user_wrote() -> None:
 
 
 @pytest.mark.parametrize(
+    ("where", "value", "refused"),
+    [
+        ("containers", 2**31, True),
+        ("containers", 9.223372036854776e18, True),
+        ("containers", 1000.5, True),
+        ("containers", -1, True),
+        ("containers", True, True),
+        ("pod", 2**31 - 1, False),
+        ("pod", 2**31, True),
+        ("containers", 0, False),
+    ],
+)
+def test_user_and_group_ids_are_kubernetes_ids(where: str, value: Any, refused: bool) -> None:
+    """The schema's "integer" takes 9.2e18; Kubernetes' IsValidUserID takes 0..MaxInt32."""
+    template = copy.deepcopy(FULL_TEMPLATE)
+    spec = template["spec"]
+    security = spec["containers"][0] if where == "containers" else spec
+    security.setdefault("securityContext", {})["runAsGroup"] = value
+    entry = WorkloadSettings.model_validate({"name": "web", "template": template})
+    found = workload_template.problems(entry, "kata-qemu-tdx", False)
+    keys = [k for k, _ in found]
+    prefix = "template.spec.containers[0]" if where == "containers" else "template.spec"
+    if refused:
+        assert set(keys) == {f"{prefix}.securityContext.runAsGroup"}, found
+        # Fractions and booleans fail the schema first; the rest only Kubernetes' range.
+        assert any("0 to 2147483647" in why or "is not of type" in why for _, why in found)
+    else:
+        assert found == []
+
+
+@pytest.mark.parametrize(
     ("data", "match"),
     [
         ({"kind": "Job", "replicas": 3}, "has no replicas"),
@@ -277,6 +308,10 @@ def test_the_fuzzed_entry_is_valid_as_written() -> None:
 @PROPERTY
 @given(path=st.sampled_from(FUZZ_PATHS), value=VALUES)
 @example(path=("workloads", 0, "template", "spec", "initContainers", 0, "command"), value=[""])
+@example(  # passes the schema's "integer", above Kubernetes' IsValidUserID (found by this test)
+    path=("workloads", 0, "template", "spec", "containers", 0, "securityContext", "runAsUser"),
+    value=9.223372036854776e18,
+)
 def test_any_value_anywhere_in_a_template(path: tuple[Any, ...], value: Any) -> None:
     """A random value anywhere in a full pod template or object spec: settings, or a bounded
     SettingsError naming coco: keys, never another exception."""
