@@ -10,12 +10,16 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from kubernetes_validate import utils as kv
+from test_hostile_input import PROPERTY, VALUES, _paths, _replace
 from test_transform import deployment
 
 from components import kube_schemas, podspec
 
 DEPLOYMENT: dict[str, Any] = deployment()
+VERSIONS = list(podspec.SCHEMA_VERSIONS)
 
 
 def broken() -> dict[str, Any]:
@@ -105,3 +109,40 @@ def test_a_kind_no_schema_file_can_name_is_a_problem_not_an_error() -> None:
     obj = copy.deepcopy(DEPLOYMENT)
     obj["apiVersion"] = "a" * 300
     assert any("has no such kind" in p for p in podspec._schema_problems(obj))
+
+
+def _full_object() -> dict[str, Any]:
+    from test_workload_kinds import FULL_TEMPLATE
+
+    from components import workload_template
+    from components.settings import WorkloadSettings
+
+    entry = WorkloadSettings.model_validate(
+        {"name": "web", "kind": "StatefulSet", "template": FULL_TEMPLATE}
+    )
+    return workload_template.workload_object(entry, "dev")
+
+
+FULL_OBJECT = _full_object()
+FULL_PATHS = [p for p in _paths(FULL_OBJECT) if p and p[0] not in ("apiVersion", "kind")]
+
+
+@PROPERTY
+@given(path=st.sampled_from(FULL_PATHS), value=VALUES, version=st.sampled_from(VERSIONS))
+@example(path=("spec", "replicas"), value=2.0, version=VERSIONS[0])
+@example(path=("spec", "replicas"), value=2**70, version=VERSIONS[0])
+@example(path=("spec", "replicas"), value=float("nan"), version=VERSIONS[-1])
+def test_the_quick_check_never_passes_what_jsonschema_refuses(
+    path: tuple[Any, ...], value: Any, version: str
+) -> None:
+    """jsonschema-rs answers "valid?" before Python's jsonschema: a random value anywhere in a
+    full StatefulSet must get the same answer from both (and jsonschema-rs must never call
+    valid what Python's refuses, which would let a broken object through)."""
+    obj = _replace(FULL_OBJECT, path, value)
+    kind = kube_schemas._validator(
+        kube_schemas.schema_version(version), obj["apiVersion"], obj["kind"]
+    )
+    python_says = kind.reporter.is_valid(obj)
+    quick_says = kube_schemas._quickly_valid(kind, obj)
+    assert not (quick_says and not python_says), (path, value)
+    assert quick_says == python_says, (path, value)
