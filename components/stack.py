@@ -28,7 +28,7 @@ from components.stack_settings import BareMetalCluster, KbsResource, StackSettin
 from components.tls import SelfSignedTls
 from components.trustee import Trustee, TrusteeTls
 from components.vocabulary import full_key, secret_config
-from components.workload import ConfidentialWorkload
+from components.workload import ConfidentialWorkload, WorkloadPod, workload_pod
 from policies.image_policy import render_any_image_policy, render_image_policy
 from policies.registry import check_docker_config
 from policies.resource import ResourceGrant
@@ -298,86 +298,162 @@ def deploy_workloads(
 ) -> tuple[dict[str, ConfidentialWorkload], dict[str, ConfidentialManifests]]:
     """The confidential workloads on `platform`, their init-data pointing at the KBS
     (`kbs_url`, `kbs_cert_pem`): their namespaces, `coco:workloads` and `coco:manifests`."""
+    namespaces = workload_namespaces(settings, platform)
+    manifests = deploy_manifests(settings, kbs_url, kbs_cert_pem, platform, signer, namespaces)
+    pods = workload_pods(settings, kbs_url, kbs_cert_pem)
+    workloads = deploy_workload_pods(
+        settings, pods, kbs_url, kbs_cert_pem, platform, signer, namespaces
+    )
+    return workloads, manifests
+
+
+def _workload_options(
+    settings: StackSettings,
+    platform: Platform,
+    namespaces: Mapping[str, k8s.core.v1.Namespace],
+    namespace: str,
+) -> pulumi.ResourceOptions:
+    """On the platform's cluster, after it is ready and after the entry's namespace."""
+    deps: list[pulumi.Resource] = list(platform.ready)
+    if namespace in namespaces:
+        deps.append(namespaces[namespace])
+    return pulumi.ResourceOptions(providers={"kubernetes": platform.provider}, depends_on=deps)
+
+
+def workload_namespaces(
+    settings: StackSettings, platform: Platform
+) -> dict[str, k8s.core.v1.Namespace]:
+    """The namespaces `coco:workloads` and `coco:manifests` name (`default` exists)."""
     env = settings.environment
     if not settings.production and settings.trustee_topology.role != "confidential":
         # Refused in production by the settings; elsewhere the stack may be half-measured.
         for key, why in coverage_gaps(settings):
             pulumi.log.warn(f"{key}: {why}")
-    runtime_classes = all_runtime_classes(settings)
-    ready = platform.ready
-    k8s_opts = pulumi.ResourceOptions(providers={"kubernetes": platform.provider})
-    namespaces: dict[str, k8s.core.v1.Namespace] = {}
     wanted = {w.namespace for w in settings.workloads} | {m.namespace for m in settings.manifests}
-    for ns in sorted(wanted - {"default"}):
-        namespaces[ns] = k8s.core.v1.Namespace(
+    return {
+        ns: k8s.core.v1.Namespace(
             f"ns-{ns}",
             metadata={"name": ns, "labels": labels.common(env, labels.ROLE_WORKLOAD)},
             # After the cluster is ready (its RuntimeClasses read or created): a preinstalled
             # cluster missing a class then fails before any object exists, also on
             # `up --skip-preview`, which has no preview to stop at.
-            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=ready)),
+            opts=pulumi.ResourceOptions(
+                providers={"kubernetes": platform.provider}, depends_on=platform.ready
+            ),
         )
+        for ns in sorted(wanted - {"default"})
+    }
 
-    workloads: dict[str, ConfidentialWorkload] = {}
-    for w in settings.workloads:
-        deps: list[pulumi.Resource] = list(ready)
-        if w.namespace in namespaces:
-            deps.append(namespaces[w.namespace])
-        workloads[w.name] = ConfidentialWorkload(
+
+def workload_pods(
+    settings: StackSettings, kbs_url: pulumi.Input[str], kbs_cert_pem: pulumi.Input[str]
+) -> dict[str, WorkloadPod]:
+    """Each `coco:workloads` entry's pod made confidential and its init-data digest, before
+    any resource: the digests are all the Trustee's resource policy needs."""
+    runtime_classes = all_runtime_classes(settings)
+    return {
+        w.name: workload_pod(
+            w,
+            runtime_classes[w.name],
+            settings.environment,
+            kbs_url,
+            kbs_cert_pem,
+            attestation_platform=platform_or_none(settings, runtime_classes[w.name]),
+        )
+        for w in settings.workloads
+    }
+
+
+def deploy_workload_pods(
+    settings: StackSettings,
+    pods: Mapping[str, WorkloadPod],
+    kbs_url: pulumi.Input[str],
+    kbs_cert_pem: pulumi.Input[str],
+    platform: Platform,
+    signer: SelfSignedTls | None,
+    namespaces: Mapping[str, k8s.core.v1.Namespace],
+) -> dict[str, ConfidentialWorkload]:
+    """The `coco:workloads` components, from their `workload_pods`."""
+    runtime_classes = all_runtime_classes(settings)
+    return {
+        w.name: ConfidentialWorkload(
             w.name,
             w,
             runtime_classes[w.name],
-            env,
+            settings.environment,
             kbs_url=kbs_url,
             kbs_cert_pem=kbs_cert_pem,
-            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=deps)),
+            opts=_workload_options(settings, platform, namespaces, w.namespace),
             sealing_key_pem=signer.private_key_pem if signer is not None else None,
             attestation_platform=platform_or_none(settings, runtime_classes[w.name]),
+            pod=pods[w.name],
         )
+        for w in settings.workloads
+    }
 
-    manifests: dict[str, ConfidentialManifests] = {}
-    for i, m in enumerate(settings.manifests):
-        deps = list(ready)
-        if m.namespace in namespaces:
-            deps.append(namespaces[m.namespace])
-        manifests[m.name] = ConfidentialManifests(
+
+def deploy_manifests(
+    settings: StackSettings,
+    kbs_url: pulumi.Input[str],
+    kbs_cert_pem: pulumi.Input[str],
+    platform: Platform,
+    signer: SelfSignedTls | None,
+    namespaces: Mapping[str, k8s.core.v1.Namespace],
+) -> dict[str, ConfidentialManifests]:
+    """The `coco:manifests` components (their digests are known once they are made)."""
+    runtime_classes = all_runtime_classes(settings)
+    return {
+        m.name: ConfidentialManifests(
             m,
             runtime_classes[m.name],
             settings.production and not settings.waived("unpinned-images"),
-            env,
+            settings.environment,
             kbs_url=kbs_url,
             kbs_cert_pem=kbs_cert_pem,
-            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=deps)),
+            opts=_workload_options(settings, platform, namespaces, m.namespace),
             attestation_platform=platform_or_none(settings, runtime_classes[m.name]),
             key=f"coco:manifests[{i}]",
             rendering=settings.kubernetes.rendering,
             sealing_key_pem=signer.private_key_pem if signer is not None else None,
         )
-    return workloads, manifests
+        for i, m in enumerate(settings.manifests)
+    }
 
 
 def build_trust(settings: StackSettings, tls: TrusteeTls, platform: Platform) -> Stack:
     """The trust side on `platform`: workloads (their init-data pins `tls`), the Trustee that
-    releases their secrets, and the stack outputs."""
+    releases their secrets, and the stack outputs.
+
+    The Trustee is made before the workload components: its resource policy needs only the
+    init-data digests, which `workload_pods` computes from the settings and the KBS
+    certificate. Registered first, its chain (token signer, keys, the KBS rollout) runs
+    while the workloads roll out, instead of queueing behind every workload object in the
+    engine (docs/benchmarks.md, real apply)."""
     protect = protection.options(settings.protected)
     runtime_classes = all_runtime_classes(settings)
     signer = _sealed_secret_signer(settings, protect)
-    workloads, manifests = deploy_workloads(
-        settings, tls.url, tls.certificate_pem, platform, signer
+    namespaces = workload_namespaces(settings, platform)
+    manifests = deploy_manifests(
+        settings, tls.url, tls.certificate_pem, platform, signer, namespaces
     )
+    pods = workload_pods(settings, tls.url, tls.certificate_pem)
     public, public_readers = public_resources(settings, signer)
     delivery = settings.secrets_delivery()
+    digests = {n: p.digest for n, p in pods.items()}
     trustee = Trustee(
         "trustee",
         settings.trustee,
         settings.environment,
         tls=tls,
-        grants=_grants(settings, workloads, manifests, public, public_readers, runtime_classes),
+        grants=_grants(settings, digests, manifests, public, public_readers, runtime_classes),
         resource_values=_resource_values(settings) if delivery == "create" else {},
         secrets_delivery=delivery,
         tee_platforms=sorted({platform_of(settings, rc) for rc in runtime_classes.values()}),
         opts=_trustee_options(settings, platform, protect),
         public_resources=public,
+    )
+    workloads = deploy_workload_pods(
+        settings, pods, tls.url, tls.certificate_pem, platform, signer, namespaces
     )
     _export_trust(settings, tls, platform, trustee, workloads, manifests)
     return Stack(settings, platform.provider, tls, workloads, trustee)
@@ -401,14 +477,15 @@ def _sealed_secret_signer(
 
 
 def reader_digests(
-    workloads: Mapping[str, ConfidentialWorkload],
+    workloads: Mapping[str, ConfidentialWorkload] | Mapping[str, pulumi.Output[str]],
     manifests: Mapping[str, ConfidentialManifests],
 ) -> pulumi.Output[list[Any]]:
     """[workload name -> init-data digest, manifests source -> its workloads' digests]: what
-    the resource policy binds each grant to, once the workloads are registered."""
+    the resource policy binds each grant to. `workloads` gives each digest, or the
+    components that carry it."""
     names = sorted(workloads)
     sources = sorted(manifests)
-    digests = pulumi.Output.all(*[workloads[n].initdata_digest for n in names]).apply(
+    digests = pulumi.Output.all(*[_digest_of(workloads[n]) for n in names]).apply(
         lambda ds: dict(zip(names, ds, strict=True))
     )
     source_digests = pulumi.Output.all(*[manifests[n].digests for n in sources]).apply(
@@ -417,9 +494,13 @@ def reader_digests(
     return pulumi.Output.all(digests, source_digests)
 
 
+def _digest_of(workload: ConfidentialWorkload | pulumi.Output[str]) -> pulumi.Output[str]:
+    return workload.initdata_digest if isinstance(workload, ConfidentialWorkload) else workload
+
+
 def _grants(
     settings: StackSettings,
-    workloads: Mapping[str, ConfidentialWorkload],
+    workloads: Mapping[str, pulumi.Output[str]],
     manifests: Mapping[str, ConfidentialManifests],
     public: Mapping[str, pulumi.Input[str]],
     public_readers: Mapping[str, list[str]],

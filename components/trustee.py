@@ -268,7 +268,10 @@ class Trustee(pulumi.ComponentResource):
         child = self._namespace(name, opts)
         # configuration (public), then key material, then the KBS that reads them all
         files = self._policy_files(name, settings, grants, sorted(public), tee_platforms, child)
-        signer = self._token_signer(name, settings, child)
+        # Not a Kubernetes object: nothing in the namespace has to exist first, and waiting
+        # for it would put the key (and the KBS after it) behind every object registered
+        # meanwhile in the engine's queue (docs/benchmarks.md, real apply).
+        signer = self._token_signer(name, settings, pulumi.ResourceOptions(parent=self))
         paths = sorted(r.path for r in settings.resources)
         resource_secrets = {p: resource_secret_name(p) for p in paths}
         public_keys = {p: public_resource_key(p) for p in public}

@@ -11,6 +11,7 @@ digest as an output so the composition root can bind the workload's KBS secrets 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -79,6 +80,37 @@ def _runtime_class(settings: WorkloadSettings, runtime_class: str | None) -> str
     return rc
 
 
+@dataclass(frozen=True)
+class WorkloadPod:
+    """A workload's pod template through the recipe (`prepared`) and, once the KBS endpoint is
+    known, finished with its init-data (`pod`): what the component deploys and what the KBS
+    binds (`digest`). Made before the component so that a stack can hand the digests to its
+    Trustee first: the resource policy needs them, not the workloads' rollouts."""
+
+    prepared: confidential_pod.PreparedPod
+    pod: pulumi.Output[confidential_pod.ConfidentialPod]
+    digest: pulumi.Output[str]
+
+
+def workload_pod(
+    settings: WorkloadSettings,
+    runtime_class: str,
+    environment: str,
+    kbs_url: pulumi.Input[str],
+    kbs_cert_pem: pulumi.Input[str],
+    attestation_platform: str | None = None,
+) -> WorkloadPod:
+    """The entry's `WorkloadPod`; ValueError naming the workload for anything refused."""
+    try:
+        prepared = prepare(settings, runtime_class, environment, attestation_platform)
+    except podspec.PodSpecError as err:
+        raise ValueError(f"workload {settings.name!r}:\n{err}") from None
+    pod = pulumi.Output.all(kbs_url, kbs_cert_pem).apply(
+        lambda args: prepared.finish(KbsEndpoint(url=args[0], cert_pem=args[1]))
+    )
+    return WorkloadPod(prepared, pod, pod.apply(lambda p: p.digest))
+
+
 class ConfidentialWorkload(pulumi.ComponentResource):
     """A confidential workload object, its init-data, and the digest the KBS must bind."""
 
@@ -101,10 +133,13 @@ class ConfidentialWorkload(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
         sealing_key_pem: pulumi.Output[str] | None = None,
         attestation_platform: str | None = None,
+        pod: WorkloadPod | None = None,
     ) -> None:
         """`sealing_key_pem`: the stack's sealed-secret signing key (a secret), needed when
         a container has `sealedEnv` or `sealedFiles`. `attestation_platform`: the verifier the
-        KBS judges the pods with (it decides how init-data is bound, e.g. vTPM PCR8 on Azure)."""
+        KBS judges the pods with (it decides how init-data is bound, e.g. vTPM PCR8 on Azure).
+        `pod`: the entry's `workload_pod`, when the caller made it already (for the same
+        settings, class, environment, KBS and platform)."""
         super().__init__(
             tokens.token("ConfidentialWorkload"),
             name,
@@ -112,24 +147,21 @@ class ConfidentialWorkload(pulumi.ComponentResource):
             tokens.options("ConfidentialWorkload", opts),
         )
         self.runtime_class = runtime_class
-        try:
-            prepared = prepare(settings, runtime_class, environment, attestation_platform)
-        except podspec.PodSpecError as err:
-            raise ValueError(f"workload {settings.name!r}:\n{err}") from None
+        made = pod or workload_pod(
+            settings, runtime_class, environment, kbs_url, kbs_cert_pem, attestation_platform
+        )
+        prepared = made.prepared
         self.algorithm = prepared.algorithm
         self.agent_policy = prepared.agent_policy
-        pod = pulumi.Output.all(kbs_url, kbs_cert_pem).apply(
-            lambda args: prepared.finish(KbsEndpoint(url=args[0], cert_pem=args[1]))
-        )
-        self.initdata = pod.apply(lambda p: p.initdata)
-        self.initdata_digest = pod.apply(lambda p: p.digest)
+        self.initdata = made.pod.apply(lambda p: p.initdata)
+        self.initdata_digest = made.digest
 
         child = pulumi.ResourceOptions(parent=self)
         self.initdata_config = self._initdata_config(name, settings, environment, child)
         self.sealed_secret = self._sealed_secret(
             name, settings, environment, sealing_key_pem, child
         )
-        annotations = pod.apply(lambda p: p.template["metadata"]["annotations"])
+        annotations = made.pod.apply(lambda p: p.template["metadata"]["annotations"])
         self.object = self._object(name, settings, environment, prepared, annotations, child)
         self.service = self._service(name, settings, environment, child)
         self.guards = workload_guards(
