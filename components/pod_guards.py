@@ -45,9 +45,13 @@ def guard_pods(
     picks; `metadata` is their name, namespace and labels."""
     made: list[pulumi.Resource] = []
     if options.network_policy:
-        spec = pulumi.Output.from_input(egress_ports).apply(
-            lambda ports: network_policy_spec(selector, ingress_ports, list(ports), options)
-        )
+        spec: pulumi.Input[dict[str, object]]
+        if isinstance(egress_ports, Sequence):  # known now (the usual case): no Output
+            spec = network_policy_spec(selector, ingress_ports, list(egress_ports), options)
+        else:
+            spec = pulumi.Output.all(egress_ports).apply(
+                lambda ports: network_policy_spec(selector, ingress_ports, list(ports[0]), options)
+            )
         made.append(
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-network-policy", metadata=dict(metadata), spec=spec, opts=opts
@@ -77,9 +81,15 @@ def workload_guards(
     """A `coco:workloads` entry's guards: ingress to the container ports of its pod spec (as
     rendered, full template included); egress to DNS, HTTPS, the KBS's port (attestation, KBS
     resources) and any registry port its images name (guest pull)."""
+
     # Through a Service, policies see the pod's port after DNAT: the KBS container's too.
-    egress = pulumi.Output.from_input(kbs_url).apply(
-        lambda url: [HTTPS_PORT, KBS_PORT, url_port(url), *registry_ports(settings.images)]
+    def ports(url: str) -> list[int]:
+        return [HTTPS_PORT, KBS_PORT, url_port(url), *registry_ports(settings.images)]
+
+    egress: pulumi.Input[Sequence[int]] = (
+        ports(kbs_url)
+        if isinstance(kbs_url, str)
+        else pulumi.Output.all(kbs_url).apply(lambda url: ports(url[0]))
     )
     return guard_pods(
         name,
