@@ -22,12 +22,14 @@ from benchmarks import measure
 RATIO_TARGET = 1.25
 GROWTH_TARGET = 11.0
 GC_STUDY_THRESHOLDS = (0, 0, 0)
-"""Collector thresholds of the optional `--gc-study` rows: 0 turns automatic collection off,
-as `__main__.py` does (CPython's default: 700, 10, 10).
+"""Collector thresholds of the optional `--gc-study` rows: 0 turns automatic collection off
+(CPython's default: 700, 10, 10), on both sides, whatever `__main__.py` sets (the worker
+makes its collector calls no-ops on these rows).
 
-Why a study at all: the program's entry point turns the collector off, and the baseline as
-written does not, so the headline ratio includes that tuning. Re-running both sides with the
-collector off compares coco's own per-workload cost with the baseline's on equal terms."""
+Why a study at all: the program's entry point tunes the collector (no full collections), and
+the baseline as written does not, so the headline ratio includes that tuning. Re-running both
+sides with the collector off compares coco's own per-workload cost with the baseline's on
+equal terms."""
 
 
 @dataclass(frozen=True)
