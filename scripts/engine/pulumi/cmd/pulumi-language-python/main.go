@@ -37,6 +37,25 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 )
 
+// configBootstrap starts the program's exec script after reading the stack's configuration from fd 3.
+//
+// Why: the engine hands the host every config value (secrets decrypted), and the upstream host passes them to
+// the program as one environment variable, PULUMI_CONFIG. Linux refuses to start a process with any single
+// environment string over 128 KiB (MAX_ARG_STRLEN, include/uapi/linux/binfmts.h): execve fails with E2BIG,
+// "argument list too long", before the program runs. coco's configuration is about 680 bytes per workload,
+// so a stack of about 190 workloads could not be deployed at all (benchmarks.kube at N = 1000). An inherited
+// pipe has no such limit; the bootstrap puts the JSON where the upstream exec script reads it, the process's
+// own os.environ (no limit applies inside a process), then runs that script as `python script ...` would.
+const configBootstrap = `import json, os, runpy, sys
+with os.fdopen(int(os.environ.pop("COCO_PULUMI_CONFIG_FD")), "rb") as f:
+    payload = json.load(f)
+os.environ["PULUMI_CONFIG"] = json.dumps(payload["config"])
+os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(payload["secretKeys"])
+del f, payload
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+`
+
 // exitCodeBail is what pulumi-language-python-exec exits with after it has already shown the user an
 // actionable error; the engine then must not print another one.
 const exitCodeBail = 32
@@ -281,7 +300,7 @@ func (h *pythonHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulum
 	if ep := info.GetEntryPoint(); ep != "" && ep != "." {
 		program = filepath.Join(program, ep)
 	}
-	args := []string{"-u", h.execScript}
+	args := []string{"-u", "-c", configBootstrap, h.execScript}
 	args = append(args,
 		"--monitor", req.GetMonitorAddress(),
 		"--engine", engineArg(req),
@@ -318,15 +337,31 @@ func (h *pythonHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulum
 	if err != nil {
 		return nil, err
 	}
-	cmd.Env = append(env,
-		"PULUMI_CONFIG="+string(configJSON),
-		"PULUMI_CONFIG_SECRET_KEYS="+string(secretJSON),
-	)
+	// The configuration goes through a pipe, not the environment (see configBootstrap).
+	payload := []byte(`{"config":` + string(configJSON) + `,"secretKeys":` + string(secretJSON) + `}`)
+	configReader, configWriter, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.ExtraFiles = []*os.File{configReader} // fd 3 in the program
+	cmd.Env = append(env, "COCO_PULUMI_CONFIG_FD=3")
 	cmd.Dir = req.GetPwd()
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = os.Stderr
 
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
+		configReader.Close()
+		configWriter.Close()
+		return &pulumirpc.RunResponse{Error: fmt.Sprintf("Problem executing program (could not run language "+
+			"executor): %v", err)}, nil
+	}
+	configReader.Close() // the program's copy stays open
+	// A payload larger than the pipe's buffer blocks until the program reads it: write alongside.
+	go func() {
+		_, _ = configWriter.Write(payload)
+		configWriter.Close()
+	}()
+	if err := cmd.Wait(); err != nil {
 		var exitErr *exec.ExitError
 		if errors.As(err, &exitErr) {
 			if exitErr.ExitCode() == exitCodeBail {
