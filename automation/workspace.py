@@ -118,11 +118,19 @@ def stack_config_path(directory: Path, stack: str) -> Path:
 
 
 def write_stack_config(
-    directory: Path, stack: str, source: StackFile | None, overridden: frozenset[str]
+    directory: Path,
+    stack: str,
+    source: StackFile | None,
+    overridden: frozenset[str],
+    plain: dict[str, str] | None = None,
 ) -> None:
-    """Start the stack's config file afresh: provider state plus what the source file carries.
+    """Start the stack's config file afresh: provider state, the settings' plain values
+    (`plain`, as the engine stores them), and what the source file carries.
 
-    The settings themselves are set afterwards through the engine. From the source stack
+    Plain values are written here, not set through the engine: `pulumi config set-all` takes
+    each value as a command-line argument, and Linux refuses one over 128 KiB (E2BIG,
+    "argument list too long"), which `coco:workloads` passes at about 190 workloads. Secrets
+    are set afterwards through the engine, which encrypts them. From the source stack
     file come its non-settings entries (secure values set with `pulumi config set --secret`,
     provider config) minus those the spec overrides, and, when a secure value is among
     them, the encryption salt it was encrypted under (config secrets are re-encrypted on
@@ -141,8 +149,8 @@ def write_stack_config(
         if source.encryption and any(k in source.secure_keys for k in carried):
             encryption = dict(source.encryption)
     data: dict[str, Any] = dict(encryption)
-    if carried:
-        data["config"] = carried
+    if carried or plain:
+        data["config"] = {**carried, **(plain or {})}
     _write_if_changed(path, yaml.safe_dump(data, sort_keys=True) if data else "")
 
 
@@ -217,11 +225,15 @@ def open_stack(target: StackSpec | str, backend: Backend) -> Iterator[auto.Stack
             yield auto.Stack.select(name, workspace)
             return
         source = load_stack_file(target.stack_file, name) if target.stack_file else None
-        write_stack_config(directory, name, source, frozenset(target.secrets))
+        secrets = {k: v.get_secret_value() for k, v in target.secrets.items()}
+        values = config_map(target.settings, secrets)
+        plain = {k: v.value for k, v in values.items() if not v.secret}
+        write_stack_config(directory, name, source, frozenset(target.secrets), plain)
         workspace = _local_workspace(directory, backend, env, provider)
         stack = auto.Stack.create_or_select(name, workspace)
-        secrets = {k: v.get_secret_value() for k, v in target.secrets.items()}
-        stack.set_all_config(config_map(target.settings, secrets), path=False)
+        hidden = {k: v for k, v in values.items() if v.secret}
+        if hidden:
+            stack.set_all_config(hidden, path=False)
         yield stack
 
 

@@ -25,9 +25,10 @@ from pydantic import SecretStr
 
 import automation
 from automation import Backend, CocoDeploymentError, StackSpec
+from automation.config import config_map
 from automation.spec import PROJECT_DIR, load_stack_file
 from automation.workspace import workspace_dir
-from components.settings import KubernetesTarget
+from components.settings import KubernetesTarget, WorkloadSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -246,3 +247,29 @@ def test_fleet_deploys_stacks_concurrently_and_isolates_failures(
     for spec in specs:
         assert rendered_files(tmp_path / spec.name), spec.name
         automation.destroy(spec, backend=backend, remove=True)
+
+
+def test_a_stack_of_250_workloads_is_configured_and_previewed(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """`coco:workloads` of 250 entries is over 128 KiB of JSON: set with `pulumi config
+    set-all` it is one command-line argument, which Linux refuses (E2BIG, "argument list too
+    long"), and in the program's environment the same (scripts/ENGINE.md). The workspace
+    writes plain values into the stack file and the host pipes the config to the program."""
+    backend = Backend.local(tmp_path / "state")
+    spec = dev_spec(tmp_path / "out")
+    entry = spec.settings.workloads[0].model_dump(mode="json", by_alias=True)
+    # A few settings per container, as real workloads have: about 600 bytes an entry.
+    entry["containers"][0]["env"] = {f"SETTING_{k}": "v" * 48 for k in range(6)}
+    many = [
+        WorkloadSettings.model_validate(
+            {**entry, "name": entry["name"] + (f"-{i:03d}" if i else "")}
+        )
+        for i in range(250)
+    ]
+    spec = spec.model_copy(
+        update={"settings": spec.settings.model_copy(update={"workloads": many})}
+    )
+    assert len(config_map(spec.settings)["coco:workloads"].value) > 128 * 1024
+    result = automation.preview(spec, backend=backend)
+    assert result.changes.get("create", 0) > 3 * 250, result.changes
