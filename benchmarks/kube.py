@@ -186,7 +186,12 @@ def _apply(
     side: str, root: Path, n: int, bin_dir: Path, env: dict[str, str], events: Path | None = None
 ) -> Side:
     kc = _cluster_module()
-    with kc.start_cluster(bin_dir, root / f"{side}-cluster") as cluster:
+    # Room for every pod: 2 replicas per workload, each with the RuntimeClass's overhead of
+    # one CPU and 2 GiB, on the TDX nodes (a fake node's default 256 CPUs would leave most of
+    # 2000 pods Pending and every rollout waiting until the provider's timeout).
+    capacity = {"cpu": str(max(256, 2 * n + 64)), "memory": f"{max(4, 4 * n // 1000 + 4)}Ti"}
+    capacity["pods"] = str(max(2000, 2 * n + 100))
+    with kc.start_cluster(bin_dir, root / f"{side}-cluster", capacity) as cluster:
         cluster.create(
             {
                 "apiVersion": "node.k8s.io/v1",

@@ -101,8 +101,13 @@ CC-ready label and `nvidia.com/pgpu` capacity on the GPU node, and one plain nod
 never get a TEE pod."""
 
 
-def node_manifest(node: FakeNode) -> dict[str, Any]:
-    capacity = {"cpu": "256", "memory": "4Ti", "pods": "2000", **node.extra_capacity}
+NODE_CAPACITY = {"cpu": "256", "memory": "4Ti", "pods": "2000"}
+"""What each fake node offers unless the cluster is started with more (a benchmark's 2000 pods
+with a RuntimeClass overhead of one CPU each need more than 256 CPUs a node)."""
+
+
+def node_manifest(node: FakeNode, capacity: dict[str, str] | None = None) -> dict[str, Any]:
+    capacity = {**NODE_CAPACITY, **(capacity or {}), **node.extra_capacity}
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -262,8 +267,11 @@ class Process:
 class KubeCluster:
     """One running control plane; use `start_cluster` (a context manager) to get one."""
 
-    def __init__(self, bin_dir: Path, workdir: Path) -> None:
+    def __init__(
+        self, bin_dir: Path, workdir: Path, node_capacity: dict[str, str] | None = None
+    ) -> None:
         self.bin = bin_dir
+        self.node_capacity = node_capacity
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.processes: list[Process] = []
@@ -367,7 +375,7 @@ class KubeCluster:
             env={"HOME": str(self.dir / "kwok-home")},
         )
         for node in FLEET:
-            self.create(node_manifest(node))
+            self.create(node_manifest(node, self.node_capacity))
         self._wait("kwok", self._nodes_ready)
         # The controller-manager's service-account controller: pods need `default` to exist.
         self._wait(
@@ -582,9 +590,12 @@ def collection_path(obj: dict[str, Any]) -> str:
 
 
 @contextmanager
-def start_cluster(bin_dir: Path, workdir: Path) -> Iterator[KubeCluster]:
-    """A running control plane with the fake fleet, stopped (every process killed) on exit."""
-    cluster = KubeCluster(bin_dir, workdir)
+def start_cluster(
+    bin_dir: Path, workdir: Path, node_capacity: dict[str, str] | None = None
+) -> Iterator[KubeCluster]:
+    """A running control plane with the fake fleet, stopped (every process killed) on exit;
+    `node_capacity` raises what each fake node offers (NODE_CAPACITY)."""
+    cluster = KubeCluster(bin_dir, workdir, node_capacity)
     try:
         cluster.start()
         yield cluster
