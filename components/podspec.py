@@ -24,8 +24,6 @@ it would start a TEE VM on every node whether or not the workload needs one ther
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -173,32 +171,9 @@ def locate(obj: Mapping[str, Any]) -> Located:
 def schema_problems(obj: Mapping[str, Any]) -> list[str]:
     """What the Kubernetes API of each supported version would reject, by field path.
 
-    Each kind's validator is built once (components/kube_schemas.py), and the answer is kept
-    per object, keyed by a digest of its canonical JSON: the same stack is checked more than
-    once (settings validation, the component, the policy pack). A digest, not the text, so
-    a stack of thousands of workloads keeps kilobytes, not its whole pod templates."""
-    try:
-        text = json.dumps(obj, sort_keys=True)
-    except (TypeError, ValueError):  # not plain data (a program's outputs): not kept
-        return _schema_problems(obj)
-    if json.loads(text) != obj:  # JSON would change it (non-string keys, NaN): not kept
-        return _schema_problems(obj)
-    key = hashlib.sha256(text.encode()).digest()
-    kept = _SCHEMA_ANSWERS.get(key)
-    if kept is None:
-        if len(_SCHEMA_ANSWERS) >= _KEEP_AT_MOST:
-            _SCHEMA_ANSWERS.clear()
-        kept = _SCHEMA_ANSWERS[key] = tuple(_schema_problems(obj))
-    return list(kept)
-
-
-_KEEP_AT_MOST = 50_000
-"""Answers kept per process: far above a stack's objects (a few MiB at most)."""
-
-_SCHEMA_ANSWERS: dict[bytes, tuple[str, ...]] = {}
-
-
-def _schema_problems(obj: Mapping[str, Any]) -> list[str]:
+    Each kind's validator is built once per process (components/kube_schemas.py), so a check
+    costs microseconds and its answer is not kept: keeping answers by the object's canonical
+    JSON cost ten times more (serialising and hashing the object) than checking it again."""
     problems = []
     for version in SCHEMA_VERSIONS:
         try:

@@ -292,8 +292,8 @@ def problems(
 ) -> list[tuple[str, str]]:
     """(key below the entry, why) for everything Kubernetes or the recipe refuses in the
     entry: the object's schema (both supported Kubernetes versions), then its pod template.
-    `environment` only labels the object; the stack's own makes it the very object the
-    component checks again, whose schema answer `podspec.schema_problems` then keeps.
+    `environment` only labels the object: the stack's own makes it the very object the
+    component deploys.
 
     Keys name what the user wrote: `containers[0].image` for a short-form container,
     `template.spec.volumes[1]` for the template, `spec.schedule` for the object's spec."""
