@@ -226,10 +226,10 @@ def tee_problems(loc: Located) -> list[str]:
         problems.append(
             f"{loc.field('ephemeralContainers')}: debug containers are host-chosen code in the TEE"
         )
-    problems += _id_problems(loc, ("securityContext",), spec.get("securityContext") or {})
+    problems += _id_problems(loc, ("securityContext",), spec.get("securityContext") or {}, POD_IDS)
     for field, i, c in containers(spec):
         security = c.get("securityContext") or {}
-        problems += _id_problems(loc, (field, i, "securityContext"), security)
+        problems += _id_problems(loc, (field, i, "securityContext"), security, CONTAINER_IDS)
         if security.get("privileged"):
             problems.append(
                 f"{loc.field(field, i, 'securityContext', 'privileged')}: a privileged "
@@ -245,23 +245,36 @@ def tee_problems(loc: Located) -> list[str]:
     return problems
 
 
-def _id_problems(loc: Located, where: tuple[str | int, ...], security: Any) -> list[str]:
+CONTAINER_IDS = ("runAsUser", "runAsGroup")
+"""The user and group IDs a container's securityContext sets."""
+
+POD_IDS = (*CONTAINER_IDS, "fsGroup", "supplementalGroups")
+"""And a pod's: its volumes' group and the extra groups of every process (a list)."""
+
+
+def _id_problems(
+    loc: Located, where: tuple[str | int, ...], security: Any, names: tuple[str, ...]
+) -> list[str]:
     """User and group IDs outside what Kubernetes accepts (`IsValidUserID`, `IsValidGroupID`:
-    0 to MaxInt32, components/value_ranges.py): the schema says only "integer", which a
-    huge or fractional number passes, and the agent policy pins the IDs as integers."""
+    0 to MaxInt32, components/value_ranges.py; pod validation applies them to each of
+    `names`): the schema says only "integer", which a huge or fractional number passes, and
+    the agent policy pins the IDs as integers."""
     if not isinstance(security, Mapping):
         return []
     problems = []
-    for name in ("runAsUser", "runAsGroup"):
+    for name in names:
         value = security.get(name)
-        if value is None:
-            continue
-        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-        if isinstance(value, bool) or not whole or not 0 <= value <= INT32_MAX:
-            problems.append(
-                f"{loc.field(*where, name)}: {value!r} is not an ID Kubernetes accepts; use a "
-                f"whole number from 0 to {INT32_MAX}"
-            )
+        listed = value if isinstance(value, list) else [value]
+        for j, one in enumerate(listed):
+            if one is None:
+                continue
+            whole = isinstance(one, int) or (isinstance(one, float) and one.is_integer())
+            if isinstance(one, bool) or not whole or not 0 <= one <= INT32_MAX:
+                at = (name, j) if isinstance(value, list) else (name,)
+                problems.append(
+                    f"{loc.field(*where, *at)}: {one!r} is not an ID Kubernetes accepts; use a "
+                    f"whole number from 0 to {INT32_MAX}"
+                )
     return problems
 
 

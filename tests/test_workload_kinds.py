@@ -264,6 +264,27 @@ def test_user_and_group_ids_are_kubernetes_ids(where: str, value: Any, refused: 
 
 
 @pytest.mark.parametrize(
+    ("field", "value", "key"),
+    [
+        ("fsGroup", 9.223372036854776e18, "fsGroup"),  # found by the fuzz test below
+        ("fsGroup", -1, "fsGroup"),
+        ("supplementalGroups", [1000, 2**31], "supplementalGroups[1]"),
+    ],
+)
+def test_pod_group_ids_are_kubernetes_ids(field: str, value: Any, key: str) -> None:
+    """The pod's fsGroup and supplementalGroups are group IDs too (IsValidGroupID)."""
+    template = copy.deepcopy(FULL_TEMPLATE)
+    template["spec"].setdefault("securityContext", {})[field] = value
+    entry = WorkloadSettings.model_validate({"name": "web", "template": template})
+    found = workload_template.problems(entry, "kata-qemu-tdx", False)
+    assert [k for k, _ in found] == [f"template.spec.securityContext.{key}"], found
+    assert "0 to 2147483647" in found[0][1]
+    template["spec"]["securityContext"][field] = [1000] if field == "supplementalGroups" else 1000
+    fine = WorkloadSettings.model_validate({"name": "web", "template": template})
+    assert workload_template.problems(fine, "kata-qemu-tdx", False) == []
+
+
+@pytest.mark.parametrize(
     ("data", "match"),
     [
         ({"kind": "Job", "replicas": 3}, "has no replicas"),
@@ -312,6 +333,7 @@ def test_the_fuzzed_entry_is_valid_as_written() -> None:
     path=("workloads", 0, "template", "spec", "containers", 0, "securityContext", "runAsUser"),
     value=9.223372036854776e18,
 )
+@example(path=("workloads", 0, "template", "spec", "securityContext", "fsGroup"), value=2.0**63)
 def test_any_value_anywhere_in_a_template(path: tuple[Any, ...], value: Any) -> None:
     """A random value anywhere in a full pod template or object spec: settings, or a bounded
     SettingsError naming coco: keys, never another exception."""
