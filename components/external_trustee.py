@@ -113,7 +113,8 @@ def build_external(settings: StackSettings) -> ExternalZone:
     platform = build_platform(settings, kbs)
     workloads, manifests = deploy_workloads(settings, kbs.url, kbs.certificate_pem, platform, None)
     runtime_classes = all_runtime_classes(settings)
-    policy = reader_digests(workloads, manifests).apply(
+    digests = {n: w.initdata_digest for n, w in workloads.items()}
+    policy = reader_digests(digests, manifests).apply(
         lambda d: render_resource_policy_for(
             settings.trustee,
             [

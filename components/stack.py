@@ -308,7 +308,6 @@ def deploy_workloads(
 
 
 def _workload_options(
-    settings: StackSettings,
     platform: Platform,
     namespaces: Mapping[str, k8s.core.v1.Namespace],
     namespace: str,
@@ -383,7 +382,7 @@ def deploy_workload_pods(
             settings.environment,
             kbs_url=kbs_url,
             kbs_cert_pem=kbs_cert_pem,
-            opts=_workload_options(settings, platform, namespaces, w.namespace),
+            opts=_workload_options(platform, namespaces, w.namespace),
             sealing_key_pem=signer.private_key_pem if signer is not None else None,
             attestation_platform=platform_or_none(settings, runtime_classes[w.name]),
             pod=pods[w.name],
@@ -410,7 +409,7 @@ def deploy_manifests(
             settings.environment,
             kbs_url=kbs_url,
             kbs_cert_pem=kbs_cert_pem,
-            opts=_workload_options(settings, platform, namespaces, m.namespace),
+            opts=_workload_options(platform, namespaces, m.namespace),
             attestation_platform=platform_or_none(settings, runtime_classes[m.name]),
             key=f"coco:manifests[{i}]",
             rendering=settings.kubernetes.rendering,
@@ -477,25 +476,20 @@ def _sealed_secret_signer(
 
 
 def reader_digests(
-    workloads: Mapping[str, ConfidentialWorkload] | Mapping[str, pulumi.Output[str]],
+    workloads: Mapping[str, pulumi.Output[str]],
     manifests: Mapping[str, ConfidentialManifests],
 ) -> pulumi.Output[list[Any]]:
     """[workload name -> init-data digest, manifests source -> its workloads' digests]: what
-    the resource policy binds each grant to. `workloads` gives each digest, or the
-    components that carry it."""
+    the resource policy binds each grant to, from each workload's digest."""
     names = sorted(workloads)
     sources = sorted(manifests)
-    digests = pulumi.Output.all(*[_digest_of(workloads[n]) for n in names]).apply(
+    digests = pulumi.Output.all(*[workloads[n] for n in names]).apply(
         lambda ds: dict(zip(names, ds, strict=True))
     )
     source_digests = pulumi.Output.all(*[manifests[n].digests for n in sources]).apply(
         lambda ds: dict(zip(sources, ds, strict=True))
     )
     return pulumi.Output.all(digests, source_digests)
-
-
-def _digest_of(workload: ConfidentialWorkload | pulumi.Output[str]) -> pulumi.Output[str]:
-    return workload.initdata_digest if isinstance(workload, ConfidentialWorkload) else workload
 
 
 def _grants(
