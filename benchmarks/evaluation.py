@@ -26,8 +26,8 @@ GC_STUDY_THRESHOLDS = (0, 0, 0)
 (CPython's default: 700, 10, 10), on both sides, whatever `__main__.py` sets (the worker
 makes its collector calls no-ops on these rows).
 
-Why a study at all: the program's entry point tunes the collector (no full collections), and
-the baseline as written does not, so the headline ratio includes that tuning. Re-running both
+Why a study at all: the program's entry point turns the collector off, and the baseline as
+written does not, so the headline ratio includes that tuning. Re-running both
 sides with the collector off compares coco's own per-workload cost with the baseline's on
 equal terms."""
 

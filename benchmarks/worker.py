@@ -111,10 +111,10 @@ _GC_THRESHOLDS: tuple[int, int, int] | None = None
 
 
 def _hold_collector_settings() -> None:
-    """Keep `_GC_THRESHOLDS` for the whole timed region: the program's `__main__.py` tunes
-    the collector itself (`gc.set_threshold`), which on the equal-terms rows would make the
-    two sides differ again. Its calls become no-ops in this process, which ends after one run.
-    """
+    """Keep `_GC_THRESHOLDS` for the whole timed region: the program's `__main__.py` sets
+    the collector itself (`gc.disable` today), and any change of that setting would make the
+    two sides of the equal-terms rows differ again. Its calls become no-ops in this process,
+    which ends after one run."""
     gc.set_threshold = lambda *args, **kwargs: None
     gc.disable = gc.enable = lambda: None
 
