@@ -325,20 +325,18 @@ func (h *pythonHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulum
 	if config == nil {
 		config = map[string]string{} // "null" would break pulumi.runtime.set_all_config
 	}
-	configJSON, err := json.Marshal(config)
-	if err != nil {
-		return nil, err
-	}
 	secretKeys := req.GetConfigSecretKeys()
 	if secretKeys == nil {
 		secretKeys = []string{}
 	}
-	secretJSON, err := json.Marshal(secretKeys)
+	// The configuration goes through a pipe, not the environment (see configBootstrap).
+	payload, err := json.Marshal(struct {
+		Config     map[string]string `json:"config"`
+		SecretKeys []string          `json:"secretKeys"`
+	}{config, secretKeys})
 	if err != nil {
 		return nil, err
 	}
-	// The configuration goes through a pipe, not the environment (see configBootstrap).
-	payload := []byte(`{"config":` + string(configJSON) + `,"secretKeys":` + string(secretJSON) + `}`)
 	configReader, configWriter, err := os.Pipe()
 	if err != nil {
 		return nil, err
