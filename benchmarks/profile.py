@@ -38,10 +38,10 @@ if side == "program":
     worker._set_fleet_config(n)
     func = worker._program
 else:
-    from benchmarks.baseline import load_specs, prepare, register
+    from benchmarks.baseline import load_specs, prepare
     prepared = prepare(load_specs(specs))
     worker._mocks_session()
-    func = lambda: register(prepared)
+    func = worker._baseline_program(prepared)
 gc.collect()
 gc.freeze()
 if tool == "pyinstrument":
