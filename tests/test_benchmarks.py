@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from benchmarks import fleet_wall, kube, startup
 from benchmarks.fleet import fleet_config
@@ -97,6 +98,37 @@ def test_fleet_benchmark_quick_run() -> None:
     (m,) = fleet_wall.QUICK_SIZES
     (row,) = [x for x in proc.stdout.splitlines() if x.startswith(f"| {m} |")]
     # Both sides deployed every stack (a failed stack stops the benchmark with exit 1) and
-    # created the same resources.
-    assert int(row.split("|")[-2]) > 0
+    # created resources; the operation is the render mode's one.
+    cells = [c.strip() for c in row.split("|")]
+    assert cells[2] == "up", row
+    kind, count = cells[-2].split()
+    assert kind == "create" and int(count) > 0, row
     assert proc.stderr.count(": ok in ") == 2 * m
+
+
+def test_fleet_benchmark_stacks_on_clusters_are_valid_and_apart(tmp_path: Path) -> None:
+    """The cluster mode's stacks: each accepted by the program's own settings, stack i on
+    control plane i mod C, and no two stacks on one cluster sharing a namespace (they would
+    fight over its objects)."""
+    from automation.fleet_stacks import load_specs
+
+    kubeconfigs = []
+    for j in range(2):
+        path = tmp_path / f"kubeconfig-{j}"
+        path.write_text("")
+        kubeconfigs.append(path)
+    files = fleet_wall.write_fleet(tmp_path / "fleet", 3, 2, kubeconfigs)
+    specs, refused = load_specs(files, {"demoKey": "bench-key"})
+    assert not refused and len(specs) == 3
+    seen: dict[str, set[str]] = {}
+    for i, path in enumerate(files):
+        config = yaml.safe_load(path.read_text())["config"]
+        assert config["coco:kubernetes"]["kubeconfig"] == str(kubeconfigs[i % 2])
+        assert config["coco:cluster"]["install"] == {"method": "preinstalled"}
+        trustee = config["coco:trustee"]
+        assert trustee["url"] == f"https://kbs.{trustee['namespace']}.svc.cluster.local:8080"
+        namespaces = {trustee["namespace"], *(w["namespace"] for w in config["coco:workloads"])}
+        cluster = config["coco:kubernetes"]["kubeconfig"]
+        assert not namespaces & seen.get(cluster, set()), (path, seen)
+        seen.setdefault(cluster, set()).update(namespaces)
+    assert len(config["coco:workloads"]) == 2
