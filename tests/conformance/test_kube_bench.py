@@ -24,17 +24,13 @@ pytestmark = [pytest.mark.conformance, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_kube_benchmark_quick_run_applies_both_sides(tmp_path: Path) -> None:
+def run_benchmark(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m <module> <args>` from the repository root, which must exit 0."""
     judge_dir("kube")  # the control plane it starts (a skip, or a failure in CI, without it)
     if not os.environ.get("COCO_TOOLS_BIN"):
         pytest.fail("the engine is not set up: run `bash scripts/setup.sh; source scripts/env.sh`")
-    events = tmp_path / "events"
     proc = subprocess.run(
-        [
-            sys.executable,
-            *("-m", "benchmarks.kube", "--quick", "--checkpoints", "end"),
-            *("--event-log", str(events)),
-        ],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -42,6 +38,14 @@ def test_kube_benchmark_quick_run_applies_both_sides(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-6000:]
+    return proc
+
+
+def test_kube_benchmark_quick_run_applies_both_sides(tmp_path: Path) -> None:
+    events = tmp_path / "events"
+    proc = run_benchmark(
+        "benchmarks.kube", "--quick", "--checkpoints", "end", "--event-log", str(events)
+    )
     (n,) = kube.QUICK_SIZES
     rows = [x for x in proc.stdout.splitlines() if x.startswith(f"| {n} |")]
     assert len(rows) == 1, proc.stdout
@@ -71,18 +75,7 @@ def test_fleet_benchmark_on_a_control_plane_quick_run() -> None:
     """`python -m benchmarks.fleet_wall --clusters 1 --quick`: two dev stacks, each in its own
     namespaces on one local control plane, through `preview`, `up` and `refresh`, one after
     another and then both at once (fresh control planes each side); no time is asserted."""
-    judge_dir("kube")
-    if not os.environ.get("COCO_TOOLS_BIN"):
-        pytest.fail("the engine is not set up: run `bash scripts/setup.sh; source scripts/env.sh`")
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.fleet_wall", "--clusters", "1", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-6000:]
+    proc = run_benchmark("benchmarks.fleet_wall", "--clusters", "1", "--quick")
     (m,) = fleet_wall.QUICK_SIZES
     rows = {
         cells[2]: cells
