@@ -57,8 +57,6 @@ DEFAULT_PARALLEL = 2
 DEFAULT_WORKLOADS = 5
 CLUSTER_OPERATIONS: tuple[FleetOperation, ...] = ("preview", "up", "refresh")
 """What a fleet on clusters runs, in this order, each timed: a fleet's whole life."""
-RUNTIME_CLASS = "kata-qemu-coco-dev"
-"""The dev stack's class (`tee: none`), preinstalled on each cluster."""
 
 
 def stack_config(render_dir: Path, workloads: int) -> dict[str, Any]:
@@ -121,11 +119,6 @@ class Side:
     @property
     def per_stack(self) -> float:
         return self.seconds / self.stacks
-
-    @property
-    def resources(self) -> int:
-        """Resources the operation touched (created, or would create, or read back)."""
-        return sum(self.changes.values())
 
 
 @dataclass(frozen=True)
@@ -208,7 +201,12 @@ def run_on_clusters(
 ) -> dict[FleetOperation, Side]:
     """One side of the cluster mode: `clusters` fresh control planes (started and stopped
     outside the clock), the fleet's `preview`, `up` and `refresh` on them."""
+    from components import tee
+
     kube_cluster, kube_stack, bin_dir = _kube()
+    config = stack_config(root, 1)
+    # The class the dev stack's workload resolves to (it names none), as an installer makes it.
+    runtime_class = tee.default_class(kube_stack.cluster_settings(config).hardware)
     with contextlib.ExitStack() as running:
         started = []
         for j in range(clusters):
@@ -216,7 +214,7 @@ def run_on_clusters(
             cluster = running.enter_context(
                 kube_cluster.start_cluster(bin_dir, root / f"cluster-{j}")
             )
-            kube_stack.preinstall_runtime_classes(cluster, stack_config(root, 1), [RUNTIME_CLASS])
+            kube_stack.preinstall_runtime_classes(cluster, config, [runtime_class])
             started.append(cluster)
         kubeconfigs = [c.kubeconfig for c in started]
         return run_side(root, m, workloads, parallel, CLUSTER_OPERATIONS, kubeconfigs)

@@ -25,12 +25,14 @@ queues, to quiescence), so the ratio compares the programs and nothing else.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import json
 import os
 import resource
 import runpy
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -118,7 +120,9 @@ def _baseline_program(prepared: list[Any]) -> Callable[[], object]:
     called straight from the harness would skip the four frames (runpy's three and the
     module's) every real program, coco's and a plain one alike, registers under.
     """
-    main = Path(tempfile.mkdtemp(prefix="coco-bench-baseline-")) / "__main__.py"
+    folder = tempfile.mkdtemp(prefix="coco-bench-baseline-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    main = Path(folder) / "__main__.py"
     main.write_text(_BASELINE_MAIN)
 
     def run() -> None:
